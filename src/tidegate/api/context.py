@@ -1,0 +1,30 @@
+"""What every endpoint can reach: the services app.py built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from tidegate.auth.request_auth import RequestAuthenticator
+from tidegate.auth.tokens import AuthTokens
+from tidegate.chain.clients import Chains
+from tidegate.settings import Settings
+from tidegate.stores.base import Store
+
+
+@dataclass
+class Services:
+    """Long-lived clients and domain services of one process."""
+
+    settings: Settings
+    store: Store
+    chains: Chains
+    tokens: AuthTokens
+    authenticator: RequestAuthenticator
+
+
+def services(request: Request) -> Services:
+    """The process's services (set by the app's lifespan)."""
+    svc: Services = request.app.state.services
+    return svc

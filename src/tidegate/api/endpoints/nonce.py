@@ -1,0 +1,34 @@
+"""``GET /api/services/nonce`` — the last nonce used by an address (0 if none)."""
+
+from __future__ import annotations
+
+from eth_utils import is_address, to_checksum_address
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tidegate.api.context import services
+from tidegate.api.params import Params, parse_params
+from tidegate.api.responses import JsonResponse
+from tidegate.api.routes import Endpoint
+from tidegate.auth.nonces import nonce_as_int
+from tidegate.errors import BadRequestError
+
+
+class NonceParams(Params):
+    userAddress: str
+
+
+async def get_nonce(request: Request) -> Response:
+    params = await parse_params(request, NonceParams)
+    if not is_address(params.userAddress):
+        raise BadRequestError("The userAddress is not an Ethereum address.",
+                              code="invalid_address")
+    stored = await services(request).store.get_nonce(to_checksum_address(params.userAddress))
+    return JsonResponse({"nonce": nonce_as_int(stored)})
+
+
+ENDPOINTS = [
+    Endpoint("nonce", "GET", "/api/services/nonce", get_nonce,
+             "Last nonce used by an address (a JSON integer, 0 for a new address)",
+             params=NonceParams),
+]

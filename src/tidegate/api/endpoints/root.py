@@ -1,0 +1,42 @@
+"""``GET /`` — the provider's identity and service map (clients call it constantly)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tidegate import __version__
+from tidegate.api.context import services
+from tidegate.api.responses import JsonResponse
+from tidegate.api.routes import Endpoint, service_endpoints
+
+
+def root_document(request: Request) -> dict[str, object]:
+    """Build the root document from the route table and configured chains."""
+    svc = services(request)
+    addresses = {str(c.chain_id): c.provider_address for c in svc.chains.by_id.values()}
+    first = svc.chains.get(svc.chains.ids[0]).provider_address if svc.chains.ids else None
+    return {
+        "software": "Tidegate",
+        "version": __version__,
+        "chainIds": svc.chains.ids,
+        "providerAddresses": addresses,
+        "providerAddress": first,
+        "serviceEndpoints": service_endpoints(request.app.state.endpoints),
+    }
+
+
+async def get_root(request: Request) -> Response:
+    # The document only changes with configuration: render it once per process.
+    cached: bytes | None = getattr(request.app.state, "root_body", None)
+    if cached is None:
+        cached = bytes(JsonResponse(root_document(request)).body)
+        request.app.state.root_body = cached
+    return Response(cached, media_type="application/json",
+                    headers={"Access-Control-Allow-Origin": "*"})
+
+
+ENDPOINTS = [
+    Endpoint("root", "GET", "/", get_root, "Provider identity, chains and service map",
+             body="none", service=False),
+]

@@ -1,0 +1,92 @@
+"""Composition root: ``create_app(settings)`` builds every client once.
+
+Only this module constructs clients (HTTP, store, chains) and hands them down; no
+work happens at import time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount, Route
+
+from tidegate.api.context import Services
+from tidegate.api.endpoints import auth_tokens, encryption, nonce, operations, root
+from tidegate.api.errors import EXCEPTION_HANDLERS
+from tidegate.api.middleware import Metrics, ObservabilityMiddleware
+from tidegate.api.routes import Endpoint, starlette_routes
+from tidegate.auth.request_auth import RequestAuthenticator
+from tidegate.auth.tokens import AuthTokens
+from tidegate.chain.clients import discover_chains
+from tidegate.settings import Settings
+from tidegate.stores.factory import build_store
+
+
+def all_endpoints() -> list[Endpoint]:
+    """Every endpoint Tidegate serves, in the order they appear in docs."""
+    return [
+        *root.ENDPOINTS,
+        *nonce.ENDPOINTS,
+        *encryption.ENDPOINTS,
+        *auth_tokens.ENDPOINTS,
+        *operations.ENDPOINTS,
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI application for ``settings``; clients are built in its lifespan."""
+    endpoints = all_endpoints()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(httpx.AsyncClient())
+            store = build_store(settings)
+            await store.open()
+            stack.push_async_callback(store.close)
+            chains = await discover_chains(settings, http)
+            secret = settings.auth_token_secret or await store.get_or_create_secret(
+                "auth_token_secret", secrets.token_hex(32)
+            )
+            tokens = AuthTokens(secret, store)
+            app.state.services = Services(
+                settings=settings,
+                store=store,
+                chains=chains,
+                tokens=tokens,
+                authenticator=RequestAuthenticator(store, tokens),
+            )
+            yield
+
+    routes: list[BaseRoute] = list(starlette_routes(endpoints))
+    if settings.root_path:
+        # Mounted under a prefix, but GET / also answers at the host root: ocean.py
+        # asks scheme://host[:port]/ for providerAddresses whatever the prefix.
+        root_route = next(r for r in routes if isinstance(r, Route) and r.path == "/")
+        routes = [root_route, Mount(settings.root_path, routes=routes)]
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            Middleware(ObservabilityMiddleware, metrics=metrics, log_access=settings.access_log),
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+                       allow_headers=["*"], expose_headers=["Content-Disposition"]),
+        ],
+    )
+    app.state.endpoints = endpoints
+    app.state.metrics = metrics
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (each worker reads the same environment)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,65 @@
+"""Nonces: parsed as decimal numbers, strictly increasing, advanced atomically.
+
+Nonces in the wild are small counters, millisecond timestamps, float-second strings
+and nanosecond integers (Aquarius, ~1.7e18, above 2**53): they are compared as exact
+decimals, never floats. The store compares a fixed-width text key, so the same
+comparison runs inside SQLite and PostgreSQL in one atomic statement.
+"""
+
+from __future__ import annotations
+
+from decimal import Context, Decimal, InvalidOperation
+
+from tidegate.errors import BadRequestError, UnauthorizedError
+from tidegate.stores.base import Store
+
+_INT_DIGITS = 40
+_FRAC_DIGITS = 18
+# Enough precision for 40 integer digits and 18 fractional ones, exactly.
+_CONTEXT = Context(prec=_INT_DIGITS + _FRAC_DIGITS + 4)
+
+
+class NonceReusedError(UnauthorizedError):
+    code = "nonce_too_low"
+
+
+def parse_nonce(raw: str) -> Decimal:
+    """Parse a nonce as received; raises BadRequestError if it is not a usable number."""
+    try:
+        value = Decimal(raw.strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise BadRequestError("The nonce must be a number.", code="invalid_nonce") from exc
+    if not value.is_finite() or value < 0:
+        raise BadRequestError("The nonce must be a non-negative number.", code="invalid_nonce")
+    if value >= Decimal(10) ** _INT_DIGITS:
+        raise BadRequestError("The nonce is too large.", code="invalid_nonce")
+    return value
+
+
+def sort_key(value: Decimal) -> str:
+    """Fixed-width text whose lexicographic order is the numeric order of ``value``."""
+    quantized = value.quantize(Decimal(1).scaleb(-_FRAC_DIGITS), context=_CONTEXT)
+    integer, _, fraction = f"{quantized:f}".partition(".")
+    return f"{int(integer):0{_INT_DIGITS}d}.{fraction.ljust(_FRAC_DIGITS, '0')}"
+
+
+def nonce_as_int(stored: str | None) -> int:
+    """What ``GET /nonce`` reports: the integer part of the stored nonce, 0 if none.
+
+    Clients send ``reported + 1``, which is strictly greater than any fractional
+    stored value with that integer part.
+    """
+    if stored is None:
+        return 0
+    return int(Decimal(stored))
+
+
+async def consume_nonce(store: Store, address: str, raw: str) -> None:
+    """Accept ``raw`` for ``address`` only if strictly greater than the stored nonce."""
+    value = parse_nonce(raw)
+    if not await store.advance_nonce(address, sort_key(value), raw.strip()):
+        current = await store.get_nonce(address)
+        raise NonceReusedError(
+            f"Invalid nonce: {raw.strip()} is not greater than the last used nonce "
+            f"({current}). Use GET /api/services/nonce and add 1."
+        )

@@ -1,0 +1,272 @@
+"""Typed, frozen settings: the only module that reads the environment.
+
+The reference Provider's variable names and forms are accepted unchanged
+(``PROVIDER_PRIVATE_KEY`` and ``NETWORK_URL`` as a single value or a JSON map
+chainId -> value, ``UNIVERSAL_PRIVATE_KEY``, ``AUTHORIZED_DECRYPTERS`` ...) so an
+operator can switch with the same environment; settings the reference lacks use
+``TIDEGATE_*`` names. Every value is validated once, at start-up: a bad value raises
+:class:`~tidegate.errors.ConfigurationError` listing every problem found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_utils import is_address, to_checksum_address
+
+from tidegate.errors import ConfigurationError
+
+_Check = Callable[[str, str], bool]
+_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+DEFAULT_MAX_CHECKSUM_LENGTH = 5 * 1024 * 1024
+DEFAULT_MAX_ENCRYPT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one Tidegate process.
+
+    ``provider_keys`` / ``network_urls`` hold the per-chain (JSON map) form;
+    ``provider_key`` / ``network_url`` the single-value form. Exactly one form of
+    each is set, and both use the same form (as the reference requires).
+    """
+
+    provider_key: str | None = None
+    provider_keys: Mapping[int, str] = field(default_factory=dict)
+    network_url: str | None = None
+    network_urls: Mapping[int, str] = field(default_factory=dict)
+    universal_key: str | None = None
+    auth_token_secret: str | None = None
+    authorized_decrypters: tuple[str, ...] = ()
+    address_file: Path | None = None
+    aquarius_url: str | None = None
+    operator_service_url: str | None = None
+    provider_fee_token: str | None = None
+    provider_fee_tokens: Mapping[int, str] = field(default_factory=dict)
+    allow_private_urls: bool = False
+    max_checksum_length: int = DEFAULT_MAX_CHECKSUM_LENGTH
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    rpc_timeout: float = 10.0
+    pending_tx_wait: float = 5.0
+    ipfs_gateway: str | None = None
+    arweave_gateway: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path("data")
+    max_encrypt_bytes: int = DEFAULT_MAX_ENCRYPT_BYTES
+    root_path: str = ""
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    @property
+    def multichain(self) -> bool:
+        """True when keys and RPCs are given as JSON maps per chain."""
+        return bool(self.network_urls)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tidegate.db"
+
+    def key_for_chain(self, chain_id: int) -> str | None:
+        """The provider's private key for ``chain_id`` (None if not configured)."""
+        if self.provider_keys:
+            return self.provider_keys.get(chain_id)
+        return self.provider_key
+
+    @property
+    def chain_independent_key(self) -> str | None:
+        """``UNIVERSAL_PRIVATE_KEY``, else the single provider key."""
+        return self.universal_key or self.provider_key
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment (``os.environ`` by default)."""
+        return _Parser(os.environ if environ is None else environ).build()
+
+
+class _Parser:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, *names: str) -> str | None:
+        for name in names:
+            value = self.env.get(name)
+            if value is not None and value.strip() != "":
+                return value.strip()
+        return None
+
+    def build(self) -> Settings:
+        key, keys = self._per_chain("PROVIDER_PRIVATE_KEY", self._check_key)
+        url, urls = self._per_chain("NETWORK_URL", self._check_url)
+        if key is None and not keys:
+            self.problems.append("PROVIDER_PRIVATE_KEY is required")
+        if url is None and not urls:
+            self.problems.append("NETWORK_URL is required")
+        if (key is not None and urls) or (keys and url is not None):
+            self.problems.append(
+                "NETWORK_URL and PROVIDER_PRIVATE_KEY must both be single or both JSON encoded"
+            )
+        if keys and urls and set(keys) != set(urls):
+            self.problems.append("NETWORK_URL and PROVIDER_PRIVATE_KEY list different chain ids")
+        fee_token, fee_tokens = self._per_chain("PROVIDER_FEE_TOKEN", self._check_address)
+        settings = Settings(
+            provider_key=key,
+            provider_keys=keys,
+            network_url=url,
+            network_urls=urls,
+            universal_key=self._optional("UNIVERSAL_PRIVATE_KEY", self._check_key),
+            auth_token_secret=self.get("TIDEGATE_AUTH_TOKEN_SECRET"),
+            authorized_decrypters=self._decrypters(),
+            address_file=self._path("ADDRESS_FILE"),
+            aquarius_url=self._optional("AQUARIUS_URL", self._check_url),
+            operator_service_url=self._optional("OPERATOR_SERVICE_URL", self._check_url),
+            provider_fee_token=fee_token,
+            provider_fee_tokens=fee_tokens,
+            allow_private_urls=self._bool("TIDEGATE_ALLOW_PRIVATE_URLS", "ALLOW_NON_PUBLIC_IP"),
+            max_checksum_length=self._int("MAX_CHECKSUM_LENGTH", DEFAULT_MAX_CHECKSUM_LENGTH),
+            connect_timeout=self._float("TIDEGATE_CONNECT_TIMEOUT", 5.0),
+            read_timeout=self._float("TIDEGATE_READ_TIMEOUT", self._float("REQUEST_TIMEOUT", 10.0)),
+            rpc_timeout=self._float("TIDEGATE_RPC_TIMEOUT", 10.0),
+            pending_tx_wait=self._float("TIDEGATE_PENDING_TX_WAIT", 5.0),
+            ipfs_gateway=self._optional("IPFS_GATEWAY", self._check_url),
+            arweave_gateway=self._optional("ARWEAVE_GATEWAY", self._check_url),
+            database_url=self._database_url(),
+            data_dir=self._path("TIDEGATE_DATA_DIR") or Path("data"),
+            max_encrypt_bytes=self._int("TIDEGATE_MAX_ENCRYPT_BYTES", DEFAULT_MAX_ENCRYPT_BYTES),
+            root_path=self._root_path(),
+            log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
+            access_log=self._bool("TIDEGATE_ACCESS_LOG", default=True),
+        )
+        if self.problems:
+            raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))
+        return settings
+
+    # --- per-field helpers -------------------------------------------------------
+    def _per_chain(
+        self, name: str, check: _Check
+    ) -> tuple[str | None, dict[int, str]]:
+        raw = self.get(name)
+        if raw is None:
+            return None, {}
+        if not raw.startswith("{"):
+            return (raw if check(name, raw) else None), {}
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            self.problems.append(f"{name} is neither a single value nor valid JSON")
+            return None, {}
+        if not isinstance(decoded, dict) or not decoded:
+            self.problems.append(f"{name} must be a non-empty JSON object chainId -> value")
+            return None, {}
+        result: dict[int, str] = {}
+        for chain, value in decoded.items():
+            if not str(chain).isdigit() or not isinstance(value, str):
+                self.problems.append(f"{name} has an invalid entry for chain {chain!r}")
+                continue
+            if check(f"{name}[{chain}]", value):
+                result[int(chain)] = value
+        return None, result
+
+    def _optional(self, name: str, check: _Check) -> str | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        return raw if check(name, raw) else None
+
+    def _check_key(self, name: str, value: str) -> bool:
+        if not _KEY_RE.match(value):
+            # Never echo the value: it is a secret.
+            self.problems.append(f"{name} must be a 32-byte hex private key")
+            return False
+        return True
+
+    def _check_url(self, name: str, value: str) -> bool:
+        if not re.match(r"^(https?|wss?)://[^\s]+$", value):
+            self.problems.append(f"{name} must be an http(s) or ws(s) URL")
+            return False
+        return True
+
+    def _check_address(self, name: str, value: str) -> bool:
+        if not is_address(value):
+            self.problems.append(f"{name} must be an Ethereum address")
+            return False
+        return True
+
+    def _decrypters(self) -> tuple[str, ...]:
+        raw = self.get("AUTHORIZED_DECRYPTERS")
+        if raw is None:
+            return ()
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, list) or not all(
+            isinstance(a, str) and is_address(a) for a in decoded
+        ):
+            self.problems.append("AUTHORIZED_DECRYPTERS must be a JSON list of addresses")
+            return ()
+        return tuple(to_checksum_address(a) for a in decoded)
+
+    def _bool(self, *names: str, default: bool = False) -> bool:
+        for name in names:
+            raw = self.env.get(name)
+            if raw is None:
+                continue
+            if raw.strip().lower() in _TRUE:
+                return True
+            if raw.strip().lower() in _FALSE:
+                return False
+            self.problems.append(f"{name} must be a boolean (true/false)")
+        return default
+
+    def _int(self, name: str, default: int) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit():
+            self.problems.append(f"{name} must be a non-negative integer")
+            return default
+        return int(raw)
+
+    def _float(self, name: str, default: float) -> float:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not value > 0 or value != value or value == float("inf"):
+            self.problems.append(f"{name} must be a positive number of seconds")
+            return default
+        return value
+
+    def _path(self, name: str) -> Path | None:
+        raw = self.get(name)
+        return Path(raw).expanduser() if raw is not None else None
+
+    def _database_url(self) -> str | None:
+        raw = self.get("TIDEGATE_DATABASE_URL")
+        if raw is None:
+            return None
+        if not re.match(r"^(postgres(ql)?|sqlite)://", raw):
+            self.problems.append("TIDEGATE_DATABASE_URL must be postgresql://... or sqlite:///...")
+            return None
+        return raw
+
+    def _root_path(self) -> str:
+        raw = self.get("TIDEGATE_ROOT_PATH") or ""
+        raw = raw.rstrip("/")
+        if raw and not re.match(r"^(/[A-Za-z0-9._~-]+)+$", raw):
+            self.problems.append("TIDEGATE_ROOT_PATH must look like /prefix")
+            return ""
+        return raw

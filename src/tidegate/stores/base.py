@@ -1,0 +1,49 @@
+"""The Store protocol: what Tidegate keeps between requests and restarts.
+
+Implementations: SQLite (one machine, the default) and PostgreSQL (several
+replicas). Both must make :meth:`Store.advance_nonce` a single atomic statement so
+that N concurrent requests carrying the same fresh nonce give exactly one success,
+across processes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Store(Protocol):
+    """Async persistence used by auth (nonces, revoked tokens, secrets)."""
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (readiness check)."""
+
+    async def get_nonce(self, address: str) -> str | None:
+        """The last accepted nonce of ``address`` as received, or None."""
+
+    async def advance_nonce(self, address: str, sort_key: str, nonce: str) -> bool:
+        """Store ``nonce`` if its ``sort_key`` is strictly greater than the stored one.
+
+        Returns True when stored (first nonce or a greater one), False otherwise.
+        Check and write are one atomic step.
+        """
+
+    async def revoke_token(self, token_id: str, expires_at: int) -> None:
+        """Mark a token (by its id, a hash of the token) as revoked until it expires."""
+
+    async def unrevoke_token(self, token_id: str) -> None:
+        """Remove a revocation (the reference restores a re-created token)."""
+
+    async def is_token_revoked(self, token_id: str) -> bool:
+        """True if the token was revoked."""
+
+    async def get_or_create_secret(self, name: str, candidate: str) -> str:
+        """Return the secret stored under ``name``; store ``candidate`` if none exists.
+
+        Concurrent callers all receive the same (first stored) value.
+        """

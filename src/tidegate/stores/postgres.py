@@ -1,0 +1,109 @@
+"""PostgreSQL store: state shared by several Tidegate replicas.
+
+Each operation is one statement on a pooled connection; the nonce upsert's
+``WHERE`` clause makes check-and-advance atomic under concurrency.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from tidegate.errors import ServiceUnavailableError
+from tidegate.stores.migrations import MIGRATIONS
+
+# Serialises schema migration between replicas starting at the same time.
+_MIGRATION_LOCK_ID = 0x7469646567617465  # "tidegate"
+
+
+class PostgresStore:
+    """Store backed by a PostgreSQL database (``postgresql://`` URL)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise ServiceUnavailableError("store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self.min_size, max_size=self.max_size, timeout=10
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailableError("database is unavailable") from exc
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_ID)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            current = await conn.fetchval("SELECT MAX(version) FROM schema_version") or 0
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def get_nonce(self, address: str) -> str | None:
+        value = await self.pool.fetchval("SELECT nonce FROM nonces WHERE address = $1", address)
+        return None if value is None else str(value)
+
+    async def advance_nonce(self, address: str, sort_key: str, nonce: str) -> bool:
+        row = await self.pool.fetchval(
+            "INSERT INTO nonces (address, sort_key, nonce) VALUES ($1, $2, $3) "
+            "ON CONFLICT (address) DO UPDATE SET sort_key = excluded.sort_key, "
+            "nonce = excluded.nonce WHERE nonces.sort_key < excluded.sort_key "
+            "RETURNING address",
+            address,
+            sort_key,
+            nonce,
+        )
+        return row is not None
+
+    async def revoke_token(self, token_id: str, expires_at: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO revoked_tokens (token_id, expires_at) VALUES ($1, $2) "
+            "ON CONFLICT (token_id) DO NOTHING",
+            token_id,
+            expires_at,
+        )
+        await self.pool.execute(
+            "DELETE FROM revoked_tokens WHERE expires_at < $1", int(time.time()) - 3600
+        )
+
+    async def unrevoke_token(self, token_id: str) -> None:
+        await self.pool.execute("DELETE FROM revoked_tokens WHERE token_id = $1", token_id)
+
+    async def is_token_revoked(self, token_id: str) -> bool:
+        value = await self.pool.fetchval(
+            "SELECT 1 FROM revoked_tokens WHERE token_id = $1", token_id
+        )
+        return value is not None
+
+    async def get_or_create_secret(self, name: str, candidate: str) -> str:
+        await self.pool.execute(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name,
+            candidate,
+        )
+        value = await self.pool.fetchval("SELECT value FROM secrets WHERE name = $1", name)
+        return str(value)

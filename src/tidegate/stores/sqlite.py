@@ -1,0 +1,116 @@
+"""SQLite store (the default): one file under the data directory.
+
+WAL mode lets readers run beside the single writer; every write is one statement,
+so SQLite's own locking makes check-and-advance atomic across worker processes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiosqlite
+
+from tidegate.errors import ServiceUnavailableError
+from tidegate.stores.migrations import MIGRATIONS
+
+
+class SqliteStore:
+    """Store backed by an SQLite database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise ServiceUnavailableError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, timeout=30)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA busy_timeout=30000")
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            async with db.execute("SELECT MAX(version) FROM schema_version") as cur:
+                row = await cur.fetchone()
+            current = int(row[0]) if row and row[0] is not None else 0
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> None:
+        async with self.db.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
+    async def get_nonce(self, address: str) -> str | None:
+        async with self.db.execute("SELECT nonce FROM nonces WHERE address = ?", (address,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def advance_nonce(self, address: str, sort_key: str, nonce: str) -> bool:
+        cur = await self.db.execute(
+            "INSERT INTO nonces (address, sort_key, nonce) VALUES (?, ?, ?) "
+            "ON CONFLICT (address) DO UPDATE SET sort_key = excluded.sort_key, "
+            "nonce = excluded.nonce WHERE nonces.sort_key < excluded.sort_key",
+            (address, sort_key, nonce),
+        )
+        changed = cur.rowcount == 1
+        await self.db.commit()
+        return changed
+
+    async def revoke_token(self, token_id: str, expires_at: int) -> None:
+        await self.db.execute(
+            "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (?, ?) "
+            "ON CONFLICT (token_id) DO NOTHING",
+            (token_id, expires_at),
+        )
+        # Expired revocations can never matter again (the token fails on `exp`).
+        await self.db.execute(
+            "DELETE FROM revoked_tokens WHERE expires_at < ?", (int(time.time()) - 3600,)
+        )
+        await self.db.commit()
+
+    async def unrevoke_token(self, token_id: str) -> None:
+        await self.db.execute("DELETE FROM revoked_tokens WHERE token_id = ?", (token_id,))
+        await self.db.commit()
+
+    async def is_token_revoked(self, token_id: str) -> bool:
+        async with self.db.execute(
+            "SELECT 1 FROM revoked_tokens WHERE token_id = ?", (token_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def get_or_create_secret(self, name: str, candidate: str) -> str:
+        await self.db.execute(
+            "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (name, candidate),
+        )
+        await self.db.commit()
+        async with self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return str(row[0])

@@ -1,0 +1,52 @@
+import httpx
+
+from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, sign_like_ocean_py
+
+NONCE = "/api/services/nonce"
+
+
+async def test_new_address_has_nonce_zero_as_integer(client: httpx.AsyncClient) -> None:
+    r = await client.get(NONCE, params={"userAddress": CONSUMER_ADDRESS})
+    assert r.status_code == 200
+    assert r.json() == {"nonce": 0}
+
+
+async def test_nonce_from_json_body_on_get(client: httpx.AsyncClient) -> None:
+    r = await client.request("GET", NONCE, json={"userAddress": CONSUMER_ADDRESS})
+    assert r.json() == {"nonce": 0}
+
+
+async def test_nonce_advances_and_any_case_address(client: httpx.AsyncClient) -> None:
+    # createAuthToken is a signed endpoint: it consumes the nonce.
+    nonce = "1795533623683040263"  # nanoseconds, above 2**53
+    r = await client.get("/api/services/createAuthToken", params={
+        "address": CONSUMER_ADDRESS.lower(), "nonce": nonce, "expiration": "9999999999",
+        "signature": sign_like_ocean_py(CONSUMER_ADDRESS.lower() + nonce, CONSUMER_KEY),
+    })
+    assert r.status_code == 200, r.text
+    for form in (CONSUMER_ADDRESS, CONSUMER_ADDRESS.lower(), CONSUMER_ADDRESS.upper()[2:]):
+        got = await client.get(NONCE, params={"userAddress": form if form.startswith("0x")
+                                              else "0x" + form})
+        assert got.json() == {"nonce": 1795533623683040263}
+
+
+async def test_missing_and_invalid_address(client: httpx.AsyncClient) -> None:
+    r = await client.get(NONCE)
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "Validation error", "code": "validation_error",
+        "errors": {"userAddress": "The userAddress field is required."},
+    }
+    r = await client.get(NONCE, params={"userAddress": "0x123"})
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_address"
+
+
+async def test_wrong_method_and_bad_json(client: httpx.AsyncClient) -> None:
+    r = await client.post(NONCE)
+    assert r.status_code == 405
+    assert r.json()["code"] == "method_not_allowed"
+    r = await client.request("GET", NONCE, content=b"{not json",
+                             headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_json"

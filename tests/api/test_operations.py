@@ -1,0 +1,40 @@
+import httpx
+
+
+async def test_health_and_ready(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    r = await client.get("/health/ready")
+    assert r.status_code == 200
+    assert r.json()["store"] == "ok"
+
+
+async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:
+    await client.get("/api/services/nonce")
+    text = (await client.get("/metrics")).text
+    assert 'tidegate_requests_total{method="GET",route="/api/services/nonce",status="400"}' in text
+    assert "tidegate_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_describes_every_endpoint(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    root = (await client.get("/")).json()
+    for method, path in root["serviceEndpoints"].values():
+        assert method.lower() in doc["paths"][path], path
+    params = doc["paths"]["/api/services/createAuthToken"]["get"]["parameters"]
+    assert {p["name"] for p in params} == {"address", "nonce", "signature", "expiration"}
+    assert "requestBody" in doc["paths"]["/api/services/encrypt"]["post"]
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/services/nothing", params={"secret": "0xabc"})
+    assert r.status_code == 404
+    assert r.json() == {"error": "Not found.", "code": "not_found"}
+
+
+async def test_cors_preflight(client: httpx.AsyncClient) -> None:
+    r = await client.options("/api/services/nonce", headers={
+        "Origin": "https://market.example", "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "*"
