@@ -5,8 +5,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import start_app
 from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, sign_like_ocean_js
 from tidegate.settings import Settings

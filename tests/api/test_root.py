@@ -48,6 +48,7 @@ async def test_mounted_under_prefix_root_also_at_host_root(
         prefixed = await c.get("/provider/")
         assert host_root.status_code == prefixed.status_code == 200
         assert host_root.json() == prefixed.json()
-        nonce = await c.get("/provider/api/services/nonce", params={"userAddress": PROVIDER_ADDRESS})
+        nonce = await c.get("/provider/api/services/nonce",
+                            params={"userAddress": PROVIDER_ADDRESS})
         assert nonce.status_code == 200
         assert (await c.get("/api/services/nonce")).status_code == 404
