@@ -17,7 +17,7 @@ dev: setup
 	$(BIN)/tidegate dev
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
 test: lint
