@@ -28,6 +28,7 @@ def base_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "NETWORK_URL": json.dumps({"8996": "http://127.0.0.1:9"}),
         "TIDEGATE_DATA_DIR": str(tmp_path),
         "TIDEGATE_ACCESS_LOG": "false",
+        "TIDEGATE_INDEXER": "false",
     }
     env.update(overrides)
     return env
@@ -62,7 +63,7 @@ async def fresh_pg_url(pg_url: str) -> AsyncIterator[str]:
     """The session schema, emptied before the test."""
     conn = await asyncpg.connect(pg_url)
     try:
-        for table in ("nonces", "revoked_tokens", "secrets"):
+        for table in ("nonces", "revoked_tokens", "secrets", "ddos", "cursors", "leases"):
             await conn.execute(
                 f"DO $$ BEGIN IF to_regclass('{table}') IS NOT NULL THEN "
                 f"EXECUTE 'TRUNCATE {table}'; END IF; END $$"
@@ -103,3 +104,13 @@ async def client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.
 
 def json_of(response: httpx.Response) -> Any:
     return response.json()
+
+
+from tests.chain_fixtures import (  # noqa: E402  (fixtures for the chain tests)
+    chain_client,
+    chain_settings,
+    harness,
+    session_harness,
+)
+
+__all__ = ["chain_client", "chain_settings", "harness", "session_harness"]

@@ -6,6 +6,7 @@ work happens at import time.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,13 +18,24 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from tidegate.api.context import Services
-from tidegate.api.endpoints import auth_tokens, encryption, nonce, operations, root
+from tidegate.api.endpoints import (
+    aquarius,
+    auth_tokens,
+    decryption,
+    encryption,
+    nonce,
+    operations,
+    root,
+)
 from tidegate.api.errors import EXCEPTION_HANDLERS
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
 from tidegate.api.routes import Endpoint, starlette_routes
+from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
+from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
+from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
 
@@ -34,7 +46,9 @@ def all_endpoints() -> list[Endpoint]:
         *root.ENDPOINTS,
         *nonce.ENDPOINTS,
         *encryption.ENDPOINTS,
+        *decryption.ENDPOINTS,
         *auth_tokens.ENDPOINTS,
+        *aquarius.ENDPOINTS,
         *operations.ENDPOINTS,
     ]
 
@@ -48,21 +62,52 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient())
+            # Asset files get their own client: it connects only to checked addresses.
+            files_http = await stack.enter_async_context(PinnedAsyncClient())
+            fetcher = SafeFetcher(files_http, FetchPolicy(
+                allow_private_addresses=settings.allow_private_urls,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+            ))
             store = build_store(settings)
             await store.open()
             stack.push_async_callback(store.close)
             chains = await discover_chains(settings, http)
+            for chain in chains.by_id.values():
+                stack.push_async_callback(chain.web3.provider.disconnect)
             secret = settings.auth_token_secret or await store.get_or_create_secret(
                 "auth_token_secret", secrets.token_hex(32)
             )
             tokens = AuthTokens(secret, store)
+            resolver: Resolver = (
+                AquariusResolver(http, settings.aquarius_url)
+                if settings.aquarius_url else IndexedResolver(store)
+            )
             app.state.services = Services(
                 settings=settings,
                 store=store,
                 chains=chains,
                 tokens=tokens,
                 authenticator=RequestAuthenticator(store, tokens),
+                resolver=resolver,
+                fetcher=fetcher,
             )
+            if settings.indexer_enabled:
+                stop = asyncio.Event()
+                options = IndexerOptions(
+                    start_block=settings.indexer_start_block,
+                    confirmations=settings.indexer_confirmations,
+                    poll_interval=settings.indexer_poll_interval,
+                )
+                indexers = [ChainIndexer(c, store, options) for c in chains.by_id.values()]
+                task = asyncio.create_task(run_indexers(indexers, stop))
+                app.state.indexers = indexers
+
+                async def stop_indexers() -> None:
+                    stop.set()
+                    await task
+
+                stack.push_async_callback(stop_indexers)
             yield
 
     routes: list[BaseRoute] = list(starlette_routes(endpoints))

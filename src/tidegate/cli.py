@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+from pathlib import Path
 
 import click
 import uvicorn
@@ -47,3 +50,19 @@ def serve(host: str, port: int, workers: int) -> None:
         proxy_headers=False,
         timeout_keep_alive=30,
     )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8030, show_default=True, type=int)
+@click.option("--rpc-port", default=8545, show_default=True, type=int,
+              help="JSON-RPC port of the embedded chain (0: any free port)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Keep Tidegate's state here (default: a fresh temporary directory)")
+def dev(host: str, port: int, rpc_port: int, data_dir: Path | None) -> None:
+    """Embedded dev chain + contracts + demo asset + Tidegate, in one process."""
+    from tidegate.devmode import run_dev  # imports py-evm: only for this command
+
+    configure_logging("WARNING")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_dev(host, port, rpc_port, data_dir))

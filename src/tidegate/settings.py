@@ -65,6 +65,10 @@ class Settings:
     root_path: str = ""
     log_level: str = "INFO"
     access_log: bool = True
+    indexer_enabled: bool = True
+    indexer_start_block: int = 0
+    indexer_confirmations: int = 0
+    indexer_poll_interval: float = 1.0
 
     @property
     def multichain(self) -> bool:
@@ -145,6 +149,12 @@ class _Parser:
             root_path=self._root_path(),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             access_log=self._bool("TIDEGATE_ACCESS_LOG", default=True),
+            indexer_enabled=self._bool(
+                "TIDEGATE_INDEXER", default=self.get("AQUARIUS_URL") is None
+            ),
+            indexer_start_block=self._int("TIDEGATE_INDEXER_START_BLOCK", 0),
+            indexer_confirmations=self._int("TIDEGATE_INDEXER_CONFIRMATIONS", 0),
+            indexer_poll_interval=self._float("TIDEGATE_INDEXER_POLL_INTERVAL", 1.0),
         )
         if self.problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))

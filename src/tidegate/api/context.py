@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from tidegate.assets.resolver import Resolver
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import Chains
+from tidegate.files.safe_fetch import SafeFetcher
 from tidegate.settings import Settings
 from tidegate.stores.base import Store
 
@@ -22,6 +24,9 @@ class Services:
     chains: Chains
     tokens: AuthTokens
     authenticator: RequestAuthenticator
+    resolver: Resolver
+    fetcher: SafeFetcher
+    """Outbound HTTP for asset bytes (public addresses only unless allowed)."""
 
 
 def services(request: Request) -> Services:

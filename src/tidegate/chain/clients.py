@@ -7,12 +7,17 @@ A request for a chain that is not configured is a 400 (decisions.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from eth_account import Account
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.middleware import ExtraDataToPOAMiddleware
 
-from tidegate.errors import BadRequestError, ServiceUnavailableError
+from tidegate.chain.contracts import load_address_file, packaged_address_file_path
+from tidegate.errors import BadRequestError, ConfigurationError, ServiceUnavailableError
 from tidegate.settings import Settings
 
 
@@ -28,6 +33,18 @@ class ChainConfig:
     rpc_url: str
     provider_key: str
     provider_address: str
+    web3: AsyncWeb3[AsyncHTTPProvider]
+    addresses: Mapping[str, str]
+    """Contract name -> address from the address file ({} if the chain is not in it)."""
+
+    def contract_address(self, name: str) -> str:
+        """Address of an Ocean contract on this chain; 503 if the address file lacks it."""
+        try:
+            return self.addresses[name]
+        except KeyError:
+            raise ServiceUnavailableError(
+                f"No {name} address is configured for chain {self.chain_id} (ADDRESS_FILE)."
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -67,19 +84,39 @@ async def rpc_chain_id(http: httpx.AsyncClient, url: str, rpc_timeout: float) ->
         raise ServiceUnavailableError("The chain RPC did not answer eth_chainId.") from exc
 
 
-def _config(chain_id: int, url: str, key: str) -> ChainConfig:
-    return ChainConfig(chain_id, url, key, Account.from_key(key).address)
+def build_web3(url: str, rpc_timeout: float) -> AsyncWeb3[AsyncHTTPProvider]:
+    """An AsyncWeb3 for ``url`` that tolerates PoA chains (long extraData)."""
+    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": rpc_timeout}))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
+def load_addresses(settings: Settings) -> dict[int, dict[str, str]]:
+    """Contract addresses per chain from ``ADDRESS_FILE`` or the packaged file."""
+    path: Path = settings.address_file or packaged_address_file_path()
+    try:
+        return load_address_file(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"ADDRESS_FILE cannot be read: {exc}") from exc
 
 
 async def discover_chains(settings: Settings, http: httpx.AsyncClient) -> Chains:
     """Build the chain table from settings (one RPC call in single-URL mode)."""
+    addresses = load_addresses(settings)
+
+    def config(chain_id: int, url: str, key: str) -> ChainConfig:
+        return ChainConfig(
+            chain_id, url, key, Account.from_key(key).address,
+            build_web3(url, settings.rpc_timeout), addresses.get(chain_id, {}),
+        )
+
     if settings.network_urls:
         return Chains(
             {
-                cid: _config(cid, url, settings.provider_keys[cid])
+                cid: config(cid, url, settings.provider_keys[cid])
                 for cid, url in settings.network_urls.items()
             }
         )
     assert settings.network_url is not None and settings.provider_key is not None
     cid = await rpc_chain_id(http, settings.network_url, settings.rpc_timeout)
-    return Chains({cid: _config(cid, settings.network_url, settings.provider_key)})
+    return Chains({cid: config(cid, settings.network_url, settings.provider_key)})

@@ -47,3 +47,28 @@ class Store(Protocol):
 
         Concurrent callers all receive the same (first stored) value.
         """
+
+    # --- DDO index (built-in indexer) ------------------------------------------
+    async def put_ddo(
+        self, did: str, chain_id: int, nft_address: str, document: str, block: int,
+        log_index: int,
+    ) -> bool:
+        """Store a DDO unless a newer event (block, log index) already wrote it."""
+
+    async def get_ddo(self, did: str) -> str | None:
+        """The stored DDO JSON text, or None."""
+
+    async def get_ddo_by_nft(self, chain_id: int, nft_address: str) -> tuple[str, str] | None:
+        """(did, DDO JSON) of the asset of a data NFT, or None."""
+
+    async def list_ddos(self) -> list[str]:
+        """Every stored DDO JSON text."""
+
+    async def get_cursor(self, name: str) -> int | None:
+        """The last fully processed block of an indexer."""
+
+    async def set_cursor(self, name: str, block: int) -> None:
+        """Record that an indexer processed everything up to ``block``."""
+
+    async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew a named lease for ``ttl_ms``; False if another holder has it."""

@@ -22,4 +22,24 @@ MIGRATIONS: list[list[str]] = [
             value TEXT NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS ddos (
+            did TEXT PRIMARY KEY,
+            chain_id BIGINT NOT NULL,
+            nft_address TEXT NOT NULL,
+            document TEXT NOT NULL,
+            block BIGINT NOT NULL,
+            log_index BIGINT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS ddos_nft ON ddos (chain_id, nft_address)",
+        """CREATE TABLE IF NOT EXISTS cursors (
+            name TEXT PRIMARY KEY,
+            block BIGINT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_ms BIGINT NOT NULL
+        )""",
+    ],
 ]

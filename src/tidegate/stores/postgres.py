@@ -107,3 +107,56 @@ class PostgresStore:
         )
         value = await self.pool.fetchval("SELECT value FROM secrets WHERE name = $1", name)
         return str(value)
+
+    async def put_ddo(
+        self, did: str, chain_id: int, nft_address: str, document: str, block: int,
+        log_index: int,
+    ) -> bool:
+        row = await self.pool.fetchval(
+            "INSERT INTO ddos (did, chain_id, nft_address, document, block, log_index) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (did) DO UPDATE SET "
+            "document = excluded.document, block = excluded.block, "
+            "log_index = excluded.log_index, nft_address = excluded.nft_address "
+            "WHERE (ddos.block, ddos.log_index) <= (excluded.block, excluded.log_index) "
+            "RETURNING did",
+            did, chain_id, nft_address, document, block, log_index,
+        )
+        return row is not None
+
+    async def get_ddo(self, did: str) -> str | None:
+        value = await self.pool.fetchval("SELECT document FROM ddos WHERE did = $1", did)
+        return None if value is None else str(value)
+
+    async def get_ddo_by_nft(self, chain_id: int, nft_address: str) -> tuple[str, str] | None:
+        row = await self.pool.fetchrow(
+            "SELECT did, document FROM ddos WHERE chain_id = $1 AND nft_address = $2",
+            chain_id, nft_address,
+        )
+        return (str(row[0]), str(row[1])) if row else None
+
+    async def list_ddos(self) -> list[str]:
+        rows = await self.pool.fetch("SELECT document FROM ddos ORDER BY block, log_index")
+        return [str(row[0]) for row in rows]
+
+    async def get_cursor(self, name: str) -> int | None:
+        value = await self.pool.fetchval("SELECT block FROM cursors WHERE name = $1", name)
+        return None if value is None else int(value)
+
+    async def set_cursor(self, name: str, block: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO cursors (name, block) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO UPDATE SET block = excluded.block",
+            name, block,
+        )
+
+    async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        now = int(time.time() * 1000)
+        row = await self.pool.fetchval(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_ms = excluded.expires_ms "
+            "WHERE leases.holder = excluded.holder OR leases.expires_ms < $4 "
+            "RETURNING name",
+            name, holder, now + ttl_ms, now,
+        )
+        return row is not None

@@ -114,3 +114,62 @@ class SqliteStore:
             row = await cur.fetchone()
         assert row is not None
         return str(row[0])
+
+    async def put_ddo(
+        self, did: str, chain_id: int, nft_address: str, document: str, block: int,
+        log_index: int,
+    ) -> bool:
+        cur = await self.db.execute(
+            "INSERT INTO ddos (did, chain_id, nft_address, document, block, log_index) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (did) DO UPDATE SET "
+            "document = excluded.document, block = excluded.block, "
+            "log_index = excluded.log_index, nft_address = excluded.nft_address "
+            "WHERE (ddos.block, ddos.log_index) <= (excluded.block, excluded.log_index)",
+            (did, chain_id, nft_address, document, block, log_index),
+        )
+        changed = cur.rowcount == 1
+        await self.db.commit()
+        return changed
+
+    async def get_ddo(self, did: str) -> str | None:
+        async with self.db.execute("SELECT document FROM ddos WHERE did = ?", (did,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def get_ddo_by_nft(self, chain_id: int, nft_address: str) -> tuple[str, str] | None:
+        async with self.db.execute(
+            "SELECT did, document FROM ddos WHERE chain_id = ? AND nft_address = ?",
+            (chain_id, nft_address),
+        ) as cur:
+            row = await cur.fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    async def list_ddos(self) -> list[str]:
+        async with self.db.execute("SELECT document FROM ddos ORDER BY block, log_index") as cur:
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def get_cursor(self, name: str) -> int | None:
+        async with self.db.execute("SELECT block FROM cursors WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else None
+
+    async def set_cursor(self, name: str, block: int) -> None:
+        await self.db.execute(
+            "INSERT INTO cursors (name, block) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET block = excluded.block",
+            (name, block),
+        )
+        await self.db.commit()
+
+    async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        now = int(time.time() * 1000)
+        cur = await self.db.execute(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_ms = excluded.expires_ms "
+            "WHERE leases.holder = excluded.holder OR leases.expires_ms < ?",
+            (name, holder, now + ttl_ms, now),
+        )
+        taken = cur.rowcount == 1
+        await self.db.commit()
+        return taken

@@ -1,0 +1,1 @@
+"""Assets: DDO models, on-chain metadata documents, DID resolution and indexing."""

@@ -1,0 +1,130 @@
+"""DDO v4 accessors: the fields a provider reads, validated where it reads them.
+
+DDOs are kept as the JSON dictionaries published on chain (plus the indexer's
+``nft``/``event``/``purgatory`` extras) so that nothing a publisher wrote is lost;
+:class:`Asset` and :class:`Service` give typed access and raise a clear 400 when a
+field Tidegate needs is missing or malformed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import is_address, to_checksum_address
+
+from tidegate.errors import BadRequestError
+
+
+class MalformedAssetError(BadRequestError):
+    code = "asset_malformed"
+
+
+def did_for(nft_address: str, chain_id: int) -> str:
+    """``did:op:`` + sha256(checksum NFT address + chain id), as every client computes it."""
+    seed = to_checksum_address(nft_address) + str(chain_id)
+    return "did:op:" + hashlib.sha256(seed.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Service:
+    """One entry of ``services``; ``index`` is its position (the order's serviceIndex)."""
+
+    index: int
+    id: str
+    type: str
+    datatoken: str
+    service_endpoint: str
+    files: str
+    timeout: int
+    compute: Mapping[str, Any]
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, index: int, raw: object) -> Service:
+        if not isinstance(raw, Mapping):
+            raise MalformedAssetError(f"Service {index} is not an object.")
+        missing = [k for k in ("id", "type", "datatokenAddress", "serviceEndpoint", "files")
+                   if k not in raw]
+        if missing:
+            raise MalformedAssetError(f"Service {index} lacks {', '.join(missing)}.")
+        datatoken = str(raw["datatokenAddress"])
+        if not is_address(datatoken):
+            raise MalformedAssetError(f"Service {index} has an invalid datatokenAddress.")
+        timeout = raw.get("timeout", 0)
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
+            raise MalformedAssetError(f"Service {index} has an invalid timeout.")
+        compute = raw.get("compute") or {}
+        return cls(
+            index=index,
+            id=str(raw["id"]),
+            type=str(raw["type"]),
+            datatoken=to_checksum_address(datatoken),
+            service_endpoint=str(raw["serviceEndpoint"]),
+            files=str(raw["files"]),
+            timeout=timeout,
+            compute=compute if isinstance(compute, Mapping) else {},
+            raw=raw,
+        )
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A resolved DDO."""
+
+    did: str
+    chain_id: int
+    nft_address: str
+    version: str
+    metadata: Mapping[str, Any]
+    services: tuple[Service, ...]
+    credentials: Mapping[str, Any]
+    nft_state: int
+    nft_owner: str | None
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Asset:
+        """Validate the fields a provider needs; keep the document as it is."""
+        did = raw.get("id")
+        chain_id = raw.get("chainId")
+        nft_address = raw.get("nftAddress") or (raw.get("nft") or {}).get("address")
+        if not isinstance(did, str) or not did.startswith("did:op:"):
+            raise MalformedAssetError("Asset malformed: invalid id.")
+        if not isinstance(chain_id, int) or isinstance(chain_id, bool):
+            raise MalformedAssetError("Asset malformed: invalid chainId.")
+        if not isinstance(nft_address, str) or not is_address(nft_address):
+            raise MalformedAssetError("Asset malformed: invalid nftAddress.")
+        services = raw.get("services") or []
+        if not isinstance(services, list):
+            raise MalformedAssetError("Asset malformed: services must be a list.")
+        nft = raw.get("nft") if isinstance(raw.get("nft"), Mapping) else {}
+        assert isinstance(nft, Mapping)
+        state = nft.get("state", 0)
+        metadata = raw.get("metadata")
+        credentials = raw.get("credentials")
+        return cls(
+            did=did,
+            chain_id=chain_id,
+            nft_address=to_checksum_address(nft_address),
+            version=str(raw.get("version", "4.0.0")),
+            metadata=metadata if isinstance(metadata, Mapping) else {},
+            services=tuple(Service.parse(i, s) for i, s in enumerate(services)),
+            credentials=credentials if isinstance(credentials, Mapping) else {},
+            nft_state=state if isinstance(state, int) else 0,
+            nft_owner=str(nft["owner"]) if nft.get("owner") else None,
+            raw=raw,
+        )
+
+    def service(self, service_id: str) -> Service:
+        """The service with ``id == service_id`` (exact match); 400 if absent."""
+        for service in self.services:
+            if service.id == service_id:
+                return service
+        raise BadRequestError("Invalid serviceId.", code="invalid_service_id")
+
+    @property
+    def is_algorithm(self) -> bool:
+        return self.metadata.get("type") == "algorithm"

@@ -1,0 +1,182 @@
+"""Built-in metadata indexer: follows data NFT metadata events on every chain.
+
+For each configured chain it scans ``MetadataCreated``, ``MetadataUpdated`` and
+``MetadataState`` logs in block ranges up to ``head - confirmations`` (so re-orgs
+shallower than the confirmation depth never reach the index), keeps only NFTs the
+Ocean factory deployed, decodes each document it can (ECIES to this provider,
+LZMA, sha256 check) and stores the DDO with Aquarius-style extras (``nft``,
+``event``, ``datatokens``, ``purgatory``). The cursor advances only after a whole
+range is stored: an RPC failure mid-range retries the same range, losing nothing,
+and a restart resumes after the last stored range. One process per store indexes
+(a lease), so several workers do not repeat the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+from eth_typing import ABIEvent
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from hexbytes import HexBytes
+
+from tidegate.assets.ddo import did_for
+from tidegate.assets.documents import DocumentError, decode_document
+from tidegate.chain.clients import ChainConfig
+from tidegate.chain.contracts import load_artifact
+from tidegate.chain.nft import is_factory_nft, nft_contract
+from tidegate.chain.rpc import rpc
+from tidegate.stores.base import Store
+
+log = logging.getLogger(__name__)
+
+_EVENTS = ("MetadataCreated", "MetadataUpdated", "MetadataState")
+
+
+def _topics() -> dict[bytes, str]:
+    entries = cast(list[dict[str, Any]], list(load_artifact("ERC721Template").abi))
+    return {
+        bytes(event_abi_to_log_topic(cast(ABIEvent, e))): str(e["name"])
+        for e in entries
+        if e.get("type") == "event" and e.get("name") in _EVENTS
+    }
+
+
+@dataclass(frozen=True)
+class IndexerOptions:
+    start_block: int = 0
+    confirmations: int = 0
+    chunk_blocks: int = 2000
+    poll_interval: float = 1.0
+    lease_ms: int = 15000
+
+
+class ChainIndexer:
+    """Indexes one chain into the store."""
+
+    def __init__(self, chain: ChainConfig, store: Store, options: IndexerOptions) -> None:
+        self.chain = chain
+        self.store = store
+        self.options = options
+        self.cursor_name = f"metadata:{chain.chain_id}"
+        self.holder = uuid.uuid4().hex
+        self._topics = _topics()
+        self._factory_nfts: dict[str, bool] = {}
+
+    async def sync_once(self) -> int:
+        """Process every confirmed block not processed yet; return the events handled."""
+        head = int(await rpc(self.chain.web3.eth.block_number, "eth_blockNumber"))
+        target = head - self.options.confirmations
+        last = await self.store.get_cursor(self.cursor_name)
+        start = self.options.start_block if last is None else last + 1
+        handled = 0
+        while start <= target:
+            end = min(target, start + self.options.chunk_blocks - 1)
+            logs = await rpc(self.chain.web3.eth.get_logs({
+                "fromBlock": start, "toBlock": end,
+                "topics": [[HexBytes(t) for t in self._topics]],
+            }), "eth_getLogs")
+            for entry in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
+                handled += await self._handle(entry)
+            await self.store.set_cursor(self.cursor_name, end)
+            start = end + 1
+        return handled
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set; failures are logged and the range retried."""
+        delay = self.options.poll_interval
+        while not stop.is_set():
+            try:
+                if await self.store.try_lease(self.cursor_name, self.holder,
+                                              self.options.lease_ms):
+                    await self.sync_once()
+                delay = self.options.poll_interval
+            except Exception as exc:  # keep indexing whatever one round hit
+                log.warning("indexer chain %s: %s", self.chain.chain_id, type(exc).__name__)
+                delay = min(max(delay * 2, 0.5), 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def _is_factory_nft(self, nft: str) -> bool:
+        if nft not in self._factory_nfts:
+            self._factory_nfts[nft] = await is_factory_nft(self.chain, nft)
+        return self._factory_nfts[nft]
+
+    async def _handle(self, entry: Any) -> int:
+        nft = to_checksum_address(entry["address"])
+        name = self._topics.get(bytes(entry["topics"][0]))
+        if name is None or not await self._is_factory_nft(nft):
+            return 0
+        contract = nft_contract(self.chain, nft)
+        event = getattr(contract.events, name)().process_log(entry)
+        if name == "MetadataState":
+            return await self._state_changed(nft, event)
+        return await self._document(nft, contract, event)
+
+    async def _state_changed(self, nft: str, event: Any) -> int:
+        found = await self.store.get_ddo_by_nft(self.chain.chain_id, nft)
+        if found is None:
+            return 0
+        did, text = found
+        ddo = orjson.loads(text)
+        ddo.setdefault("nft", {})["state"] = int(event["args"]["state"])
+        await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
+                                 int(event["blockNumber"]), int(event["logIndex"]))
+        return 1
+
+    async def _document(self, nft: str, contract: Any, event: Any) -> int:
+        args = event["args"]
+        flags = bytes(args["flags"])
+        try:
+            plaintext = decode_document(bytes(args["data"]), flags[0] if flags else 0,
+                                        bytes(args["metaDataHash"]), self.chain.provider_key)
+            ddo = orjson.loads(plaintext)
+        except (DocumentError, orjson.JSONDecodeError):
+            # Encrypted for another provider, or not a valid document: not ours to index.
+            log.info("indexer chain %s: skipped an undecodable document", self.chain.chain_id)
+            return 0
+        did = did_for(nft, self.chain.chain_id)
+        if not isinstance(ddo, dict) or ddo.get("id") != did:
+            log.info("indexer chain %s: skipped a document whose id is not its DID",
+                     self.chain.chain_id)
+            return 0
+        ddo.update(await self._extras(nft, contract, event))
+        await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
+                                 int(event["blockNumber"]), int(event["logIndex"]))
+        return 1
+
+    async def _extras(self, nft: str, contract: Any, event: Any) -> dict[str, Any]:
+        args = event["args"]
+        calls = contract.functions
+        name, symbol, owner, token_uri = await asyncio.gather(
+            rpc(calls.name().call(), "name"), rpc(calls.symbol().call(), "symbol"),
+            rpc(calls.ownerOf(1).call(), "ownerOf"), rpc(calls.tokenURI(1).call(), "tokenURI"),
+        )
+        when = datetime.fromtimestamp(int(args["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return {
+            "nft": {
+                "address": nft, "name": name, "symbol": symbol,
+                "owner": to_checksum_address(owner), "state": int(args["state"]),
+                "tokenURI": token_uri, "created": when,
+            },
+            "event": {
+                "tx": HexBytes(event["transactionHash"]).to_0x_hex(),
+                "block": int(event["blockNumber"]),
+                "from": to_checksum_address(args.get("createdBy") or args.get("updatedBy")),
+                "contract": nft,
+                "datetime": when,
+            },
+            "purgatory": {"state": False},
+        }
+
+
+async def run_indexers(indexers: list[ChainIndexer], stop: asyncio.Event) -> None:
+    """Run every chain's indexer until ``stop``."""
+    await asyncio.gather(*(i.run(stop) for i in indexers))
+

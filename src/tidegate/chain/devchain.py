@@ -1,0 +1,275 @@
+"""An in-process EVM with the Ocean v4 contracts: the embedded dev chain and test chain.
+
+Built on web3's ``EthereumTesterProvider`` over eth-tester's py-evm backend, adjusted as
+``/work/shared/spec/chain-setup.md`` prescribes: chain id 8996 everywhere, the barge
+mnemonic and HD path (so addresses match barge, anvil and ganache), a quick gas
+estimator, and one lock around every access because eth-tester is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict, cast
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse, TxParams
+
+from tidegate.chain.contracts import load_artifact
+
+BARGE_MNEMONIC = "taxi music thumb unique chat sand crew more leg another off lamp"
+BARGE_HD_PATH = "m/44'/60'/0'/0"
+DEV_CHAIN_ID = 8996
+# Required by FactoryRouter (non-zero) but unused: we deploy no balancer pools.
+_BPOOL_TEMPLATE = "0x000000000000000000000000000000000000dEaD"
+# Fixed gas limits: deploying with estimates costs an extra EVM run per transaction.
+_DEPLOY_GAS = 6_000_000
+_CALL_GAS = 300_000
+_MAX_FEE = 10 * 10**9
+_PRIORITY_FEE = 10**9
+
+
+class OceanAddresses(TypedDict):
+    """Deployed contract addresses under the barge key names (a JSON-ready dict)."""
+
+    Ocean: str
+    OPFCommunityFeeCollector: str
+    Router: str
+    FixedPrice: str
+    Dispenser: str
+    ERC20Template: dict[str, str]
+    ERC721Template: dict[str, str]
+    ERC721Factory: str
+    chainId: int
+    startBlock: int
+
+
+def _quick_gas_estimator(fallback: Callable[[Any, Any], int]) -> Callable[[Any, Any], int]:
+    """A py-evm gas estimator that needs two EVM runs instead of about thirteen.
+
+    It runs the transaction once with the whole block gas limit, pads the gas consumed
+    (before refunds; padded for the 63/64 rule of nested calls) and verifies the padded
+    value once. Anything unusual falls back to py-evm's binary search, which also
+    produces the proper revert error.
+    """
+    from eth.vm.spoof import SpoofTransaction
+
+    def estimate(state: Any, transaction: Any) -> int:
+        def run(gas: int) -> Any:
+            snapshot = state.snapshot()
+            try:
+                return state.apply_transaction(SpoofTransaction(transaction, gas=gas, gas_price=0))
+            finally:
+                state.revert(snapshot)
+
+        limit = int(state.gas_limit)
+        probe = run(limit)
+        if probe.is_error:
+            return fallback(state, transaction)
+        consumed = int(transaction.intrinsic_gas) + int(probe.get_gas_used())
+        padded = min(limit, consumed * 5 // 4 + 25_000)
+        if run(padded).is_error:
+            return fallback(state, transaction)
+        return padded
+
+    return estimate
+
+
+class _LockedTesterProvider(EthereumTesterProvider):
+    """The tester provider, with every request serialised by the chain's lock."""
+
+    def __init__(self, tester: Any, api_endpoints: Any, lock: threading.RLock) -> None:
+        super().__init__(tester, api_endpoints=api_endpoints)
+        self._lock = lock
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            return super().make_request(method, params)
+
+
+class DevChain:
+    """An in-process chain with funded barge accounts, chain id 8996.
+
+    All access (``w3``, ``request``, snapshots) is serialised by ``lock``, a
+    re-entrant lock that callers may also hold to group several calls.
+    """
+
+    def __init__(self, num_accounts: int = 10, mnemonic: str = BARGE_MNEMONIC) -> None:
+        from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
+        from eth_tester import EthereumTester, PyEVMBackend
+        from web3.datastructures import NamedElementOnion
+        from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
+
+        if num_accounts < 1:
+            raise ValueError("num_accounts must be at least 1")
+        self.lock = threading.RLock()
+        backend = PyEVMBackend.from_mnemonic(
+            mnemonic, num_accounts=num_accounts, hd_path=BARGE_HD_PATH
+        )
+        chain_class = type(backend.chain)
+        # Class attributes: revert_to_snapshot may rebuild the chain from its class.
+        chain_class.chain_id = DEV_CHAIN_ID
+        estimator = _quick_gas_estimator(binary_gas_search_intrinsic_tolerance)
+        chain_class.gas_estimator = staticmethod(estimator)
+        backend.chain.gas_estimator = estimator  # the live instance cached the default
+        # deepcopy of API_ENDPOINTS fails on cytoolz curries; two levels are enough.
+        endpoints = {namespace: dict(methods) for namespace, methods in API_ENDPOINTS.items()}
+        endpoints["eth"]["chainId"] = static_return(DEV_CHAIN_ID)
+        endpoints["net"]["version"] = static_return(str(DEV_CHAIN_ID))
+        self._backend = backend
+        self._tester = EthereumTester(backend)
+        self.provider = _LockedTesterProvider(self._tester, endpoints, self.lock)
+        self.w3 = Web3(self.provider)
+        # The provider's own formatting middleware only: wire-format in, camelCase out.
+        self._raw_request = self.provider.request_func(self.w3, NamedElementOnion([]))
+        self.accounts: list[LocalAccount] = [
+            Account.from_key(key.to_bytes()) for key in backend.account_keys
+        ]
+        self.addresses: OceanAddresses | None = None
+
+    @property
+    def chain_id(self) -> int:
+        return DEV_CHAIN_ID
+
+    def private_key(self, index: int) -> HexStr:
+        """The ``0x`` hex private key of mnemonic account ``index``."""
+        return HexStr("0x" + bytes(self.accounts[index].key).hex())
+
+    def request(self, method: str, params: Sequence[Any]) -> RPCResponse:
+        """Run one JSON-RPC request given in wire format (hex quantities).
+
+        Returns the tester's response dict: camelCase keys, but quantities still as
+        ints (``rpc_shim`` re-encodes them). Reverts raise eth-tester's
+        ``TransactionFailed``; invalid transactions raise a ``ValidationError``.
+        """
+        with self.lock:
+            return self._raw_request(RPCEndpoint(method), list(params))
+
+    # -- time and snapshots -------------------------------------------------------
+
+    def snapshot(self) -> int:
+        """Record the current head; ``revert(id)`` returns to it (about 5 ms)."""
+        with self.lock:
+            return int(self._tester.take_snapshot())
+
+    def revert(self, snapshot_id: int) -> None:
+        """Return to a snapshot. Raises ``KeyError`` for an unknown id."""
+        from eth_tester.exceptions import SnapshotNotFound
+
+        with self.lock:
+            try:
+                self._tester.revert_to_snapshot(snapshot_id)
+            except SnapshotNotFound as exc:
+                raise KeyError(snapshot_id) from exc
+
+    def mine(self, timestamp: int | None = None) -> None:
+        """Mine one empty block, at ``timestamp`` if given.
+
+        Raises ``ValueError`` unless ``timestamp`` is after the latest block's.
+        """
+        with self.lock:
+            if timestamp is None:
+                self._tester.mine_blocks(1)
+                return
+            if timestamp <= self.latest_timestamp():
+                raise ValueError("a new block's timestamp must be after the latest block's")
+            # eth-tester's time_travel mines at ``to_timestamp - 1`` (measured).
+            self._tester.time_travel(timestamp + 1)
+
+    def latest_timestamp(self) -> int:
+        """The timestamp of the latest mined block."""
+        with self.lock:
+            return int(self._tester.get_block_by_number("latest")["timestamp"])
+
+    # -- Ocean contracts ----------------------------------------------------------
+
+    def _transact(self, sender: ChecksumAddress, tx: TxParams) -> Any:
+        """Send from an unlocked tester account with fixed fees; return the receipt."""
+        params = dict(tx)
+        params.setdefault("gas", _CALL_GAS)
+        params.update(
+            {
+                "from": sender,
+                "chainId": DEV_CHAIN_ID,
+                "maxFeePerGas": _MAX_FEE,
+                "maxPriorityFeePerGas": _PRIORITY_FEE,
+            }
+        )
+        tx_hash = self.w3.eth.send_transaction(cast(TxParams, params))
+        receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"dev chain transaction {tx_hash.to_0x_hex()} reverted")
+        return receipt
+
+    def _deploy(self, sender: ChecksumAddress, name: str, *args: Any) -> tuple[str, int]:
+        artifact = load_artifact(name)
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        data = factory.constructor(*args).data_in_transaction
+        receipt = self._transact(sender, {"data": data, "gas": _DEPLOY_GAS})
+        return str(receipt["contractAddress"]), int(receipt["blockNumber"])
+
+    def _call(self, sender: ChecksumAddress, name: str, address: str, fn: str, *args: Any) -> None:
+        contract = self.w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=load_artifact(name).abi
+        )
+        data = contract.encode_abi(fn, list(args))
+        self._transact(sender, {"to": contract.address, "data": data})
+
+    def deploy_ocean_contracts(self, deployer_index: int = 0) -> OceanAddresses:
+        """Deploy OCEAN, the fee collector, router, FRE, dispenser, templates and factory.
+
+        Thirteen transactions in the order of the contracts repo's deploy script for a
+        development chain, so the addresses equal barge's for the same mnemonic and a
+        fresh deployer. ERC20 template 1 is ``ERC20Template`` and template 2
+        ``ERC20TemplateEnterprise``. The deployer owns OCEAN and the router and
+        collects OPF fees. Call it once per chain (the router accepts one factory).
+        """
+        with self.lock:
+            if self.addresses is not None:
+                raise RuntimeError("the Ocean contracts are already deployed on this chain")
+            me = self.accounts[deployer_index].address
+            ocean, start_block = self._deploy(me, "OceanToken", me)
+            opf, _ = self._deploy(me, "OPFCommunityFeeCollector", me, me)
+            router, _ = self._deploy(me, "FactoryRouter", me, ocean, _BPOOL_TEMPLATE, opf, [])
+            fre, _ = self._deploy(me, "FixedRateExchange", router)
+            dispenser, _ = self._deploy(me, "Dispenser", router)
+            erc20, _ = self._deploy(me, "ERC20Template")
+            erc20_enterprise, _ = self._deploy(me, "ERC20TemplateEnterprise")
+            erc721, _ = self._deploy(me, "ERC721Template")
+            factory, _ = self._deploy(me, "ERC721Factory", erc721, erc20, router)
+            self._call(me, "ERC721Factory", factory, "addTokenTemplate", erc20_enterprise)
+            self._call(me, "FactoryRouter", router, "addFactory", factory)
+            self._call(me, "FactoryRouter", router, "addFixedRateContract", fre)
+            self._call(me, "FactoryRouter", router, "addDispenserContract", dispenser)
+            self.addresses = OceanAddresses(
+                Ocean=ocean,
+                OPFCommunityFeeCollector=opf,
+                Router=router,
+                FixedPrice=fre,
+                Dispenser=dispenser,
+                ERC20Template={"1": erc20, "2": erc20_enterprise},
+                ERC721Template={"1": erc721},
+                ERC721Factory=factory,
+                chainId=DEV_CHAIN_ID,
+                startBlock=start_block,
+            )
+            return self.addresses
+
+    def mint_ocean(self, to: str, amount_wei: int, owner_index: int = 0) -> None:
+        """Mint OCEAN to ``to`` (the deployer owns the token; the cap is 1.41e9 OCEAN)."""
+        if self.addresses is None:
+            raise RuntimeError("deploy_ocean_contracts() first")
+        owner = self.accounts[owner_index].address
+        with self.lock:
+            self._call(
+                owner,
+                "OceanToken",
+                self.addresses["Ocean"],
+                "mint",
+                Web3.to_checksum_address(to),
+                amount_wei,
+            )

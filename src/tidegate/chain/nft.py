@@ -1,0 +1,110 @@
+"""Data NFT reads: factory provenance, metadata state, metadata events of a tx."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import cache
+from typing import Any
+
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3 import AsyncWeb3
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from tidegate.chain.clients import ChainConfig
+from tidegate.chain.contracts import load_artifact
+from tidegate.chain.rpc import rpc
+from tidegate.errors import BadRequestError
+
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+class MetadataState(IntEnum):
+    ACTIVE = 0
+    END_OF_LIFE = 1
+    DEPRECATED = 2
+    REVOKED = 3
+    TEMPORARILY_DISABLED = 4
+    UNLISTED = 5
+
+
+@dataclass(frozen=True)
+class MetadataEvent:
+    """A ``MetadataCreated``/``MetadataUpdated`` emitted by the data NFT itself."""
+
+    data: bytes
+    flags: int
+    document_hash: bytes
+    state: int
+    block_number: int
+    tx_hash: str
+    updated: bool
+
+
+@cache
+def _abi(name: str) -> Any:
+    return load_artifact(name).abi
+
+
+def nft_contract(chain: ChainConfig, nft: str) -> Any:
+    return chain.web3.eth.contract(address=to_checksum_address(nft), abi=_abi("ERC721Template"))
+
+
+async def is_factory_nft(chain: ChainConfig, nft: str) -> bool:
+    """True if the Ocean ERC721Factory of this chain deployed ``nft``."""
+    factory = chain.web3.eth.contract(
+        address=to_checksum_address(chain.contract_address("ERC721Factory")),
+        abi=_abi("ERC721Factory"),
+    )
+    listed = await rpc(factory.functions.erc721List(to_checksum_address(nft)).call(),
+                       "ERC721Factory.erc721List")
+    return bool(listed) and to_checksum_address(str(listed)) == to_checksum_address(nft)
+
+
+async def metadata_state(chain: ChainConfig, nft: str) -> int:
+    """The on-chain ``metaDataState`` of a data NFT."""
+    result = await rpc(nft_contract(chain, nft).functions.getMetaData().call(),
+                       "ERC721Template.getMetaData")
+    return int(result[2])
+
+
+def _decode(w3: AsyncWeb3[Any], contract: Any, receipt: Any) -> MetadataEvent | None:
+    address = contract.address
+    # Only logs the NFT itself emitted count (the reference matched by topic only).
+    own = {**receipt, "logs": [log for log in receipt["logs"]
+                               if to_checksum_address(log["address"]) == address]}
+    for updated, event in ((False, contract.events.MetadataCreated()),
+                           (True, contract.events.MetadataUpdated())):
+        decoded = event.process_receipt(own, errors=DISCARD)
+        if decoded:
+            args = decoded[0]["args"]
+            return MetadataEvent(
+                data=bytes(args["data"]),
+                flags=int(bytes(args["flags"])[0]) if bytes(args["flags"]) else 0,
+                document_hash=bytes(args["metaDataHash"]),
+                state=int(args["state"]),
+                block_number=int(receipt["blockNumber"]),
+                tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+                updated=updated,
+            )
+    return None
+
+
+async def metadata_event_from_tx(chain: ChainConfig, nft: str, tx_hash: str) -> MetadataEvent:
+    """The metadata event that ``nft`` emitted in transaction ``tx_hash``."""
+    if not _TX_HASH.fullmatch(tx_hash):
+        raise BadRequestError("Failed to process transaction id.", code="invalid_transaction")
+    try:
+        receipt = await rpc(chain.web3.eth.get_transaction_receipt(HexBytes(tx_hash)),
+                            "eth_getTransactionReceipt")
+    except TransactionNotFound:
+        receipt = None
+    if receipt is None:
+        raise BadRequestError("Failed to process transaction id.", code="invalid_transaction")
+    event = _decode(chain.web3, nft_contract(chain, nft), receipt)
+    if event is None:
+        raise BadRequestError("Failed to process transaction id.", code="invalid_transaction")
+    return event

@@ -1,0 +1,437 @@
+"""Outbound HTTP for asset bytes: checked addresses, pinned connections, bounded bodies.
+
+Every request for a file's bytes goes through :class:`SafeFetcher`. Per hop it:
+
+1. accepts only ``http``/``https`` URLs with a host and without credentials;
+2. resolves the host once (A and AAAA) and refuses the request if *any* address is not
+   allowed by :mod:`tidegate.files.address_policy` (DNS failure is a refusal too);
+3. connects only to those checked addresses (:class:`PinnedAsyncClient` never resolves
+   names), so a DNS answer that changes between check and connect (rebinding) cannot
+   move the connection. ``Host``, SNI and the certificate check use the hostname;
+4. follows redirects itself, checking every hop again, up to ``max_redirects``.
+
+Exactly one upstream request is sent per hop (no probes). Bodies stream in bounded
+chunks and are capped by ``max_bytes``. No exception message or log line of this module
+contains a URL, host, address, header or query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+from tidegate.errors import TidegateError
+from tidegate.files.address_policy import (
+    ConnectionPin,
+    IPAddress,
+    PinnedAsyncClient,
+    Resolver,
+    is_allowed,
+    is_public_address,
+    pinned,
+    system_resolver,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "FetchPolicy",
+    "PinnedAsyncClient",
+    "Resolver",
+    "SafeFetcher",
+    "UnsafeUrlError",
+    "UpstreamResponse",
+    "UpstreamTimeoutError",
+    "UpstreamTooLargeError",
+    "UpstreamUnavailableError",
+    "is_public_address",
+    "redact_url",
+    "system_resolver",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Target size of the chunks :meth:`UpstreamResponse.iter_bytes` yields. Large chunks cut
+#: the per-chunk overhead of relaying; httpcore reads at most 64 KiB per socket read.
+DEFAULT_CHUNK_SIZE: Final = 256 * 1024
+
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_METHODS: Final = frozenset({"GET", "HEAD", "POST"})
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# Framing and routing headers are derived from the URL and body, never taken from a DDO.
+_DROPPED_HEADERS: Final = ("host", "content-length", "transfer-encoding", "connection")
+# Credentials meant for one origin must not follow a redirect to another.
+_CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "proxy-authorization")
+
+
+class UnsafeUrlError(TidegateError):
+    """The URL may not be fetched: scheme, credentials, address, DNS failure or redirects."""
+
+    status = 400
+    code = "unsafe_url"
+
+
+class UpstreamUnavailableError(TidegateError):
+    """The file's server could not be reached or broke the protocol."""
+
+    status = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(TidegateError):
+    """The file's server did not accept the connection or answer within the timeouts."""
+
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamTooLargeError(TidegateError):
+    """The file's body exceeds the configured cap.
+
+    502, not 413: the client's request was fine; it is the upstream answer we refuse.
+    """
+
+    status = 502
+    code = "upstream_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPolicy:
+    """Limits for outbound file requests (built from settings by the app).
+
+    ``connect_timeout`` bounds DNS resolution, TCP connect and TLS handshake (per
+    address tried); ``read_timeout`` bounds each wait for upstream bytes and each write.
+    ``max_bytes`` caps a body (``None``: no cap).
+    """
+
+    allow_private_addresses: bool
+    connect_timeout: float
+    read_timeout: float
+    max_redirects: int = 5
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.max_redirects < 0:
+            raise ValueError("max_redirects must not be negative")
+        if self.max_bytes is not None and self.max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+
+    def timeout(self) -> httpx.Timeout:
+        """The httpx timeout for one hop."""
+        return httpx.Timeout(
+            connect=self.connect_timeout,
+            read=self.read_timeout,
+            write=self.read_timeout,
+            pool=self.connect_timeout,
+        )
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """What may be logged about ``url``: its scheme (``"https"``), or ``"<url>"``."""
+    try:
+        scheme = httpx.URL(url).scheme
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "<url>"
+    return scheme if scheme in _DEFAULT_PORTS else "<url>"
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Name of the innermost exception type: safe to show, useful to diagnose."""
+    seen: BaseException = exc
+    for _ in range(16):  # bounded: a chain could loop
+        inner = seen.__cause__ or seen.__context__
+        if inner is None:
+            break
+        seen = inner
+    return type(seen).__name__
+
+
+def _translate(exc: httpx.RequestError) -> TidegateError:
+    """Our error for an httpx failure; the message never includes the URL or host."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamTimeoutError("timed out connecting to the file's server")
+    if isinstance(exc, httpx.PoolTimeout):
+        return UpstreamTimeoutError("timed out waiting for a free upstream connection")
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeoutError("the file's server did not answer in time")
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamUnavailableError(
+            f"could not connect to the file's server ({_root_cause(exc)})"
+        )
+    return UpstreamUnavailableError(f"the file's server failed to answer ({_root_cause(exc)})")
+
+
+def _parse_url(url: str | httpx.URL) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise UnsafeUrlError("the file URL is not a valid URL") from None
+    if parsed.scheme not in _DEFAULT_PORTS:
+        raise UnsafeUrlError("only http and https file URLs are allowed")
+    if parsed.userinfo:
+        raise UnsafeUrlError("file URLs with credentials are not allowed")
+    if not parsed.raw_host:
+        raise UnsafeUrlError("the file URL has no host")
+    return parsed
+
+
+def _origin(url: httpx.URL) -> tuple[str, bytes, int]:
+    return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    """Content-Length when it equals the decoded body size, else None."""
+    if response.headers.get("content-encoding", "identity").lower() != "identity":
+        return None
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _join(parts: list[bytes]) -> bytes:
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class UpstreamResponse:
+    """The final (non-redirect) answer to one :meth:`SafeFetcher.open`; body unread.
+
+    Always close it (``async with`` or :meth:`aclose`); :meth:`iter_bytes` also closes
+    it when the body ends or fails. The body is decoded per ``Content-Encoding`` (the
+    fetcher asks for ``identity`` unless told otherwise), so ``Content-Length`` and
+    ``Content-Encoding`` must not be relayed when an encoding was applied.
+    """
+
+    def __init__(self, response: httpx.Response, max_bytes: int | None) -> None:
+        self._response = response
+        self._max_bytes = max_bytes
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._response.headers
+
+    @property
+    def url(self) -> httpx.URL:
+        """The final URL after redirects (for a filename). Sensitive: never log it."""
+        return self._response.url
+
+    async def iter_bytes(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Stream the body in chunks of at most ``chunk_size`` bytes.
+
+        Network reads are passed through untouched or joined once (one copy) until the
+        next one would overflow ``chunk_size``. Raises :class:`UpstreamTooLargeError`
+        before yielding any byte past ``max_bytes``, and translates transport errors.
+        """
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        pending: list[bytes] = []
+        pending_size = 0
+        received = 0
+        try:
+            async for piece in self._response.aiter_bytes():
+                received += len(piece)
+                if self._max_bytes is not None and received > self._max_bytes:
+                    raise UpstreamTooLargeError("the file is larger than the allowed maximum")
+                if pending and pending_size + len(piece) > chunk_size:
+                    yield _join(pending)
+                    pending, pending_size = [], 0
+                if len(piece) >= chunk_size:
+                    for start in range(0, len(piece), chunk_size):
+                        yield piece[start : start + chunk_size]
+                    continue
+                pending.append(piece)
+                pending_size += len(piece)
+            if pending:
+                yield _join(pending)
+        except httpx.RequestError as exc:
+            raise _translate(exc) from None
+        finally:
+            await self.aclose()
+
+    async def read(self) -> bytes:
+        """The whole body (subject to ``max_bytes``); only for small bodies."""
+        return b"".join([chunk async for chunk in self.iter_bytes()])
+
+    async def aclose(self) -> None:
+        """Release the upstream connection (idempotent)."""
+        await self._response.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class SafeFetcher:
+    """Sends outbound file requests under a :class:`FetchPolicy` (see the module docstring).
+
+    ``resolver`` maps a hostname to IP strings (default: :func:`system_resolver`);
+    tests inject one to map fake names to local servers.
+    """
+
+    def __init__(
+        self,
+        client: PinnedAsyncClient,
+        policy: FetchPolicy,
+        resolver: Resolver | None = None,
+    ) -> None:
+        if not isinstance(client, PinnedAsyncClient):
+            # A plain client would resolve names itself: the check would not bind the connect.
+            raise TypeError("SafeFetcher needs a PinnedAsyncClient")
+        self._client = client
+        self._policy = policy
+        self._resolver: Resolver = resolver or system_resolver
+        self._timeout = policy.timeout()
+
+    async def open(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        max_bytes: int | None = None,
+    ) -> UpstreamResponse:
+        """Send one request (GET, HEAD or POST) and return the final answer, body unread.
+
+        ``params`` are merged into the first URL only. Redirects are followed by hand:
+        303 (and 301/302 after POST) become a GET without body; credential headers are
+        dropped when the origin changes. The body cap is the smaller of ``max_bytes``
+        and the policy's; a declared ``Content-Length`` above it is refused here, before
+        any byte is read. Raises :class:`UnsafeUrlError`, :class:`UpstreamTimeoutError`,
+        :class:`UpstreamUnavailableError` or :class:`UpstreamTooLargeError`.
+        """
+        method = method.upper()
+        if method not in _METHODS:
+            raise UnsafeUrlError("only GET, HEAD and POST file requests are allowed")
+        if json is not None and content is not None:
+            raise ValueError("pass json or content, not both")
+        caps = [cap for cap in (max_bytes, self._policy.max_bytes) if cap is not None]
+        cap = min(caps) if caps else None
+        current = _parse_url(url)
+        if params:
+            current = current.copy_merge_params(params)
+        hop_headers = httpx.Headers(headers)
+        for name in _DROPPED_HEADERS:
+            hop_headers.pop(name, None)
+        if "accept-encoding" not in hop_headers:
+            # Relay files as stored: no decompression cost, Content-Length stays exact.
+            hop_headers["Accept-Encoding"] = "identity"
+
+        for hop in range(self._policy.max_redirects + 1):
+            pin = await self._check(current)
+            logger.debug("upstream %s request, hop %d, scheme %s", method, hop, current.scheme)
+            response = await self._send(method, current, hop_headers, json, content, pin)
+            status, location = response.status_code, response.headers.get("location")
+            if status not in _REDIRECTS or location is None:
+                declared = _declared_length(response) if method != "HEAD" else None
+                if cap is not None and declared is not None and declared > cap:
+                    await response.aclose()
+                    raise UpstreamTooLargeError("the file is larger than the allowed maximum")
+                return UpstreamResponse(response, cap)
+            await response.aclose()
+            try:
+                target = _parse_url(current.join(location))
+            except httpx.InvalidURL:
+                raise UpstreamUnavailableError("the file's server sent a bad redirect") from None
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                method, json, content = "GET", None, None
+                hop_headers.pop("content-type", None)
+            if _origin(target) != _origin(current):
+                for name in _CREDENTIAL_HEADERS:
+                    hop_headers.pop(name, None)
+            current = target
+        logger.info("refused an outbound file request: more than %d redirects", hop)
+        raise UnsafeUrlError(f"too many redirects (more than {self._policy.max_redirects})")
+
+    async def read_limited(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        limit: int,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+    ) -> bytes:
+        """The body of a 2xx answer, at most ``limit`` bytes (and the policy's cap).
+
+        A non-2xx answer raises :class:`UpstreamUnavailableError`; a longer body raises
+        :class:`UpstreamTooLargeError`; otherwise as :meth:`open`.
+        """
+        response = await self.open(
+            method, url, headers=headers, params=params, json=json, content=content, max_bytes=limit
+        )
+        async with response:
+            if not 200 <= response.status_code < 300:
+                raise UpstreamUnavailableError(
+                    f"the file's server answered with status {response.status_code}"
+                )
+            return await response.read()
+
+    async def _check(self, url: httpx.URL) -> ConnectionPin:
+        """Resolve the URL's host once and return the addresses, all of them allowed."""
+        host = url.raw_host.decode("ascii")
+        addresses = await self._addresses(host)
+        allow_private = self._policy.allow_private_addresses
+        for address in addresses:
+            if not is_allowed(address, allow_private_addresses=allow_private):
+                logger.info("refused an outbound file request: non-public address")
+                raise UnsafeUrlError("the file's host resolves to a non-public address")
+        port = url.port or _DEFAULT_PORTS[url.scheme]
+        return ConnectionPin(host, port, tuple(str(address) for address in addresses))
+
+    async def _addresses(self, host: str) -> list[IPAddress]:
+        try:
+            return [ipaddress.ip_address(host)]
+        except ValueError:
+            pass  # a name, not an IP literal
+        try:
+            async with asyncio.timeout(self._policy.connect_timeout):
+                resolved = await self._resolver(host)
+            addresses = [ipaddress.ip_address(item) for item in resolved]
+        except (OSError, ValueError):  # gaierror, TimeoutError, a malformed answer
+            addresses = []
+        if not addresses:
+            logger.info("refused an outbound file request: host did not resolve")
+            raise UnsafeUrlError("the file's host could not be resolved")
+        return addresses
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: httpx.Headers,
+        json: Any,
+        content: bytes | None,
+        pin: ConnectionPin,
+    ) -> httpx.Response:
+        request = self._client.build_request(
+            method, url, headers=headers, json=json, content=content, timeout=self._timeout
+        )
+        try:
+            with pinned(pin):
+                return await self._client.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise _translate(exc) from None

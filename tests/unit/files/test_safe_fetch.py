@@ -1,0 +1,779 @@
+"""safe_fetch against real local servers: address policy, pinning, redirects, limits.
+
+The servers (plain HTTP, TLS with a self-signed certificate, a black hole) run in
+threads on 127.0.0.1; fake hostnames reach them through an injected resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import logging
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tidegate.errors import TidegateError
+from tidegate.files.address_policy import AddressClass, classify_address, is_allowed
+from tidegate.files.safe_fetch import (
+    DEFAULT_CHUNK_SIZE,
+    FetchPolicy,
+    PinnedAsyncClient,
+    SafeFetcher,
+    UnsafeUrlError,
+    UpstreamTimeoutError,
+    UpstreamTooLargeError,
+    UpstreamUnavailableError,
+    is_public_address,
+    redact_url,
+)
+
+# --- servers ------------------------------------------------------------------------
+
+#: 5 MiB of deterministic, incompressible bytes served at /big.
+BIG = random.Random(20261124).randbytes(5 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class FileServer(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server on 127.0.0.1 with a route per behaviour under test."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__((host, 0), _Handler)
+        self.requests: list[Seen] = []
+        self.release = threading.Event()  # set at teardown to end the slow routes
+        self.sni: list[str | None] = []
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> FileServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()  # joins the handler threads (block_on_close)
+        self._thread.join()
+
+    def use_tls(self, cert: Path, key: Path) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        context.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 5  # idle keep-alive connections end by themselves
+    server: FileServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._route()
+
+    do_POST = do_HEAD = do_GET
+
+    def _route(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length) if length else b""
+        self.server.requests.append(Seen(self.command, self.path, dict(self.headers), body))
+        url = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        try:
+            self._answer(url.path, query, body)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+
+    def _answer(self, path: str, query: dict[str, str], body: bytes) -> None:
+        if path == "/small":
+            self._send(200, b"hello", "text/plain")
+        elif path == "/echo":
+            seen = {
+                "method": self.command,
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body.decode(),
+            }
+            self._send(200, json.dumps(seen).encode(), "application/json")
+        elif path == "/big":
+            self._big()
+        elif path == "/redirect":
+            self._redirect(int(query.get("code", "302")), query["to"])
+        elif path.startswith("/chain/"):
+            left = int(path.rsplit("/", 1)[1])
+            if left == 0:
+                self._send(200, b"end of chain", "text/plain")
+            else:
+                self._redirect(302, f"/chain/{left - 1}")
+        elif path == "/dir/relative":
+            self._redirect(302, "../small")
+        elif path.startswith("/status/"):
+            self._send(int(path.rsplit("/", 1)[1]), b"status", "text/plain")
+        elif path == "/slow-headers":
+            self.server.release.wait(10)
+            self._send(200, b"too late", "text/plain")
+        elif path == "/slow-body":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            self.server.release.wait(10)
+            self.wfile.write(b"x" * 990)
+        elif path == "/unbounded":
+            # No Content-Length: the body ends when the connection closes.
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for _ in range(64):
+                self.wfile.write(b"u" * 65536)
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _redirect(self, status: int, location: str) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _big(self) -> None:
+        spec = self.headers.get("Range")
+        if spec is None:
+            self._send(200, BIG, "application/octet-stream")
+            return
+        first, last = (int(part) for part in spec.removeprefix("bytes=").split("-"))
+        part = BIG[first : last + 1]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {first}-{last}/{len(BIG)}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        self.wfile.write(part)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FileServer]:
+    """A plain HTTP file server on 127.0.0.1."""
+    running = FileServer().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def server_v6() -> Iterator[FileServer]:
+    """A plain HTTP file server on ::1."""
+    try:
+        running = FileServer("::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for files.example.test (needs the openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=files.example.test",
+         "-addext", "subjectAltName=DNS:files.example.test",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[FileServer]:
+    """An HTTPS file server on 127.0.0.1 whose certificate names only files.example.test."""
+    running = FileServer()
+    running.use_tls(*certificate)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port on 127.0.0.1 whose connects hang: the listener's accept queue is full."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    filler = socket.create_connection(("127.0.0.1", port))  # takes the only queue slot
+    yield port
+    filler.close()
+    listener.close()
+
+
+# --- helpers ------------------------------------------------------------------------
+
+HOST = "files.example.test"
+
+
+class FakeDns:
+    """Injected resolver: the first lookup of a name answers from ``first``, later ones
+    from ``later``; unknown names fail like the system resolver does."""
+
+    def __init__(
+        self, first: dict[str, list[str]], later: dict[str, list[str]] | None = None
+    ) -> None:
+        self.first = first
+        self.later = first if later is None else later
+        self.calls: list[str] = []
+
+    async def __call__(self, host: str) -> list[str]:
+        table = self.later if host in self.calls else self.first
+        self.calls.append(host)
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(table[host])
+
+
+async def no_dns(host: str) -> list[str]:
+    raise AssertionError("an IP literal must not be resolved")
+
+
+def local_dns(*names: str) -> FakeDns:
+    return FakeDns({name: ["127.0.0.1"] for name in (HOST, *names)})
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[PinnedAsyncClient]:
+    async with PinnedAsyncClient() as pinned_client:
+        yield pinned_client
+
+
+def fetcher(
+    client: PinnedAsyncClient,
+    resolver: Callable[[str], Awaitable[list[str]]] | None = None,
+    *,
+    allow_private: bool = True,
+    **limits: Any,
+) -> SafeFetcher:
+    settings: dict[str, Any] = {"connect_timeout": 2.0, "read_timeout": 2.0, **limits}
+    return SafeFetcher(client, FetchPolicy(allow_private, **settings), resolver or local_dns())
+
+
+def url(server: FileServer, path: str, host: str = HOST, scheme: str = "http") -> str:
+    return f"{scheme}://{host}:{server.port}{path}"
+
+
+def assert_scrubbed(message: BaseException | str, *secrets: str) -> None:
+    """The message names no URL, host, address, port or path."""
+    text = str(message)
+    for secret in ("example.test", "127.0.0.1", "169.254", "::1", "://", "/", *secrets):
+        assert secret not in text, (secret, text)
+
+
+# --- address classification (no network) -------------------------------------------
+
+REFUSED = [
+    "127.0.0.1", "127.255.255.254", "10.1.2.3", "172.16.0.1", "172.31.255.255",
+    "192.168.1.1", "169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.254",
+    "0.0.0.0", "0.1.2.3", "255.255.255.255", "224.0.0.1", "239.255.255.250", "240.0.0.1",
+    "198.18.0.1", "198.19.255.255", "192.0.2.1", "198.51.100.1", "203.0.113.1",
+    "192.0.0.1", "192.88.99.1",
+    "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "fe80::1%1", "fec0::1", "ff02::1",
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::ffff:0.0.0.0",
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1", "64:ff9b:1::1",
+    "2002:7f00:1::1", "2002:c0a8:101::1", "2002:a9fe:a9fe::1",
+    "2001:db8::1", "2001::1", "3fff::1", "::127.0.0.1", "100::1", "5f00::1",
+]  # fmt: skip
+PUBLIC = [
+    "8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "11.0.0.1",
+    "198.20.0.1", "2606:4700::1111", "2001:4860:4860::8888", "::ffff:8.8.8.8",
+    "64:ff9b::808:808", "2002:808:808::1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address))
+    assert not is_allowed(ipaddress.ip_address(address), allow_private_addresses=False)
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    ("address", "tier"),
+    [
+        ("127.0.0.1", AddressClass.PRIVATE),
+        ("10.0.0.1", AddressClass.PRIVATE),
+        ("::1", AddressClass.PRIVATE),
+        ("fd00::1", AddressClass.PRIVATE),
+        ("::ffff:192.168.0.1", AddressClass.PRIVATE),
+        ("169.254.169.254", AddressClass.FORBIDDEN),
+        ("::ffff:169.254.169.254", AddressClass.FORBIDDEN),
+        ("fe80::1", AddressClass.FORBIDDEN),
+        ("0.0.0.0", AddressClass.FORBIDDEN),
+        ("::", AddressClass.FORBIDDEN),
+        ("224.0.0.1", AddressClass.FORBIDDEN),
+        ("8.8.8.8", AddressClass.PUBLIC),
+    ],
+)
+def test_allowing_private_addresses_never_opens_metadata_or_link_local(
+    address: str, tier: AddressClass
+) -> None:
+    ip = ipaddress.ip_address(address)
+    assert classify_address(ip) is tier
+    assert is_allowed(ip, allow_private_addresses=True) is (tier is not AddressClass.FORBIDDEN)
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        FetchPolicy(False, connect_timeout=0, read_timeout=1)
+    with pytest.raises(ValueError):
+        FetchPolicy(False, connect_timeout=1, read_timeout=1, max_redirects=-1)
+
+
+def test_redact_url_keeps_only_the_scheme() -> None:
+    assert redact_url("https://user:pw@files.example.test/a?key=secret") == "https"
+    assert redact_url("ftp://files.example.test/") == "<url>"
+    assert redact_url("no scheme here") == "<url>"
+    assert redact_url("http://[bad") == "http"
+
+
+# --- refusals before any connection ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1:{port}/small",
+        "http://[::1]:{port}/small",
+        "http://0.0.0.0:{port}/small",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/",
+        "http://[::ffff:127.0.0.1]:{port}/small",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://[fc00::1]/",
+        "http://[64:ff9b::7f00:1]:{port}/small",
+    ],
+)
+async def test_ip_literals_are_checked_without_dns(
+    client: PinnedAsyncClient, server: FileServer, target: str
+) -> None:
+    before = len(server.requests)
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client, no_dns, allow_private=False).open(
+            "GET", target.format(port=server.port)
+        )
+    assert caught.value.status == 400 and caught.value.code == "unsafe_url"
+    assert_scrubbed(caught.value, str(server.port))
+    assert len(server.requests) == before
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.1", "2130706433"])
+async def test_system_resolver_answers_are_checked(
+    client: PinnedAsyncClient, server: FileServer, host: str
+) -> None:
+    policy = FetchPolicy(False, connect_timeout=2, read_timeout=2)
+    before = len(server.requests)
+    with pytest.raises(UnsafeUrlError):
+        await SafeFetcher(client, policy).open("GET", url(server, "/small", host))
+    assert len(server.requests) == before
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "ftp://files.example.test/x",
+        "file:///etc/passwd",
+        "http://user:secret@files.example.test/x",
+        "http:///no-host",
+        "http://[::1",
+        "gopher://files.example.test:70/",
+    ],
+)
+async def test_bad_urls_are_refused(client: PinnedAsyncClient, target: str) -> None:
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client).open("GET", target)
+    assert_scrubbed(caught.value, "secret", "passwd")
+
+
+async def test_only_get_head_post(client: PinnedAsyncClient, server: FileServer) -> None:
+    with pytest.raises(UnsafeUrlError):
+        await fetcher(client).open("DELETE", url(server, "/small"))
+
+
+async def test_one_private_answer_among_public_ones_is_refused(
+    client: PinnedAsyncClient,
+) -> None:
+    dns = FakeDns({HOST: ["93.184.216.34", "2606:4700::1111", "10.0.0.5"]})
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client, dns, allow_private=False).open("GET", f"http://{HOST}/x")
+    assert_scrubbed(caught.value, "10.0.0.5", "93.184")
+
+
+async def _hang(host: str) -> list[str]:
+    await asyncio.sleep(30)
+    return ["127.0.0.1"]
+
+
+async def _garbage(host: str) -> list[str]:
+    return ["not-an-address"]
+
+
+@pytest.mark.parametrize("resolver", [FakeDns({}), FakeDns({HOST: []}), _garbage, _hang])
+async def test_dns_failure_is_a_refusal(
+    client: PinnedAsyncClient, resolver: Callable[[str], Awaitable[list[str]]]
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client, resolver, connect_timeout=0.2).open("GET", f"http://{HOST}/x")
+    assert time.monotonic() - started < 2
+    assert_scrubbed(caught.value)
+
+
+# --- pinning: the connection goes to the address that was checked -----------------------
+
+
+async def test_fetch_connects_to_the_checked_address_and_resolves_once(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    # A rebinding DNS: a second lookup would send us to the metadata service.
+    dns = FakeDns({HOST: ["127.0.0.1"]}, later={HOST: ["169.254.169.254"]})
+    before = len(server.requests)
+    async with await fetcher(client, dns).open("GET", url(server, "/small")) as response:
+        assert response.status_code == 200
+        assert await response.read() == b"hello"
+    assert dns.calls == [HOST]
+    assert len(server.requests) == before + 1  # exactly one upstream request
+
+
+async def test_host_header_is_the_url_host(client: PinnedAsyncClient, server: FileServer) -> None:
+    headers = {"Host": "evil.example.test", "X-Api-Key": "k"}
+    body = await fetcher(client).read_limited(
+        "GET", url(server, "/echo"), limit=10_000, headers=headers
+    )
+    seen = json.loads(body)
+    assert seen["headers"]["host"] == f"{HOST}:{server.port}"
+    assert seen["headers"]["x-api-key"] == "k"
+    assert seen["headers"]["accept-encoding"] == "identity"
+
+
+async def test_ip_literals_connect_when_private_addresses_are_allowed(
+    client: PinnedAsyncClient, server: FileServer, server_v6: FileServer
+) -> None:
+    fetch = fetcher(client, no_dns)
+    seen = json.loads(
+        await fetch.read_limited("GET", f"http://127.0.0.1:{server.port}/echo", limit=9999)
+    )
+    assert seen["headers"]["host"] == f"127.0.0.1:{server.port}"
+    seen = json.loads(
+        await fetch.read_limited("GET", f"http://[::1]:{server_v6.port}/echo", limit=9999)
+    )
+    assert seen["headers"]["host"] == f"[::1]:{server_v6.port}"
+
+
+async def test_name_with_an_ipv6_answer(client: PinnedAsyncClient, server_v6: FileServer) -> None:
+    dns = FakeDns({HOST: ["::1"]})
+    body = await fetcher(client, dns).read_limited("GET", url(server_v6, "/small"), limit=99)
+    assert body == b"hello"
+
+
+async def test_next_address_is_tried_when_the_first_refuses(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    dns = FakeDns({HOST: ["127.0.0.2", "127.0.0.1"]})  # nothing listens on 127.0.0.2
+    body = await fetcher(client, dns).read_limited("GET", url(server, "/small"), limit=100)
+    assert body == b"hello"
+
+
+async def test_client_refuses_unpinned_connections(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    with pytest.raises(httpx.ConnectError):
+        await client.get(f"http://127.0.0.1:{server.port}/small")
+
+
+async def test_fetcher_needs_a_pinned_client() -> None:
+    async with httpx.AsyncClient() as plain:
+        with pytest.raises(TypeError):
+            SafeFetcher(plain, FetchPolicy(True, connect_timeout=1, read_timeout=1))  # type: ignore[arg-type]
+
+
+# --- redirects ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.example.test/latest/meta-data/",
+        "http://[fe80::1]/",
+        "file:///etc/passwd",
+    ],
+)
+async def test_each_redirect_hop_is_checked(
+    client: PinnedAsyncClient, server: FileServer, location: str
+) -> None:
+    dns = FakeDns({HOST: ["127.0.0.1"], "metadata.example.test": ["169.254.169.254"]})
+    before = len(server.requests)
+    target = url(server, "/redirect?" + httpx.QueryParams({"to": location}).__str__())
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client, dns).open("GET", target)
+    assert len(server.requests) == before + 1  # only the first hop was sent
+    assert_scrubbed(caught.value, "passwd", "meta-data")
+
+
+async def test_redirect_to_another_name_resolves_it(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    dns = local_dns("other.example.test")
+    target = url(server, "/redirect?to=" + url(server, "/small", "other.example.test"))
+    async with await fetcher(client, dns).open("GET", target) as response:
+        assert await response.read() == b"hello"
+        assert response.url.host == "other.example.test"
+    assert dns.calls == [HOST, "other.example.test"]
+
+
+async def test_too_many_redirects_are_refused(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    before = len(server.requests)
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client, max_redirects=3).open("GET", url(server, "/chain/10"))
+    assert len(server.requests) == before + 4
+    assert_scrubbed(caught.value, "chain")
+    body = await fetcher(client, max_redirects=3).read_limited(
+        "GET", url(server, "/chain/3"), limit=100
+    )
+    assert body == b"end of chain"
+
+
+async def test_relative_redirect(client: PinnedAsyncClient, server: FileServer) -> None:
+    async with await fetcher(client).open("GET", url(server, "/dir/relative")) as response:
+        assert response.status_code == 200
+        assert response.url.path == "/small"
+        assert await response.read() == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("code", "method", "keeps_body"),
+    [(303, "GET", False), (302, "GET", False), (301, "GET", False), (307, "POST", True),
+     (308, "POST", True)],
+)  # fmt: skip
+async def test_redirect_method_rules_after_post(
+    client: PinnedAsyncClient, server: FileServer, code: int, method: str, keeps_body: bool
+) -> None:
+    target = url(server, f"/redirect?code={code}&to=/echo")
+    body = await fetcher(client).read_limited("POST", target, limit=10_000, json={"a": 1})
+    seen = json.loads(body)
+    assert seen["method"] == method
+    assert (json.loads(seen["body"]) if keeps_body else seen["body"]) == (
+        {"a": 1} if keeps_body else ""
+    )
+    assert ("content-type" in seen["headers"]) is keeps_body
+
+
+@pytest.mark.parametrize(("host", "kept"), [(HOST, True), ("other.example.test", False)])
+async def test_credentials_do_not_follow_a_cross_origin_redirect(
+    client: PinnedAsyncClient, server: FileServer, host: str, kept: bool
+) -> None:
+    target = url(server, "/redirect?to=" + url(server, "/echo", host))
+    body = await fetcher(client, local_dns("other.example.test")).read_limited(
+        "GET", target, limit=10_000, headers={"Authorization": "Bearer t", "X-Other": "1"}
+    )
+    headers = json.loads(body)["headers"]
+    assert ("authorization" in headers) is kept
+    assert headers["x-other"] == "1"
+
+
+# --- requests and bodies ---------------------------------------------------------------
+
+
+async def test_post_json_and_params(client: PinnedAsyncClient, server: FileServer) -> None:
+    body = await fetcher(client).read_limited(
+        "post", url(server, "/echo?x=1"), limit=10_000, params={"y": "2"}, json={"q": [1, 2]}
+    )
+    seen = json.loads(body)
+    assert seen["method"] == "POST"
+    assert seen["path"] == "/echo?x=1&y=2"
+    assert json.loads(seen["body"]) == {"q": [1, 2]}
+    assert seen["headers"]["content-type"] == "application/json"
+
+
+async def test_range_is_passed_through(client: PinnedAsyncClient, server: FileServer) -> None:
+    headers = {"Range": "bytes=100-199"}
+    async with await fetcher(client).open("GET", url(server, "/big"), headers=headers) as response:
+        assert response.status_code == 206
+        assert response.headers["content-range"] == f"bytes 100-199/{len(BIG)}"
+        assert await response.read() == BIG[100:200]
+
+
+@pytest.mark.parametrize("chunk_size", [DEFAULT_CHUNK_SIZE, 100_000, 4096])
+async def test_five_mib_stream_in_bounded_chunks(
+    client: PinnedAsyncClient, server: FileServer, chunk_size: int
+) -> None:
+    digest = hashlib.sha256()
+    sizes: list[int] = []
+    response = await fetcher(client).open("GET", url(server, "/big"))
+    async for chunk in response.iter_bytes(chunk_size):
+        digest.update(chunk)
+        sizes.append(len(chunk))
+    assert digest.hexdigest() == hashlib.sha256(BIG).hexdigest()
+    assert max(sizes) <= chunk_size
+    assert len(sizes) < 2 * len(BIG) // chunk_size + 2  # chunks are coalesced, not tiny
+
+
+async def test_max_bytes_stops_a_stream_midway(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    received = 0
+    response = await fetcher(client, max_bytes=300_000).open("GET", url(server, "/unbounded"))
+    with pytest.raises(UpstreamTooLargeError) as caught:
+        async for chunk in response.iter_bytes(65536):
+            received += len(chunk)
+    assert received <= 300_000
+    assert caught.value.code == "upstream_too_large"
+    assert_scrubbed(caught.value)
+
+
+async def test_declared_length_over_the_cap_is_refused_before_reading(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    with pytest.raises(UpstreamTooLargeError):
+        await fetcher(client, max_bytes=1024 * 1024).open("GET", url(server, "/big"))
+    with pytest.raises(UpstreamTooLargeError):
+        await fetcher(client).read_limited("GET", url(server, "/big"), limit=1000)
+    head = await fetcher(client, max_bytes=10).open("HEAD", url(server, "/big"))
+    assert head.status_code == 200
+    await head.aclose()
+
+
+async def test_read_limited_refuses_error_statuses(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await fetcher(client).read_limited("GET", url(server, "/status/404"), limit=100)
+    assert "404" in str(caught.value)
+    async with await fetcher(client).open("GET", url(server, "/status/404")) as response:
+        assert response.status_code == 404
+
+
+# --- timeouts and failures ----------------------------------------------------------------
+
+
+async def test_connect_timeout(client: PinnedAsyncClient, black_hole: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        await fetcher(client, connect_timeout=0.3).open("GET", f"http://{HOST}:{black_hole}/x")
+    assert 0.25 < time.monotonic() - started < 2
+    assert caught.value.status == 504
+    assert_scrubbed(caught.value, str(black_hole))
+
+
+async def test_read_timeout_waiting_for_headers(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        await fetcher(client, read_timeout=0.3).open("GET", url(server, "/slow-headers"))
+    assert time.monotonic() - started < 2
+    assert_scrubbed(caught.value, str(server.port))
+
+
+async def test_read_timeout_mid_body(client: PinnedAsyncClient, server: FileServer) -> None:
+    response = await fetcher(client, read_timeout=0.3).open("GET", url(server, "/slow-body"))
+    assert response.status_code == 200
+    with pytest.raises(UpstreamTimeoutError):
+        await response.read()
+
+
+async def test_connection_refused(client: PinnedAsyncClient) -> None:
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await fetcher(client).open("GET", f"http://{HOST}:{port}/x")
+    assert caught.value.status == 502
+    assert_scrubbed(caught.value, str(port))
+
+
+async def test_nothing_sensitive_is_logged(
+    client: PinnedAsyncClient, server: FileServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tidegate")
+    fetch = fetcher(client, local_dns("other.example.test"))
+    target = url(server, "/redirect?to=" + url(server, "/small?token=s3cret", "other.example.test"))
+    await fetch.read_limited("GET", target, limit=100)
+    for failing in ("http://169.254.169.254/x", "http://nowhere.example.test/?token=s3cret"):
+        with pytest.raises(TidegateError):
+            await fetch.open("GET", failing)
+    records = [r for r in caplog.records if r.name.startswith("tidegate")]
+    assert records
+    for record in records:
+        assert_scrubbed(record.getMessage(), "s3cret", str(server.port))
+
+
+# --- TLS: SNI and certificate checks use the hostname, the socket the checked address ------
+
+
+async def test_https_uses_the_hostname_for_sni_and_certificate(
+    tls_server: FileServer, certificate: tuple[Path, Path]
+) -> None:
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    async with PinnedAsyncClient(ssl_context=context) as tls_client:
+        fetch = fetcher(tls_client, local_dns("other.example.test"))
+        body = await fetch.read_limited("GET", url(tls_server, "/small", scheme="https"), limit=99)
+        assert body == b"hello"
+        assert tls_server.sni[-1] == HOST
+        # Same address, a name the certificate does not cover: refused by the TLS check.
+        wrong = url(tls_server, "/small", "other.example.test", scheme="https")
+        with pytest.raises(UpstreamUnavailableError) as caught:
+            await fetch.open("GET", wrong)
+        assert "SSLCertVerificationError" in str(caught.value)
+        assert_scrubbed(caught.value, str(tls_server.port))
