@@ -25,14 +25,18 @@ unit: setup
 
 # Real clients (ocean.py, ocean.js) in their own environments: see tests/e2e/README.md.
 e2e-setup:
-	@true
+	@bash tests/e2e/setup.sh
 
 # anvil from npm, for running the chain suite against a real JSON-RPC node.
+# npm ci only when node_modules is missing or older than the lock file.
 anvil-setup:
-	@true
+	@if [ ! -e tools/anvil/node_modules/.package-lock.json ] || \
+	    [ tools/anvil/package-lock.json -nt tools/anvil/node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --prefix tools/anvil; \
+	fi
 
-test-anvil:
-	@true
+test-anvil: setup anvil-setup
+	TIDEGATE_TEST_CHAIN=anvil $(BIN)/pytest -q -m chain
 
 test: lint e2e-setup anvil-setup unit test-anvil
 

@@ -1,28 +1,37 @@
-"""Chain fixtures for the whole suite: one dev chain per session, a snapshot per test.
+"""Chain fixtures for the whole suite: one chain per session, a snapshot per test.
 
-Imported by tests/conftest.py. ``TIDEGATE_TEST_RPC`` (set by the anvil run of the
-test command) makes the same tests use an external node instead of eth-tester.
+Imported by tests/conftest.py. The chain is the in-process ``DevChain`` (eth-tester)
+behind its JSON-RPC shim, or, with ``TIDEGATE_TEST_CHAIN=anvil`` (``make test-anvil``),
+an anvil node from npm (tests/anvil.py): the same tests then run against a real
+JSON-RPC node. Tests see the chain through :class:`ChainFacade`, which both satisfy.
+Tests that use the chain get the ``chain`` marker; tests marked ``devchain_only``
+(DevChain internals, the RPC shim) are skipped on anvil.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
+from web3 import Web3
 
 from tests.helpers import PROVIDER_KEY
 from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.chain.contracts import write_address_file
+from tidegate.chain.deploy import OceanAddresses
 from tidegate.chain.devchain import DevChain
 from tidegate.chain.ocean_txs import ONE_TOKEN, forget_nonces, mint_datatoken
-from tidegate.chain.rpc_shim import RpcServer, start_rpc_server
+from tidegate.chain.rpc_shim import start_rpc_server
 from tidegate.crypto import ecies
 from tidegate.devmode import serve_directory
 from tidegate.settings import Settings
@@ -32,12 +41,56 @@ ORIGIN_FILES = {
     "big.bin": bytes(range(256)) * 4096,  # 1 MiB
     "algo.py": b"print('hello from the algorithm')\n",
 }
+CONSUMER_OCEAN = 1_000 * ONE_TOKEN
+"""OCEAN minted to the consumer (account 2) when the session chain is set up."""
+CHAIN_BACKENDS = ("devchain", "anvil")
+
+
+def chain_backend() -> str:
+    """``TIDEGATE_TEST_CHAIN``: ``devchain`` (eth-tester, the default) or ``anvil``."""
+    backend = os.environ.get("TIDEGATE_TEST_CHAIN", "").strip().lower() or "devchain"
+    if backend not in CHAIN_BACKENDS:
+        raise pytest.UsageError(
+            f"TIDEGATE_TEST_CHAIN={backend!r}: expected one of {', '.join(CHAIN_BACKENDS)}"
+        )
+    return backend
+
+
+class ChainFacade(Protocol):
+    """What tests use of a chain; ``DevChain`` and ``tests.anvil.AnvilChain`` satisfy it."""
+
+    w3: Web3
+    accounts: list[LocalAccount]
+    addresses: OceanAddresses | None
+
+    @property
+    def chain_id(self) -> int: ...
+
+    def private_key(self, index: int) -> HexStr: ...
+
+    def snapshot(self) -> int: ...
+
+    def revert(self, snapshot_id: int) -> None: ...
+
+    def mine(self, timestamp: int | None = None) -> None: ...
+
+    def latest_timestamp(self) -> int: ...
+
+    def deploy_ocean_contracts(self, deployer_index: int = 0) -> OceanAddresses: ...
+
+    def mint_ocean(self, to: str, amount_wei: int, owner_index: int = 0) -> None: ...
+
+
+class RpcEndpoint(Protocol):
+    """The chain's JSON-RPC server: the shim (``RpcServer``) or an ``AnvilNode``."""
+
+    url: str
 
 
 @dataclass
 class ChainHarness:
-    chain: DevChain
-    rpc: RpcServer
+    chain: ChainFacade
+    rpc: RpcEndpoint
     address_file: Path
     origin: str
 
@@ -79,26 +132,66 @@ class ChainHarness:
                        self.consumer.address, amount)
 
 
+def mark_chain_tests(items: list[pytest.Item]) -> None:
+    """Mark tests that use the session chain ``chain``; skip ``devchain_only`` on anvil.
+
+    Called from tests/conftest.py's ``pytest_collection_modifyitems``.
+    """
+    anvil = chain_backend() == "anvil"
+    uses_chain = False
+    for item in items:
+        if "session_harness" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.chain)
+            uses_chain = True
+        if anvil and item.get_closest_marker("devchain_only"):
+            item.add_marker(pytest.mark.skip(
+                reason="eth-tester specific (DevChain internals or the RPC shim): "
+                       "not run with TIDEGATE_TEST_CHAIN=anvil"))
+    if anvil and uses_chain:
+        from tests.anvil import find_anvil
+
+        if find_anvil() is None:
+            raise pytest.UsageError(
+                "TIDEGATE_TEST_CHAIN=anvil, but anvil is not installed in "
+                "tools/anvil/node_modules: run `make anvil-setup`"
+            )
+
+
+def _start_chain(stack: contextlib.ExitStack) -> tuple[ChainFacade, RpcEndpoint]:
+    """A chain with the Ocean contracts deployed, and its JSON-RPC endpoint."""
+    if chain_backend() == "anvil":
+        from tests.anvil import AnvilChain, AnvilNode, find_anvil
+
+        binary = find_anvil()
+        assert binary is not None  # checked at collection
+        node = stack.enter_context(AnvilNode(binary))
+        anvil = AnvilChain(node.url)
+        anvil.deploy_ocean_contracts()
+        return anvil, node
+    chain = DevChain()
+    chain.deploy_ocean_contracts()
+    server = start_rpc_server(chain)
+    stack.callback(server.close)
+    return chain, server
+
+
 @pytest.fixture(scope="session")
 def session_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainHarness]:
     root = tmp_path_factory.mktemp("chain")
-    chain = DevChain()
-    addresses = chain.deploy_ocean_contracts()
-    chain.mint_ocean(chain.accounts[2].address, 1000 * ONE_TOKEN)
-    rpc = start_rpc_server(chain)
-    address_file = root / "address.json"
-    write_address_file(address_file, "development", chain.chain_id, dict(addresses))
-    files = root / "origin"
-    files.mkdir()
-    for name, content in ORIGIN_FILES.items():
-        (files / name).write_bytes(content)
-    server, origin = serve_directory(files)
-    try:
+    with contextlib.ExitStack() as stack:
+        chain, rpc = _start_chain(stack)
+        assert chain.addresses is not None
+        chain.mint_ocean(chain.accounts[2].address, CONSUMER_OCEAN)
+        address_file = root / "address.json"
+        write_address_file(address_file, "development", chain.chain_id, dict(chain.addresses))
+        files = root / "origin"
+        files.mkdir()
+        for name, content in ORIGIN_FILES.items():
+            (files / name).write_bytes(content)
+        server, origin = serve_directory(files)
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)
         yield ChainHarness(chain, rpc, address_file, origin)
-    finally:
-        server.shutdown()
-        server.server_close()
-        rpc.close()
 
 
 @pytest.fixture
@@ -154,3 +247,45 @@ async def wait_for_ddo(client: httpx.AsyncClient, did: str, wait: float = 10.0,
                 return ddo
         await asyncio.sleep(0.05)
     raise AssertionError(f"{did} was not indexed: {json.dumps(r.json())[:200]}")
+
+
+@pytest.fixture
+async def chain_config(harness: ChainHarness) -> AsyncIterator[Any]:
+    """The app's view of the dev chain: a ChainConfig with the test provider key."""
+    from eth_account import Account
+
+    from tidegate.chain.clients import ChainConfig, build_web3, rpc_session
+    from tidegate.chain.contracts import load_address_file
+
+    session = rpc_session()
+    web3 = build_web3(harness.rpc.url, 10, session)
+    yield ChainConfig(8996, harness.rpc.url, PROVIDER_KEY,
+                      Account.from_key(PROVIDER_KEY).address, web3,
+                      load_address_file(harness.address_file)[8996])
+    await session.close()
+
+
+def order_asset(harness: ChainHarness, asset: PublishedAsset, *, service_index: int = 0,
+                fee_key: str = PROVIDER_KEY, variant: str = "plain",
+                consumer_address: str | None = None, amount: int = 0) -> str:
+    """Order ``asset`` the way a client does after initialize; returns the tx hash."""
+    from tidegate.chain import ocean_txs
+    from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
+
+    service = asset.ddo["services"][service_index]
+    fee = sign_provider_fee(
+        fee_key, provider_data=build_provider_data(None, time.time(), asset.datatoken_address,
+                                                   service["id"]),
+        fee_token=harness.addresses["Ocean"], fee_amount=amount, valid_until=0)
+    who = consumer_address or harness.consumer.address
+    w3 = harness.chain.w3
+    if variant == "fixed_rate":
+        return str(ocean_txs.buy_from_fre_and_order(
+            w3, harness.addresses, harness.consumer, asset.datatoken_address, who,
+            service_index, fee))
+    if variant == "dispenser":
+        return str(ocean_txs.buy_from_dispenser_and_order(
+            w3, harness.addresses, harness.consumer, asset.datatoken_address, who,
+            service_index, fee))
+    return str(ocean_txs.start_order(w3, harness.consumer, asset.datatoken_address, who,
+                                     service_index, fee))

@@ -108,9 +108,17 @@ def json_of(response: httpx.Response) -> Any:
 
 from tests.chain_fixtures import (  # noqa: E402  (fixtures for the chain tests)
     chain_client,
+    chain_config,
     chain_settings,
     harness,
     session_harness,
 )
 
-__all__ = ["chain_client", "chain_settings", "harness", "session_harness"]
+__all__ = ["chain_client", "chain_config", "chain_settings", "harness", "session_harness"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark chain tests ``chain``; skip ``devchain_only`` ones on anvil (chain_fixtures)."""
+    from tests.chain_fixtures import mark_chain_tests
+
+    mark_chain_tests(items)

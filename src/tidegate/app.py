@@ -19,10 +19,12 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from tidegate.api.context import Services
 from tidegate.api.endpoints import (
+    access,
     aquarius,
     auth_tokens,
     decryption,
     encryption,
+    files,
     nonce,
     operations,
     root,
@@ -35,6 +37,8 @@ from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
+from tidegate.chain.orders import OrderValidator
+from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
@@ -47,6 +51,8 @@ def all_endpoints() -> list[Endpoint]:
         *nonce.ENDPOINTS,
         *encryption.ENDPOINTS,
         *decryption.ENDPOINTS,
+        *access.ENDPOINTS,
+        *files.ENDPOINTS,
         *auth_tokens.ENDPOINTS,
         *aquarius.ENDPOINTS,
         *operations.ENDPOINTS,
@@ -73,8 +79,7 @@ def create_app(settings: Settings) -> Starlette:
             await store.open()
             stack.push_async_callback(store.close)
             chains = await discover_chains(settings, http)
-            for chain in chains.by_id.values():
-                stack.push_async_callback(chain.web3.provider.disconnect)
+            stack.push_async_callback(chains.close)
             secret = settings.auth_token_secret or await store.get_or_create_secret(
                 "auth_token_secret", secrets.token_hex(32)
             )
@@ -91,6 +96,14 @@ def create_app(settings: Settings) -> Starlette:
                 authenticator=RequestAuthenticator(store, tokens),
                 resolver=resolver,
                 fetcher=fetcher,
+                orders=OrderValidator(settings.pending_tx_wait),
+                storage=StorageContext(
+                    ipfs_gateway=settings.ipfs_gateway,
+                    arweave_gateway=settings.arweave_gateway,
+                    chains=chains,
+                    fetcher=fetcher,
+                    max_checksum_length=settings.max_checksum_length,
+                ),
             )
             if settings.indexer_enabled:
                 stop = asyncio.Event()

@@ -66,3 +66,43 @@ def dev(host: str, port: int, rpc_port: int, data_dir: Path | None) -> None:
     configure_logging("WARNING")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_dev(host, port, rpc_port, data_dir))
+
+
+@main.command("deploy-contracts")
+@click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the node (anvil, ganache)")
+@click.option("--key", "key", required=True, envvar="TIDEGATE_DEPLOYER_KEY",
+              help="Deployer private key, 0x hex (or TIDEGATE_DEPLOYER_KEY); pays the gas "
+                   "and owns OCEAN and the router")
+@click.option("--address-file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Barge-layout address file to write (other networks in it are kept)")
+@click.option("--network", default="development", show_default=True,
+              help="Network name of the new entry")
+def deploy_contracts(rpc_url: str, key: str, address_file: Path, network: str) -> None:
+    """Deploy the Ocean v4 contracts to a dev node and write its ADDRESS_FILE."""
+    import json
+
+    from eth_account import Account
+    from web3 import Web3
+    from web3.exceptions import Web3Exception
+
+    from tidegate.chain.contracts import write_address_file
+    from tidegate.chain.deploy import DeploymentError, deploy_ocean_contracts
+
+    try:
+        deployer = Account.from_key(key)
+    except (ValueError, TypeError):
+        raise click.BadParameter("not a private key", param_hint="--key") from None
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    try:
+        chain_id = int(w3.eth.chain_id)
+        addresses = deploy_ocean_contracts(w3, deployer)
+        write_address_file(address_file, network, chain_id, dict(addresses))
+    except DeploymentError as exc:
+        click.echo(f"tidegate: deployment failed: {exc}", err=True)
+        sys.exit(1)
+    except (OSError, ValueError, Web3Exception) as exc:  # the node or the file failed
+        click.echo(f"tidegate: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"Deployed the Ocean contracts on chain {chain_id} from {deployer.address}; "
+               f"wrote {network!r} to {address_file}")
+    click.echo(json.dumps(addresses, indent=2))

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
+import io
 import logging
+import re
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -50,9 +53,46 @@ class DevEnvironment:
     settings: Settings
 
 
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with single-range support (like any real origin)."""
+
     def log_message(self, format: str, *args: object) -> None:
         return
+
+    def send_head(self) -> Any:
+        spec = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not spec or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        match = _RANGE.match(spec.strip())
+        start = end = -1
+        if match and (match.group(1) or match.group(2)):
+            if match.group(1):
+                start = int(match.group(1))
+                end = int(match.group(2)) if match.group(2) else size - 1
+            else:
+                start, end = max(size - int(match.group(2)), 0), size - 1
+        if start < 0 or start >= size or end < start:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        end = min(end, size - 1)
+        with path.open("rb") as handle:
+            handle.seek(start)
+            body = handle.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(body)
 
 
 def serve_directory(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:

@@ -65,6 +65,7 @@ class Settings:
     root_path: str = ""
     log_level: str = "INFO"
     access_log: bool = True
+    access_fee_amount: int = 0
     indexer_enabled: bool = True
     indexer_start_block: int = 0
     indexer_confirmations: int = 0
@@ -149,6 +150,7 @@ class _Parser:
             root_path=self._root_path(),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             access_log=self._bool("TIDEGATE_ACCESS_LOG", default=True),
+            access_fee_amount=self._int("TIDEGATE_ACCESS_FEE_AMOUNT", 0),
             indexer_enabled=self._bool(
                 "TIDEGATE_INDEXER", default=self.get("AQUARIUS_URL") is None
             ),

@@ -10,6 +10,8 @@ from tidegate.assets.resolver import Resolver
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import Chains
+from tidegate.chain.orders import OrderValidator
+from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import SafeFetcher
 from tidegate.settings import Settings
 from tidegate.stores.base import Store
@@ -27,6 +29,8 @@ class Services:
     resolver: Resolver
     fetcher: SafeFetcher
     """Outbound HTTP for asset bytes (public addresses only unless allowed)."""
+    orders: OrderValidator
+    storage: StorageContext
 
 
 def services(request: Request) -> Services:

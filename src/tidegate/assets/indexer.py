@@ -31,7 +31,7 @@ from tidegate.assets.documents import DocumentError, decode_document
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.nft import is_factory_nft, nft_contract
-from tidegate.chain.rpc import rpc
+from tidegate.chain.rpc import concurrently, rpc
 from tidegate.stores.base import Store
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class ChainIndexer:
     async def _extras(self, nft: str, contract: Any, event: Any) -> dict[str, Any]:
         args = event["args"]
         calls = contract.functions
-        name, symbol, owner, token_uri = await asyncio.gather(
+        name, symbol, owner, token_uri = await concurrently(
             rpc(calls.name().call(), "name"), rpc(calls.symbol().call(), "symbol"),
             rpc(calls.ownerOf(1).call(), "ownerOf"), rpc(calls.tokenURI(1).call(), "tokenURI"),
         )

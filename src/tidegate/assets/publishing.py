@@ -49,6 +49,7 @@ class AssetDescription:
     timeout: int = 86400
     algorithm: Mapping[str, Any] | None = None
     compute: Mapping[str, Any] | None = None
+    credentials: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> AssetDescription:
@@ -76,6 +77,7 @@ class AssetDescription:
             pricing=pricing, rate=int(float(rate) * ONE_TOKEN),
             services=services, timeout=int(raw.get("timeout", 86400)),
             algorithm=raw.get("algorithm"), compute=raw.get("compute"),
+            credentials=raw.get("credentials"),
         )
 
 
@@ -131,7 +133,7 @@ def build_ddo(
         "nftAddress": nft,
         "metadata": metadata,
         "services": services,
-        "credentials": {"allow": [], "deny": []},
+        "credentials": dict(description.credentials or {"allow": [], "deny": []}),
     }
 
 

@@ -5,7 +5,9 @@ Supported: ``match_all``, ``term``/``terms``, ``match``/``match_phrase``,
 ``bool`` (``must``, ``filter``, ``should``, ``must_not``), ``exists``, ``range``;
 ``from``/``size``; ``sort`` on any field. Field paths are dotted (``nft.state``,
 ``metadata.type``, ``services.datatokenAddress``); a path through a list matches
-if any element matches. Anything else is a 400 naming the unsupported clause.
+if any element matches; ``_id`` is the DID (Aquarius' Elasticsearch document id).
+Backslash escapes in ``query_string`` (``did\\:op\\:…``) are honoured. Anything
+else is a 400 naming the unsupported clause.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class UnsupportedQueryError(BadRequestError):
 
 
 def _values(document: Any, path: str) -> list[Any]:
+    if path == "_id" and isinstance(document, dict):
+        # Aquarius stores each DDO under its DID as the Elasticsearch document id; the
+        # Ocean Market filters with {"terms": {"_id": [did, ...]}}.
+        return [document["id"]] if "id" in document else []
     current: list[Any] = [document]
     for part in path.removesuffix(".keyword").split("."):
         following: list[Any] = []
@@ -66,13 +72,25 @@ def _query_string(document: Any, text: str) -> bool:
     return False
 
 
+# query_string escapes reserved characters with a backslash: ocean.py's
+# ``ocean.assets.search("did:op:…")`` sends ``did\:op\:…``, a free-text search for
+# the DID, not a ``did`` field. Only an unescaped ``:`` separates field and value.
+_FIELD_SEPARATOR = re.compile(r"(?<!\\):")
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(r"\1", text)
+
+
 def _query_term(document: Any, term: str) -> bool:
-    field, sep, value = term.partition(":")
-    if sep and not field.startswith("http"):
-        value = value.strip('"')
+    parts = _FIELD_SEPARATOR.split(term, maxsplit=1)
+    if len(parts) == 2 and not parts[0].startswith("http"):
+        field, value = _unescape(parts[0]), _unescape(parts[1]).strip('"')
         return any(_same(v, value) or (value.endswith("*") and str(v).lower().startswith(
             value[:-1].lower())) for v in _values(document, field))
-    return any(_text_match(s, term.strip('"')) for s in _all_strings(document))
+    text = _unescape(term).strip('"')
+    return any(_text_match(s, text) for s in _all_strings(document))
 
 
 def _range(document: Any, field: str, bounds: dict[str, Any]) -> bool:

@@ -7,14 +7,19 @@ A request for a chain that is not configured is a 400 (decisions.md).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
+import aiohttp
 import httpx
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint, RPCResponse
 
 from tidegate.chain.contracts import load_address_file, packaged_address_file_path
 from tidegate.errors import BadRequestError, ConfigurationError, ServiceUnavailableError
@@ -33,7 +38,7 @@ class ChainConfig:
     rpc_url: str
     provider_key: str
     provider_address: str
-    web3: AsyncWeb3[AsyncHTTPProvider]
+    web3: AsyncWeb3[SessionHTTPProvider]
     addresses: Mapping[str, str]
     """Contract name -> address from the address file ({} if the chain is not in it)."""
 
@@ -49,9 +54,14 @@ class ChainConfig:
 
 @dataclass(frozen=True)
 class Chains:
-    """All configured chains, by id."""
+    """All configured chains, by id, and the RPC HTTP session they share."""
 
     by_id: dict[int, ChainConfig]
+    session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
     @property
     def ids(self) -> list[int]:
@@ -84,11 +94,64 @@ async def rpc_chain_id(http: httpx.AsyncClient, url: str, rpc_timeout: float) ->
         raise ServiceUnavailableError("The chain RPC did not answer eth_chainId.") from exc
 
 
-def build_web3(url: str, rpc_timeout: float) -> AsyncWeb3[AsyncHTTPProvider]:
-    """An AsyncWeb3 for ``url`` that tolerates PoA chains (long extraData)."""
-    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": rpc_timeout}))
+class SessionHTTPProvider(AsyncHTTPProvider):
+    """web3's HTTP provider, posting through one aiohttp session that Tidegate owns.
+
+    web3's own session manager guards its session cache with a threading lock taken
+    through an executor; a request cancelled at that moment (a client that hangs
+    up, a sibling call that failed) can leave the lock held, after which every RPC
+    call of the process waits forever. Posting on our session needs no lock, keeps
+    connections alive, and fails fast: no web3 retries, a total timeout per call.
+    """
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, rpc_timeout: float) -> None:
+        super().__init__(url, exception_retry_configuration=None)
+        self._session = session
+        self._url = url
+        self._timeout = aiohttp.ClientTimeout(total=rpc_timeout)
+        self._headers = self.get_request_headers()
+
+    async def _post(self, data: bytes) -> bytes:
+        async with self._session.post(self._url, data=data, headers=self._headers,
+                                      timeout=self._timeout) as response:
+            response.raise_for_status()
+            return await response.read()
+
+    async def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
+        return await self._post(request_data)
+
+    async def make_batch_request(
+        self, batch_requests: list[tuple[RPCEndpoint, Any]]
+    ) -> list[RPCResponse] | RPCResponse:
+        response = self.decode_rpc_response(
+            await self._post(self.encode_batch_rpc_request(batch_requests)))
+        if not isinstance(response, list):
+            return response
+        return sorted(response, key=lambda r: int(cast(Any, r).get("id", 0)))
+
+    async def disconnect(self) -> None:
+        """The session belongs to the caller (closed with :meth:`Chains.close`)."""
+
+
+def build_web3(
+    url: str, rpc_timeout: float, session: aiohttp.ClientSession
+) -> AsyncWeb3[SessionHTTPProvider]:
+    """An AsyncWeb3 for ``url`` on ``session`` that tolerates PoA chains (long extraData)."""
+    w3 = AsyncWeb3(SessionHTTPProvider(url, session, rpc_timeout))
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     return w3
+
+
+def rpc_session() -> aiohttp.ClientSession:
+    """A keep-alive HTTP session for RPC calls.
+
+    web3's default session closes the connection after every call (``force_close``),
+    which costs a TCP handshake per RPC round trip.
+    """
+    return aiohttp.ClientSession(
+        raise_for_status=True,
+        connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
+    )
 
 
 def load_addresses(settings: Settings) -> dict[int, dict[str, str]]:
@@ -103,20 +166,42 @@ def load_addresses(settings: Settings) -> dict[int, dict[str, str]]:
 async def discover_chains(settings: Settings, http: httpx.AsyncClient) -> Chains:
     """Build the chain table from settings (one RPC call in single-URL mode)."""
     addresses = load_addresses(settings)
+    session = rpc_session()
 
     def config(chain_id: int, url: str, key: str) -> ChainConfig:
         return ChainConfig(
             chain_id, url, key, Account.from_key(key).address,
-            build_web3(url, settings.rpc_timeout), addresses.get(chain_id, {}),
+            build_web3(url, settings.rpc_timeout, session), addresses.get(chain_id, {}),
         )
 
     if settings.network_urls:
-        return Chains(
+        chains = Chains(
             {
                 cid: config(cid, url, settings.provider_keys[cid])
                 for cid, url in settings.network_urls.items()
             }
         )
-    assert settings.network_url is not None and settings.provider_key is not None
-    cid = await rpc_chain_id(http, settings.network_url, settings.rpc_timeout)
-    return Chains({cid: config(cid, settings.network_url, settings.provider_key)})
+    else:
+        assert settings.network_url is not None and settings.provider_key is not None
+        try:
+            cid = await rpc_chain_id(http, settings.network_url, settings.rpc_timeout)
+        except BaseException:
+            await session.close()
+            raise
+        chains = Chains({cid: config(cid, settings.network_url, settings.provider_key)})
+    for chain in chains.by_id.values():
+        await warm_up(chain)
+    return Chains(chains.by_id, session)
+
+
+async def warm_up(chain: ChainConfig) -> None:
+    """Check the RPC answers, once, at start.
+
+    An RPC that is down now is not fatal: requests that need it answer 503 until it
+    is back.
+    """
+    try:
+        await asyncio.wait_for(chain.web3.eth.chain_id, timeout=2)
+    except Exception:  # any failure here is reported by the requests that need the RPC
+        logging.getLogger(__name__).warning("chain %s: RPC not reachable at start",
+                                            chain.chain_id)

@@ -10,42 +10,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict, cast
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress, HexStr
+from eth_typing import HexStr
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
-from web3.types import RPCEndpoint, RPCResponse, TxParams
+from web3.types import RPCEndpoint, RPCResponse
 
-from tidegate.chain.contracts import load_artifact
+from tidegate.chain import deploy
+from tidegate.chain.deploy import OceanAddresses as OceanAddresses  # re-exported
 
 BARGE_MNEMONIC = "taxi music thumb unique chat sand crew more leg another off lamp"
 BARGE_HD_PATH = "m/44'/60'/0'/0"
 DEV_CHAIN_ID = 8996
-# Required by FactoryRouter (non-zero) but unused: we deploy no balancer pools.
-_BPOOL_TEMPLATE = "0x000000000000000000000000000000000000dEaD"
-# Fixed gas limits: deploying with estimates costs an extra EVM run per transaction.
-_DEPLOY_GAS = 6_000_000
-_CALL_GAS = 300_000
-_MAX_FEE = 10 * 10**9
-_PRIORITY_FEE = 10**9
-
-
-class OceanAddresses(TypedDict):
-    """Deployed contract addresses under the barge key names (a JSON-ready dict)."""
-
-    Ocean: str
-    OPFCommunityFeeCollector: str
-    Router: str
-    FixedPrice: str
-    Dispenser: str
-    ERC20Template: dict[str, str]
-    ERC721Template: dict[str, str]
-    ERC721Factory: str
-    chainId: int
-    startBlock: int
 
 
 def _quick_gas_estimator(fallback: Callable[[Any, Any], int]) -> Callable[[Any, Any], int]:
@@ -187,75 +166,20 @@ class DevChain:
 
     # -- Ocean contracts ----------------------------------------------------------
 
-    def _transact(self, sender: ChecksumAddress, tx: TxParams) -> Any:
-        """Send from an unlocked tester account with fixed fees; return the receipt."""
-        params = dict(tx)
-        params.setdefault("gas", _CALL_GAS)
-        params.update(
-            {
-                "from": sender,
-                "chainId": DEV_CHAIN_ID,
-                "maxFeePerGas": _MAX_FEE,
-                "maxPriorityFeePerGas": _PRIORITY_FEE,
-            }
-        )
-        tx_hash = self.w3.eth.send_transaction(cast(TxParams, params))
-        receipt = self.w3.eth.get_transaction_receipt(tx_hash)
-        if receipt["status"] != 1:
-            raise RuntimeError(f"dev chain transaction {tx_hash.to_0x_hex()} reverted")
-        return receipt
-
-    def _deploy(self, sender: ChecksumAddress, name: str, *args: Any) -> tuple[str, int]:
-        artifact = load_artifact(name)
-        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        data = factory.constructor(*args).data_in_transaction
-        receipt = self._transact(sender, {"data": data, "gas": _DEPLOY_GAS})
-        return str(receipt["contractAddress"]), int(receipt["blockNumber"])
-
-    def _call(self, sender: ChecksumAddress, name: str, address: str, fn: str, *args: Any) -> None:
-        contract = self.w3.eth.contract(
-            address=Web3.to_checksum_address(address), abi=load_artifact(name).abi
-        )
-        data = contract.encode_abi(fn, list(args))
-        self._transact(sender, {"to": contract.address, "data": data})
-
     def deploy_ocean_contracts(self, deployer_index: int = 0) -> OceanAddresses:
         """Deploy OCEAN, the fee collector, router, FRE, dispenser, templates and factory.
 
         Thirteen transactions in the order of the contracts repo's deploy script for a
-        development chain, so the addresses equal barge's for the same mnemonic and a
-        fresh deployer. ERC20 template 1 is ``ERC20Template`` and template 2
-        ``ERC20TemplateEnterprise``. The deployer owns OCEAN and the router and
-        collects OPF fees. Call it once per chain (the router accepts one factory).
+        development chain (``deploy.deploy_ocean_contracts``), so the addresses equal
+        barge's for the same mnemonic and a fresh deployer. ERC20 template 1 is
+        ``ERC20Template`` and template 2 ``ERC20TemplateEnterprise``. The deployer owns
+        OCEAN and the router and collects OPF fees. Call it once per chain.
         """
         with self.lock:
             if self.addresses is not None:
                 raise RuntimeError("the Ocean contracts are already deployed on this chain")
-            me = self.accounts[deployer_index].address
-            ocean, start_block = self._deploy(me, "OceanToken", me)
-            opf, _ = self._deploy(me, "OPFCommunityFeeCollector", me, me)
-            router, _ = self._deploy(me, "FactoryRouter", me, ocean, _BPOOL_TEMPLATE, opf, [])
-            fre, _ = self._deploy(me, "FixedRateExchange", router)
-            dispenser, _ = self._deploy(me, "Dispenser", router)
-            erc20, _ = self._deploy(me, "ERC20Template")
-            erc20_enterprise, _ = self._deploy(me, "ERC20TemplateEnterprise")
-            erc721, _ = self._deploy(me, "ERC721Template")
-            factory, _ = self._deploy(me, "ERC721Factory", erc721, erc20, router)
-            self._call(me, "ERC721Factory", factory, "addTokenTemplate", erc20_enterprise)
-            self._call(me, "FactoryRouter", router, "addFactory", factory)
-            self._call(me, "FactoryRouter", router, "addFixedRateContract", fre)
-            self._call(me, "FactoryRouter", router, "addDispenserContract", dispenser)
-            self.addresses = OceanAddresses(
-                Ocean=ocean,
-                OPFCommunityFeeCollector=opf,
-                Router=router,
-                FixedPrice=fre,
-                Dispenser=dispenser,
-                ERC20Template={"1": erc20, "2": erc20_enterprise},
-                ERC721Template={"1": erc721},
-                ERC721Factory=factory,
-                chainId=DEV_CHAIN_ID,
-                startBlock=start_block,
+            self.addresses = deploy.deploy_ocean_contracts(
+                self.w3, self.accounts[deployer_index]
             )
             return self.addresses
 
@@ -263,13 +187,7 @@ class DevChain:
         """Mint OCEAN to ``to`` (the deployer owns the token; the cap is 1.41e9 OCEAN)."""
         if self.addresses is None:
             raise RuntimeError("deploy_ocean_contracts() first")
-        owner = self.accounts[owner_index].address
         with self.lock:
-            self._call(
-                owner,
-                "OceanToken",
-                self.addresses["Ocean"],
-                "mint",
-                Web3.to_checksum_address(to),
-                amount_wei,
+            deploy.mint_ocean(
+                self.w3, self.accounts[owner_index], self.addresses["Ocean"], to, amount_wei
             )

@@ -8,8 +8,11 @@ documents), waits for the receipt and raises :class:`OceanTxError` unless it suc
 
 Gas limits are fixed, generous constants (an estimate costs a round trip and, on
 py-evm, extra EVM runs); ``set_metadata`` estimates because its calldata is unbounded.
-Nonces are tracked per ``Web3`` object to save a round trip per transaction; call
-:func:`forget_nonces` after reverting the chain to a snapshot.
+Each transaction takes the node's pending nonce. It is not cached across transactions:
+a cached nonce goes stale when a dev chain is reverted to a snapshot, and while
+eth-tester refuses a nonce that is too high, anvil, ganache and geth queue it, so the
+transaction would never be mined. The nonces of this process's own transactions still
+in flight are tracked per ``Web3`` object, so that concurrent senders do not collide.
 """
 
 from __future__ import annotations
@@ -59,13 +62,19 @@ class OceanTxError(RuntimeError):
 
 
 _lock = threading.Lock()
-_nonces: weakref.WeakKeyDictionary[Web3, dict[str, int]] = weakref.WeakKeyDictionary()
+# Per connection and sender: (the nonce after our latest in-flight one, how many are in flight).
+_nonces: weakref.WeakKeyDictionary[Web3, dict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
+_sender_locks: dict[str, threading.Lock] = {}
 # Per connection: (chain id, maxFeePerGas, maxPriorityFeePerGas).
 _fees: weakref.WeakKeyDictionary[Web3, tuple[int, int, int]] = weakref.WeakKeyDictionary()
 
 
 def forget_nonces(w3: Web3 | None = None) -> None:
-    """Drop cached nonces (of ``w3``, or of every connection): after a chain revert."""
+    """Drop the in-flight nonce bookkeeping (of ``w3``, or of every connection).
+
+    Not needed for correctness any more (nonces are read from the node), but harmless
+    after a chain revert, when no transaction of this process is in flight.
+    """
     with _lock:
         if w3 is None:
             _nonces.clear()
@@ -96,15 +105,38 @@ def _fee_params(w3: Web3) -> tuple[int, int, int]:
     return params
 
 
-def _next_nonce(w3: Web3, address: str) -> int:
+def _sender_lock(address: str) -> threading.Lock:
+    """The lock that orders one sender's transactions (one per address, process-wide)."""
+    with _lock:
+        return _sender_locks.setdefault(address.lower(), threading.Lock())
+
+
+def _reserve_nonce(w3: Web3, address: str) -> int:
+    """The nonce for a new transaction of ``address``; pair with :func:`_release_nonce`.
+
+    The node's pending count, or past this process's transactions still in flight
+    (another thread's may not be pending on the node yet).
+    """
+    pending = int(w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
     with _lock:
         known = _nonces.setdefault(w3, {})
-        if address not in known:
-            checksummed = Web3.to_checksum_address(address)
-            known[address] = int(w3.eth.get_transaction_count(checksummed, "pending"))
-        nonce = known[address]
-        known[address] = nonce + 1
+        following, in_flight = known.get(address, (0, 0))
+        nonce = max(pending, following) if in_flight else pending
+        known[address] = (nonce + 1, in_flight + 1)
         return nonce
+
+
+def _release_nonce(w3: Web3, address: str) -> None:
+    """The transaction that reserved a nonce was mined, or will never be sent."""
+    with _lock:
+        known = _nonces.get(w3)
+        if known is None or address not in known:
+            return  # forgotten meanwhile
+        following, in_flight = known[address]
+        if in_flight <= 1:
+            del known[address]
+        else:
+            known[address] = (following, in_flight - 1)
 
 
 def _revert_reason(w3: Web3, tx: TxParams, block_number: int) -> str:
@@ -127,8 +159,8 @@ def send(
     """Sign ``function`` locally, send it, wait for a successful receipt.
 
     ``gas`` defaults to the fixed limit for the function's name, else an estimate.
-    If the node refuses the transaction, the nonce is re-read and, if it changed (the
-    chain was reverted), the transaction is sent once more. Raises
+    If the node refuses the transaction, the nonce is re-read and, if it changed
+    (another sender used it meanwhile), the transaction is sent once more. Raises
     :class:`OceanTxError` if sending fails or the receipt has status 0.
     """
     what = function.fn_name
@@ -147,22 +179,36 @@ def send(
         except Exception as exc:  # ContractLogicError, or eth-tester's own in-process
             raise OceanTxError(f"{what} would fail: {exc}") from exc
     params["gas"] = gas
-    params["nonce"] = _next_nonce(w3, account.address)
-    for attempt in (1, 2):
-        tx = function.build_transaction(cast(TxParams, params))
-        signed = account.sign_transaction(cast(dict[str, Any], tx))
+    # A sender's transactions reach the node in nonce order: eth-tester has no
+    # mempool and refuses every nonce but the next one.
+    with _sender_lock(account.address):
+        params["nonce"] = _reserve_nonce(w3, account.address)
+        reserved = True
         try:
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-            break
-        except Exception as exc:
-            forget_nonces(w3)  # whatever went wrong, the cached nonce is suspect
-            used, params["nonce"] = params["nonce"], _next_nonce(w3, account.address)
-            if attempt == 2 or params["nonce"] == used:
-                forget_nonces(w3)
-                raise OceanTxError(f"{what}: sending failed: {exc}") from exc
-    receipt = w3.eth.wait_for_transaction_receipt(
-        tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.01
-    )
+            for attempt in (1, 2):
+                tx = function.build_transaction(cast(TxParams, params))
+                signed = account.sign_transaction(cast(dict[str, Any], tx))
+                try:
+                    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except Exception as exc:
+                    # Someone else may have used the nonce meanwhile: re-read it, once.
+                    _release_nonce(w3, account.address)
+                    reserved = False
+                    used, params["nonce"] = params["nonce"], _reserve_nonce(w3, account.address)
+                    reserved = True
+                    if attempt == 2 or params["nonce"] == used:
+                        raise OceanTxError(f"{what}: sending failed: {exc}") from exc
+        except BaseException:
+            if reserved:
+                _release_nonce(w3, account.address)
+            raise
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.01
+        )
+    finally:
+        _release_nonce(w3, account.address)
     if receipt["status"] != 1:
         reason = _revert_reason(w3, tx, int(receipt["blockNumber"]))
         raise OceanTxError(f"{what} failed in tx {tx_hash.to_0x_hex()}: {reason}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
@@ -32,3 +33,20 @@ async def rpc(call: Awaitable[T], what: str) -> T:
         raise ContractCallError(f"The contract call failed: {what}.") from exc
     except (TimeoutError, Web3Exception, aiohttp.ClientError, OSError, ValueError) as exc:
         raise ServiceUnavailableError(f"The chain RPC is unavailable ({what}).") from exc
+
+
+async def concurrently(*calls: Awaitable[Any]) -> list[Any]:
+    """Await independent calls together; on the first failure cancel the rest.
+
+    ``asyncio.gather`` would leave the other calls running after one fails, and they
+    could outlive the request (and the RPC session, at shutdown). The first
+    exception is re-raised as is, not wrapped in an ExceptionGroup.
+    """
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -6,6 +6,7 @@ so SQLite's own locking makes check-and-advance atomic across worker processes.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class SqliteStore:
         return self._db
 
     async def open(self) -> None:
+        # aiosqlite logs every statement with its parameters at DEBUG, and those
+        # include decrypted DDOs and nonces: never let them reach a log.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, timeout=30)
         await self._db.execute("PRAGMA journal_mode=WAL")

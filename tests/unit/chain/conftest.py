@@ -1,69 +1,51 @@
-"""One dev chain per session with the Ocean contracts deployed; a snapshot per test."""
+"""Short names for the suite's session chain (tests/chain_fixtures.py), reverted per test."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tidegate.chain.devchain import DevChain, OceanAddresses
-from tidegate.chain.ocean_txs import forget_nonces
-from tidegate.chain.rpc_shim import RpcServer, start_rpc_server
-
-CONSUMER_OCEAN = 1_000 * 10**18
-
-
-@pytest.fixture(scope="session")
-def session_chain() -> DevChain:
-    chain = DevChain()
-    chain.deploy_ocean_contracts()
-    chain.mint_ocean(chain.accounts[2].address, CONSUMER_OCEAN)
-    return chain
+from tests.chain_fixtures import ChainFacade, ChainHarness
+from tidegate.chain.deploy import OceanAddresses
+from tidegate.chain.rpc_shim import RpcServer
 
 
 @pytest.fixture
-def chain(session_chain: DevChain) -> Iterator[DevChain]:
-    """The session chain, reverted to its deployed state after the test."""
-    snapshot = session_chain.snapshot()
-    try:
-        yield session_chain
-    finally:
-        session_chain.revert(snapshot)
-        forget_nonces()
+def chain(harness: ChainHarness) -> ChainFacade:
+    """The session chain (DevChain, or anvil), reverted to its deployed state after the test."""
+    return harness.chain
 
 
 @pytest.fixture
-def addresses(chain: DevChain) -> OceanAddresses:
+def addresses(chain: ChainFacade) -> OceanAddresses:
     assert chain.addresses is not None
     return chain.addresses
 
 
 @pytest.fixture
-def deployer(chain: DevChain) -> LocalAccount:
+def deployer(chain: ChainFacade) -> LocalAccount:
     return chain.accounts[0]
 
 
 @pytest.fixture
-def publisher(chain: DevChain) -> LocalAccount:
+def publisher(chain: ChainFacade) -> LocalAccount:
     return chain.accounts[1]
 
 
 @pytest.fixture
-def consumer(chain: DevChain) -> LocalAccount:
-    """Holds CONSUMER_OCEAN OCEAN."""
+def consumer(chain: ChainFacade) -> LocalAccount:
+    """Holds ``chain_fixtures.CONSUMER_OCEAN`` OCEAN."""
     return chain.accounts[2]
 
 
 @pytest.fixture
-def provider(chain: DevChain) -> LocalAccount:
+def provider(chain: ChainFacade) -> LocalAccount:
     return chain.accounts[3]
 
 
-@pytest.fixture(scope="session")
-def rpc_server(session_chain: DevChain) -> Iterator[RpcServer]:
-    server = start_rpc_server(session_chain)
-    try:
-        yield server
-    finally:
-        server.close()
+@pytest.fixture
+def rpc_server(session_harness: ChainHarness) -> RpcServer:
+    """The DevChain's JSON-RPC shim (``devchain_only`` tests)."""
+    server = session_harness.rpc
+    assert isinstance(server, RpcServer), "the RPC shim serves the in-process chain only"
+    return server

@@ -1,4 +1,4 @@
-"""The in-process dev chain and its Ocean deployment."""
+"""The test chain (DevChain, or anvil) and its Ocean deployment."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 
-from tests.unit.chain.conftest import CONSUMER_OCEAN
+from tests.chain_fixtures import CONSUMER_OCEAN, ChainFacade
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.devchain import DevChain, OceanAddresses
+from tidegate.chain.deploy import OceanAddresses
 from tidegate.chain.ocean_txs import contract
 
 BARGE_ACCOUNT_0 = "0xe2DD09d719Da89e5a3D0F2549c7E24566e947260"
@@ -29,7 +29,7 @@ def _all_addresses(addresses: OceanAddresses) -> list[str]:
     return found
 
 
-def test_chain_identity_and_accounts(chain: DevChain) -> None:
+def test_chain_identity_and_accounts(chain: ChainFacade) -> None:
     w3 = chain.w3
     assert w3.eth.chain_id == 8996
     assert w3.net.version == "8996"
@@ -41,7 +41,7 @@ def test_chain_identity_and_accounts(chain: DevChain) -> None:
 
 
 def test_deploy_uses_barge_account_0_and_every_address_is_a_contract(
-    chain: DevChain, addresses: OceanAddresses
+    chain: ChainFacade, addresses: OceanAddresses
 ) -> None:
     w3 = chain.w3
     assert addresses["chainId"] == 8996
@@ -74,12 +74,12 @@ def test_deploy_uses_barge_account_0_and_every_address_is_a_contract(
     assert router.functions.isDispenserContract(addresses["Dispenser"]).call()
 
 
-def test_deploy_twice_is_refused(chain: DevChain) -> None:
+def test_deploy_twice_is_refused(chain: ChainFacade) -> None:
     with pytest.raises(RuntimeError, match="already deployed"):
         chain.deploy_ocean_contracts()
 
 
-def test_snapshot_and_revert_restore_state(chain: DevChain, addresses: OceanAddresses) -> None:
+def test_snapshot_and_revert_restore_state(chain: ChainFacade, addresses: OceanAddresses) -> None:
     ocean = contract(chain.w3, "OceanToken", addresses["Ocean"])
     who = chain.accounts[7].address
     block = chain.w3.eth.block_number
@@ -94,13 +94,14 @@ def test_snapshot_and_revert_restore_state(chain: DevChain, addresses: OceanAddr
         chain.revert(10**9)
 
 
-def test_session_fixture_funded_the_consumer(chain: DevChain, addresses: OceanAddresses) -> None:
+def test_session_fixture_funded_the_consumer(chain: ChainFacade, addresses: OceanAddresses) -> None:
     ocean = contract(chain.w3, "OceanToken", addresses["Ocean"])
     assert ocean.functions.balanceOf(chain.accounts[2].address).call() == CONSUMER_OCEAN
 
 
+@pytest.mark.devchain_only
 def test_quick_gas_estimate_is_enough_and_reverts_carry_the_reason(
-    chain: DevChain, addresses: OceanAddresses
+    chain: ChainFacade, addresses: OceanAddresses
 ) -> None:
     w3 = chain.w3
     address = Web3.to_checksum_address(addresses["Ocean"])
@@ -114,7 +115,7 @@ def test_quick_gas_estimate_is_enough_and_reverts_carry_the_reason(
         ocean.functions.mint(other, 10).estimate_gas({"from": other})
 
 
-def test_mine_at_a_timestamp(chain: DevChain) -> None:
+def test_mine_at_a_timestamp(chain: ChainFacade) -> None:
     target = chain.latest_timestamp() + 3600
     chain.mine(target)
     assert chain.latest_timestamp() == target

@@ -1,4 +1,4 @@
-"""Publish and order on the dev chain; the contract checks our provider-fee signatures."""
+"""Publish and order on the test chain; the contract checks our provider-fee signatures."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from web3 import Web3
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from tests.chain_fixtures import ChainFacade
 from tidegate.chain import ocean_txs
-from tidegate.chain.devchain import DevChain, OceanAddresses
+from tidegate.chain.deploy import OceanAddresses
 from tidegate.fees.provider_fees import ProviderFee, build_provider_data, sign_provider_fee
 
 ONE = 10**18
@@ -32,7 +33,9 @@ def ocean_balance(w3: Web3, addresses: OceanAddresses, who: str) -> int:
     return int(ocean.functions.balanceOf(who).call())
 
 
-def quote(chain: DevChain, addresses: OceanAddresses, datatoken: str, amount: int) -> ProviderFee:
+def quote(
+    chain: ChainFacade, addresses: OceanAddresses, datatoken: str, amount: int
+) -> ProviderFee:
     data = build_provider_data(None, 1795533607.358028, datatoken, "access-1")
     return sign_provider_fee(
         chain.private_key(3),
@@ -44,7 +47,7 @@ def quote(chain: DevChain, addresses: OceanAddresses, datatoken: str, amount: in
 
 
 def order(
-    chain: DevChain,
+    chain: ChainFacade,
     addresses: OceanAddresses,
     variant: ocean_txs.Variant,
     publisher: LocalAccount,
@@ -67,7 +70,7 @@ def order(
 
 @pytest.mark.parametrize("variant", ["plain", "fixed_rate", "dispenser"])
 def test_publish_then_order_with_a_signed_provider_fee(
-    chain: DevChain,
+    chain: ChainFacade,
     addresses: OceanAddresses,
     publisher: LocalAccount,
     consumer: LocalAccount,
@@ -123,7 +126,7 @@ def test_publish_then_order_with_a_signed_provider_fee(
 
 @pytest.mark.parametrize("tamper", ["wrong_key", "changed_amount", "changed_data"])
 def test_start_order_rejects_a_badly_signed_fee(
-    chain: DevChain,
+    chain: ChainFacade,
     addresses: OceanAddresses,
     publisher: LocalAccount,
     consumer: LocalAccount,
@@ -152,7 +155,7 @@ def test_start_order_rejects_a_badly_signed_fee(
 
 
 def test_reuse_order_and_metadata_state(
-    chain: DevChain, addresses: OceanAddresses, publisher: LocalAccount, consumer: LocalAccount
+    chain: ChainFacade, addresses: OceanAddresses, publisher: LocalAccount, consumer: LocalAccount
 ) -> None:
     w3 = chain.w3
     nft, dt = ocean_txs.create_data_nft_with_datatoken(w3, addresses, publisher)
@@ -183,7 +186,7 @@ def test_reuse_order_and_metadata_state(
 
 
 def test_approve_and_transfer(
-    chain: DevChain, addresses: OceanAddresses, consumer: LocalAccount
+    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
 ) -> None:
     w3, spender = chain.w3, chain.accounts[6]
     ocean = ocean_txs.contract(w3, "OceanToken", addresses["Ocean"])
@@ -194,20 +197,20 @@ def test_approve_and_transfer(
 
 
 def test_nonces_recover_after_a_revert(
-    chain: DevChain, addresses: OceanAddresses, consumer: LocalAccount
+    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
 ) -> None:
     w3, receiver = chain.w3, chain.accounts[6].address
     snapshot = chain.snapshot()
     ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1)
     chain.revert(snapshot)
-    # The cached nonce is one too high now: the node refuses, send re-reads and resends.
+    # No stale nonce is kept: anvil would queue a too-high one and never mine it.
     ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1)
     ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1)
     assert ocean_balance(w3, addresses, receiver) == 2
 
 
 def test_a_refused_transaction_is_not_resent(
-    chain: DevChain, addresses: OceanAddresses, provider: LocalAccount
+    chain: ChainFacade, addresses: OceanAddresses, provider: LocalAccount
 ) -> None:
     w3 = chain.w3
     poor = w3.eth.account.create()
@@ -218,9 +221,23 @@ def test_a_refused_transaction_is_not_resent(
 
 
 def test_unknown_variant_and_missing_address(
-    chain: DevChain, addresses: OceanAddresses, publisher: LocalAccount
+    chain: ChainFacade, addresses: OceanAddresses, publisher: LocalAccount
 ) -> None:
     with pytest.raises(ValueError, match="unknown datatoken variant"):
         ocean_txs.create_data_nft_with_datatoken(chain.w3, addresses, publisher, "pool")  # type: ignore[arg-type]
     with pytest.raises(ocean_txs.OceanTxError, match="no 'ERC721Factory'"):
         ocean_txs.create_data_nft_with_datatoken(chain.w3, {}, publisher)
+
+
+def test_concurrent_senders_get_distinct_nonces(
+    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    w3, receiver = chain.w3, chain.accounts[7].address
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        hashes = list(pool.map(
+            lambda _: ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1), range(8)
+        ))
+    assert len(set(hashes)) == 8
+    assert ocean_balance(w3, addresses, receiver) == 8

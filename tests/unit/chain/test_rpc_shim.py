@@ -15,8 +15,11 @@ from web3.types import Wei
 
 from tidegate.chain import ocean_txs
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.devchain import DevChain, OceanAddresses
+from tidegate.chain.deploy import OceanAddresses
+from tidegate.chain.devchain import DevChain
 from tidegate.chain.rpc_shim import RpcServer
+
+pytestmark = pytest.mark.devchain_only  # the shim serves the in-process chain only
 
 
 @pytest.fixture
