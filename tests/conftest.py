@@ -63,7 +63,8 @@ async def fresh_pg_url(pg_url: str) -> AsyncIterator[str]:
     """The session schema, emptied before the test."""
     conn = await asyncpg.connect(pg_url)
     try:
-        for table in ("nonces", "revoked_tokens", "secrets", "ddos", "cursors", "leases"):
+        for table in ("nonces", "revoked_tokens", "secrets", "ddos", "cursors", "leases",
+                      "compute_jobs"):
             await conn.execute(
                 f"DO $$ BEGIN IF to_regclass('{table}') IS NOT NULL THEN "
                 f"EXECUTE 'TRUNCATE {table}'; END IF; END $$"

@@ -72,3 +72,16 @@ class Store(Protocol):
 
     async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
         """Take or renew a named lease for ``ttl_ms``; False if another holder has it."""
+
+    # --- compute jobs ------------------------------------------------------------
+    async def put_job(self, job_id: str, owner: str, document: str) -> None:
+        """Create or replace a compute job record (JSON)."""
+
+    async def get_job(self, job_id: str) -> str | None:
+        """A job record (JSON), or None."""
+
+    async def list_jobs(self, owner: str | None) -> list[str]:
+        """Job records (JSON) of ``owner``, or of everyone when None, oldest first."""
+
+    async def delete_job(self, job_id: str) -> None:
+        """Forget a job record."""

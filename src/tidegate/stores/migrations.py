@@ -42,4 +42,12 @@ MIGRATIONS: list[list[str]] = [
             expires_ms BIGINT NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS compute_jobs (
+            job_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            document TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS compute_jobs_owner ON compute_jobs (owner)",
+    ],
 ]

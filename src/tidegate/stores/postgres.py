@@ -160,3 +160,26 @@ class PostgresStore:
             name, holder, now + ttl_ms, now,
         )
         return row is not None
+
+    async def put_job(self, job_id: str, owner: str, document: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO compute_jobs (job_id, owner, document) VALUES ($1, $2, $3) "
+            "ON CONFLICT (job_id) DO UPDATE SET document = excluded.document",
+            job_id, owner, document,
+        )
+
+    async def get_job(self, job_id: str) -> str | None:
+        value = await self.pool.fetchval(
+            "SELECT document FROM compute_jobs WHERE job_id = $1", job_id)
+        return None if value is None else str(value)
+
+    async def list_jobs(self, owner: str | None) -> list[str]:
+        if owner is None:
+            rows = await self.pool.fetch("SELECT document FROM compute_jobs ORDER BY ctid")
+        else:
+            rows = await self.pool.fetch(
+                "SELECT document FROM compute_jobs WHERE owner = $1 ORDER BY ctid", owner)
+        return [str(row[0]) for row in rows]
+
+    async def delete_job(self, job_id: str) -> None:
+        await self.pool.execute("DELETE FROM compute_jobs WHERE job_id = $1", job_id)

@@ -177,3 +177,31 @@ class SqliteStore:
         taken = cur.rowcount == 1
         await self.db.commit()
         return taken
+
+    async def put_job(self, job_id: str, owner: str, document: str) -> None:
+        await self.db.execute(
+            "INSERT INTO compute_jobs (job_id, owner, document) VALUES (?, ?, ?) "
+            "ON CONFLICT (job_id) DO UPDATE SET document = excluded.document",
+            (job_id, owner, document),
+        )
+        await self.db.commit()
+
+    async def get_job(self, job_id: str) -> str | None:
+        async with self.db.execute(
+            "SELECT document FROM compute_jobs WHERE job_id = ?", (job_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def list_jobs(self, owner: str | None) -> list[str]:
+        query: str = "SELECT document FROM compute_jobs ORDER BY rowid"
+        args: tuple[str, ...] = ()
+        if owner is not None:
+            query, args = ("SELECT document FROM compute_jobs WHERE owner = ? ORDER BY rowid",
+                           (owner,))
+        async with self.db.execute(query, args) as cur:
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def delete_job(self, job_id: str) -> None:
+        await self.db.execute("DELETE FROM compute_jobs WHERE job_id = ?", (job_id,))
+        await self.db.commit()

@@ -1,0 +1,1 @@
+"""Compute-to-data: environments, jobs and the engines that run them."""

@@ -1,0 +1,90 @@
+"""The engine protocol: what the compute commands need from any C2D back end.
+
+The commands validate orders, trust rules and fees, decrypt the input and algorithm
+file objects with the provider key, and hand the engine a :class:`JobSpec`. The
+engine runs the job, keeps the :class:`~tidegate.compute.jobs.JobRecord` up to date
+in the store, and serves results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tidegate.compute.environments import Environment
+from tidegate.compute.jobs import JobRecord
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """One dataset: its DDO and its decrypted file objects (raw dicts)."""
+
+    did: str
+    service_id: str
+    transfer_tx: str
+    ddo: Mapping[str, Any]
+    files: list[dict[str, Any]]
+    userdata: Any = None
+
+
+@dataclass(frozen=True)
+class JobAlgorithm:
+    """The algorithm: raw code, or file objects (a published algorithm's files)."""
+
+    container: Mapping[str, Any]
+    """``{"entrypoint": "python $ALGO", "image": ..., "tag": ..., "checksum": ...}``."""
+    rawcode: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    did: str | None = None
+    ddo: Mapping[str, Any] | None = None
+    algocustomdata: Any = None
+    userdata: Any = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    owner: str
+    environment: Environment
+    chain_id: int
+    agreement_id: str
+    inputs: list[JobInput]
+    algorithm: JobAlgorithm
+    max_duration: int
+    """Seconds the job may run (paid duration, capped by the environment)."""
+    allow_network: bool = False
+
+
+@dataclass
+class ResultStream:
+    """A result file opened for download."""
+
+    filename: str
+    size: int
+    content_type: str
+    chunks: AsyncIterator[bytes]
+
+
+class ComputeEngine(Protocol):
+    async def environments(self) -> list[Environment]:
+        """Every environment this engine offers (all chains)."""
+
+    async def start(self, spec: JobSpec) -> JobRecord:
+        """Accept the job (it runs in the background); return its first record."""
+
+    async def jobs(self, owner: str | None, job_id: str | None,
+                   did: str | None) -> list[JobRecord]:
+        """Records matching every given filter (None = any)."""
+
+    async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        """Stop the owner's matching running jobs; return their records."""
+
+    async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        """Stop if running, then delete the owner's matching jobs and their results."""
+
+    async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
+        """Open result ``index`` of the owner's job (400/404 style errors if absent)."""
+
+    async def close(self) -> None:
+        """Stop background work (running jobs are killed and marked failed)."""

@@ -1,0 +1,59 @@
+"""Compute environments: what a job may use, what it costs, who orders for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One compute environment on one chain.
+
+    ``consumer_address`` is the compute engine's wallet: dataset orders for compute
+    name it as ``consumer`` (the user is the payer). ``price_min`` is the price per
+    minute in fee-token units (0 = free).
+    """
+
+    id: str
+    chain_id: int
+    consumer_address: str
+    fee_token: str
+    price_min: Decimal = Decimal(0)
+    cpu_number: int = 1
+    ram_gb: float = 1.0
+    disk_gb: float = 1.0
+    max_jobs: int = 2
+    max_job_duration: int = 600
+    storage_expiry: int = 86400
+    description: str = "Local sandboxed compute"
+    allow_network: bool = False
+    current_jobs: int = 0
+
+    @property
+    def free(self) -> bool:
+        return self.price_min == 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The environment object clients read (reference/operator field names)."""
+        return {
+            "id": self.id,
+            "chainId": self.chain_id,
+            "consumerAddress": self.consumer_address,
+            "feeToken": self.fee_token,
+            "priceMin": float(self.price_min),
+            "free": self.free,
+            "cpuNumber": self.cpu_number,
+            "cpuType": "local",
+            "gpuNumber": 0,
+            "gpuType": "",
+            "ramGB": self.ram_gb,
+            "diskGB": self.disk_gb,
+            "maxJobs": self.max_jobs,
+            "currentJobs": self.current_jobs,
+            "maxJobDuration": self.max_job_duration,
+            "storageExpiry": self.storage_expiry,
+            "desc": self.description,
+            "lastSeen": 0,
+        }

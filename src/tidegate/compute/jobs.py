@@ -1,0 +1,104 @@
+"""Compute job records and status codes (the Ocean C2D status table).
+
+A job record is what ``GET /compute`` returns for one job; it is persisted in the
+store (JSON) so it survives restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class JobStatus(IntEnum):
+    WARMING_UP = 1
+    STARTED = 10
+    CONFIGURING_VOLUMES = 20
+    PROVISIONING_SUCCESS = 30
+    DATA_PROVISIONING_FAILED = 31
+    ALGORITHM_PROVISIONING_FAILED = 32
+    RUNNING = 40
+    FILTERING_RESULTS = 50
+    PUBLISHING_RESULTS = 60
+    COMPLETED = 70
+
+
+STATUS_TEXT = {
+    JobStatus.WARMING_UP: "Warming up",
+    JobStatus.STARTED: "Job started",
+    JobStatus.CONFIGURING_VOLUMES: "Configuring volumes",
+    JobStatus.PROVISIONING_SUCCESS: "Provisioning success",
+    JobStatus.DATA_PROVISIONING_FAILED: "Data provisioning failed",
+    JobStatus.ALGORITHM_PROVISIONING_FAILED: "Algorithm provisioning failed",
+    JobStatus.RUNNING: "Running algorithm",
+    JobStatus.FILTERING_RESULTS: "Filtering results",
+    JobStatus.PUBLISHING_RESULTS: "Publishing results",
+    JobStatus.COMPLETED: "Job completed",
+}
+
+FINISHED = {JobStatus.DATA_PROVISIONING_FAILED, JobStatus.ALGORITHM_PROVISIONING_FAILED,
+            JobStatus.COMPLETED}
+
+
+@dataclass
+class JobResult:
+    """One downloadable result: ``type`` is "output", "algorithmLog" or "configurationLog"."""
+
+    filename: str
+    filesize: int
+    type: str
+    index: int
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    owner: str
+    did: str
+    agreement_id: str
+    environment: str
+    chain_id: int
+    status: int = JobStatus.WARMING_UP
+    status_text: str = STATUS_TEXT[JobStatus.WARMING_UP]
+    date_created: float = 0.0
+    date_finished: float | None = None
+    results: list[JobResult] = field(default_factory=list)
+    algorithm_did: str | None = None
+    input_dids: list[str] = field(default_factory=list)
+    stop_requested: bool = False
+    detail: str = ""
+    """Why a job ended the way it did (time limit, memory, exit code...)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The status object clients read (reference/operator-service field names)."""
+        return {
+            "jobId": self.job_id,
+            "owner": self.owner,
+            "documentId": self.did,
+            "did": self.did,
+            "agreementId": self.agreement_id,
+            "environment": self.environment,
+            "chainId": self.chain_id,
+            "status": int(self.status),
+            "statusText": self.status_text,
+            "dateCreated": f"{self.date_created:.3f}",
+            "dateFinished": f"{self.date_finished:.3f}" if self.date_finished else None,
+            "results": [asdict(r) for r in self.results],
+            "algoDID": self.algorithm_did,
+            "inputDID": self.input_dids,
+            "stopreq": int(self.stop_requested),
+            "removed": 0,
+            "algorithmLogUrl": None,
+            "resultsUrls": [],
+            "resultsDid": "",
+            "detail": self.detail,
+        }
+
+    def to_store(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_store(cls, data: dict[str, Any]) -> JobRecord:
+        results = [JobResult(**r) for r in data.pop("results", [])]
+        return cls(**data, results=results)
