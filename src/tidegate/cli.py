@@ -101,8 +101,43 @@ def deploy_contracts(rpc_url: str, key: str, address_file: Path, network: str) -
         click.echo(f"tidegate: deployment failed: {exc}", err=True)
         sys.exit(1)
     except (OSError, ValueError, Web3Exception) as exc:  # the node or the file failed
-        click.echo(f"tidegate: {type(exc).__name__}: {exc}", err=True)
+        # The type only: the text of a connection error can carry the RPC URL (and key).
+        click.echo(f"tidegate: deployment failed ({type(exc).__name__})", err=True)
         sys.exit(1)
     click.echo(f"Deployed the Ocean contracts on chain {chain_id} from {deployer.address}; "
                f"wrote {network!r} to {address_file}")
     click.echo(json.dumps(addresses, indent=2))
+
+
+@main.command()
+@click.argument("description", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain")
+@click.option("--key", "key", required=True, envvar="TIDEGATE_PUBLISHER_KEY",
+              help="Publisher private key, 0x hex (or TIDEGATE_PUBLISHER_KEY); pays the gas "
+                   "and owns the data NFT")
+@click.option("--provider-url", required=True,
+              help="The provider that encrypts the files and DDO (and serves them)")
+@click.option("--address-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="Barge-layout address file (default: ocean-contracts' own)")
+def publish(description: Path, rpc_url: str, key: str, provider_url: str,
+            address_file: Path | None) -> None:
+    """Publish an asset described by a JSON file (see docs/publishing.md)."""
+    import json
+
+    from tidegate.assets.publishing import AssetDescription
+    from tidegate.publisher import PublishError, publish_from_description
+
+    try:
+        parsed = AssetDescription.from_json(json.loads(description.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="DESCRIPTION") from None
+    try:
+        asset = publish_from_description(parsed, rpc_url=rpc_url, key=key,
+                                         provider_url=provider_url.rstrip("/"),
+                                         address_file=address_file)
+    except PublishError as exc:
+        click.echo(f"tidegate: publishing failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"did": asset.did, "nftAddress": asset.nft_address,
+                           "datatokenAddress": asset.datatoken_address,
+                           "metadataTx": asset.metadata_tx}, indent=2))

@@ -3,9 +3,17 @@ import httpx
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
+    # The test chain RPC (127.0.0.1:9) is down: not ready, and it says which part.
     r = await client.get("/health/ready")
-    assert r.status_code == 200
+    assert r.status_code == 503
     assert r.json()["store"] == "ok"
+    assert r.json()["chains"] == {"8996": "unavailable"}
+
+
+async def test_ready_with_a_live_chain(chain_client: httpx.AsyncClient) -> None:
+    r = await chain_client.get("/health/ready")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "store": "ok", "chains": {"8996": "ok"}}
 
 
 async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:

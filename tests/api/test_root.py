@@ -52,3 +52,21 @@ async def test_mounted_under_prefix_root_also_at_host_root(
                             params={"userAddress": PROVIDER_ADDRESS})
         assert nonce.status_code == 200
         assert (await c.get("/api/services/nonce")).status_code == 404
+
+
+async def test_provider_address_only_when_one_key_serves_every_chain(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import json
+
+    from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, PROVIDER_KEY
+
+    settings = make_settings(
+        PROVIDER_PRIVATE_KEY=json.dumps({"8996": PROVIDER_KEY, "1": CONSUMER_KEY}),
+        NETWORK_URL=json.dumps({"8996": "http://127.0.0.1:9", "1": "http://127.0.0.1:9"}),
+    )
+    async for c in start_app(settings):
+        body = (await c.get("/")).json()
+        assert body["chainIds"] == [1, 8996]
+        assert body["providerAddresses"] == {"8996": PROVIDER_ADDRESS, "1": CONSUMER_ADDRESS}
+        assert "providerAddress" not in body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -10,7 +12,7 @@ from tidegate.api.context import services
 from tidegate.api.openapi import openapi_document
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
-from tidegate.errors import ServiceUnavailableError
+from tidegate.chain.clients import ChainConfig
 
 _DOCS_HTML = """<!doctype html><html><head><title>Tidegate API</title>
 <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
@@ -24,12 +26,32 @@ async def get_health(request: Request) -> Response:
     return JsonResponse({"status": "ok"})
 
 
-async def get_ready(request: Request) -> Response:
+async def _chain_ok(chain: ChainConfig) -> bool:
     try:
-        await services(request).store.ping()
-    except Exception as exc:
-        raise ServiceUnavailableError("The store is not reachable.") from exc
-    return JsonResponse({"status": "ready", "store": "ok"})
+        await asyncio.wait_for(chain.web3.eth.block_number, timeout=3)
+    except Exception:  # any failure means "not ready"; the reason is not for this answer
+        return False
+    return True
+
+
+async def get_ready(request: Request) -> Response:
+    """200 when the store and every chain RPC answer; 503 naming what does not."""
+    svc = services(request)
+    try:
+        await svc.store.ping()
+        store_ok = True
+    except Exception:
+        store_ok = False
+    chains = list(svc.chains.by_id.values())
+    results = await asyncio.gather(*(_chain_ok(c) for c in chains))
+    body = {"status": "ready", "store": "ok" if store_ok else "unavailable",
+            "chains": {str(c.chain_id): "ok" if ok else "unavailable"
+                       for c, ok in zip(chains, results, strict=True)}}
+    if not store_ok or not all(results):
+        body["status"] = "not ready"
+        return JsonResponse({**body, "error": "A dependency is unavailable.",
+                             "code": "service_unavailable"}, status_code=503)
+    return JsonResponse(body)
 
 
 async def get_metrics(request: Request) -> Response:

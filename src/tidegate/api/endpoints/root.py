@@ -15,15 +15,19 @@ def root_document(request: Request) -> dict[str, object]:
     """Build the root document from the route table and configured chains."""
     svc = services(request)
     addresses = {str(c.chain_id): c.provider_address for c in svc.chains.by_id.values()}
-    first = svc.chains.get(svc.chains.ids[0]).provider_address if svc.chains.ids else None
-    return {
+    document: dict[str, object] = {
         "software": "Tidegate",
         "version": __version__,
         "chainIds": svc.chains.ids,
         "providerAddresses": addresses,
-        "providerAddress": first,
         "serviceEndpoints": service_endpoints(request.app.state.endpoints),
     }
+    # ocean.py prefers the legacy single `providerAddress` whatever the chain: give it
+    # only when it is right for every chain (one key everywhere).
+    distinct = set(addresses.values())
+    if len(distinct) == 1:
+        document["providerAddress"] = distinct.pop()
+    return document
 
 
 async def get_root(request: Request) -> Response:
