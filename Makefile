@@ -6,6 +6,7 @@ BIN = $(VENV)/bin
 .PHONY: setup dev test lint unit e2e-setup anvil-setup test-anvil bench clean
 
 setup: $(VENV)/.installed
+	@command -v bwrap >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q bubblewrap) || true
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

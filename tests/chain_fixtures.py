@@ -40,6 +40,18 @@ ORIGIN_FILES = {
     "data.csv": b"a,b\n1,2\n3,4\n",
     "big.bin": bytes(range(256)) * 4096,  # 1 MiB
     "algo.py": b"print('hello from the algorithm')\n",
+    "count.py": (b"import json, os, pathlib\n"
+                 b"did = json.loads(os.environ['DIDS'])[0]\n"
+                 b"data = pathlib.Path(f'/data/inputs/{did}/0').read_bytes()\n"
+                 b"pathlib.Path('/data/outputs/result.txt').write_bytes(\n"
+                 b"    b'lines=%d' % data.count(b'\\n'))\n"
+                 b"print('counted')\n"),
+    "count.js": (b"const fs = require('fs');\n"
+                 b"const did = JSON.parse(process.env.DIDS)[0];\n"
+                 b"const data = fs.readFileSync(`/data/inputs/${did}/0`, 'utf8');\n"
+                 b"fs.writeFileSync('/data/outputs/result.txt', 'lines=' + "
+                 b"(data.split('\\n').length - 1));\n"
+                 b"console.log('counted in node');\n"),
 }
 CONSUMER_OCEAN = 1_000 * ONE_TOKEN
 """OCEAN minted to the consumer (account 2) when the session chain is set up."""

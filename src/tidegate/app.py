@@ -22,6 +22,7 @@ from tidegate.api.endpoints import (
     access,
     aquarius,
     auth_tokens,
+    compute,
     decryption,
     encryption,
     files,
@@ -38,6 +39,8 @@ from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
 from tidegate.chain.orders import OrderValidator
+from tidegate.compute.config import local_engine, operator_engine
+from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.settings import Settings
@@ -53,6 +56,7 @@ def all_endpoints() -> list[Endpoint]:
         *decryption.ENDPOINTS,
         *access.ENDPOINTS,
         *files.ENDPOINTS,
+        *compute.ENDPOINTS,
         *auth_tokens.ENDPOINTS,
         *aquarius.ENDPOINTS,
         *operations.ENDPOINTS,
@@ -88,6 +92,22 @@ def create_app(settings: Settings) -> Starlette:
                 AquariusResolver(http, settings.aquarius_url)
                 if settings.aquarius_url else IndexedResolver(store)
             )
+            storage = StorageContext(
+                ipfs_gateway=settings.ipfs_gateway,
+                arweave_gateway=settings.arweave_gateway,
+                chains=chains,
+                fetcher=fetcher,
+                max_checksum_length=settings.max_checksum_length,
+            )
+            engine: ComputeEngine
+            operator = operator_engine(settings, http, chains)
+            if operator is not None:
+                engine = operator
+            else:
+                local = local_engine(settings, store, storage, chains)
+                await local.open()
+                engine = local
+            stack.push_async_callback(engine.close)
             app.state.services = Services(
                 settings=settings,
                 store=store,
@@ -97,13 +117,8 @@ def create_app(settings: Settings) -> Starlette:
                 resolver=resolver,
                 fetcher=fetcher,
                 orders=OrderValidator(settings.pending_tx_wait),
-                storage=StorageContext(
-                    ipfs_gateway=settings.ipfs_gateway,
-                    arweave_gateway=settings.arweave_gateway,
-                    chains=chains,
-                    fetcher=fetcher,
-                    max_checksum_length=settings.max_checksum_length,
-                ),
+                storage=storage,
+                engine=engine,
             )
             if settings.indexer_enabled:
                 stop = asyncio.Event()

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_utils import is_address, to_checksum_address
 
@@ -66,10 +67,21 @@ class Settings:
     log_level: str = "INFO"
     access_log: bool = True
     access_fee_amount: int = 0
+    compute_status_signed: bool = False
     indexer_enabled: bool = True
     indexer_start_block: int = 0
     indexer_confirmations: int = 0
     indexer_poll_interval: float = 1.0
+    # --- compute (local engine) --------------------------------------------------
+    compute_environments: tuple[Mapping[str, Any], ...] | None = None
+    """``TIDEGATE_COMPUTE_ENVIRONMENTS`` (JSON list of objects); None: the default."""
+    compute_runtimes: tuple[Mapping[str, Any], ...] | None = None
+    """``TIDEGATE_COMPUTE_RUNTIMES`` (JSON list of objects); None: the default table."""
+    compute_unsafe_no_sandbox: bool = False
+    compute_dir: Path | None = None
+    compute_sandbox_uid: int = 61000
+    compute_max_processes: int = 64
+    compute_tmp_mb: int = 64
 
     @property
     def multichain(self) -> bool:
@@ -151,12 +163,20 @@ class _Parser:
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             access_log=self._bool("TIDEGATE_ACCESS_LOG", default=True),
             access_fee_amount=self._int("TIDEGATE_ACCESS_FEE_AMOUNT", 0),
+            compute_status_signed=self._bool("TIDEGATE_COMPUTE_STATUS_SIGNED"),
             indexer_enabled=self._bool(
                 "TIDEGATE_INDEXER", default=self.get("AQUARIUS_URL") is None
             ),
             indexer_start_block=self._int("TIDEGATE_INDEXER_START_BLOCK", 0),
             indexer_confirmations=self._int("TIDEGATE_INDEXER_CONFIRMATIONS", 0),
             indexer_poll_interval=self._float("TIDEGATE_INDEXER_POLL_INTERVAL", 1.0),
+            compute_environments=self._json_objects("TIDEGATE_COMPUTE_ENVIRONMENTS"),
+            compute_runtimes=self._json_objects("TIDEGATE_COMPUTE_RUNTIMES"),
+            compute_unsafe_no_sandbox=self._bool("TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX"),
+            compute_dir=self._path("TIDEGATE_COMPUTE_DIR"),
+            compute_sandbox_uid=self._int("TIDEGATE_COMPUTE_SANDBOX_UID", 61000),
+            compute_max_processes=self._int("TIDEGATE_COMPUTE_MAX_PROCESSES", 64),
+            compute_tmp_mb=self._int("TIDEGATE_COMPUTE_TMP_MB", 64),
         )
         if self.problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))
@@ -261,6 +281,20 @@ class _Parser:
             self.problems.append(f"{name} must be a positive number of seconds")
             return default
         return value
+
+    def _json_objects(self, name: str) -> tuple[Mapping[str, Any], ...] | None:
+        """A JSON list of objects (their keys are checked by the module that uses them)."""
+        raw = self.get(name)
+        if raw is None:
+            return None
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, list) or not all(isinstance(e, dict) for e in decoded):
+            self.problems.append(f"{name} must be a JSON list of objects")
+            return None
+        return tuple(decoded)
 
     def _path(self, name: str) -> Path | None:
         raw = self.get(name)

@@ -34,6 +34,7 @@ E2E = REPO / "tests" / "e2e"
 # OCEANPY_VENV: the same override `make e2e-setup` (tests/e2e/setup.sh) honours.
 OCEANPY_PYTHON = REPO / os.environ.get("OCEANPY_VENV", ".venv-oceanpy") / "bin" / "python"
 OCEANJS = E2E / "oceanjs"
+ALGORITHM = E2E / "algorithm" / "hash_inputs.py"
 SETUP_HINT = "run `make e2e-setup` (part of `make test`)"
 
 # Barge-mnemonic accounts of the dev chain (all hold ETH). 0 owns the OCEAN token;
@@ -66,6 +67,8 @@ class FileOrigin:
     url: str
     sha256: str
     size: int
+    algorithm_url: str
+    """The compute e2e algorithm (``algorithm/hash_inputs.py``), served next to the file."""
 
 
 @dataclass
@@ -157,19 +160,23 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def file_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileOrigin]:
-    """A loopback origin serving 150 kB of random bytes, the published asset's file."""
+    """A loopback origin serving 150 kB of random bytes, the published asset's file,
+    and the compute algorithm the drivers publish."""
     directory = tmp_path_factory.mktemp("origin")
     data = os.urandom(150_000)
     (directory / "data.bin").write_bytes(data)
+    shutil.copyfile(ALGORITHM, directory / ALGORITHM.name)
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="e2e-origin")
     thread.start()
     try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
         yield FileOrigin(
-            url=f"http://127.0.0.1:{server.server_address[1]}/data.bin",
+            url=f"{base}/data.bin",
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
+            algorithm_url=f"{base}/{ALGORITHM.name}",
         )
     finally:
         server.shutdown()
@@ -217,6 +224,7 @@ def _common_env(stack: DevStack, origin: FileOrigin) -> dict[str, str]:
         "ADDRESS_FILE": stack.address_file,
         "E2E_FILE_URL": origin.url,
         "E2E_FILE_SHA256": origin.sha256,
+        "E2E_ALGO_URL": origin.algorithm_url,
     }
 
 

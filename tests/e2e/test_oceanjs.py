@@ -6,15 +6,20 @@ starts with ``test_compat_`` pin a behaviour listed in docs/compatibility.md.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import DriverRun, FileOrigin, step
+from tests.e2e.conftest import DevStack, DriverRun, FileOrigin, step
 
 pytestmark = pytest.mark.e2e
 
 PUBLISH = ("encrypt",)
 ORDER = (*PUBLISH, "initialize")
 DOWNLOAD = (*ORDER, "nonce", "download")
+C2D_ORDER = (*PUBLISH, "computeEnvironments", "initializeCompute")
+C2D_START = (*C2D_ORDER, "nonce", "computeStart")
+C2D_STATUS = (*C2D_START, "computeStatus")
+C2D_RESULT = (*C2D_STATUS, "computeResult")
 
 
 def test_client_versions(oceanjs: DriverRun) -> None:
@@ -102,5 +107,101 @@ def test_redownload_with_the_same_order(oceanjs: DriverRun, file_origin: FileOri
     assert step(oceanjs, "redownload", needs=DOWNLOAD)["sha256"] == file_origin.sha256
 
 
-def test_oceanjs_compute() -> None:
-    pytest.skip("compute: not implemented yet")
+def _expected_output(oceanjs: DriverRun, origin: FileOrigin) -> str:
+    """What the algorithm (algorithm/hash_inputs.py) writes for the published file."""
+    did = oceanjs.report["steps"]["compute.publishDataset"]["detail"]["did"]
+    return f"{did} 0 {origin.sha256} {origin.size}\n"
+
+
+def test_compute_publish_algorithm_and_dataset(oceanjs: DriverRun) -> None:
+    """createAsset for an algorithm (metadata.algorithm.container python / 3.11) and for
+    a dataset whose only service is a compute service trusting the publisher."""
+    assert step(oceanjs, "compute.publishAlgorithm", needs=PUBLISH)["did"].startswith("did:op:")
+    assert step(oceanjs, "compute.publishDataset", needs=PUBLISH)["did"].startswith("did:op:")
+    detail = step(oceanjs, "compute.resolve", needs=PUBLISH)
+    assert detail["algorithm"]["container"]["image"] == "python"
+    assert detail["datasetService"] == "compute"
+
+
+def test_get_compute_environments(oceanjs: DriverRun, dev_stack: DevStack) -> None:
+    """getComputeEnvironments returns the reply as-is: an object keyed by chain id."""
+    detail = step(oceanjs, "compute.getComputeEnvironments", needs=("computeEnvironments",))
+    root = httpx.get(dev_stack.provider_url + "/", timeout=10).json()
+    assert detail["chains"] == ["8996"]
+    assert detail["ids"] == ["tidegate-local-free"]
+    assert detail["env"]["consumerAddress"] == root["providerAddresses"]["8996"]
+
+
+def test_initialize_compute(oceanjs: DriverRun) -> None:
+    """initializeCompute (unsigned in ocean.js 3.x): a providerFee for the dataset and
+    for the algorithm, in request order; the free environment costs nothing."""
+    quotes = step(oceanjs, "compute.initializeCompute", needs=C2D_ORDER)["initializeCompute"]
+    assert len(quotes["datasets"]) == 1
+    for quote in (quotes["datasets"][0], quotes["algorithm"]):
+        assert int(quote["providerFee"]["providerFeeAmount"]) == 0
+        assert quote["providerFee"]["providerData"].startswith("0x")
+
+
+def test_start_order_for_the_environment_consumer(oceanjs: DriverRun) -> None:
+    """Datatoken.startOrder for the dataset and the algorithm, consumer = the env's
+    consumerAddress, with the quoted provider fees."""
+    detail = step(oceanjs, "compute.startOrder", needs=C2D_ORDER)
+    assert detail["datasetTx"].startswith("0x") and detail["algorithmTx"].startswith("0x")
+
+
+def test_compute_start(oceanjs: DriverRun) -> None:
+    """computeStart signs consumerAddress + dataset.documentId + nonce (ethers, v 27/28)."""
+    detail = step(oceanjs, "compute.computeStart", needs=C2D_START)
+    order = step(oceanjs, "compute.startOrder", needs=C2D_ORDER)
+    assert detail["jobId"]
+    assert detail["agreementId"] == order["datasetTx"]
+
+
+def test_compute_status_until_done(oceanjs: DriverRun) -> None:
+    """computeStatus (unsigned GET, JSON content type, no body) until status 70."""
+    detail = step(oceanjs, "compute.computeStatus", needs=C2D_STATUS)
+    assert detail["statuses"][-1] == 70
+    assert [r["type"] for r in detail["results"]] == ["output", "algorithmLog"]
+
+
+def test_compute_result_url_and_fetch(oceanjs: DriverRun, file_origin: FileOrigin) -> None:
+    """getComputeResultUrl signs consumerAddress + jobId + index + nonce; the GET returns
+    the bytes the algorithm wrote, named by Content-Disposition."""
+    detail = step(oceanjs, "compute.result", needs=C2D_RESULT)
+    assert detail["text"] == _expected_output(oceanjs, file_origin)
+    assert detail["disposition"] == "attachment;filename=result.txt"
+
+
+def test_compute_result_log(oceanjs: DriverRun, file_origin: FileOrigin) -> None:
+    detail = step(oceanjs, "compute.resultLog", needs=C2D_RESULT)
+    did = oceanjs.report["steps"]["compute.publishDataset"]["detail"]["did"]
+    assert f"hashed {did}/0: {file_origin.size} bytes" in detail["text"]
+    assert detail["disposition"] == "attachment;filename=algorithm.log"
+
+
+def test_compat_compute_stop_signed_without_nonce_is_refused(oceanjs: DriverRun) -> None:
+    """ocean.js >= 3.3.3 computeStop signs consumerAddress + jobId only (no documentId,
+    no nonce) and sends no documentId; Tidegate checks consumerAddress + jobId +
+    documentId + nonce like the reference: 401 invalid_signature, ocean.js throws, and
+    the job runs on to completion untouched."""
+    detail = step(oceanjs, "compute.computeStop", needs=(*C2D_START, "computeStop"))
+    assert detail["threw"] is True
+    assert detail["status"] == 401
+    assert detail["body"]["code"] == "invalid_signature"
+    assert detail["sent"] == ["agreementId", "consumerAddress", "jobId", "nonce", "signature"]
+    status = step(oceanjs, "compute.computeStatus", needs=C2D_STATUS)
+    assert (status["statuses"][-1], status["stopreq"]) == (70, 0)
+
+
+def test_compat_compute_delete_without_nonce_is_refused(oceanjs: DriverRun) -> None:
+    """ocean.js 3.x computeDelete signs consumerAddress + jobId + documentId + nonce but
+    sends no nonce: Tidegate needs one (as the reference): 400 validation_error, ocean.js
+    throws, and the job and its results stay."""
+    detail = step(oceanjs, "compute.computeDelete", needs=(*C2D_RESULT, "computeDelete"))
+    job_id = oceanjs.report["steps"]["compute.computeStart"]["detail"]["jobId"]
+    assert detail["threw"] is True
+    assert detail["status"] == 400
+    assert detail["body"]["code"] == "validation_error"
+    assert detail["body"]["errors"] == {"nonce": "The nonce field is required."}
+    assert detail["sent"] == ["consumerAddress", "documentId", "jobId", "signature"]
+    assert detail["jobsAfter"] == [{"jobId": job_id, "status": 70}]

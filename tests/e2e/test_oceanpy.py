@@ -19,6 +19,13 @@ PUBLISH = ("encrypt",)
 FILEINFO = (*PUBLISH, "fileinfo")
 PAY = (*FILEINFO, "initialize")
 DOWNLOAD = (*PAY, "nonce", "download")
+# Compute: publish (the algorithm's trusted checksums come from fileinfo), then the
+# compute endpoints ocean.py calls.
+C2D_PUBLISH = (*PUBLISH, "fileinfo")
+C2D_PAY = (*C2D_PUBLISH, "computeEnvironments", "initializeCompute")
+C2D_START = (*C2D_PAY, "nonce", "computeStart")
+C2D_STATUS = (*C2D_START, "computeStatus")
+C2D_RESULT = (*C2D_STATUS, "computeResult")
 
 
 def test_client_imports(oceanpy: DriverRun) -> None:
@@ -143,5 +150,103 @@ def test_redownload_with_the_same_order_within_timeout(
     assert detail["bytes"] == file_origin.size
 
 
-def test_oceanpy_compute() -> None:
-    pytest.skip("compute: not implemented yet")
+def _expected_output(oceanpy: DriverRun, origin: FileOrigin) -> str:
+    """What the algorithm (algorithm/hash_inputs.py) writes for the published file."""
+    did = oceanpy.report["steps"]["compute.publish_dataset"]["detail"]["did"]
+    return f"{did} 0 {origin.sha256} {origin.size}\n"
+
+
+def test_compute_publish_algorithm_with_oceanpy_metadata(oceanpy: DriverRun) -> None:
+    """create_algo_asset: metadata.algorithm with ocean.py's container layout."""
+    detail = step(oceanpy, "compute.publish_algorithm", needs=PUBLISH)
+    container = detail["algorithm"]["container"]
+    assert detail["algorithm"]["language"] == "python"
+    assert (container["entrypoint"], container["image"], container["tag"]) == (
+        "python $ALGO", "python", "3.11")
+    assert container["checksum"].startswith("sha256:")
+
+
+def test_compute_publish_dataset_trusting_the_algorithm(oceanpy: DriverRun) -> None:
+    """create_url_asset(compute_values=...) with generate_trusted_algorithms(): the
+    files checksum comes from Tidegate's fileinfo (with checksum), the container
+    checksum is sha256(entrypoint + checksum)."""
+    detail = step(oceanpy, "compute.publish_dataset", needs=C2D_PUBLISH)
+    algorithm = step(oceanpy, "compute.publish_algorithm", needs=PUBLISH)
+    assert detail["service_types"] == ["access", "compute"]
+    assert detail["trusted"]["did"] == algorithm["did"]
+    assert len(detail["trusted"]["filesChecksum"]) == 64
+    assert len(detail["trusted"]["containerSectionChecksum"]) == 64
+
+
+def test_compat_c2d_environments_keyed_by_chain_with_a_free_env(
+    oceanpy: DriverRun, dev_stack: DevStack
+) -> None:
+    """get_c2d_environments reads reply[str(chain_id)]; get_free_c2d_environment picks the
+    first env with float(priceMin) == 0; its consumerAddress is the provider's."""
+    detail = step(oceanpy, "compute.environments", needs=("computeEnvironments",))
+    root = httpx.get(dev_stack.provider_url + "/", timeout=10).json()
+    assert detail["ids"] == ["tidegate-local-free"]
+    assert detail["free"]["id"] == "tidegate-local-free"
+    assert float(detail["free"]["priceMin"]) == 0
+    assert detail["free"]["consumerAddress"] == root["providerAddresses"]["8996"]
+
+
+def test_pay_for_compute_service(oceanpy: DriverRun) -> None:
+    """initializeCompute (consumerAddress = the env's), then startOrder for the dataset's
+    compute service and the algorithm's access service, consumer = the env's address."""
+    detail = step(oceanpy, "compute.pay", needs=C2D_PAY)
+    assert detail["dataset_tx"].startswith("0x") and detail["algorithm_tx"].startswith("0x")
+    assert detail["dataset_tx"] != detail["algorithm_tx"]
+
+
+def test_compute_start(oceanpy: DriverRun) -> None:
+    """compute.start: signed consumerAddress + did + nonce; ocean.py always sends
+    ``additionalInputs: []`` (a client bug: it never fills it), which Tidegate ignores."""
+    assert len(step(oceanpy, "compute.start", needs=C2D_START)["job_id"]) >= 8
+
+
+def test_compute_status_until_done(oceanpy: DriverRun) -> None:
+    detail = step(oceanpy, "compute.status", needs=C2D_STATUS)
+    assert detail["statuses"][-1] == 70
+    assert detail["statusText"] == "Job completed"
+    assert [r["type"] for r in detail["results"]] == ["output", "algorithmLog"]
+    assert [r["index"] for r in detail["results"]] == [0, 1]
+
+
+def test_compute_result_is_what_the_algorithm_wrote(
+    oceanpy: DriverRun, file_origin: FileOrigin
+) -> None:
+    """compute.result(index of the output): the bytes the algorithm wrote, which hold
+    the sha256 of the dataset file as the algorithm read it in the sandbox."""
+    detail = step(oceanpy, "compute.result", needs=C2D_RESULT)
+    assert detail["output"] == _expected_output(oceanpy, file_origin)
+
+
+def test_compat_result_logs_fetch_results_by_list_position(
+    oceanpy: DriverRun, file_origin: FileOrigin
+) -> None:
+    """compute_job_result_logs asks computeResult for index i = the position in the
+    status' results list (not results[i].index): Tidegate numbers results by position."""
+    detail = step(oceanpy, "compute.result_logs", needs=C2D_RESULT)
+    did = oceanpy.report["steps"]["compute.publish_dataset"]["detail"]["did"]
+    assert detail["outputs"] == [_expected_output(oceanpy, file_origin)]
+    assert len(detail["logs"]) == 1
+    assert f"hashed {did}/0: {file_origin.size} bytes" in detail["logs"][0]
+
+
+def test_compute_stop_of_a_finished_job(oceanpy: DriverRun) -> None:
+    """compute.stop: PUT with the query, signed consumerAddress + jobId + did + nonce."""
+    detail = step(oceanpy, "compute.stop", needs=(*C2D_STATUS, "computeStop"))
+    assert (detail["status"], detail["ok"]) == (70, True)
+
+
+def test_compute_delete(oceanpy: DriverRun, dev_stack: DevStack) -> None:
+    """DataServiceProvider.delete_compute_job: DELETE with the query, signed like stop;
+    the job is gone afterwards."""
+    detail = step(oceanpy, "compute.delete", needs=(*C2D_RESULT, "computeStop", "computeDelete"))
+    job_id = oceanpy.report["steps"]["compute.start"]["detail"]["job_id"]
+    assert detail["deleted"] == {"jobId": job_id, "status": 70}
+    consumer = oceanpy.report["steps"]["compute.start"]["detail"]["consumer"]
+    jobs = httpx.get(dev_stack.provider_url + "/api/services/compute", timeout=10,
+                     params={"consumerAddress": consumer, "jobId": job_id}).json()
+    assert jobs == []

@@ -11,6 +11,7 @@ from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import Chains
 from tidegate.chain.orders import OrderValidator
+from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import SafeFetcher
 from tidegate.settings import Settings
@@ -31,6 +32,7 @@ class Services:
     """Outbound HTTP for asset bytes (public addresses only unless allowed)."""
     orders: OrderValidator
     storage: StorageContext
+    engine: ComputeEngine
 
 
 def services(request: Request) -> Services:

@@ -12,7 +12,7 @@ from eth_utils import is_address, to_checksum_address
 from tidegate.auth.nonces import consume_nonce, parse_nonce
 from tidegate.auth.signatures import InvalidSignatureError, verify_signer
 from tidegate.auth.tokens import AuthTokens, InvalidTokenError
-from tidegate.errors import BadRequestError
+from tidegate.errors import BadRequestError, ValidationError
 from tidegate.stores.base import Store
 
 
@@ -38,6 +38,8 @@ class RequestAuthenticator:
         A non-empty ``signature`` takes precedence over ``auth_token`` (as in the
         reference); the token is only considered where ``allow_token``.
         """
+        if not nonce.strip():
+            raise ValidationError({"nonce": "The nonce field is required."})
         if not is_address(signer):
             raise BadRequestError("Invalid address.", code="invalid_address")
         address = to_checksum_address(signer)

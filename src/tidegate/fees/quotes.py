@@ -26,3 +26,23 @@ def quote_provider_fee(
                                datatoken, service_id)
     return sign_provider_fee(chain.provider_key, provider_data=data, fee_token=token,
                              fee_amount=amount, valid_until=valid_until)
+
+
+_DECIMALS: dict[tuple[int, str], int] = {}
+
+
+async def token_decimals(chain: ChainConfig, token: str) -> int:
+    """``decimals()`` of a fee token (cached: it never changes); 18 for the zero address."""
+    if int(token, 16) == 0:
+        return 18
+    key = (chain.chain_id, token.lower())
+    if key not in _DECIMALS:
+        from eth_utils import to_checksum_address
+
+        from tidegate.chain.contracts import load_artifact
+        from tidegate.chain.rpc import rpc
+
+        contract = chain.web3.eth.contract(address=to_checksum_address(token),
+                                           abi=load_artifact("ERC20Template").abi)
+        _DECIMALS[key] = int(await rpc(contract.functions.decimals().call(), "decimals"))
+    return _DECIMALS[key]

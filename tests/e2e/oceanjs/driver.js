@@ -6,9 +6,17 @@
 // publishing helper, Datatoken (mint, startOrder) and downloadFile. This script only
 // chains them and records what happened.
 //
+// Compute: getComputeEnvironments, initializeCompute, Datatoken.startOrder for the
+// environment's consumerAddress, computeStart, computeStatus, getComputeResultUrl
+// (fetched here, as ocean.js leaves the GET to its caller), computeStop and
+// computeDelete. Stop and delete are expected to be refused (ocean.js 3.4.6 signs stop
+// without the nonce and sends delete without one); those steps record what Tidegate
+// answered, read from ocean.js's own error log (status) and its thrown error (body).
+//
 // Environment: E2E_PROVIDER_URL (also the Aquarius URL), E2E_RPC_URL, ADDRESS_FILE
 // (ocean.js's ConfigHelper reads it for chain 8996), E2E_FILE_URL, E2E_FILE_SHA256,
-// E2E_PUBLISHER_KEY, E2E_CONSUMER_KEY. Writes a JSON report to the path in argv[2]:
+// E2E_ALGO_URL (the compute algorithm), E2E_PUBLISHER_KEY, E2E_CONSUMER_KEY,
+// E2E_COMPUTE (0 skips the compute steps). Writes a JSON report to the path in argv[2]:
 // {"client": {...}, "steps": {name: {ok, seconds, detail | error | blocked_by}}}.
 'use strict'
 
@@ -21,7 +29,12 @@ const env = process.env
 const providerUrl = env.E2E_PROVIDER_URL.replace(/\/+$/, '')
 const fileUrl = env.E2E_FILE_URL
 const fileSha256 = env.E2E_FILE_SHA256
+const algoUrl = env.E2E_ALGO_URL
 const SERVICE_ID = 'ccb398c50d6abd5b456e8d7242bd856a1767a890b537c2f8c10ba8b8a10e6025'
+const COMPUTE_SERVICE_ID = 'c0' + '5e'.repeat(31)
+const ALGO_SERVICE_ID = 'a1' + '90'.repeat(31)
+const FINISHED = [31, 32, 70] // data / algorithm provisioning failed, completed
+const STATUS_TIMEOUT_MS = 60000
 
 const steps = {}
 const state = {}
@@ -215,7 +228,234 @@ async function main (outPath) {
   await step('download', ['startOrder'], () => download('first'))
   await step('redownload', ['download'], () => download('again'))
 
+  if (env.E2E_COMPUTE !== '0') await compute(publisher, consumer, aquarius, config)
+
   fs.writeFileSync(outPath, JSON.stringify(report, null, 1))
+}
+
+function ddoTemplate (name, type, service, extra) {
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
+  return {
+    '@context': ['https://w3id.org/did/v1'],
+    id: '',
+    version: '4.1.0',
+    chainId: 8996,
+    nftAddress: '0x0',
+    metadata: {
+      created: now,
+      updated: now,
+      type,
+      name,
+      description: `Published by the ocean.js e2e driver (${type})`,
+      tags: ['e2e'],
+      author: 'tidegate',
+      license: 'MIT',
+      ...extra
+    },
+    services: [{
+      files: '',
+      datatokenAddress: '0x0',
+      serviceEndpoint: providerUrl,
+      timeout: 3600,
+      ...service
+    }]
+  }
+}
+
+// A failed ocean.js provider call logs ("<call> failed: ", status, statusText, body) and
+// ("Payload was:", payload) through LoggerInstance.error before it throws: keep them.
+const providerLog = []
+function watchProviderErrors () {
+  const original = lib.LoggerInstance.error.bind(lib.LoggerInstance)
+  lib.LoggerInstance.error = (...args) => {
+    providerLog.push(args)
+    original(...args)
+  }
+}
+
+async function refusal (label, call) {
+  const from = providerLog.length
+  let value = null
+  let error = null
+  try {
+    value = await call()
+  } catch (err) {
+    error = String(err && err.message ? err.message : err)
+  }
+  const logged = providerLog.slice(from)
+  const failed = logged.find((args) => typeof args[1] === 'number')
+  const payload = logged.find((args) => args[0] === 'Payload was:')
+  let body = null
+  try {
+    body = error ? JSON.parse(error) : null
+  } catch (_) {
+    body = null
+  }
+  return {
+    call: label,
+    threw: error !== null,
+    error,
+    status: failed ? failed[1] : null,
+    body,
+    sent: payload ? Object.keys(payload[1]).sort() : null,
+    value
+  }
+}
+
+async function compute (publisher, consumer, aquarius, config) {
+  const c = {}
+  watchProviderErrors()
+  const files = (url) => ({ datatokenAddress: '0x0', nftAddress: '0x0', files: [{ type: 'url', url, method: 'GET' }] })
+
+  await step('compute.publishAlgorithm', ['encrypt'], async () => {
+    const ddo = ddoTemplate('tidegate-e2e-oceanjs-algorithm', 'algorithm',
+      { id: ALGO_SERVICE_ID, type: 'access' },
+      {
+        algorithm: {
+          language: 'python',
+          version: '3.11',
+          container: {
+            entrypoint: 'python $ALGO',
+            image: 'python',
+            tag: '3.11',
+            checksum: 'sha256:' + crypto.createHash('sha256').update('tidegate-e2e python:3.11').digest('hex')
+          }
+        }
+      })
+    const did = await lib.createAsset('tidegate-e2e-algo', 'TGALG', publisher, files(algoUrl), 1,
+      ddo, true, providerUrl, lib.ZERO_ADDRESS, aquarius)
+    if (!did) throw new Error('createAsset returned nothing (see stderr)')
+    c.algoDid = did
+    return { did }
+  })
+
+  await step('compute.publishDataset', ['encrypt'], async () => {
+    // The dataset trusts every algorithm its publisher published.
+    const ddo = ddoTemplate('tidegate-e2e-oceanjs-compute', 'dataset', {
+      id: COMPUTE_SERVICE_ID,
+      type: 'compute',
+      compute: {
+        allowRawAlgorithm: false,
+        allowNetworkAccess: false,
+        publisherTrustedAlgorithmPublishers: [publisher.address],
+        publisherTrustedAlgorithms: []
+      }
+    })
+    const did = await lib.createAsset('tidegate-e2e-c2d', 'TGC2D', publisher, files(fileUrl), 1,
+      ddo, true, providerUrl, lib.ZERO_ADDRESS, aquarius)
+    if (!did) throw new Error('createAsset returned nothing (see stderr)')
+    c.did = did
+    return { did }
+  })
+
+  await step('compute.resolve', ['compute.publishAlgorithm', 'compute.publishDataset'], async () => {
+    const algo = await aquarius.waitForIndexer(c.algoDid, undefined, undefined, 200, 150)
+    const dataset = await aquarius.waitForIndexer(c.did, undefined, undefined, 200, 150)
+    if (!algo || !dataset) throw new Error('a compute DDO never appeared in Tidegate\'s Aquarius API')
+    c.algoDatatoken = algo.services[0].datatokenAddress
+    c.datatoken = dataset.services[0].datatokenAddress
+    return { algorithm: algo.metadata.algorithm, datasetService: dataset.services[0].type }
+  })
+
+  await step('compute.getComputeEnvironments', ['getEndpoints'], async () => {
+    const envs = await lib.ProviderInstance.getComputeEnvironments(providerUrl)
+    const list = envs[8996] || []
+    const free = list.find((e) => Number(e.priceMin) === 0)
+    if (!free) throw new Error(`no free environment for chain 8996: ${JSON.stringify(envs)}`)
+    c.env = free
+    return { chains: Object.keys(envs), ids: list.map((e) => e.id), env: free }
+  })
+
+  await step('compute.initializeCompute', ['compute.resolve', 'compute.getComputeEnvironments'], async () => {
+    c.validUntil = Math.floor(Date.now() / 1000) + 3600
+    const init = await lib.ProviderInstance.initializeCompute(
+      [{ documentId: c.did, serviceId: COMPUTE_SERVICE_ID }],
+      { documentId: c.algoDid, serviceId: ALGO_SERVICE_ID },
+      c.env.id, c.validUntil, providerUrl, consumer.address
+    )
+    if (!init || !init.datasets || !init.datasets[0].providerFee || !init.algorithm) {
+      throw new Error(`unexpected initializeCompute answer ${JSON.stringify(init)}`)
+    }
+    c.init = init
+    return { initializeCompute: init }
+  })
+
+  await step('compute.startOrder', ['compute.initializeCompute'], async () => {
+    // Orders for compute name the environment's consumerAddress as the consumer.
+    const asPublisher = new lib.Datatoken(publisher, 8996, config)
+    const asConsumer = new lib.Datatoken(consumer, 8996, config)
+    const order = async (datatoken, quote) => {
+      const minted = await asPublisher.mint(datatoken, publisher.address, '1', consumer.address)
+      if (!minted) throw new Error('Datatoken.mint failed (see stderr)')
+      await minted.wait()
+      const tx = await asConsumer.startOrder(datatoken, c.env.consumerAddress, 0, quote.providerFee)
+      if (!tx) throw new Error('Datatoken.startOrder failed (see stderr)')
+      const receipt = await tx.wait()
+      if (receipt.status !== 1) throw new Error(`order reverted: ${tx.hash}`)
+      return tx.hash
+    }
+    c.datasetTx = await order(c.datatoken, c.init.datasets[0])
+    c.algoTx = await order(c.algoDatatoken, c.init.algorithm)
+    return { datasetTx: c.datasetTx, algorithmTx: c.algoTx, consumer: c.env.consumerAddress }
+  })
+
+  await step('compute.computeStart', ['compute.startOrder'], async () => {
+    const jobs = await lib.ProviderInstance.computeStart(
+      providerUrl, consumer, c.env.id,
+      { documentId: c.did, serviceId: COMPUTE_SERVICE_ID, transferTxId: c.datasetTx },
+      { documentId: c.algoDid, serviceId: ALGO_SERVICE_ID, transferTxId: c.algoTx }
+    )
+    // computeStart returns null instead of throwing on failure.
+    const job = Array.isArray(jobs) ? jobs[0] : jobs
+    if (!job || !job.jobId) throw new Error(`computeStart returned ${JSON.stringify(jobs)} (see stderr)`)
+    c.job = job
+    return { jobId: job.jobId, status: job.status, agreementId: job.agreementId }
+  })
+
+  await step('compute.computeStop', ['compute.computeStart'], () =>
+    // ocean.js 3.4.6 signs consumerAddress + jobId only and sends no documentId.
+    refusal('computeStop', () => lib.ProviderInstance.computeStop(
+      c.did, consumer.address, c.job.jobId, providerUrl, consumer, c.job.agreementId)))
+
+  await step('compute.computeStatus', ['compute.computeStart'], async () => {
+    const seen = []
+    const deadline = Date.now() + STATUS_TIMEOUT_MS
+    let job
+    for (;;) {
+      const jobs = await lib.ProviderInstance.computeStatus(providerUrl, consumer.address, c.job.jobId)
+      job = Array.isArray(jobs) ? jobs[0] : jobs
+      if (!job) throw new Error(`computeStatus returned ${JSON.stringify(jobs)}`)
+      if (seen[seen.length - 1] !== job.status) seen.push(job.status)
+      if (FINISHED.includes(job.status) || Date.now() > deadline) break
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    if (job.status !== 70) throw new Error(`the job ended with ${JSON.stringify(job)}`)
+    c.results = job.results
+    return { statuses: seen, statusText: job.statusText, results: job.results, stopreq: job.stopreq }
+  })
+
+  const fetchResult = async (type) => {
+    const entry = c.results.find((r) => r.type === type)
+    if (!entry) throw new Error(`no ${type} in ${JSON.stringify(c.results)}`)
+    // getComputeResultUrl signs consumerAddress + jobId + index + nonce; the caller GETs it.
+    const url = await lib.ProviderInstance.getComputeResultUrl(providerUrl, consumer, c.job.jobId, entry.index)
+    const response = await fetch(url)
+    const text = await response.text()
+    if (!response.ok) throw new Error(`computeResult ${response.status}: ${text}`)
+    return { index: entry.index, status: response.status, text, disposition: response.headers.get('content-disposition') }
+  }
+
+  await step('compute.result', ['compute.computeStatus'], () => fetchResult('output'))
+  await step('compute.resultLog', ['compute.computeStatus'], () => fetchResult('algorithmLog'))
+
+  await step('compute.computeDelete', ['compute.result', 'compute.resultLog'], async () => {
+    // ocean.js 3.x signs consumerAddress + jobId + did + nonce but sends no nonce.
+    const outcome = await refusal('computeDelete', () =>
+      lib.ProviderInstance.computeDelete(c.did, consumer, c.job.jobId, providerUrl))
+    const after = await lib.ProviderInstance.computeStatus(providerUrl, consumer.address, c.job.jobId)
+    outcome.jobsAfter = (Array.isArray(after) ? after : [after]).map((j) => ({ jobId: j.jobId, status: j.status }))
+    return outcome
+  })
 }
 
 main(process.argv[2]).then(

@@ -13,7 +13,9 @@ Configuration (environment):
   E2E_FILE_URL       the URL to publish; E2E_FILE_SHA256 its expected sha256
   E2E_DEPLOYER_KEY   owner of the OCEAN token (funds the consumer through ocean.py)
   E2E_PUBLISHER_KEY, E2E_CONSUMER_KEY   funded accounts
-  E2E_FLOWS          comma-separated subset of plain,fixed_rate,free (default: all)
+  E2E_ALGO_URL       the compute algorithm's URL (python, reads /data/inputs, writes
+                     /data/outputs/result.txt)
+  E2E_FLOWS          comma-separated subset of plain,fixed_rate,free,compute (default: all)
 
 Writes a JSON report to the path given as the only argument:
 ``{"client": {...}, "steps": {name: {"ok", "seconds", "detail" | "error" | "blocked_by"}}}``.
@@ -94,7 +96,7 @@ def main(out_path: str) -> int:
     rpc_url = env["E2E_RPC_URL"]
     file_url = env["E2E_FILE_URL"]
     file_sha256 = env["E2E_FILE_SHA256"]
-    flows = [f for f in env.get("E2E_FLOWS", "plain,fixed_rate,free").split(",") if f]
+    flows = [f for f in env.get("E2E_FLOWS", "plain,fixed_rate,free,compute").split(",") if f]
     rec = Recorder()
     report: dict[str, Any] = {"client": {}, "steps": rec.steps}
 
@@ -114,6 +116,7 @@ def main(out_path: str) -> int:
         from ocean_lib.data_provider.data_service_provider import DataServiceProvider
         from ocean_lib.data_provider.fileinfo_provider import FileInfoProvider
         from ocean_lib.example_config import get_config_dict
+        from ocean_lib.models.compute_input import ComputeInput
         from ocean_lib.models.dispenser import DispenserArguments
         from ocean_lib.models.fixed_rate_exchange import ExchangeArguments
         from ocean_lib.ocean.mint_fake_ocean import mint_fake_OCEAN
@@ -125,6 +128,7 @@ def main(out_path: str) -> int:
             DataEncryptor=DataEncryptor, DataServiceProvider=DataServiceProvider,
             FileInfoProvider=FileInfoProvider, get_config_dict=get_config_dict,
             DispenserArguments=DispenserArguments, ExchangeArguments=ExchangeArguments,
+            ComputeInput=ComputeInput,
             mint_fake_OCEAN=mint_fake_OCEAN, Ocean=Ocean, to_wei=to_wei,
         )
         from importlib.metadata import version
@@ -230,7 +234,12 @@ def main(out_path: str) -> int:
     rec.run("ddo_exists_unknown", ddo_exists_unknown, needs=("ocean",))
 
     for flow in flows:
-        run_flow(rec, m, state, flow, provider_url, file_url, file_sha256, publisher, consumer)
+        if flow == "compute":
+            run_compute(rec, m, state, provider_url, file_url, env["E2E_ALGO_URL"], publisher,
+                        consumer)
+        else:
+            run_flow(rec, m, state, flow, provider_url, file_url, file_sha256, publisher,
+                     consumer)
 
     write_report()
     return 0
@@ -355,6 +364,167 @@ def run_flow(
 
     rec.run(f"{flow}.download", download("first"), needs=(f"{flow}.pay",))
     rec.run(f"{flow}.redownload", download("again"), needs=(f"{flow}.download",))
+
+
+# The algorithm's container, published with ocean.py's own algorithm metadata
+# (create_algo_asset: language python, format docker-image, entrypoint "python $ALGO").
+# Tidegate's local engine maps image "python" to its python3; the checksum is pinned
+# by the dataset's trusted-algorithm entry (containerSectionChecksum).
+ALGO_IMAGE, ALGO_TAG = "python", "3.11"
+ALGO_CHECKSUM = "sha256:" + hashlib.sha256(b"tidegate-e2e python:3.11").hexdigest()
+FINISHED = (31, 32, 70)  # data / algorithm provisioning failed, completed
+STATUS_TIMEOUT = 60
+
+
+def run_compute(
+    rec: Recorder,
+    m: dict[str, Any],
+    state: dict[str, Any],
+    provider_url: str,
+    file_url: str,
+    algo_url: str,
+    publisher: Any,
+    consumer: Any,
+) -> None:
+    """Compute-to-data the way ocean.py's c2d flow does it, every call ocean.py's own."""
+    s: dict[str, Any] = {}
+    ocean = state.get("ocean")
+    to_wei = m["to_wei"]
+    stamp = time.time_ns()
+
+    def publish_algorithm() -> dict[str, Any]:
+        _, datatoken, ddo = ocean.assets.create_algo_asset(
+            f"tidegate-e2e-algorithm-{stamp}", algo_url, {"from": publisher},
+            image=ALGO_IMAGE, tag=ALGO_TAG, checksum=ALGO_CHECKSUM,
+        )
+        assert ddo is not None, "the algorithm DDO never appeared in Tidegate's Aquarius API"
+        s.update(algo_ddo=ddo, algo_datatoken=datatoken)
+        return {"did": ddo.did, "algorithm": ddo.metadata["algorithm"]}
+
+    rec.run("compute.publish_algorithm", publish_algorithm, needs=("ocean",))
+
+    def publish_dataset() -> dict[str, Any]:
+        # generate_trusted_algorithms: fileinfo with checksum of the algorithm's file, and
+        # sha256(entrypoint + checksum) of its container.
+        trusted = s["algo_ddo"].generate_trusted_algorithms()
+        compute_values = {
+            "allowRawAlgorithm": False,
+            "allowNetworkAccess": False,
+            "publisherTrustedAlgorithms": [trusted],
+            "publisherTrustedAlgorithmPublishers": [],
+        }
+        _, datatoken, ddo = ocean.assets.create_url_asset(
+            f"tidegate-e2e-compute-{stamp}", file_url, {"from": publisher},
+            compute_values=compute_values,
+        )
+        assert ddo is not None, "the dataset DDO never appeared in Tidegate's Aquarius API"
+        service = next(x for x in ddo.services if x.type == "compute")
+        s.update(ddo=ddo, datatoken=datatoken, service=service)
+        return {"did": ddo.did, "service_types": [x.type for x in ddo.services],
+                "compute_service_id": service.id, "trusted": trusted}
+
+    rec.run("compute.publish_dataset", publish_dataset, needs=("compute.publish_algorithm",))
+
+    def environments() -> dict[str, Any]:
+        envs = ocean.compute.get_c2d_environments(provider_url, 8996)
+        free = ocean.compute.get_free_c2d_environment(provider_url, 8996)
+        s["env"] = free
+        return {"ids": [e["id"] for e in envs], "free": free}
+
+    rec.run("compute.environments", environments, needs=("ocean",))
+
+    def pay() -> dict[str, Any]:
+        # The publisher mints one datatoken of each asset to the consumer, who then pays
+        # through ocean.py: initializeCompute, then startOrder per asset with the
+        # environment's consumerAddress as the order's consumer (ocean.py's c2d flow).
+        s["datatoken"].mint(consumer.address, to_wei(1), {"from": publisher})
+        s["algo_datatoken"].mint(consumer.address, to_wei(1), {"from": publisher})
+        dataset = m["ComputeInput"](s["ddo"], s["service"])
+        algorithm = m["ComputeInput"](s["algo_ddo"], s["algo_ddo"].services[0])
+        datasets, algo = ocean.assets.pay_for_compute_service(
+            datasets=[dataset],
+            algorithm_data=algorithm,
+            consume_market_order_fee_address=consumer.address,
+            tx_dict={"from": consumer},
+            compute_environment=s["env"]["id"],
+            valid_until=int(time.time()) + 3600,
+            consumer_address=s["env"]["consumerAddress"],
+        )
+        assert algo is not None, "initializeCompute returned no algorithm entry"
+        s.update(dataset_input=datasets[0], algorithm_input=algo)
+        w3 = ocean.config_dict["web3_instance"]
+        for tx in (datasets[0].transfer_tx_id, algo.transfer_tx_id):
+            assert w3.eth.get_transaction_receipt(tx)["status"] == 1, tx
+        return {"dataset_tx": datasets[0].transfer_tx_id, "algorithm_tx": algo.transfer_tx_id}
+
+    rec.run("compute.pay", pay, needs=("compute.publish_dataset", "compute.environments"))
+
+    def start() -> dict[str, Any]:
+        # POST compute, signed consumerAddress + dataset DID + nonce; additionalInputs: [].
+        job_id = ocean.compute.start(consumer, s["dataset_input"], s["env"]["id"],
+                                     s["algorithm_input"])
+        s["job_id"] = job_id
+        return {"job_id": job_id, "consumer": consumer.address}
+
+    rec.run("compute.start", start, needs=("compute.pay",))
+
+    def status() -> dict[str, Any]:
+        seen: list[int] = []
+        deadline = time.monotonic() + STATUS_TIMEOUT
+        while True:
+            job = ocean.compute.status(s["ddo"], s["service"], s["job_id"], consumer)
+            if not seen or seen[-1] != job.get("status"):
+                seen.append(job.get("status"))
+            if job.get("status") in FINISHED or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        s["job"] = job
+        assert job.get("status") == 70, f"job ended with {job}"
+        assert job["ok"] is True, job
+        return {"statuses": seen, "statusText": job.get("statusText"),
+                "results": job.get("results"), "dateFinished": job.get("dateFinished")}
+
+    rec.run("compute.status", status, needs=("compute.start",))
+
+    def result() -> dict[str, Any]:
+        results = s["job"]["results"]
+        index = next(r["index"] for r in results if r["type"] == "output")
+        output = ocean.compute.result(s["ddo"], s["service"], s["job_id"], index, consumer)
+        assert isinstance(output, bytes), type(output)
+        return {"index": index, "output": output.decode("utf-8", "replace"),
+                "result_types": [r["type"] for r in results]}
+
+    rec.run("compute.result", result, needs=("compute.status",))
+
+    def result_logs() -> dict[str, Any]:
+        # compute_job_result_logs: status, then computeResult for every index in order,
+        # keeping those of the asked type.
+        outputs = ocean.compute.compute_job_result_logs(
+            s["ddo"], s["service"], s["job_id"], consumer)
+        logs = ocean.compute.compute_job_result_logs(
+            s["ddo"], s["service"], s["job_id"], consumer, "algorithmLog")
+        return {"outputs": [o.decode("utf-8", "replace") for o in outputs],
+                "logs": [x.decode("utf-8", "replace") for x in logs]}
+
+    rec.run("compute.result_logs", result_logs, needs=("compute.status",))
+
+    def stop() -> dict[str, Any]:
+        # ocean.py's stop: PUT with the query, signed consumerAddress + jobId + did + nonce.
+        # The job has finished: the answer is its record, unchanged.
+        job = ocean.compute.stop(s["ddo"], s["service"], s["job_id"], consumer)
+        return {"status": job.get("status"), "ok": job.get("ok"), "jobId": job.get("jobId")}
+
+    rec.run("compute.stop", stop, needs=("compute.status",))
+
+    def delete() -> dict[str, Any]:
+        # ocean.py has no OceanCompute.delete; DataServiceProvider.delete_compute_job is its
+        # own call (DELETE with the query, signed like stop).
+        dsp = m["DataServiceProvider"]
+        deleted = dsp.delete_compute_job(s["ddo"].did, s["job_id"], s["service"], consumer)
+        return {"deleted": {k: deleted.get(k) for k in ("jobId", "status")}}
+
+    rec.run("compute.delete", delete,
+            needs=("compute.result", "compute.result_logs", "compute.stop"))
 
 
 if __name__ == "__main__":

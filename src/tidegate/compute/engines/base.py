@@ -40,6 +40,8 @@ class JobAlgorithm:
     ddo: Mapping[str, Any] | None = None
     algocustomdata: Any = None
     userdata: Any = None
+    service_id: str | None = None
+    transfer_tx: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class ResultStream:
 class ComputeEngine(Protocol):
     async def environments(self) -> list[Environment]:
         """Every environment this engine offers (all chains)."""
+
+    def check_container(self, container: Mapping[str, Any]) -> None:
+        """Raise a 400 (``unsupported_image``) if this engine cannot run ``container``."""
 
     async def start(self, spec: JobSpec) -> JobRecord:
         """Accept the job (it runs in the background); return its first record."""

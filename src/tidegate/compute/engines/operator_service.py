@@ -1,0 +1,397 @@
+"""The operator-service engine: Ocean's C2D API in front of Kubernetes clusters.
+
+Tidegate talks to ``{OPERATOR_SERVICE_URL}/api/v1/operator/<x>`` (reference §5) as the
+provider: every request carries ``providerAddress``, a ``nonce`` (``time.time_ns()``,
+strictly increasing) and ``providerSignature``, the provider key's signature of
+``owner + jobId + nonce`` (``owner + nonce`` without a job id) in the reference's
+form (v = 0/1). Jobs are the operator's: this engine keeps no records of its own, and
+the operator's job and environment objects are returned with their fields intact.
+
+Differences from the reference, on purpose: the base URL keeps its path (the
+reference's ``urljoin`` drops a last segment without a trailing slash); the result
+download does not forward the consumer's signature (the engine protocol does not
+carry it) and never puts signatures in the file name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import httpx
+import orjson
+from eth_account import Account
+
+from tidegate.auth.signatures import sign_message
+from tidegate.compute.engines.base import JobAlgorithm, JobSpec, ResultStream
+from tidegate.compute.environments import Environment
+from tidegate.compute.jobs import JobRecord, JobResult
+from tidegate.errors import (
+    BadRequestError,
+    NotFoundError,
+    ServiceUnavailableError,
+    TidegateError,
+    UnauthorizedError,
+)
+from tidegate.files.storages import safe_filename
+
+__all__ = ["OperatorEnvironment", "OperatorJobRecord", "OperatorServiceEngine",
+           "provider_signature"]
+
+logger = logging.getLogger(__name__)
+
+ZERO_ADDRESS: Final = "0x0000000000000000000000000000000000000000"
+_RETRY_STATUSES: Final = frozenset({502, 503, 504})
+_FILENAME: Final = re.compile(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', re.IGNORECASE)
+
+
+def provider_signature(message: str, private_key: str) -> str:
+    """The reference helper's signature: EIP-191 over keccak(message), v = 0/1."""
+    signature = sign_message(message, private_key)
+    return signature[:-2] + f"{int(signature[-2:], 16) - 27:02x}"
+
+
+@dataclass(frozen=True)
+class OperatorEnvironment(Environment):
+    """An operator environment; :meth:`to_json` is the operator's object + ``feeToken``."""
+
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.raw, "feeToken": self.fee_token}
+
+
+@dataclass
+class OperatorJobRecord(JobRecord):
+    """A job as the operator described it; :meth:`to_json` keeps every operator field."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), **self.raw}
+
+
+def _timestamp(value: object) -> float | None:
+    if value in (None, "", 0):
+        return None
+    try:
+        return float(str(value))
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _listed(value: object) -> list[Any]:
+    """A list the operator may send as JSON text (older operator-service versions do)."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return []
+    return list(value) if isinstance(value, list) else []
+
+
+def job_from_operator(raw: Mapping[str, Any]) -> OperatorJobRecord:
+    """Map one operator job object to a record (lenient: the operator's fields win)."""
+    results = []
+    for i, item in enumerate(_listed(raw.get("results"))):
+        if isinstance(item, Mapping):
+            results.append(JobResult(filename=str(item.get("filename", "")),
+                                     filesize=int(item.get("filesize") or 0),
+                                     type=str(item.get("type", "output")),
+                                     index=int(item.get("index", i))))
+    inputs = [str(d) for d in _listed(raw.get("inputDID"))]
+    status = int(raw.get("status") or 1)
+    return OperatorJobRecord(
+        job_id=str(raw.get("jobId", "")), owner=str(raw.get("owner", "")),
+        did=str(raw.get("documentId") or raw.get("did") or (inputs[0] if inputs else "")),
+        agreement_id=str(raw.get("agreementId", "")),
+        environment=str(raw.get("environment", "")),
+        chain_id=int(raw.get("chainId") or 0), status=status,
+        status_text=str(raw.get("statusText", "")),
+        date_created=_timestamp(raw.get("dateCreated")) or 0.0,
+        date_finished=_timestamp(raw.get("dateFinished")), results=results,
+        algorithm_did=str(raw["algoDID"]) if raw.get("algoDID") else None, input_dids=inputs,
+        stop_requested=bool(int(raw.get("stopreq") or 0)), raw=dict(raw))
+
+
+class OperatorServiceEngine:
+    """:class:`~tidegate.compute.engines.base.ComputeEngine` backed by an operator-service.
+
+    ``http`` is the app's shared client (not closed here). ``provider_key`` is the
+    chain-independent key (``UNIVERSAL_PRIVATE_KEY`` or the single provider key).
+    ``fee_tokens`` maps chain id to this provider's fee token (added to every
+    environment); ``metadata_uri`` is the stage ``output.metadataUri``.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, provider_key: str,
+                 chain_ids: Sequence[int], *, fee_tokens: Mapping[int, str] | None = None,
+                 metadata_uri: str = "", timeout: float = 30.0, retries: int = 3,
+                 max_unsized_result: int = 64 * 1024 * 1024) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/") + "/api/v1/operator/"
+        self._key = provider_key
+        self.address: str = Account.from_key(provider_key).address
+        self._chain_ids = list(chain_ids)
+        self._fee_tokens = dict(fee_tokens or {})
+        self._metadata_uri = metadata_uri
+        self._timeout = timeout
+        self._retries = max(1, retries)
+        self._max_unsized = max_unsized_result
+
+    # --- signing and transport ---------------------------------------------------------
+    def _signed(self, owner: str | None, job_id: str | None = None) -> dict[str, str]:
+        nonce = str(time.time_ns())
+        return {"providerAddress": self.address, "nonce": nonce,
+                "providerSignature": provider_signature((owner or "") + (job_id or "") + nonce,
+                                                        self._key)}
+
+    async def _call(self, method: str, name: str,
+                    params: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+                    body: Callable[[], Any] | None = None) -> httpx.Response:
+        """One operator call; GETs are retried on 502/503/504 and transport errors.
+
+        ``params``/``body`` are built per attempt: each attempt needs a fresh nonce.
+        """
+        attempts = self._retries if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                response = await self._http.request(
+                    method, self._base + name,
+                    params=params() if callable(params) else params,
+                    json=body() if body else None, timeout=self._timeout,
+                    headers={"Content-Type": "application/json", "Connection": "close"})
+            except httpx.HTTPError as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                raise ServiceUnavailableError("The compute operator-service is unreachable.",
+                                              code="operator_unavailable") from exc
+            if response.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _error(response: httpx.Response) -> TidegateError:
+        """Our error for an operator error answer (its ``error`` text, shortened)."""
+        try:
+            decoded = orjson.loads(response.content)
+            text = str(decoded.get("error") or decoded) if isinstance(decoded, dict) else ""
+        except orjson.JSONDecodeError:
+            text = ""
+        text = text[:300] or f"The compute operator-service answered {response.status_code}."
+        status = response.status_code
+        if status == 400:
+            return BadRequestError(text, code="operator_error")
+        if status in (401, 403):
+            return UnauthorizedError(text, code="operator_refused")
+        if status == 404:
+            return NotFoundError(text, code="job_not_found")
+        return ServiceUnavailableError(text, code="operator_error")
+
+    def _jobs(self, response: httpx.Response) -> list[JobRecord]:
+        if response.status_code >= 400:
+            raise self._error(response)
+        try:
+            decoded = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ServiceUnavailableError("The compute operator-service answered badly.",
+                                          code="operator_error") from None
+        items = decoded if isinstance(decoded, list) else [decoded]
+        return [job_from_operator(item) for item in items if isinstance(item, Mapping)]
+
+    # --- protocol ----------------------------------------------------------------------
+    async def environments(self) -> list[Environment]:
+        """Every chain's environments (``GET environments?chainId=``), with our fee token.
+
+        Any chain that cannot be read makes the whole answer a 503, as the reference.
+        """
+        found: list[Environment] = []
+        for chain_id in self._chain_ids:
+            failure = ServiceUnavailableError(
+                f"Compute envs could not be retrieved for chainId {chain_id}, "
+                "check configuration.", code="operator_unavailable")
+            try:
+                response = await self._call("GET", "environments", {"chainId": chain_id})
+                decoded = orjson.loads(response.content) if response.status_code < 400 else None
+            except (TidegateError, orjson.JSONDecodeError):
+                raise failure from None
+            if not isinstance(decoded, list):
+                raise failure
+            for raw in decoded:
+                env = self._environment(chain_id, raw)
+                if env is not None:
+                    found.append(env)
+        return found
+
+    def _environment(self, chain_id: int, raw: object) -> OperatorEnvironment | None:
+        if not isinstance(raw, Mapping) or not raw.get("id"):
+            return None
+        try:
+            return OperatorEnvironment(
+                id=str(raw["id"]), chain_id=chain_id,
+                consumer_address=str(raw.get("consumerAddress", "")),
+                fee_token=self._fee_tokens.get(chain_id) or str(raw.get("feeToken")
+                                                                or ZERO_ADDRESS),
+                price_min=Decimal(str(raw.get("priceMin", 0))),
+                cpu_number=int(raw.get("cpuNumber", 1)), ram_gb=float(raw.get("ramGB", 1)),
+                disk_gb=float(raw.get("diskGB", 1)), max_jobs=int(raw.get("maxJobs", 1)),
+                max_job_duration=int(raw.get("maxJobDuration", 3600)),
+                storage_expiry=int(raw.get("storageExpiry", 0)),
+                description=str(raw.get("desc", "")),
+                current_jobs=int(raw.get("currentJobs", 0)), raw=dict(raw))
+        except (TypeError, ValueError, InvalidOperation):
+            logger.warning("ignoring a malformed operator environment on chain %d", chain_id)
+            return None
+
+    def check_container(self, container: Any) -> None:
+        """Any image: the cluster pulls it (validateContainer checks the fields)."""
+
+    def workflow(self, spec: JobSpec) -> dict[str, Any]:
+        """The ``POST compute`` body of reference §5.4 (signature and nonce included)."""
+        inputs = []
+        for index, item in enumerate(spec.inputs):
+            remote: dict[str, Any] = {"txId": item.transfer_tx, "serviceId": item.service_id}
+            if item.userdata:
+                remote["userdata"] = item.userdata
+            inputs.append({"index": index, "id": item.did, "remote": remote})
+        stage = {"index": 0, "input": inputs,
+                 "compute": {"Instances": 1, "namespace": "ocean-compute", "maxtime": 3600},
+                 "algorithm": _algorithm(spec.algorithm),
+                 "output": {"metadataUri": self._metadata_uri}}
+        signed = self._signed(spec.owner)
+        return {"workflow": {"stages": [stage]},
+                "providerSignature": signed["providerSignature"],
+                "agreementId": spec.agreement_id, "owner": spec.owner,
+                "providerAddress": self.address, "environment": spec.environment.id,
+                "validUntil": int(time.time()) + spec.max_duration,
+                "nonce": int(signed["nonce"]), "chainId": spec.chain_id}
+
+    async def start(self, spec: JobSpec) -> JobRecord:
+        """POST the workflow; the operator's first job object."""
+        jobs = self._jobs(await self._call("POST", "compute", body=lambda: self.workflow(spec)))
+        if not jobs:
+            raise ServiceUnavailableError("The compute operator-service returned no job.",
+                                          code="operator_error")
+        return jobs[0]
+
+    def _query(self, owner: str | None, job_id: str | None,
+               did: str | None) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            params: dict[str, Any] = {"providerAddress": self.address}
+            if owner:
+                params["owner"] = owner
+            if job_id:
+                params["jobId"] = job_id
+            if did:
+                params["documentId"] = did
+            signed = self._signed(owner, job_id)
+            params["providerSignature"] = signed["providerSignature"]
+            params["nonce"] = signed["nonce"]
+            return params
+
+        return build
+
+    async def jobs(self, owner: str | None, job_id: str | None,
+                   did: str | None) -> list[JobRecord]:
+        return self._jobs(await self._call("GET", "compute", self._query(owner, job_id, did)))
+
+    async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        return self._jobs(await self._call("PUT", "compute", self._query(owner, job_id, did)))
+
+    async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        return self._jobs(await self._call("DELETE", "compute",
+                                           self._query(owner, job_id, did)))
+
+    async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
+        """Stream ``getResult``; a body without a length is read (bounded) first."""
+        signed = self._signed(owner, job_id)
+        params: dict[str, str | int] = {"index": index, "owner": owner, "jobId": job_id,
+                  "providerSignature": signed["providerSignature"], "nonce": signed["nonce"]}
+        request = self._http.build_request("GET", self._base + "getResult", params=params,
+                                           timeout=self._timeout)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError("The compute operator-service is unreachable.",
+                                          code="operator_unavailable") from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise self._error(response)
+            match = _FILENAME.search(response.headers.get("content-disposition", ""))
+            name = safe_filename(match.group(1) if match else f"{job_id}-{index}")
+            content_type = response.headers.get("content-type", "application/octet-stream")
+            length = response.headers.get("content-length", "")
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            if length.isdigit() and not encoded:
+                return ResultStream(name, int(length), content_type, _relay(response))
+            body = await _bounded(response, self._max_unsized)
+        except BaseException:
+            await response.aclose()
+            raise
+        await response.aclose()
+        return ResultStream(name, len(body), content_type, _once(body))
+
+    async def close(self) -> None:
+        """Nothing to stop: jobs run in the cluster; the HTTP client is the app's."""
+
+
+def _algorithm(algorithm: JobAlgorithm) -> dict[str, Any]:
+    """The stage's ``algorithm`` (reference §5.4): a published DID or raw meta."""
+    container = dict(algorithm.container)
+    if algorithm.did:
+        # Service id and order tx are optional JobAlgorithm fields (newer base.py).
+        service_id = algorithm.service_id
+        services = list((algorithm.ddo or {}).get("services") or [])
+        service = next((s for s in services if isinstance(s, Mapping)
+                        and s.get("id") == service_id), services[0] if services else {})
+        return {"id": algorithm.did, "rawcode": "", "container": container,
+                "algouserdata": None,
+                "remote": {"serviceEndpoint": service.get("serviceEndpoint"),
+                           "txId": algorithm.transfer_tx,
+                           "serviceId": service_id or service.get("id"),
+                           "userData": algorithm.userdata},
+                "algocustomdata": algorithm.algocustomdata}
+    url = next((f.get("url") for f in algorithm.files if f.get("type") == "url"), "")
+    return {"id": "", "url": url or "", "rawcode": algorithm.rawcode or "",
+            "container": container}
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailableError("The compute result download broke off.",
+                                      code="operator_unavailable") from exc
+    finally:
+        await response.aclose()
+
+
+async def _bounded(response: httpx.Response, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ServiceUnavailableError("The compute result is too large to relay.",
+                                          code="operator_error")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
