@@ -27,7 +27,7 @@ from typing import Any, Final, Self
 
 import httpx
 
-from tidegate.errors import TidegateError
+from tidegate.errors import BadRequestError, TidegateError, UpstreamError, UpstreamTimeout
 from tidegate.files.address_policy import (
     ConnectionPin,
     IPAddress,
@@ -70,34 +70,28 @@ _DROPPED_HEADERS: Final = ("host", "content-length", "transfer-encoding", "conne
 _CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "proxy-authorization")
 
 
-class UnsafeUrlError(TidegateError):
+class UnsafeUrlError(BadRequestError):
     """The URL may not be fetched: scheme, credentials, address, DNS failure or redirects."""
 
-    status = 400
     code = "unsafe_url"
 
 
-class UpstreamUnavailableError(TidegateError):
-    """The file's server could not be reached or broke the protocol."""
+class UpstreamUnavailableError(UpstreamError):
+    """The file's server could not be reached or broke the protocol (502)."""
 
-    status = 502
     code = "upstream_unavailable"
 
 
-class UpstreamTimeoutError(TidegateError):
-    """The file's server did not accept the connection or answer within the timeouts."""
-
-    status = 504
-    code = "upstream_timeout"
+class UpstreamTimeoutError(UpstreamTimeout):
+    """The file's server did not accept the connection or answer within the timeouts (504)."""
 
 
-class UpstreamTooLargeError(TidegateError):
+class UpstreamTooLargeError(UpstreamError):
     """The file's body exceeds the configured cap.
 
     502, not 413: the client's request was fine; it is the upstream answer we refuse.
     """
 
-    status = 502
     code = "upstream_too_large"
 
 
