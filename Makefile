@@ -42,6 +42,16 @@ test-anvil: setup anvil-setup
 test: lint e2e-setup anvil-setup unit test-anvil
 
 bench: setup
+	@# wrk (load generator) and nginx (origin file server) from Debian, when missing.
+	@if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    apt-get update -q >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	      wrk nginx-light curl >/dev/null || echo "bench: apt-get could not install wrk/nginx"; \
+	  fi; \
+	fi
+	@# anvil from npm (the chain); without it the bench uses the in-process chain.
+	@$(MAKE) --no-print-directory anvil-setup || echo "bench: no anvil, using the in-process chain"
 	$(BIN)/python -m bench.run
 
 clean:

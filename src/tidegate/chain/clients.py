@@ -104,8 +104,10 @@ class SessionHTTPProvider(AsyncHTTPProvider):
     connections alive, and fails fast: no web3 retries, a total timeout per call.
     """
 
-    def __init__(self, url: str, session: aiohttp.ClientSession, rpc_timeout: float) -> None:
+    def __init__(self, url: str, session: aiohttp.ClientSession, rpc_timeout: float,
+                 chain_id: int | None = None) -> None:
         super().__init__(url, exception_retry_configuration=None)
+        self._chain_id = chain_id
         self._session = session
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=rpc_timeout)
@@ -119,6 +121,13 @@ class SessionHTTPProvider(AsyncHTTPProvider):
 
     async def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
         return await self._post(request_data)
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        # web3 asks eth_chainId before every contract call (twice per call measured);
+        # a configured chain's id never changes, so answer it here.
+        if method == "eth_chainId" and self._chain_id is not None:
+            return cast(RPCResponse, {"jsonrpc": "2.0", "id": 0, "result": hex(self._chain_id)})
+        return await super().make_request(method, params)
 
     async def make_batch_request(
         self, batch_requests: list[tuple[RPCEndpoint, Any]]
@@ -134,10 +143,13 @@ class SessionHTTPProvider(AsyncHTTPProvider):
 
 
 def build_web3(
-    url: str, rpc_timeout: float, session: aiohttp.ClientSession
+    url: str, rpc_timeout: float, session: aiohttp.ClientSession, chain_id: int | None = None
 ) -> AsyncWeb3[SessionHTTPProvider]:
-    """An AsyncWeb3 for ``url`` on ``session`` that tolerates PoA chains (long extraData)."""
-    w3 = AsyncWeb3(SessionHTTPProvider(url, session, rpc_timeout))
+    """An AsyncWeb3 for ``url`` on ``session`` that tolerates PoA chains (long extraData).
+
+    With ``chain_id`` known, ``eth_chainId`` is answered locally.
+    """
+    w3 = AsyncWeb3(SessionHTTPProvider(url, session, rpc_timeout, chain_id))
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     return w3
 
@@ -171,7 +183,8 @@ async def discover_chains(settings: Settings, http: httpx.AsyncClient) -> Chains
     def config(chain_id: int, url: str, key: str) -> ChainConfig:
         return ChainConfig(
             chain_id, url, key, Account.from_key(key).address,
-            build_web3(url, settings.rpc_timeout, session), addresses.get(chain_id, {}),
+            build_web3(url, settings.rpc_timeout, session, chain_id),
+            addresses.get(chain_id, {}),
         )
 
     if settings.network_urls:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -49,16 +49,20 @@ def _abi(name: str) -> Any:
     return load_artifact(name).abi
 
 
+@lru_cache(maxsize=4096)
+def _contract(web3: Any, name: str, address: str) -> Any:
+    # Building a web3 contract object costs milliseconds (ABI parsing): keep them.
+    return web3.eth.contract(address=address, abi=_abi(name))
+
+
 def nft_contract(chain: ChainConfig, nft: str) -> Any:
-    return chain.web3.eth.contract(address=to_checksum_address(nft), abi=_abi("ERC721Template"))
+    return _contract(chain.web3, "ERC721Template", to_checksum_address(nft))
 
 
 async def is_factory_nft(chain: ChainConfig, nft: str) -> bool:
     """True if the Ocean ERC721Factory of this chain deployed ``nft``."""
-    factory = chain.web3.eth.contract(
-        address=to_checksum_address(chain.contract_address("ERC721Factory")),
-        abi=_abi("ERC721Factory"),
-    )
+    factory = _contract(chain.web3, "ERC721Factory",
+                        to_checksum_address(chain.contract_address("ERC721Factory")))
     listed = await rpc(factory.functions.erc721List(to_checksum_address(nft)).call(),
                        "ERC721Factory.erc721List")
     return bool(listed) and to_checksum_address(str(listed)) == to_checksum_address(nft)

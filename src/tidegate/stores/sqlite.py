@@ -34,7 +34,11 @@ class SqliteStore:
         # include decrypted DDOs and nonces: never let them reach a log.
         logging.getLogger("aiosqlite").setLevel(logging.INFO)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, timeout=30)
+        # Autocommit: every statement is its own transaction. Requests share this
+        # connection; a deferred transaction left open by one request's read would make
+        # another request's write (or another worker's) fail with "database is locked".
+        # Each write here is a single atomic statement, so nothing needs more.
+        self._db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=30000")
