@@ -777,3 +777,52 @@ async def test_https_uses_the_hostname_for_sni_and_certificate(
             await fetch.open("GET", wrong)
         assert "SSLCertVerificationError" in str(caught.value)
         assert_scrubbed(caught.value, str(tls_server.port))
+
+
+# --- the SSRF matrix: every address class, as a literal and behind a DNS name -----------
+
+ADDRESS_CLASSES = {
+    "loopback": "127.0.0.1", "private-10": "10.1.2.3", "private-172": "172.16.5.4",
+    "private-192": "192.168.1.1", "link-local/metadata": "169.254.169.254",
+    "cgnat": "100.64.0.1", "unspecified": "0.0.0.0", "this-network": "0.1.2.3",
+    "multicast": "224.0.0.1", "reserved": "240.0.0.1", "broadcast": "255.255.255.255",
+    "benchmark": "198.18.0.1", "v6-loopback": "::1", "v6-ula": "fc00::1",
+    "v6-link-local": "fe80::1", "v4-mapped": "::ffff:10.0.0.1", "nat64": "64:ff9b::a00:1",
+}
+# Forbidden even when private addresses are allowed (dev mode), so a redirect from a
+# reachable test origin can prove each is refused after the first hop.
+ALWAYS_FORBIDDEN = ["link-local/metadata", "unspecified", "this-network", "multicast",
+                    "reserved", "broadcast", "v6-link-local"]
+
+
+def _literal(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+@pytest.mark.parametrize("kind", list(ADDRESS_CLASSES))
+async def test_ssrf_matrix_literal_and_dns_name(client: PinnedAsyncClient, server: FileServer,
+                                                kind: str) -> None:
+    address = ADDRESS_CLASSES[kind]
+    before = len(server.requests)
+    with pytest.raises(UnsafeUrlError):
+        await fetcher(client, no_dns, allow_private=False).open(
+            "GET", f"http://{_literal(address)}:{server.port}/small")
+    dns = FakeDns({"innocent.example.test": [address]})
+    with pytest.raises(UnsafeUrlError) as caught:
+        await fetcher(client, dns, allow_private=False).open(
+            "GET", f"http://innocent.example.test:{server.port}/small")
+    assert_scrubbed(caught.value, address, "innocent")
+    assert len(server.requests) == before  # nothing was ever sent
+
+
+@pytest.mark.parametrize("kind", ALWAYS_FORBIDDEN)
+async def test_ssrf_matrix_redirect_into_each_class(client: PinnedAsyncClient,
+                                                    server: FileServer, kind: str) -> None:
+    address = ADDRESS_CLASSES[kind]
+    dns = FakeDns({HOST: ["127.0.0.1"], "inner.example.test": [address]})
+    for location in (f"http://{_literal(address)}/x", "http://inner.example.test/x"):
+        before = len(server.requests)
+        target = url(server, "/redirect?" + str(httpx.QueryParams({"to": location})))
+        with pytest.raises(UnsafeUrlError):
+            await fetcher(client, dns).open("GET", target)
+        assert len(server.requests) == before + 1  # only the first, allowed hop
