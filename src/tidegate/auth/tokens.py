@@ -72,9 +72,9 @@ class AuthTokens:
 
     async def revoke(self, token: str, owner: str) -> None:
         """Revoke ``token``; it must be valid and belong to ``owner``."""
+        payload = self._decode(token)
         holder = await self.verify(token)
         if holder != to_checksum_address(owner):
             raise InvalidTokenError("Token is invalid.")
-        payload = self._decode(token)
         exp = payload.get("exp")
         await self._store.revoke_token(token_id(token), int(exp) if isinstance(exp, int) else 0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from eth_utils import is_address, to_checksum_address
 
 from tidegate.assets.consumable import check_consumable
@@ -75,8 +76,6 @@ async def _algorithm(ctx: ComputeContext, raw: Any) -> AlgorithmRef:
         raise BadRequestError("The algorithm field is required.", code="validation_error")
     meta = raw.get("meta")
     if isinstance(meta, str):
-        import orjson
-
         try:
             meta = orjson.loads(meta)
         except orjson.JSONDecodeError:

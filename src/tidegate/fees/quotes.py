@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
+from eth_utils import to_checksum_address
+
 from tidegate.chain.clients import ChainConfig
+from tidegate.chain.contracts import load_artifact
+from tidegate.chain.rpc import rpc
 from tidegate.fees.provider_fees import ProviderFee, build_provider_data, sign_provider_fee
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -37,11 +41,6 @@ async def token_decimals(chain: ChainConfig, token: str) -> int:
         return 18
     key = (chain.chain_id, token.lower())
     if key not in _DECIMALS:
-        from eth_utils import to_checksum_address
-
-        from tidegate.chain.contracts import load_artifact
-        from tidegate.chain.rpc import rpc
-
         contract = chain.web3.eth.contract(address=to_checksum_address(token),
                                            abi=load_artifact("ERC20Template").abi)
         _DECIMALS[key] = int(await rpc(contract.functions.decimals().call(), "decimals"))

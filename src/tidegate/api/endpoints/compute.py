@@ -13,6 +13,7 @@ from tidegate.api.context import services
 from tidegate.api.params import MAX_PARAMS_BODY, Params, read_body, read_params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
+from tidegate.auth.signatures import compute_message
 from tidegate.commands import compute as use_cases
 from tidegate.commands.compute_checks import check_container_fields
 from tidegate.errors import BadRequestError
@@ -85,7 +86,8 @@ async def get_compute(request: Request) -> Response:
         owner = str(params.get("consumerAddress") or "")
         await svc.authenticator.authenticate(
             signer=owner,
-            message=owner + str(params.get("jobId") or "") + str(params.get("documentId") or ""),
+            message=compute_message(owner, str(params.get("jobId") or ""),
+                                    str(params.get("documentId") or "")),
             nonce=str(params.get("nonce") or ""), signature=params.get("signature") or None,
             auth_token=request.headers.get("AuthToken"))
     return JsonResponse(await use_cases.compute_status(_context(request), params))
