@@ -31,6 +31,7 @@ from tidegate.api.endpoints import (
     root,
 )
 from tidegate.api.errors import EXCEPTION_HANDLERS
+from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
@@ -63,7 +64,7 @@ def all_endpoints() -> list[Endpoint]:
     ]
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> TidegateApp:
     """The ASGI application for ``settings``; clients are built in its lifespan."""
     endpoints = all_endpoints()
     metrics = Metrics()
@@ -145,7 +146,7 @@ def create_app(settings: Settings) -> Starlette:
         root_route = next(r for r in routes if isinstance(r, Route) and r.path == "/")
         routes = [root_route, Mount(settings.root_path, routes=routes)]
 
-    app = Starlette(
+    app = TidegateApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -157,9 +158,12 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.endpoints = endpoints
     app.state.metrics = metrics
+    if settings.fast_routes:
+        app.hot_routes = HotRoutes(app.state, metrics, root_path=settings.root_path,
+                                   access_log=settings.access_log)
     return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> TidegateApp:
     """Factory for ``uvicorn --factory`` (each worker reads the same environment)."""
     return create_app(Settings.from_env())

@@ -66,6 +66,7 @@ class Settings:
     root_path: str = ""
     log_level: str = "INFO"
     access_log: bool = True
+    fast_routes: bool = True
     access_fee_amount: int = 0
     compute_status_signed: bool = False
     indexer_enabled: bool = True
@@ -162,6 +163,7 @@ class _Parser:
             root_path=self._root_path(),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             access_log=self._bool("TIDEGATE_ACCESS_LOG", default=True),
+            fast_routes=self._bool("TIDEGATE_FAST_ROUTES", default=True),
             access_fee_amount=self._int("TIDEGATE_ACCESS_FEE_AMOUNT", 0),
             compute_status_signed=self._bool("TIDEGATE_COMPUTE_STATUS_SIGNED"),
             indexer_enabled=self._bool(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -31,6 +32,35 @@ class Metrics:
             ["method", "route"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        # labels() hashes and locks on every call: keep the children it returns.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    def observe_start(self, method: str, route: str, seconds: float) -> None:
+        """Record the time from request to response start."""
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = self._timers[(method, route)] = self.latency.labels(method, route)
+        timer.observe(seconds)
+
+    def count(self, method: str, route: str, status: int) -> None:
+        """Count one finished request."""
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[(method, route, status)] = self.requests.labels(
+                method, route, str(status))
+        counter.inc()
+
+
+def log_access(method: str, route: str, status: int, started: float) -> None:
+    """One JSON access-log line (no query string, no headers)."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(orjson.dumps({
+            "method": method,
+            "route": route,
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }).decode())
 
 
 def _route_label(scope: Scope) -> str:
@@ -58,21 +88,14 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                route = _route_label(scope)
-                self.metrics.latency.labels(scope["method"], route).observe(
-                    time.perf_counter() - start
-                )
+                self.metrics.observe_start(scope["method"], _route_label(scope),
+                                           time.perf_counter() - start)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = _route_label(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            if self.log_access and access_log.isEnabledFor(logging.INFO):
-                access_log.info(orjson.dumps({
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "ms": round((time.perf_counter() - start) * 1000, 2),
-                }).decode())
+            self.metrics.count(scope["method"], route, status)
+            if self.log_access:
+                log_access(scope["method"], route, status, start)

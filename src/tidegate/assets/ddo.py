@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
-
 from tidegate.errors import BadRequestError
+from tidegate.types import checksum_address, is_address
 
 
 class MalformedAssetError(BadRequestError):
@@ -24,7 +23,7 @@ class MalformedAssetError(BadRequestError):
 
 def did_for(nft_address: str, chain_id: int) -> str:
     """``did:op:`` + sha256(checksum NFT address + chain id), as every client computes it."""
-    seed = to_checksum_address(nft_address) + str(chain_id)
+    seed = checksum_address(nft_address) + str(chain_id)
     return "did:op:" + hashlib.sha256(seed.encode("utf-8")).hexdigest()
 
 
@@ -61,7 +60,7 @@ class Service:
             index=index,
             id=str(raw["id"]),
             type=str(raw["type"]),
-            datatoken=to_checksum_address(datatoken),
+            datatoken=checksum_address(datatoken),
             service_endpoint=str(raw["serviceEndpoint"]),
             files=str(raw["files"]),
             timeout=timeout,
@@ -108,7 +107,7 @@ class Asset:
         return cls(
             did=did,
             chain_id=chain_id,
-            nft_address=to_checksum_address(nft_address),
+            nft_address=checksum_address(nft_address),
             version=str(raw.get("version", "4.0.0")),
             metadata=metadata if isinstance(metadata, Mapping) else {},
             services=tuple(Service.parse(i, s) for i, s in enumerate(services)),

@@ -7,13 +7,12 @@ checked and advanced in one atomic store operation.
 
 from __future__ import annotations
 
-from eth_utils import is_address, to_checksum_address
-
 from tidegate.auth.nonces import consume_nonce, parse_nonce
 from tidegate.auth.signatures import InvalidSignatureError, verify_signer
 from tidegate.auth.tokens import AuthTokens, InvalidTokenError
 from tidegate.errors import BadRequestError, ValidationError
 from tidegate.stores.base import Store
+from tidegate.types import checksum_address, is_address
 
 
 class RequestAuthenticator:
@@ -42,7 +41,7 @@ class RequestAuthenticator:
             raise ValidationError({"nonce": "The nonce field is required."})
         if not is_address(signer):
             raise BadRequestError("Invalid address.", code="invalid_address")
-        address = to_checksum_address(signer)
+        address = checksum_address(signer)
         parse_nonce(nonce)  # reject a malformed nonce before any crypto work
         if signature:
             verify_signer(message + nonce, signature, address)

@@ -13,10 +13,10 @@ import hashlib
 import time
 
 import jwt
-from eth_utils import to_checksum_address
 
 from tidegate.errors import UnauthorizedError
 from tidegate.stores.base import Store
+from tidegate.types import checksum_address
 
 
 class InvalidTokenError(UnauthorizedError):
@@ -66,7 +66,7 @@ class AuthTokens:
         if await self._store.is_token_revoked(token_id(token)):
             raise InvalidTokenError("Token is deleted.", code="token_deleted")
         try:
-            return to_checksum_address(address)
+            return checksum_address(address)
         except ValueError as exc:
             raise InvalidTokenError("Token is invalid.") from exc
 
@@ -74,7 +74,7 @@ class AuthTokens:
         """Revoke ``token``; it must be valid and belong to ``owner``."""
         payload = self._decode(token)
         holder = await self.verify(token)
-        if holder != to_checksum_address(owner):
+        if holder != checksum_address(owner):
             raise InvalidTokenError("Token is invalid.")
         exp = payload.get("exp")
         await self._store.revoke_token(token_id(token), int(exp) if isinstance(exp, int) else 0)

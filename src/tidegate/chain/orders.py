@@ -23,7 +23,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
@@ -36,6 +35,7 @@ from tidegate.chain.nft import nft_contract
 from tidegate.chain.rpc import concurrently, rpc
 from tidegate.errors import BadRequestError
 from tidegate.fees.provider_fees import ProviderFee, verify_provider_fee_signature
+from tidegate.types import checksum_address
 
 ONE_DATATOKEN = 10**18
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -126,7 +126,7 @@ class OrderValidator:
     def _own_logs(self, receipt: Any, datatoken: str, event: str) -> list[Any]:
         contract = _datatoken_decoder(datatoken)
         own = {**receipt, "logs": [log for log in receipt["logs"]
-                                   if to_checksum_address(log["address"]) == datatoken]}
+                                   if checksum_address(log["address"]) == datatoken]}
         return list(getattr(contract.events, event)().process_receipt(own, errors=DISCARD))
 
     async def _decode(self, chain: ChainConfig, tx: str, service: Service) -> DecodedOrder:
@@ -157,8 +157,8 @@ class OrderValidator:
         args = started[-1]["args"]
         decoded = DecodedOrder(
             order_tx=HexBytes(order_receipt["transactionHash"]).to_0x_hex(),
-            consumer=to_checksum_address(args["consumer"]),
-            payer=to_checksum_address(args["payer"]),
+            consumer=checksum_address(args["consumer"]),
+            payer=checksum_address(args["payer"]),
             amount=int(args["amount"]),
             service_index=int(args["serviceIndex"]),
             timestamp=timestamp if timestamp is not None else int(args["timestamp"]),
@@ -180,8 +180,8 @@ class OrderValidator:
             if not isinstance(data, dict):
                 continue
             fee = ProviderFee(
-                provider_fee_address=to_checksum_address(a["providerFeeAddress"]),
-                provider_fee_token=to_checksum_address(a["providerFeeToken"]),
+                provider_fee_address=checksum_address(a["providerFeeAddress"]),
+                provider_fee_token=checksum_address(a["providerFeeToken"]),
                 provider_fee_amount=int(a["providerFeeAmount"]),
                 provider_data=bytes(a["providerData"]), v=int(a["v"]),
                 r=bytes(a["r"]), s=bytes(a["s"]), valid_until=int(a["validUntil"]),
@@ -216,7 +216,7 @@ class OrderValidator:
             raise OrderInvalidError("The amount in the event is less than the amount requested.")
         if service.timeout and now - order.timestamp > service.timeout:
             raise OrderInvalidError("The order has expired.")
-        signer = to_checksum_address(sender)
+        signer = checksum_address(sender)
         if signer not in (order.consumer, order.payer):
             raise OrderInvalidError("The sender of the order is not the consumer or payer.")
         return ValidatedOrder(order.order_tx, order.consumer, order.payer, order.timestamp, fee)
@@ -234,5 +234,5 @@ class OrderValidator:
 @functools.lru_cache(maxsize=4096)
 def _datatoken_decoder(datatoken: str) -> Any:
     """A connection-less contract object: decoding logs needs the ABI, not a node."""
-    return Web3().eth.contract(address=to_checksum_address(datatoken),
+    return Web3().eth.contract(address=Web3.to_checksum_address(datatoken),
                                abi=load_artifact("ERC20Template").abi)

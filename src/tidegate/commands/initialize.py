@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
-
 from tidegate.assets.consumable import check_consumable
 from tidegate.assets.ddo import Asset, Service
 from tidegate.assets.resolver import Resolver, resolve_asset
@@ -25,6 +23,7 @@ from tidegate.files.info import file_info
 from tidegate.files.objects import StorageContext, parse_file_object
 from tidegate.files.service_files import decrypt_service_files
 from tidegate.stores.base import Store
+from tidegate.types import checksum_address, is_address
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ async def initialize_access(
     fee = quote_provider_fee(chain, token=fee_token(chain, fees.token),
                              datatoken=service.datatoken, service_id=service.id,
                              environment=None, valid_until=0, amount=fees.amount)
-    nonce = await store.get_nonce(to_checksum_address(req.consumer))
+    nonce = await store.get_nonce(checksum_address(req.consumer))
     return {
         "datatoken": service.raw.get("datatokenAddress", service.datatoken),
         "nonce": nonce_as_int(nonce),

@@ -23,7 +23,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
+
+from tidegate.types import checksum_address
 
 _UINT256_MAX = 2**256 - 1
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -34,7 +36,7 @@ _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 def _address(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         raise ValueError(f"{what} must be a 0x-prefixed 20-byte hex address")
-    return to_checksum_address(value)
+    return checksum_address(value)
 
 
 def _uint256(value: int, what: str) -> int:

@@ -21,11 +21,11 @@ import re
 from typing import Any, Final
 
 import orjson
-from eth_utils import is_address, to_checksum_address
 
 from tidegate.assets.ddo import Asset, Service
 from tidegate.crypto import ecies
 from tidegate.errors import BadRequestError
+from tidegate.types import checksum_address, is_address
 
 __all__ = ["FilesUnavailableError", "decrypt_service_files"]
 
@@ -53,7 +53,7 @@ def _refuse(asset: Asset, service: Service, reason: str) -> FilesUnavailableErro
 
 def _same_address(value: object, expected: str) -> bool:
     return isinstance(value, str) and is_address(value) and (
-        to_checksum_address(value) == to_checksum_address(expected)
+        checksum_address(value) == checksum_address(expected)
     )
 
 

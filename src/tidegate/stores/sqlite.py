@@ -2,12 +2,20 @@
 
 WAL mode lets readers run beside the single writer; every write is one statement,
 so SQLite's own locking makes check-and-advance atomic across worker processes.
+
+Writes go through aiosqlite's thread, one hop per statement. Hot point reads (a nonce,
+a DDO, a revoked token, a job) run on the event loop on a second, read-only
+connection: under WAL a reader never waits for a writer, and a primary-key lookup
+takes microseconds, less than the thread hop it replaces. If that connection ever
+reports busy, the read falls back to the thread.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -22,6 +30,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -43,6 +52,10 @@ class SqliteStore:
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=30000")
         await self._migrate()
+        # Opened here, on the event loop's thread, and only ever used there.
+        self._reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       isolation_level=None, timeout=0)
+        self._reader.execute("PRAGMA query_only=1")
 
     async def _migrate(self) -> None:
         db = self.db
@@ -66,68 +79,83 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._db is not None:
             await self._db.close()
             self._db = None
 
     async def ping(self) -> None:
-        async with self.db.execute("SELECT 1") as cur:
-            await cur.fetchone()
+        await self.db.execute_fetchall("SELECT 1")
+
+    async def _write(self, sql: str, params: Sequence[object]) -> int:
+        """Run one write statement (its own transaction); the number of rows changed."""
+        cursor = await self.db.execute(sql, params)
+        return int(cursor.rowcount)
+
+    async def _read_one(self, sql: str, params: Sequence[object]) -> sqlite3.Row | None:
+        """The first row of a point read, on the loop when the reader is free."""
+        if self._reader is not None:
+            try:
+                # fetchall: step the statement to its end, so no read transaction
+                # stays open and holds back WAL checkpoints.
+                rows = self._reader.execute(sql, params).fetchall()
+            except sqlite3.OperationalError:
+                pass  # busy (e.g. WAL recovery by another process): use the thread
+            else:
+                return rows[0] if rows else None
+        rows = list(await self.db.execute_fetchall(sql, params))
+        return rows[0] if rows else None
+
+    async def _read_all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return list(await self.db.execute_fetchall(sql, params))
 
     async def get_nonce(self, address: str) -> str | None:
-        async with self.db.execute("SELECT nonce FROM nonces WHERE address = ?", (address,)) as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("SELECT nonce FROM nonces WHERE address = ?", (address,))
         return str(row[0]) if row else None
 
     async def advance_nonce(self, address: str, sort_key: str, nonce: str) -> bool:
-        cur = await self.db.execute(
+        changed = await self._write(
             "INSERT INTO nonces (address, sort_key, nonce) VALUES (?, ?, ?) "
             "ON CONFLICT (address) DO UPDATE SET sort_key = excluded.sort_key, "
             "nonce = excluded.nonce WHERE nonces.sort_key < excluded.sort_key",
             (address, sort_key, nonce),
         )
-        changed = cur.rowcount == 1
-        await self.db.commit()
-        return changed
+        return changed == 1
 
     async def revoke_token(self, token_id: str, expires_at: int) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (?, ?) "
             "ON CONFLICT (token_id) DO NOTHING",
             (token_id, expires_at),
         )
         # Expired revocations can never matter again (the token fails on `exp`).
-        await self.db.execute(
+        await self._write(
             "DELETE FROM revoked_tokens WHERE expires_at < ?", (int(time.time()) - 3600,)
         )
-        await self.db.commit()
 
     async def unrevoke_token(self, token_id: str) -> None:
-        await self.db.execute("DELETE FROM revoked_tokens WHERE token_id = ?", (token_id,))
-        await self.db.commit()
+        await self._write("DELETE FROM revoked_tokens WHERE token_id = ?", (token_id,))
 
     async def is_token_revoked(self, token_id: str) -> bool:
-        async with self.db.execute(
-            "SELECT 1 FROM revoked_tokens WHERE token_id = ?", (token_id,)
-        ) as cur:
-            return await cur.fetchone() is not None
+        row = await self._read_one("SELECT 1 FROM revoked_tokens WHERE token_id = ?",
+                                   (token_id,))
+        return row is not None
 
     async def get_or_create_secret(self, name: str, candidate: str) -> str:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
             (name, candidate),
         )
-        await self.db.commit()
-        async with self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return str(row[0])
+        rows = await self._read_all("SELECT value FROM secrets WHERE name = ?", (name,))
+        return str(rows[0][0])
 
     async def put_ddo(
         self, did: str, chain_id: int, nft_address: str, document: str, block: int,
         log_index: int,
     ) -> bool:
-        cur = await self.db.execute(
+        changed = await self._write(
             "INSERT INTO ddos (did, chain_id, nft_address, document, block, log_index) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (did) DO UPDATE SET "
             "document = excluded.document, block = excluded.block, "
@@ -135,77 +163,64 @@ class SqliteStore:
             "WHERE (ddos.block, ddos.log_index) <= (excluded.block, excluded.log_index)",
             (did, chain_id, nft_address, document, block, log_index),
         )
-        changed = cur.rowcount == 1
-        await self.db.commit()
-        return changed
+        return changed == 1
 
     async def get_ddo(self, did: str) -> str | None:
-        async with self.db.execute("SELECT document FROM ddos WHERE did = ?", (did,)) as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("SELECT document FROM ddos WHERE did = ?", (did,))
         return str(row[0]) if row else None
 
     async def get_ddo_by_nft(self, chain_id: int, nft_address: str) -> tuple[str, str] | None:
-        async with self.db.execute(
+        row = await self._read_one(
             "SELECT did, document FROM ddos WHERE chain_id = ? AND nft_address = ?",
             (chain_id, nft_address),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         return (str(row[0]), str(row[1])) if row else None
 
     async def list_ddos(self) -> list[str]:
-        async with self.db.execute("SELECT document FROM ddos ORDER BY block, log_index") as cur:
-            return [str(row[0]) for row in await cur.fetchall()]
+        rows = await self._read_all("SELECT document FROM ddos ORDER BY block, log_index")
+        return [str(row[0]) for row in rows]
 
     async def get_cursor(self, name: str) -> int | None:
-        async with self.db.execute("SELECT block FROM cursors WHERE name = ?", (name,)) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else None
+        rows = await self._read_all("SELECT block FROM cursors WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else None
 
     async def set_cursor(self, name: str, block: int) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO cursors (name, block) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET block = excluded.block",
             (name, block),
         )
-        await self.db.commit()
 
     async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
         now = int(time.time() * 1000)
-        cur = await self.db.execute(
+        taken = await self._write(
             "INSERT INTO leases (name, holder, expires_ms) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
             "expires_ms = excluded.expires_ms "
             "WHERE leases.holder = excluded.holder OR leases.expires_ms < ?",
             (name, holder, now + ttl_ms, now),
         )
-        taken = cur.rowcount == 1
-        await self.db.commit()
-        return taken
+        return taken == 1
 
     async def put_job(self, job_id: str, owner: str, document: str) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO compute_jobs (job_id, owner, document) VALUES (?, ?, ?) "
             "ON CONFLICT (job_id) DO UPDATE SET document = excluded.document",
             (job_id, owner, document),
         )
-        await self.db.commit()
 
     async def get_job(self, job_id: str) -> str | None:
-        async with self.db.execute(
-            "SELECT document FROM compute_jobs WHERE job_id = ?", (job_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("SELECT document FROM compute_jobs WHERE job_id = ?",
+                                   (job_id,))
         return str(row[0]) if row else None
 
     async def list_jobs(self, owner: str | None) -> list[str]:
-        query: str = "SELECT document FROM compute_jobs ORDER BY rowid"
-        args: tuple[str, ...] = ()
-        if owner is not None:
-            query, args = ("SELECT document FROM compute_jobs WHERE owner = ? ORDER BY rowid",
-                           (owner,))
-        async with self.db.execute(query, args) as cur:
-            return [str(row[0]) for row in await cur.fetchall()]
+        if owner is None:
+            rows = await self._read_all("SELECT document FROM compute_jobs ORDER BY rowid")
+        else:
+            rows = await self._read_all(
+                "SELECT document FROM compute_jobs WHERE owner = ? ORDER BY rowid", (owner,))
+        return [str(row[0]) for row in rows]
 
     async def delete_job(self, job_id: str) -> None:
-        await self.db.execute("DELETE FROM compute_jobs WHERE job_id = ?", (job_id,))
-        await self.db.commit()
+        await self._write("DELETE FROM compute_jobs WHERE job_id = ?", (job_id,))

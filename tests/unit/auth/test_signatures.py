@@ -82,3 +82,28 @@ def test_decrypt_message_uses_tx_or_nft() -> None:
     assert decrypt_message("0xtx", "0xnft", "0xd", "8996") == "0xtx0xd8996"
     assert decrypt_message(None, "0xnft", "0xd", "8996") == "0xnft0xd8996"
     assert decrypt_message("", "0xnft", "0xd", "8996") == "0xnft0xd8996"
+
+
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def test_recovery_agrees_with_eth_account_over_many_keys_and_messages() -> None:
+    # recover_signer uses libsecp256k1 (coincurve) directly; eth_account is the oracle.
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    for i in range(40):
+        key = (i + 1).to_bytes(32, "big") if i < 5 else message_digest(f"key {i}")
+        message = f"did:op:{i:064x}" + str(i * 7919) + "é" * (i % 3)
+        sig = sign_message(message, "0x" + key.hex())
+        expected = Account.recover_message(
+            encode_defunct(primitive=message_digest(message)), signature=sig)
+        assert recover_signer(message, sig) == expected == Account.from_key(key).address
+
+
+@pytest.mark.parametrize("r, s", [(0, 1), (1, 0), (SECP256K1_ORDER, 1), (1, SECP256K1_ORDER),
+                                  (2**256 - 1, 1)])
+def test_out_of_range_r_or_s_is_rejected(r: int, s: int) -> None:
+    bad = "0x" + r.to_bytes(32, "big").hex() + s.to_bytes(32, "big").hex() + "1b"
+    with pytest.raises(InvalidSignatureError):
+        recover_signer(MESSAGE, bad)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from eth_utils import is_address, to_checksum_address
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,6 +11,7 @@ from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.auth.nonces import nonce_as_int
 from tidegate.errors import BadRequestError
+from tidegate.types import checksum_address, is_address
 
 
 class NonceParams(Params):
@@ -23,7 +23,7 @@ async def get_nonce(request: Request) -> Response:
     if not is_address(params.userAddress):
         raise BadRequestError("The userAddress is not an Ethereum address.",
                               code="invalid_address")
-    stored = await services(request).store.get_nonce(to_checksum_address(params.userAddress))
+    stored = await services(request).store.get_nonce(checksum_address(params.userAddress))
     return JsonResponse({"nonce": nonce_as_int(stored)})
 
 

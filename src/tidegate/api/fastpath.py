@@ -1,0 +1,121 @@
+"""The two hottest read-only routes, answered before the Starlette stack.
+
+Clients ask for ``GET /`` and ``GET /api/services/nonce`` before nearly every signed
+request (ocean.js fetches the nonce each time). For these the full stack (Starlette's
+error middleware, metrics, CORS, router, parameter model, handler guard) costs several
+times the work itself. :class:`HotRoutes` answers only the plain, well-formed case, with
+the same body, headers, metrics and access log as the full route; anything else (a bad
+or missing address, extra or percent-encoded parameters, other methods, a store error,
+a request before start-up finished) goes to the full app, so every error answer is
+still defined in one place. The API tests run against both paths.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Final
+
+import orjson
+from starlette.applications import Starlette
+from starlette.datastructures import State
+from starlette.types import Receive, Scope, Send
+
+from tidegate.api.middleware import Metrics, log_access
+from tidegate.auth.nonces import nonce_as_int
+from tidegate.types import checksum_address, is_address
+
+__all__ = ["HotRoutes", "TidegateApp"]
+
+NONCE_PATH: Final = "/api/services/nonce"
+_NONCE_QUERY: Final = re.compile(rb"userAddress=(0x[0-9a-fA-F]{40})")
+_JSON: Final = (b"content-type", b"application/json")
+# What CORSMiddleware (allow_origins=["*"]) adds: Vary always, the rest on cross-origin.
+_ALLOW_ORIGIN: Final = (b"access-control-allow-origin", b"*")
+_EXPOSE: Final = (b"access-control-expose-headers", b"Content-Disposition")
+_VARY: Final = (b"vary", b"Origin")
+
+
+def _inspect_headers(scope: Scope) -> tuple[bool, bool]:
+    """(has a body, has an Origin header)."""
+    body = origin = False
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = True
+        elif (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            body = True
+    return body, origin
+
+
+class HotRoutes:
+    """Answers ``GET /`` (once the full route has rendered it) and ``GET .../nonce``.
+
+    ``state`` is the app's state: ``services`` and ``root_body`` appear there after
+    start-up and after the first full ``GET /``.
+    """
+
+    def __init__(self, state: State, metrics: Metrics, *, root_path: str,
+                 access_log: bool) -> None:
+        self._state = state
+        self._metrics = metrics
+        self._nonce_path = root_path.rstrip("/") + NONCE_PATH
+        self._access_log = access_log
+
+    async def answer(self, scope: Scope, send: Send) -> bool:
+        """Send the response and return True, or return False to let the full app answer."""
+        if scope["method"] != "GET":
+            return False
+        has_body, has_origin = _inspect_headers(scope)
+        if has_body:  # parameters may come as JSON: the full route merges them
+            return False
+        started = time.perf_counter()
+        path = scope["path"]
+        if path == "/":
+            body: bytes | None = getattr(self._state, "root_body", None)
+            route = "/"
+        elif path == self._nonce_path:
+            body = await self._nonce_body(scope["query_string"])
+            route = NONCE_PATH
+        else:
+            return False
+        if body is None:
+            return False
+        headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        if route == "/" or has_origin:  # GET / always allows any origin
+            headers.append(_ALLOW_ORIGIN)
+        if has_origin:
+            headers.append(_EXPOSE)
+        headers.append(_VARY)
+        self._metrics.observe_start("GET", route, time.perf_counter() - started)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self._metrics.count("GET", route, 200)
+        if self._access_log:
+            log_access("GET", route, 200, started)
+        return True
+
+    async def _nonce_body(self, query: bytes) -> bytes | None:
+        match = _NONCE_QUERY.fullmatch(query)
+        services = getattr(self._state, "services", None)
+        if match is None or services is None:
+            return None
+        text = match.group(1).decode("ascii")
+        if not is_address(text):
+            return None
+        try:
+            stored = await services.store.get_nonce(checksum_address(text))
+        except Exception:  # the full route answers (and logs) the store error
+            return None
+        return orjson.dumps({"nonce": nonce_as_int(stored)})
+
+
+class TidegateApp(Starlette):
+    """Starlette, with :class:`HotRoutes` in front of its middleware stack."""
+
+    hot_routes: HotRoutes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot_routes
+        if scope["type"] == "http" and hot is not None and await hot.answer(scope, send):
+            return
+        await super().__call__(scope, receive, send)
