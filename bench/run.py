@@ -58,6 +58,7 @@ KIB, MIB, GIB = 1024, 1024**2, 1024**3
 CONNECTIONS = (1, 16, 256)
 SIGNED_CONNECTIONS = 16
 MANY_STREAMS = 200
+GROUPS = ("baselines", "unsigned", "signed", "large", "rpc")
 
 
 def log(message: str) -> None:
@@ -264,8 +265,10 @@ def signed_downloads(server: Server, setup: Setup, profiler: Profiler,
     exhausted = result.requests >= per_connection * len(wallets)
     log(f"{server.name} signed 1 KiB download c={len(wallets)}: {result.ok_rps:,.0f} req/s  "
         f"p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  errors {result.errors}"
-        + ("  (URL lists exhausted!)" if exhausted else ""))
+        + ("  (URL lists exhausted!)" if exhausted else "") + f"  statuses {result.statuses}")
     results[key] = {**result.as_dict(), "exhausted": exhausted}
+    if result.errors:
+        log(f"{server.name} log tail (errors above):\n{server.proc.output(4000)}")
 
 
 def single_latencies(server: Server, setup: Setup, results: dict[str, Any]) -> None:
@@ -488,34 +491,49 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     env = tidegate_env(setup.chain_url, setup.chain, setup.data_dir)
 
+    only = set(args.only.split(",")) if args.only else set(GROUPS)
+    unknown = only - set(GROUPS)
+    if unknown:
+        raise RuntimeError(f"unknown --only groups {sorted(unknown)}; known: {GROUPS}")
+    large = "large" in only and not args.skip_large
+
     # 1 worker: the framework ceiling, then every scenario on one Tidegate process.
-    scenario(results, "baselines, 1 worker", baselines, setup, results, 1)
+    if "baselines" in only:
+        scenario(results, "baselines, 1 worker", baselines, setup, results, 1)
     server = start_tidegate("tidegate-1w", 1, env, port)  # failing to start: cannot run
     try:
         wait_indexed(server, setup)
-        scenario(results, "unsigned routes, 1 worker", wrk_matrix, server, paths, setup,
-                 profiler, results, "tidegate_1w")
-        scenario(results, "signed downloads, 1 worker", signed_downloads, server, setup,
-                 profiler, results, "signed_1w")
-        scenario(results, "single-client latency", single_latencies, server, setup, results)
-        if not args.skip_large:
+        if "unsigned" in only:
+            scenario(results, "unsigned routes, 1 worker", wrk_matrix, server, paths, setup,
+                     profiler, results, "tidegate_1w")
+        if "signed" in only:
+            scenario(results, "signed downloads, 1 worker", signed_downloads, server, setup,
+                     profiler, results, "signed_1w")
+            scenario(results, "single-client latency", single_latencies, server, setup,
+                     results)
+        if large:
             scenario(results, "1 GiB download", one_gib, server, setup, profiler, results)
             scenario(results, "200 x 100 MiB", many_streams, server, setup, profiler, results)
     finally:
         server.stop()
 
     # 2 workers: scaling.
-    scenario(results, "baselines, 2 workers", baselines, setup, results, 2)
-    server = start_tidegate("tidegate-2w", 2, env)
-    try:
-        scenario(results, "unsigned routes, 2 workers", wrk_matrix, server, paths, setup,
-                 Profiler(None), results, "tidegate_2w")
-        scenario(results, "signed downloads, 2 workers", signed_downloads, server, setup,
-                 Profiler(None), results, "signed_2w")
-    finally:
-        server.stop()
+    if "baselines" in only:
+        scenario(results, "baselines, 2 workers", baselines, setup, results, 2)
+    if only & {"unsigned", "signed"}:
+        server = start_tidegate("tidegate-2w", 2, env)
+        try:
+            if "unsigned" in only:
+                scenario(results, "unsigned routes, 2 workers", wrk_matrix, server, paths,
+                         setup, Profiler(None), results, "tidegate_2w")
+            if "signed" in only:
+                scenario(results, "signed downloads, 2 workers", signed_downloads, server,
+                         setup, Profiler(None), results, "signed_2w")
+        finally:
+            server.stop()
 
-    scenario(results, "RPC calls per download", rpc_counts, setup, results)
+    if "rpc" in only:
+        scenario(results, "RPC calls per download", rpc_counts, setup, results)
     return results
 
 
@@ -527,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="duration of each measured wrk run (default 3)")
     parser.add_argument("--skip-large", action="store_true",
                         help="skip the 1 GiB and 200 x 100 MiB scenarios")
+    parser.add_argument("--only", metavar="GROUPS",
+                        help=f"comma-separated subset of {','.join(GROUPS)} (for iterating; "
+                             "the committed results come from a full run)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record py-spy profiles of the serving process into DIR")
     parser.add_argument("--output", default=str(REPO / "bench" / "results.md"),

@@ -15,10 +15,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DONE = r"""
+function status_json()
+  -- per-status counts, when the script tallied them (URL lists do)
+  if threads == nil then return "{}" end
+  local total = {}
+  for _, thread in ipairs(threads) do
+    local counts = thread:get("statuses")
+    if counts then
+      for status, n in pairs(counts) do total[status] = (total[status] or 0) + n end
+    end
+  end
+  local parts = {}
+  for status, n in pairs(total) do parts[#parts + 1] = string.format('"%d":%d', status, n) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCH_JSON {"requests":%d,"bytes":%d,"duration_us":%d,"status_errors":%d,' ..
+    'BENCH_JSON {"statuses":' .. status_json() .. ',"requests":%d,' ..
+    '"bytes":%d,"duration_us":%d,"status_errors":%d,' ..
     '"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d,' ..
     '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
     summary.requests, summary.bytes, summary.duration, e.status, e.connect, e.read, e.write,
@@ -29,9 +45,15 @@ end
 
 URL_LIST = r"""
 local counter = 0
+threads = {}
 function setup(thread)
   thread:set("id", counter)
   counter = counter + 1
+  threads[#threads + 1] = thread
+end
+statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
 end
 function init(args)
   paths = {}
@@ -55,6 +77,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    statuses: dict[str, int] | None = None
 
     @property
     def rps(self) -> float:
@@ -70,7 +93,7 @@ class WrkResult:
                 "ok_rps": round(self.ok_rps, 1),
                 "p50_ms": round(self.p50_ms, 3), "p99_ms": round(self.p99_ms, 3),
                 "max_ms": round(self.max_ms, 3), "errors": self.errors,
-                "requests": self.requests}
+                "requests": self.requests, "statuses": self.statuses or {}}
 
 
 def wrk_binary() -> str:
@@ -102,7 +125,8 @@ def _run(argv: list[str], connections: int, timeout: float) -> WrkResult:
     errors = sum(int(data[k]) for k in ("status_errors", "connect_errors", "read_errors",
                                         "write_errors", "timeouts"))
     return WrkResult(connections, int(data["requests"]), data["duration_us"] / 1e6, errors,
-                     data["p50_us"] / 1000, data["p99_us"] / 1000, data["max_us"] / 1000)
+                     data["p50_us"] / 1000, data["p99_us"] / 1000, data["max_us"] / 1000,
+                     {str(k): int(v) for k, v in data.get("statuses", {}).items()})
 
 
 def run_get(url: str, connections: int, seconds: float, workdir: Path) -> WrkResult:

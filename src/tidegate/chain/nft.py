@@ -6,18 +6,22 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Final
 
-from eth_utils import to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
+from web3.types import RPCEndpoint
 
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.rpc import rpc
+from tidegate.chain.rpc import ContractCallError, rpc
 from tidegate.errors import BadRequestError
+from tidegate.types import checksum_address
 
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -68,11 +72,32 @@ async def is_factory_nft(chain: ChainConfig, nft: str) -> bool:
     return bool(listed) and to_checksum_address(str(listed)) == to_checksum_address(nft)
 
 
+# getMetaData() -> (string, string, uint8 state, bool hasMetadata)
+_GET_METADATA: Final = "0x" + keccak(text="getMetaData()")[:4].hex()
+_GET_METADATA_OUTPUT: Final = ("string", "string", "uint8", "bool")
+
+
 async def metadata_state(chain: ChainConfig, nft: str) -> int:
-    """The on-chain ``metaDataState`` of a data NFT."""
-    result = await rpc(nft_contract(chain, nft).functions.getMetaData().call(),
-                       "ERC721Template.getMetaData")
-    return int(result[2])
+    """The on-chain ``metaDataState`` of a data NFT.
+
+    Called on every initialize and download, so it is one raw ``eth_call`` on the
+    chain's provider: web3's contract-call path (ABI lookup, argument validation,
+    middleware) cost several times the round trip itself. A revert or an address
+    without the function raises ContractCallError (400); RPC trouble 503.
+    """
+    call = {"to": checksum_address(nft), "data": _GET_METADATA}
+    response = await rpc(chain.web3.provider.make_request(RPCEndpoint("eth_call"),
+                                                          [call, "latest"]),
+                         "ERC721Template.getMetaData")
+    result = response.get("result")
+    if "error" in response or not isinstance(result, str):
+        raise ContractCallError("The contract call failed: ERC721Template.getMetaData.")
+    try:
+        decoded = abi_decode(_GET_METADATA_OUTPUT, bytes.fromhex(result.removeprefix("0x")))
+    except (DecodingError, ValueError) as exc:  # "0x": no contract, or not an NFT
+        raise ContractCallError(
+            "The contract call failed: ERC721Template.getMetaData.") from exc
+    return int(decoded[2])
 
 
 def _decode(w3: AsyncWeb3[Any], contract: Any, receipt: Any) -> MetadataEvent | None:

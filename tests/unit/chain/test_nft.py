@@ -1,0 +1,37 @@
+"""Data NFT reads against real contracts on the session chain."""
+
+from typing import Any
+
+import pytest
+
+from tests.chain_fixtures import ChainHarness
+from tidegate.chain.nft import is_factory_nft, metadata_state, nft_contract
+from tidegate.chain.ocean_txs import set_metadata_state
+from tidegate.chain.rpc import ContractCallError
+
+pytestmark = pytest.mark.chain
+
+
+async def test_metadata_state_follows_the_chain_and_agrees_with_web3(
+        harness: ChainHarness, chain_config: Any) -> None:
+    asset = harness.publish()
+    for state in (0, 3, 2, 5, 0):
+        if state:
+            set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, state)
+        # The raw eth_call and web3's full contract call must read the same value.
+        nft = nft_contract(chain_config, asset.nft_address)
+        via_web3 = await nft.functions.getMetaData().call()
+        assert await metadata_state(chain_config, asset.nft_address) == via_web3[2]
+        if state:
+            assert via_web3[2] == state
+
+
+async def test_metadata_state_of_a_non_nft_is_a_contract_call_error(
+        harness: ChainHarness, chain_config: Any) -> None:
+    no_code = "0x" + "12" * 20
+    not_an_nft = chain_config.contract_address("ERC721Factory")
+    for address in (no_code, not_an_nft):
+        with pytest.raises(ContractCallError) as info:
+            await metadata_state(chain_config, address)
+        assert info.value.status == 400
+    assert not await is_factory_nft(chain_config, no_code)
