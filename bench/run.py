@@ -528,7 +528,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                          setup, Profiler(None), results, "tidegate_2w")
             if "signed" in only:
                 scenario(results, "signed downloads, 2 workers", signed_downloads, server,
-                         setup, Profiler(None), results, "signed_2w")
+                         setup, profiler, results, "signed_2w")
         finally:
             server.stop()
 

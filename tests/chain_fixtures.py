@@ -228,6 +228,9 @@ def chain_settings(harness: ChainHarness, tmp_path: Path) -> Callable[..., Setti
             "TIDEGATE_ALLOW_PRIVATE_URLS": "true",
             "TIDEGATE_ACCESS_LOG": "false",
             "TIDEGATE_INDEXER_POLL_INTERVAL": "0.05",
+            # Tests change NFT states and expect the next request to see it at once;
+            # the reuse window itself is tested in tests/unit/chain/test_nft.py.
+            "TIDEGATE_CHAIN_STATE_TTL": "0",
         }
         env.update(overrides)
         return Settings.from_env(env)

@@ -57,6 +57,7 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     rpc_timeout: float = 10.0
+    chain_state_ttl: float = 1.0
     pending_tx_wait: float = 5.0
     ipfs_gateway: str | None = None
     arweave_gateway: str | None = None
@@ -154,6 +155,7 @@ class _Parser:
             connect_timeout=self._float("TIDEGATE_CONNECT_TIMEOUT", 5.0),
             read_timeout=self._float("TIDEGATE_READ_TIMEOUT", self._float("REQUEST_TIMEOUT", 10.0)),
             rpc_timeout=self._float("TIDEGATE_RPC_TIMEOUT", 10.0),
+            chain_state_ttl=self._float("TIDEGATE_CHAIN_STATE_TTL", 1.0, zero_allowed=True),
             pending_tx_wait=self._float("TIDEGATE_PENDING_TX_WAIT", 5.0),
             ipfs_gateway=self._optional("IPFS_GATEWAY", self._check_url),
             arweave_gateway=self._optional("ARWEAVE_GATEWAY", self._check_url),
@@ -271,7 +273,7 @@ class _Parser:
             return default
         return int(raw)
 
-    def _float(self, name: str, default: float) -> float:
+    def _float(self, name: str, default: float, *, zero_allowed: bool = False) -> float:
         raw = self.get(name)
         if raw is None:
             return default
@@ -279,8 +281,9 @@ class _Parser:
             value = float(raw)
         except ValueError:
             value = -1.0
-        if not value > 0 or value != value or value == float("inf"):
-            self.problems.append(f"{name} must be a positive number of seconds")
+        if not (value > 0 or (zero_allowed and value == 0)) or value == float("inf"):
+            kind = "a non-negative" if zero_allowed else "a positive"
+            self.problems.append(f"{name} must be {kind} number of seconds")
             return default
         return value
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +41,11 @@ class ChainConfig:
     web3: AsyncWeb3[SessionHTTPProvider]
     addresses: Mapping[str, str]
     """Contract name -> address from the address file ({} if the chain is not in it)."""
+    state_ttl: float = 0.0
+    """How long an NFT's on-chain metadata state read is reused (0: never)."""
+    state_cache: dict[str, tuple[float, int]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """NFT address -> (monotonic time read, state); see ``chain.nft.metadata_state``."""
 
     def contract_address(self, name: str) -> str:
         """Address of an Ocean contract on this chain; 503 if the address file lacks it."""
@@ -185,6 +190,7 @@ async def discover_chains(settings: Settings, http: httpx.AsyncClient) -> Chains
             chain_id, url, key, Account.from_key(key).address,
             build_web3(url, settings.rpc_timeout, session, chain_id),
             addresses.get(chain_id, {}),
+            state_ttl=settings.chain_state_ttl,
         )
 
     if settings.network_urls:

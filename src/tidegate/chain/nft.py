@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache, lru_cache
@@ -80,12 +81,31 @@ _GET_METADATA_OUTPUT: Final = ("string", "string", "uint8", "bool")
 async def metadata_state(chain: ChainConfig, nft: str) -> int:
     """The on-chain ``metaDataState`` of a data NFT.
 
-    Called on every initialize and download, so it is one raw ``eth_call`` on the
-    chain's provider: web3's contract-call path (ABI lookup, argument validation,
-    middleware) cost several times the round trip itself. A revert or an address
-    without the function raises ContractCallError (400); RPC trouble 503.
+    Called on every initialize and download. A read is reused for ``chain.state_ttl``
+    seconds (``TIDEGATE_CHAIN_STATE_TTL``, default 1 s: shorter than any real chain's
+    block time, so a revocation is seen by the next block anyway). The read is one raw
+    ``eth_call`` on the chain's provider: web3's contract-call path (ABI lookup,
+    argument validation, middleware) cost several times the round trip itself. A
+    revert or an address without the function raises ContractCallError (400); RPC
+    trouble 503.
     """
-    call = {"to": checksum_address(nft), "data": _GET_METADATA}
+    address = checksum_address(nft)
+    cached = chain.state_cache.get(address)
+    if cached is not None and time.monotonic() - cached[0] < chain.state_ttl:
+        return cached[1]
+    state = await _read_metadata_state(chain, address)
+    if chain.state_ttl > 0:
+        if len(chain.state_cache) >= _STATE_CACHE_SIZE:
+            chain.state_cache.clear()  # rare; a full cache only costs one read per NFT
+        chain.state_cache[address] = (time.monotonic(), state)
+    return state
+
+
+_STATE_CACHE_SIZE: Final = 10_000
+
+
+async def _read_metadata_state(chain: ChainConfig, address: str) -> int:
+    call = {"to": address, "data": _GET_METADATA}
     response = await rpc(chain.web3.provider.make_request(RPCEndpoint("eth_call"),
                                                           [call, "latest"]),
                          "ERC721Template.getMetaData")

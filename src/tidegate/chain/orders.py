@@ -129,11 +129,17 @@ class OrderValidator:
                                    if checksum_address(log["address"]) == datatoken]}
         return list(getattr(contract.events, event)().process_receipt(own, errors=DISCARD))
 
-    async def _decode(self, chain: ChainConfig, tx: str, service: Service) -> DecodedOrder:
+    def _cached(self, chain: ChainConfig, tx: str, service: Service) -> DecodedOrder | None:
         key = (chain.chain_id, tx.lower(), service.datatoken, service.index)
         cached = self._orders.get(key)
         if cached is not None:
             self._orders.move_to_end(key)
+        return cached
+
+    async def _decode(self, chain: ChainConfig, tx: str, service: Service) -> DecodedOrder:
+        key = (chain.chain_id, tx.lower(), service.datatoken, service.index)
+        cached = self._cached(chain, tx, service)
+        if cached is not None:
             return cached
         receipt = await self._receipt(chain, tx, wait=True)
         if receipt["status"] != 1:
@@ -197,9 +203,16 @@ class OrderValidator:
         """Check order ``tx_id`` for ``service``; raise OrderInvalidError with the reason."""
         if not _TX_HASH.fullmatch(tx_id):
             raise OrderInvalidError("The transferTxId is not a transaction hash.")
-        _, order, chain_now = await concurrently(
-            self._check_deployed(chain, asset, service), self._decode(chain, tx_id, service),
-            self.now(chain))
+        order = self._cached(chain, tx_id, service)
+        head = self._head_times.get(chain.chain_id)
+        if (order is not None and head is not None and time.monotonic() - head[0] <= 1.0
+                and (chain.chain_id, asset.nft_address, service.datatoken) in self._deployed):
+            # Warm: nothing to ask the chain, so no tasks to spawn.
+            chain_now = max(time.time(), float(head[1]))
+        else:
+            _, order, chain_now = await concurrently(
+                self._check_deployed(chain, asset, service), self._decode(chain, tx_id, service),
+                self.now(chain))
         now = chain_now if now is None else now
         fee = self._matching_fee(order, service)
         if environment is not None and fee.provider_data.get("environment") != environment:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
@@ -183,6 +184,7 @@ def sign_provider_fee(
     )
 
 
+@lru_cache(maxsize=4096)  # pure; each download of an order checks the same fee again
 def verify_provider_fee_signature(fee: ProviderFee, expected_signer: str) -> bool:
     """True iff ``fee`` is signed by ``expected_signer`` and names it as fee address.
 

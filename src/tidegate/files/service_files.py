@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -57,6 +58,13 @@ def _same_address(value: object, expected: str) -> bool:
     )
 
 
+@lru_cache(maxsize=1024)
+def _decrypt(provider_key: str, files_hex: str) -> bytes:
+    # Every download of a service decrypts the same ciphertext: keep the plaintext
+    # (bounded). It is parsed again per call, so callers get their own objects.
+    return ecies.decrypt(provider_key, bytes.fromhex(files_hex.removeprefix("0x")))
+
+
 def decrypt_service_files(
     asset: Asset, service: Service, provider_key: str
 ) -> list[dict[str, Any]]:
@@ -70,7 +78,7 @@ def decrypt_service_files(
     if not _HEX.match(service.files):
         raise _refuse(asset, service, "files is not hex")
     try:
-        plaintext = ecies.decrypt(provider_key, bytes.fromhex(service.files.removeprefix("0x")))
+        plaintext = _decrypt(provider_key, service.files)
     except ecies.DecryptionFailedError:
         raise _refuse(asset, service, "decryption failed") from None
     try:

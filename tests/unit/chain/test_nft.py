@@ -1,5 +1,7 @@
 """Data NFT reads against real contracts on the session chain."""
 
+import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -35,3 +37,15 @@ async def test_metadata_state_of_a_non_nft_is_a_contract_call_error(
             await metadata_state(chain_config, address)
         assert info.value.status == 400
     assert not await is_factory_nft(chain_config, no_code)
+
+
+async def test_a_state_read_is_reused_for_the_ttl_only(
+        harness: ChainHarness, chain_config: Any) -> None:
+    cached = dataclasses.replace(chain_config, state_ttl=0.5, state_cache={})
+    asset = harness.publish()
+    assert await metadata_state(cached, asset.nft_address) == 0
+    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, 3)
+    assert await metadata_state(cached, asset.nft_address) == 0  # within the TTL
+    assert await metadata_state(chain_config, asset.nft_address) == 3  # TTL 0: no reuse
+    await asyncio.sleep(0.6)
+    assert await metadata_state(cached, asset.nft_address) == 3
