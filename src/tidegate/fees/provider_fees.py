@@ -24,6 +24,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from tidegate.types import checksum_address
@@ -156,6 +157,12 @@ def provider_fee_hash(
     return keccak(packed)
 
 
+@lru_cache(maxsize=16)
+def _account(private_key: str | bytes) -> LocalAccount:
+    # Deriving the address costs an EC multiplication: once per key, not per quote.
+    return Account.from_key(private_key)
+
+
 def sign_provider_fee(
     private_key: str | bytes,
     *,
@@ -169,7 +176,7 @@ def sign_provider_fee(
     EIP-191 ("\\x19Ethereum Signed Message:\\n32") over the 32-byte fee hash, ``v`` 27/28:
     exactly what the contract recovers.
     """
-    account = Account.from_key(private_key)
+    account = _account(private_key)
     digest = provider_fee_hash(provider_data, account.address, fee_token, fee_amount, valid_until)
     signed = account.sign_message(encode_defunct(primitive=digest))
     return ProviderFee(
