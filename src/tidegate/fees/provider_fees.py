@@ -160,7 +160,8 @@ def provider_fee_hash(
 @lru_cache(maxsize=16)
 def _account(private_key: str | bytes) -> LocalAccount:
     # Deriving the address costs an EC multiplication: once per key, not per quote.
-    return Account.from_key(private_key)
+    account: LocalAccount = Account.from_key(private_key)
+    return account
 
 
 def sign_provider_fee(
