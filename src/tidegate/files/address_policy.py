@@ -15,10 +15,12 @@ IPv6 forms that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, NAT64
 ``64:ff9b::/96`` and 6to4 ``2002::/16``) are judged by the embedded IPv4 address.
 Other IPv6 space outside global unicast ``2000::/3`` (and not private above) is forbidden.
 
-Pinning: :class:`PinnedAsyncClient` connects only to the addresses of the
+Pinning: :class:`PinnedAsyncClient` (aiohttp) connects only to the addresses of the
 :class:`ConnectionPin` active (via :func:`pinned`) in the sending task, and never
-resolves a name itself. The URL keeps its hostname, so ``Host``, SNI, the certificate
-hostname check and the connection pool (keyed by hostname) all stay correct.
+resolves a name itself: its resolver answers with the pin's addresses and its socket
+factory refuses any other address or port, both failing closed without a pin. The URL
+keeps its hostname, so ``Host``, SNI, the certificate hostname check and the connection
+pool (keyed by hostname; see :class:`PinnedAsyncClient` on reuse) all stay correct.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ import enum
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Final, Self
 
-import httpcore
+import aiohttp
 import httpx
+from aiohappyeyeballs import AddrInfoType
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -169,7 +174,8 @@ async def system_resolver(host: str) -> list[str]:
 class ConnectionPin:
     """The checked addresses a new connection to ``host:port`` may use, tried in order.
 
-    ``host`` is the URL's ASCII host as httpx sends it (``raw_host``, no brackets).
+    ``host`` is the URL's ASCII host as it is sent (``raw_host``: IDNA-encoded, no
+    brackets around an IPv6 literal).
     """
 
     host: str
@@ -177,11 +183,14 @@ class ConnectionPin:
     addresses: tuple[str, ...]
 
 
-# Read by the network backend in the sending task: httpcore opens connections lazily
-# inside the task that sends the request, so a context variable reaches it.
+# Read by the connector while it opens a connection. aiohttp resolves and connects
+# inside the task that sends the request (and any task it starts copies the context),
+# so a context variable set around the send reaches both hooks below.
 _PIN: contextvars.ContextVar[ConnectionPin | None] = contextvars.ContextVar(
     "tidegate_connection_pin", default=None
 )
+
+_UNCHECKED: Final = "connection target was not checked"
 
 
 @contextlib.contextmanager
@@ -194,80 +203,135 @@ def pinned(pin: ConnectionPin) -> Iterator[None]:
         _PIN.reset(token)
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to the pinned addresses of the current task; never resolves names."""
+class _PinnedResolver(AbstractResolver):
+    """aiohttp's resolver: answers only with the current pin's addresses, never looks up.
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
+    Fails closed (an ``OSError``, which aiohttp reports as a connect failure) when no
+    pin is active or the pin is for another host or port.
+    """
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         pin = _PIN.get()
         if pin is None or pin.host != host or pin.port != port:
-            # Fail closed: an unchecked connection is exactly the SSRF hole we prevent.
-            raise httpcore.ConnectError("connection target was not checked")
-        failure: Exception = httpcore.ConnectError("no address to connect to")
+            raise OSError(_UNCHECKED)
+        results: list[ResolveResult] = []
         for address in pin.addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        raise failure
+            address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, address_family):
+                continue
+            results.append(ResolveResult(
+                hostname=host, host=address, port=port, family=address_family, proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            ))
+        if not results:
+            raise OSError(_UNCHECKED)
+        return results
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        # httpx has no public hook for the network backend, so swap in the pool httpx 0.28
-        # builds, plus our backend. The tests fail if a new httpx version breaks this.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_PinnedBackend(),
-        )
+def _pinned_socket(addr_info: AddrInfoType) -> socket.socket:
+    """aiohttp's socket factory: a socket only for an address and port of the current pin.
+
+    Every new connection passes here, including those to an IP literal (which aiohttp
+    does not send through the resolver), so nothing unchecked is ever connected to.
+    """
+    family, kind, proto, _, sockaddr = addr_info
+    pin = _PIN.get()
+    if pin is None or sockaddr[1] != pin.port or not _pinned_address(str(sockaddr[0]), pin):
+        raise OSError(_UNCHECKED)
+    return socket.socket(family=family, type=kind, proto=proto)
 
 
-class PinnedAsyncClient(httpx.AsyncClient):
-    """An httpx client that connects only to pinned, checked addresses.
+def _pinned_address(address: str, pin: ConnectionPin) -> bool:
+    try:
+        target = ipaddress.ip_address(address)
+        return any(target == ipaddress.ip_address(item) for item in pin.addresses)
+    except ValueError:
+        return False
 
-    Built once by the app (it pools connections per hostname) and closed at shutdown;
-    ``SafeFetcher`` requires it. It ignores proxy environment variables and never
-    follows redirects. A request sent outside :func:`pinned` fails to connect.
+
+class PinnedAsyncClient:
+    """A pooled aiohttp client that connects only to pinned, checked addresses.
+
+    Built once by the app and closed at shutdown (``async with`` or :meth:`aclose`);
+    ``SafeFetcher`` requires it. Its ``TCPConnector`` resolves through
+    :class:`_PinnedResolver` (no DNS cache) and creates sockets through
+    :func:`_pinned_socket`, so a request sent outside :func:`pinned`, or to another host
+    or port than the pin's, fails to connect. It ignores proxy environment variables,
+    keeps no cookies between requests, never follows redirects, never retries a request
+    and opens no unix sockets.
+
+    Keep-alive: idle connections are pooled per (scheme, host, port) for
+    ``keepalive_timeout`` seconds and reused without a new connect. Such a connection
+    was made to an address that was checked (and allowed) when it was opened; a later
+    request to the same host, itself checked first, may reuse it even if the host's
+    DNS answer changed since. The pool is not keyed by policy: share a client only
+    between fetchers with the same ``FetchPolicy`` (the app builds one of each).
+
+    ``read_bufsize`` is the body buffer per response: past about twice that much
+    unread data aiohttp stops reading the socket, so a slow client slows the upstream
+    (back-pressure) instead of filling memory.
     """
 
     def __init__(
         self,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits | None = None,
-        headers: Mapping[str, str] | None = None,
+        limit: int = 200,
+        keepalive_timeout: float = 5.0,
+        read_bufsize: int = 64 * 1024,
     ) -> None:
-        context = ssl_context if ssl_context is not None else httpx.create_ssl_context()
-        pool_limits = limits or httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        super().__init__(
-            transport=_PinnedTransport(context, pool_limits),
-            headers=headers,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        # httpx's default context: certifi's CA bundle (or SSL_CERT_FILE/SSL_CERT_DIR).
+        self._ssl_context = ssl_context if ssl_context is not None else httpx.create_ssl_context()
+        self._limit = limit
+        self._keepalive_timeout = keepalive_timeout
+        self._read_bufsize = read_bufsize
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session (created on first use: it needs the running event loop)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                limit_per_host=0,
+                keepalive_timeout=self._keepalive_timeout,
+                ssl=self._ssl_context,
+                resolver=_PinnedResolver(),
+                use_dns_cache=False,  # a cached answer would outlive the pin
+                socket_factory=_pinned_socket,
+                happy_eyeballs_delay=None,  # try the pinned addresses in order
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                read_bufsize=self._read_bufsize,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60),
+            )
+            # Exactly one request per hop: aiohttp would resend an idempotent request
+            # once when the connection drops before the answer.
+            session._retry_connection = False
+            self._session = session
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (idempotent)."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> Self:
+        _ = self.session
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -5,27 +5,33 @@ Every request for a file's bytes goes through :class:`SafeFetcher`. Per hop it:
 1. accepts only ``http``/``https`` URLs with a host and without credentials;
 2. resolves the host once (A and AAAA) and refuses the request if *any* address is not
    allowed by :mod:`tidegate.files.address_policy` (DNS failure is a refusal too);
-3. connects only to those checked addresses (:class:`PinnedAsyncClient` never resolves
-   names), so a DNS answer that changes between check and connect (rebinding) cannot
-   move the connection. ``Host``, SNI and the certificate check use the hostname;
+3. connects only to those checked addresses (:class:`PinnedAsyncClient`, an aiohttp
+   client, never resolves names), so a DNS answer that changes between check and
+   connect (rebinding) cannot move the connection. ``Host``, SNI and the certificate
+   check use the hostname;
 4. follows redirects itself, checking every hop again, up to ``max_redirects``.
 
-Exactly one upstream request is sent per hop (no probes). Bodies stream in bounded
-chunks and are capped by ``max_bytes``. No exception message or log line of this module
-contains a URL, host, address, header or query string.
+Exactly one upstream request is sent per hop (no probes, no retries). Bodies stream in
+bounded chunks and are capped by ``max_bytes``; aiohttp stops reading the socket while
+the relay has not consumed what it buffered (back-pressure). No exception message or log
+line of this module contains a URL, host, address, header or query string.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json as jsonlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
+import aiohttp
 import httpx
+import yarl
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from tidegate.errors import BadRequestError, TidegateError, UpstreamError, UpstreamTimeout
 from tidegate.files.address_policy import (
@@ -57,9 +63,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Target size of the chunks :meth:`UpstreamResponse.iter_bytes` yields. Large chunks cut
-#: the per-chunk overhead of relaying; httpcore reads at most 64 KiB per socket read.
-DEFAULT_CHUNK_SIZE: Final = 256 * 1024
+#: Target size of the chunks :meth:`UpstreamResponse.iter_bytes` yields. Small enough
+#: that hundreds of concurrent relays stay light on memory (with the client's 64 KiB
+#: ``read_bufsize``), large enough that per-chunk overhead stays low.
+DEFAULT_CHUNK_SIZE: Final = 64 * 1024
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _METHODS: Final = frozenset({"GET", "HEAD", "POST"})
@@ -99,9 +106,12 @@ class UpstreamTooLargeError(UpstreamError):
 class FetchPolicy:
     """Limits for outbound file requests (built from settings by the app).
 
-    ``connect_timeout`` bounds DNS resolution, TCP connect and TLS handshake (per
-    address tried); ``read_timeout`` bounds each wait for upstream bytes and each write.
-    ``max_bytes`` caps a body (``None``: no cap).
+    ``connect_timeout`` bounds DNS resolution, and TCP connect plus TLS handshake per
+    address tried; a wait for a free pooled connection is bounded too.
+    ``read_timeout`` bounds each wait for upstream bytes (the answer's head, then each
+    read of the body; not while the relay itself is slow to read). There is no total
+    timeout: large files take as long as they take. ``max_bytes`` caps a body
+    (``None``: no cap).
     """
 
     allow_private_addresses: bool
@@ -118,13 +128,17 @@ class FetchPolicy:
         if self.max_bytes is not None and self.max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
 
-    def timeout(self) -> httpx.Timeout:
-        """The httpx timeout for one hop."""
-        return httpx.Timeout(
-            connect=self.connect_timeout,
-            read=self.read_timeout,
-            write=self.read_timeout,
-            pool=self.connect_timeout,
+    def client_timeout(self, addresses: int = 1) -> aiohttp.ClientTimeout:
+        """The aiohttp timeout for one hop to a host with ``addresses`` checked addresses.
+
+        ``sock_connect`` bounds each address's TCP connect and TLS handshake;
+        ``connect`` bounds the pool wait plus the tries of every address.
+        """
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.connect_timeout * (max(1, addresses) + 1),
+            sock_connect=self.connect_timeout,
+            sock_read=self.read_timeout,
         )
 
 
@@ -148,15 +162,19 @@ def _root_cause(exc: BaseException) -> str:
     return type(seen).__name__
 
 
-def _translate(exc: httpx.RequestError) -> TidegateError:
-    """Our error for an httpx failure; the message never includes the URL or host."""
-    if isinstance(exc, httpx.ConnectTimeout):
+#: What a request or a body read may raise from aiohttp (its messages name the URL).
+_TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError)
+
+
+def _translate(exc: BaseException) -> TidegateError:
+    """Our error for an aiohttp failure; the message never includes the URL or host."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connect, TLS or pool wait
         return UpstreamTimeoutError("timed out connecting to the file's server")
-    if isinstance(exc, httpx.PoolTimeout):
-        return UpstreamTimeoutError("timed out waiting for a free upstream connection")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # sock_read: ServerTimeoutError is a TimeoutError
         return UpstreamTimeoutError("the file's server did not answer in time")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.InvalidURL):
+        return UnsafeUrlError("the file URL is not a valid URL")
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamUnavailableError(
             f"could not connect to the file's server ({_root_cause(exc)})"
         )
@@ -181,7 +199,7 @@ def _origin(url: httpx.URL) -> tuple[str, bytes, int]:
     return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
 
 
-def _declared_length(response: httpx.Response) -> int | None:
+def _declared_length(response: aiohttp.ClientResponse) -> int | None:
     """Content-Length when it equals the decoded body size, else None."""
     if response.headers.get("content-encoding", "identity").lower() != "identity":
         return None
@@ -191,65 +209,74 @@ def _declared_length(response: httpx.Response) -> int | None:
         return None
 
 
-def _join(parts: list[bytes]) -> bytes:
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
 class UpstreamResponse:
     """The final (non-redirect) answer to one :meth:`SafeFetcher.open`; body unread.
 
     Always close it (``async with`` or :meth:`aclose`); :meth:`iter_bytes` also closes
-    it when the body ends or fails. The body is decoded per ``Content-Encoding`` (the
-    fetcher asks for ``identity`` unless told otherwise), so ``Content-Length`` and
-    ``Content-Encoding`` must not be relayed when an encoding was applied.
+    it when the body ends or fails. Closing before the end drops the connection at once
+    (nothing more is read); a finished body returns the connection to the pool. The body
+    is decoded per ``Content-Encoding`` (the fetcher asks for ``identity`` unless told
+    otherwise), so ``Content-Length`` and ``Content-Encoding`` must not be relayed when
+    an encoding was applied.
     """
 
-    def __init__(self, response: httpx.Response, max_bytes: int | None) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, url: httpx.URL, max_bytes: int | None
+    ) -> None:
         self._response = response
+        self._url = url
         self._max_bytes = max_bytes
+        self._closed = False
 
     @property
     def status_code(self) -> int:
-        return self._response.status_code
+        return self._response.status
 
     @property
-    def headers(self) -> httpx.Headers:
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The answer's headers (case-insensitive; ``[]`` gives the first value)."""
         return self._response.headers
 
     @property
     def url(self) -> httpx.URL:
         """The final URL after redirects (for a filename). Sensitive: never log it."""
-        return self._response.url
+        return self._url
 
     async def iter_bytes(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Stream the body in chunks of at most ``chunk_size`` bytes.
 
-        Network reads are passed through untouched or joined once (one copy) until the
-        next one would overflow ``chunk_size``. Raises :class:`UpstreamTooLargeError`
-        before yielding any byte past ``max_bytes``, and translates transport errors.
+        Every chunk but the last is full: buffered bytes are taken up to ``chunk_size``
+        and a short read waits for more (joined once). Raises
+        :class:`UpstreamTooLargeError` before yielding any byte past ``max_bytes``, and
+        translates transport errors.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
-        pending: list[bytes] = []
-        pending_size = 0
+        content = self._response.content
         received = 0
         try:
-            async for piece in self._response.aiter_bytes():
-                received += len(piece)
+            while True:
+                chunk = await content.read(chunk_size)
+                if not chunk:
+                    break
+                if len(chunk) < chunk_size:
+                    parts = [chunk]
+                    size = len(chunk)
+                    while size < chunk_size:
+                        more = await content.read(chunk_size - size)
+                        if not more:
+                            break
+                        parts.append(more)
+                        size += len(more)
+                    if len(parts) > 1:
+                        chunk = b"".join(parts)
+                received += len(chunk)
                 if self._max_bytes is not None and received > self._max_bytes:
                     raise UpstreamTooLargeError("the file is larger than the allowed maximum")
-                if pending and pending_size + len(piece) > chunk_size:
-                    yield _join(pending)
-                    pending, pending_size = [], 0
-                if len(piece) >= chunk_size:
-                    for start in range(0, len(piece), chunk_size):
-                        yield piece[start : start + chunk_size]
-                    continue
-                pending.append(piece)
-                pending_size += len(piece)
-            if pending:
-                yield _join(pending)
-        except httpx.RequestError as exc:
+                yield chunk
+                if len(chunk) < chunk_size:
+                    break  # the body ended while filling this chunk
+        except _TRANSPORT_ERRORS as exc:
             raise _translate(exc) from None
         finally:
             await self.aclose()
@@ -259,8 +286,23 @@ class UpstreamResponse:
         return b"".join([chunk async for chunk in self.iter_bytes()])
 
     async def aclose(self) -> None:
-        """Release the upstream connection (idempotent)."""
-        await self._response.aclose()
+        """Release the upstream connection (idempotent).
+
+        A body read to its end returns the connection to the pool; otherwise the
+        connection is aborted without reading (or TLS-closing) the rest.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        response = self._response
+        if response.content.is_eof():
+            response.release()
+            return
+        connection = response.connection
+        transport = connection.transport if connection is not None else None
+        if transport is not None:
+            transport.abort()
+        response.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -293,7 +335,6 @@ class SafeFetcher:
         self._client = client
         self._policy = policy
         self._resolver: Resolver = resolver or system_resolver
-        self._timeout = policy.timeout()
 
     async def open(
         self,
@@ -325,35 +366,43 @@ class SafeFetcher:
         current = _parse_url(url)
         if params:
             current = current.copy_merge_params(params)
-        hop_headers = httpx.Headers(headers)
+        hop_headers: CIMultiDict[str] = CIMultiDict(headers or {})
         for name in _DROPPED_HEADERS:
-            hop_headers.pop(name, None)
+            hop_headers.popall(name, None)
         if "accept-encoding" not in hop_headers:
             # Relay files as stored: no decompression cost, Content-Length stays exact.
             hop_headers["Accept-Encoding"] = "identity"
+        body = content
+        if json is not None:
+            # The bytes httpx sent for ``json=`` (compact, UTF-8), so origins see the same.
+            body = jsonlib.dumps(
+                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+            hop_headers.setdefault("Content-Type", "application/json")
 
         for hop in range(self._policy.max_redirects + 1):
             pin = await self._check(current)
             logger.debug("upstream %s request, hop %d, scheme %s", method, hop, current.scheme)
-            response = await self._send(method, current, hop_headers, json, content, pin)
-            status, location = response.status_code, response.headers.get("location")
+            response = await self._send(method, current, hop_headers, body, pin)
+            status, location = response.status, response.headers.get("location")
             if status not in _REDIRECTS or location is None:
+                upstream = UpstreamResponse(response, current, cap)
                 declared = _declared_length(response) if method != "HEAD" else None
                 if cap is not None and declared is not None and declared > cap:
-                    await response.aclose()
+                    await upstream.aclose()
                     raise UpstreamTooLargeError("the file is larger than the allowed maximum")
-                return UpstreamResponse(response, cap)
-            await response.aclose()
+                return upstream
+            await UpstreamResponse(response, current, cap).aclose()
             try:
                 target = _parse_url(current.join(location))
             except httpx.InvalidURL:
                 raise UpstreamUnavailableError("the file's server sent a bad redirect") from None
             if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-                method, json, content = "GET", None, None
-                hop_headers.pop("content-type", None)
+                method, body = "GET", None
+                hop_headers.popall("content-type", None)
             if _origin(target) != _origin(current):
                 for name in _CREDENTIAL_HEADERS:
-                    hop_headers.pop(name, None)
+                    hop_headers.popall(name, None)
             current = target
         logger.info("refused an outbound file request: more than %d redirects", hop)
         raise UnsafeUrlError(f"too many redirects (more than {self._policy.max_redirects})")
@@ -416,16 +465,26 @@ class SafeFetcher:
         self,
         method: str,
         url: httpx.URL,
-        headers: httpx.Headers,
-        json: Any,
-        content: bytes | None,
+        headers: CIMultiDict[str],
+        body: bytes | None,
         pin: ConnectionPin,
-    ) -> httpx.Response:
-        request = self._client.build_request(
-            method, url, headers=headers, json=json, content=content, timeout=self._timeout
-        )
+    ) -> aiohttp.ClientResponse:
+        try:
+            # httpx.URL is already percent-encoded: yarl must not quote it again.
+            target = yarl.URL(str(url), encoded=True)
+        except ValueError:
+            raise UnsafeUrlError("the file URL is not a valid URL") from None
         try:
             with pinned(pin):
-                return await self._client.send(request, stream=True)
-        except httpx.RequestError as exc:
+                return await self._client.session.request(
+                    method,
+                    target,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=self._policy.client_timeout(len(pin.addresses)),
+                    # No Content-Type unless the caller or ``json`` set one, as httpx did.
+                    skip_auto_headers=("Content-Type",),
+                )
+        except _TRANSPORT_ERRORS as exc:
             raise _translate(exc) from None

@@ -7,6 +7,7 @@ threads on 127.0.0.1; fake hostnames reach them through an injected resolver.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -25,11 +26,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import httpx
 import pytest
 
 from tidegate.errors import TidegateError
-from tidegate.files.address_policy import AddressClass, classify_address, is_allowed
+from tidegate.files.address_policy import (
+    AddressClass,
+    ConnectionPin,
+    classify_address,
+    is_allowed,
+    pinned,
+)
 from tidegate.files.safe_fetch import (
     DEFAULT_CHUNK_SIZE,
     FetchPolicy,
@@ -155,6 +163,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.server.release.wait(10)
             self.wfile.write(b"x" * 990)
+        elif path == "/close":
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"close")
+        elif path == "/drop":
+            self.close_connection = True  # no answer at all
+        elif path == "/cookie":
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=s3cret; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        elif path == "/gzip":
+            packed = gzip.compress(BIG[:100_000])
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(packed)))
+            self.end_headers()
+            self.wfile.write(packed)
         elif path == "/unbounded":
             # No Content-Length: the body ends when the connection closes.
             self.close_connection = True
@@ -531,17 +561,85 @@ async def test_next_address_is_tried_when_the_first_refuses(
     assert body == b"hello"
 
 
+async def _get(client: PinnedAsyncClient, target: str) -> bytes:
+    async with client.session.get(target) as response:
+        return await response.read()
+
+
 async def test_client_refuses_unpinned_connections(
     client: PinnedAsyncClient, server: FileServer
 ) -> None:
-    with pytest.raises(httpx.ConnectError):
-        await client.get(f"http://127.0.0.1:{server.port}/small")
+    before = len(server.requests)
+    # An IP literal (aiohttp skips the resolver: the socket factory refuses it) and a name.
+    for target in (f"http://127.0.0.1:{server.port}/small", url(server, "/small")):
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await _get(client, target)
+    assert len(server.requests) == before
+
+
+async def test_client_connects_only_where_the_pin_says(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    before = len(server.requests)
+    wrong_pins = [
+        ConnectionPin("other.example.test", server.port, ("127.0.0.1",)),  # another host
+        ConnectionPin(HOST, server.port + 1, ("127.0.0.1",)),  # another port
+        ConnectionPin(HOST, server.port, ()),  # nothing checked
+    ]
+    for pin in wrong_pins:
+        with pinned(pin), pytest.raises(aiohttp.ClientConnectorError):
+            await _get(client, url(server, "/small"))
+    # IP literals: the address and the port must both be pinned.
+    literal = f"http://127.0.0.1:{server.port}/small"
+    for pin in (ConnectionPin("127.0.0.1", server.port, ("127.0.0.2",)),
+                ConnectionPin("127.0.0.1", server.port + 1, ("127.0.0.1",))):
+        with pinned(pin), pytest.raises(aiohttp.ClientConnectorError):
+            await _get(client, literal)
+    assert len(server.requests) == before
+    # The pin reaches the connector (the context variable is seen where aiohttp
+    # resolves and connects), also from a task started inside the block.
+    with pinned(ConnectionPin(HOST, server.port, ("127.0.0.1",))):
+        assert await _get(client, url(server, "/small")) == b"hello"
+        assert await asyncio.create_task(_get(client, url(server, "/small"))) == b"hello"
+    assert len(server.requests) == before + 2
+
+
+async def test_no_dns_cache_outlives_a_pin(client: PinnedAsyncClient, server: FileServer) -> None:
+    # /close ends each connection, so the second request must connect again: with the
+    # second pin's address (nothing listens on 127.0.0.2), not a cached first answer.
+    assert client.session.connector is not None
+    with pinned(ConnectionPin(HOST, server.port, ("127.0.0.1",))):
+        assert await _get(client, url(server, "/close")) == b"close"
+    with (pinned(ConnectionPin(HOST, server.port, ("127.0.0.2",))),
+          pytest.raises(aiohttp.ClientConnectorError)):
+        await _get(client, url(server, "/close"))
+
+
+async def test_each_hop_connects_where_its_own_check_said(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    # The name moves from 127.0.0.1 (the server) to 127.0.0.2 (nothing listens) between
+    # two requests. /close ends the first connection, so the second must connect anew:
+    # to what its own check returned, not to an address the client remembered.
+    dns = FakeDns({HOST: ["127.0.0.1"]}, later={HOST: ["127.0.0.2"]})
+    fetch = fetcher(client, dns)
+    async with await fetch.open("GET", url(server, "/close")) as response:
+        assert await response.read() == b"close"
+    before = len(server.requests)
+    with pytest.raises(UpstreamUnavailableError):
+        await fetch.open("GET", url(server, "/close"))
+    assert len(server.requests) == before
+    assert dns.calls == [HOST, HOST]
 
 
 async def test_fetcher_needs_a_pinned_client() -> None:
-    async with httpx.AsyncClient() as plain:
+    policy = FetchPolicy(True, connect_timeout=1, read_timeout=1)
+    async with aiohttp.ClientSession() as plain:
         with pytest.raises(TypeError):
-            SafeFetcher(plain, FetchPolicy(True, connect_timeout=1, read_timeout=1))  # type: ignore[arg-type]
+            SafeFetcher(plain, policy)  # type: ignore[arg-type]
+    async with httpx.AsyncClient() as other:
+        with pytest.raises(TypeError):
+            SafeFetcher(other, policy)  # type: ignore[arg-type]
 
 
 # --- redirects ---------------------------------------------------------------------------
@@ -637,13 +735,67 @@ async def test_credentials_do_not_follow_a_cross_origin_redirect(
 
 async def test_post_json_and_params(client: PinnedAsyncClient, server: FileServer) -> None:
     body = await fetcher(client).read_limited(
-        "post", url(server, "/echo?x=1"), limit=10_000, params={"y": "2"}, json={"q": [1, 2]}
+        "post", url(server, "/echo?x=1"), limit=10_000, params={"y": "2"},
+        json={"q": [1, 2], "name": "café"},
     )
     seen = json.loads(body)
     assert seen["method"] == "POST"
     assert seen["path"] == "/echo?x=1&y=2"
-    assert json.loads(seen["body"]) == {"q": [1, 2]}
+    assert seen["body"] == '{"q":[1,2],"name":"café"}'  # compact UTF-8, as before
     assert seen["headers"]["content-type"] == "application/json"
+
+
+async def test_post_content_and_own_content_type(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    fetch = fetcher(client)
+    seen = json.loads(await fetch.read_limited("POST", url(server, "/echo"), limit=10_000,
+                                               content=b"raw body"))
+    assert seen["body"] == "raw body"
+    assert "content-type" not in seen["headers"]  # none invented
+    assert seen["headers"]["content-length"] == "8"
+    seen = json.loads(await fetch.read_limited(
+        "POST", url(server, "/echo"), limit=10_000, json={"a": 1},
+        headers={"Content-Type": "application/graphql+json"},
+    ))
+    assert seen["headers"]["content-type"] == "application/graphql+json"
+
+
+async def test_query_is_sent_as_encoded(client: PinnedAsyncClient, server: FileServer) -> None:
+    target = url(server, "/echo?a=%2F%20b&c=d%3De&e=%E2%9C%93")
+    seen = json.loads(await fetcher(client).read_limited("GET", target, limit=10_000))
+    assert seen["path"] == "/echo?a=%2F%20b&c=d%3De&e=%E2%9C%93"  # not re-quoted
+
+
+async def test_cookies_are_not_kept_between_requests(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    fetch = fetcher(client)
+    assert await fetch.read_limited("GET", url(server, "/cookie"), limit=99) == b"ok"
+    seen = json.loads(await fetch.read_limited("GET", url(server, "/echo"), limit=10_000))
+    assert "cookie" not in seen["headers"]
+
+
+async def test_one_request_per_hop_even_when_the_server_drops_it(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    before = len(server.requests)
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await fetcher(client).open("GET", url(server, "/drop"))
+    assert len(server.requests) == before + 1  # no silent retry
+    assert caught.value.status == 502
+    assert_scrubbed(caught.value, str(server.port))
+
+
+async def test_an_encoded_body_is_decoded_and_capped_after_decoding(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    async with await fetcher(client).open("GET", url(server, "/gzip")) as response:
+        assert response.headers["content-encoding"] == "gzip"
+        assert await response.read() == BIG[:100_000]
+    # The declared (encoded) length is under the cap; the decoded body is not.
+    with pytest.raises(UpstreamTooLargeError):
+        await fetcher(client).read_limited("GET", url(server, "/gzip"), limit=50_000)
 
 
 async def test_range_is_passed_through(client: PinnedAsyncClient, server: FileServer) -> None:
@@ -826,3 +978,93 @@ async def test_ssrf_matrix_redirect_into_each_class(client: PinnedAsyncClient,
         with pytest.raises(UnsafeUrlError):
             await fetcher(client, dns).open("GET", target)
         assert len(server.requests) == before + 1  # only the first, allowed hop
+
+
+# --- back-pressure: a slow reader slows the upstream instead of filling memory -----------
+
+
+class Firehose:
+    """Serves one GET with a 64 MiB body as fast as the peer takes it, counting the bytes
+    the kernel accepted. A small send buffer keeps the server side's own slack low."""
+
+    SIZE = 64 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = int(self.listener.getsockname()[1])
+        self.sent = 0
+        self.ended: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError as exc:  # closed at teardown
+            self.ended = exc
+            self.done.set()
+            return
+        with conn:
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                             b"Content-Length: %d\r\n\r\n" % self.SIZE)
+                block = b"\x5a" * 65536
+                while self.sent < self.SIZE:
+                    self.sent += conn.send(block[: self.SIZE - self.sent])
+            except OSError as exc:  # the client went away
+                self.ended = exc
+            finally:
+                self.done.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def firehose() -> Iterator[Firehose]:
+    server = Firehose()
+    yield server
+    server.close()
+
+
+async def test_a_slow_reader_applies_back_pressure(
+    client: PinnedAsyncClient, firehose: Firehose
+) -> None:
+    # read_timeout well under the pause: a relay that is slow to read is not a slow upstream.
+    fetch = fetcher(client, read_timeout=0.3)
+    response = await fetch.open("GET", f"http://{HOST}:{firehose.port}/big")
+    chunks = response.iter_bytes()
+    first = await anext(chunks)
+    assert len(first) == DEFAULT_CHUNK_SIZE
+    await asyncio.sleep(1.0)  # the client stops reading; the upstream keeps pushing
+    buffered = firehose.sent
+    # Without back-pressure the whole 64 MiB would be in our memory by now. With it, only
+    # aiohttp's small buffer plus the two kernel socket buffers hold bytes.
+    assert buffered < 8 * 1024 * 1024, buffered
+    assert not firehose.done.is_set()
+    assert len(await anext(chunks)) == DEFAULT_CHUNK_SIZE  # reading resumes, no timeout
+    # Closing early drops the connection without reading the rest of the body.
+    started = time.monotonic()
+    await chunks.aclose()  # type: ignore[attr-defined]
+    assert await asyncio.to_thread(firehose.done.wait, 5)
+    assert time.monotonic() - started < 5
+    assert isinstance(firehose.ended, OSError)  # reset by us, not finished
+    assert firehose.sent < firehose.SIZE // 2
+
+
+async def test_closing_an_unread_response_drops_the_connection(
+    client: PinnedAsyncClient, firehose: Firehose
+) -> None:
+    async with await fetcher(client).open("GET", f"http://{HOST}:{firehose.port}/big") as resp:
+        assert resp.status_code == 200
+    assert await asyncio.to_thread(firehose.done.wait, 5)
+    assert isinstance(firehose.ended, OSError)
+    assert firehose.sent < firehose.SIZE // 2
