@@ -111,7 +111,8 @@ class FetchPolicy:
     ``read_timeout`` bounds each wait for upstream bytes (the answer's head, then each
     read of the body; not while the relay itself is slow to read). There is no total
     timeout: large files take as long as they take. ``max_bytes`` caps a body
-    (``None``: no cap).
+    (``None``: no cap). ``chunk_size`` is the size of the chunks a body is relayed in
+    (memory per stream against throughput; pair it with the client's ``read_bufsize``).
     """
 
     allow_private_addresses: bool
@@ -119,6 +120,7 @@ class FetchPolicy:
     read_timeout: float
     max_redirects: int = 5
     max_bytes: int | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
@@ -127,6 +129,8 @@ class FetchPolicy:
             raise ValueError("max_redirects must not be negative")
         if self.max_bytes is not None and self.max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
+        if self.chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
 
     def client_timeout(self, addresses: int = 1) -> aiohttp.ClientTimeout:
         """The aiohttp timeout for one hop to a host with ``addresses`` checked addresses.
@@ -221,11 +225,13 @@ class UpstreamResponse:
     """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, url: httpx.URL, max_bytes: int | None
+        self, response: aiohttp.ClientResponse, url: httpx.URL, max_bytes: int | None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         self._response = response
         self._url = url
         self._max_bytes = max_bytes
+        self._chunk_size = chunk_size
         self._closed = False
 
     @property
@@ -242,14 +248,16 @@ class UpstreamResponse:
         """The final URL after redirects (for a filename). Sensitive: never log it."""
         return self._url
 
-    async def iter_bytes(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
-        """Stream the body in chunks of at most ``chunk_size`` bytes.
+    async def iter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the body in chunks of at most ``chunk_size`` bytes (default: the policy's).
 
         Every chunk but the last is full: buffered bytes are taken up to ``chunk_size``
         and a short read waits for more (joined once). Raises
         :class:`UpstreamTooLargeError` before yielding any byte past ``max_bytes``, and
         translates transport errors.
         """
+        if chunk_size is None:
+            chunk_size = self._chunk_size
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         content = self._response.content
@@ -386,7 +394,7 @@ class SafeFetcher:
             response = await self._send(method, current, hop_headers, body, pin)
             status, location = response.status, response.headers.get("location")
             if status not in _REDIRECTS or location is None:
-                upstream = UpstreamResponse(response, current, cap)
+                upstream = UpstreamResponse(response, current, cap, self._policy.chunk_size)
                 declared = _declared_length(response) if method != "HEAD" else None
                 if cap is not None and declared is not None and declared > cap:
                     await upstream.aclose()

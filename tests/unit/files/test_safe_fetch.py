@@ -1068,3 +1068,12 @@ async def test_closing_an_unread_response_drops_the_connection(
     assert await asyncio.to_thread(firehose.done.wait, 5)
     assert isinstance(firehose.ended, OSError)
     assert firehose.sent < firehose.SIZE // 2
+
+
+async def test_the_policy_chunk_size_is_the_default(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    response = await fetcher(client, chunk_size=20_000).open("GET", url(server, "/big"))
+    sizes = [len(chunk) async for chunk in response.iter_bytes()]
+    assert sum(sizes) == len(BIG)
+    assert max(sizes) == 20_000 and all(size == 20_000 for size in sizes[:-1])
