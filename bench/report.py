@@ -67,7 +67,7 @@ def machine() -> dict[str, str]:
         "tidegate": sha[:12] + (" (with uncommitted changes)" if dirty not in ("", "?") else ""),
         "uvicorn": _version("uvicorn"), "uvloop": _version("uvloop"),
         "httptools": _version("httptools"), "starlette": _version("starlette"),
-        "httpx": _version("httpx"), "web3": _version("web3"),
+        "httpx": _version("httpx"), "aiohttp": _version("aiohttp"), "web3": _version("web3"),
         "wrk": _run(["wrk", "-v"]).split(" [")[0], "curl": _run(["curl", "--version"])
         .split(" (")[0],
     }
@@ -171,8 +171,10 @@ def render(results: dict[str, Any]) -> str:
         f"{info['kernel']}; load generators, chain, origin and Tidegate all share it",
         f"- versions: Python {info['python']}, uvicorn {info['uvicorn']} (uvloop "
         f"{info['uvloop']}, httptools {info['httptools']}), starlette {info['starlette']}, "
-        f"httpx {info['httpx']}, web3 {info['web3']}; {info['wrk']}; {info['curl']}",
-        f"- tidegate: git {info['tidegate']}, run as `tidegate serve --workers N`",
+        f"httpx {info['httpx']}, aiohttp {info.get('aiohttp', '?')}, web3 {info['web3']}; "
+        f"{info['wrk']}; {info['curl']}",
+        f"- tidegate: git {info['tidegate']}, run as `tidegate serve --workers N`"
+        + (f" with {', '.join(results['extra_env'])}" if results.get("extra_env") else ""),
         f"- chain (every figure): {results.get('chain', '?')}",
         f"- origin file server: {results.get('origin', '?')} on loopback "
         f"(1 GiB measured: {results.get('origin_candidates', {})} MB/s; the faster is used "

@@ -489,7 +489,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "initialize": f"/api/services/initialize?documentId={small_did}&serviceId=0"
                       f"&consumerAddress={someone}",
     }
-    env = tidegate_env(setup.chain_url, setup.chain, setup.data_dir)
+    env = tidegate_env(setup.chain_url, setup.chain, setup.data_dir,
+                       **dict(item.split("=", 1) for item in args.env))
+    if args.env:
+        results["extra_env"] = list(args.env)
 
     only = set(args.only.split(",")) if args.only else set(GROUPS)
     unknown = only - set(GROUPS)
@@ -548,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="GROUPS",
                         help=f"comma-separated subset of {','.join(GROUPS)} (for iterating; "
                              "the committed results come from a full run)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for Tidegate, e.g. "
+                             "TIDEGATE_RELAY_BUFFER_BYTES=32768 (repeatable)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record py-spy profiles of the serving process into DIR")
     parser.add_argument("--output", default=str(REPO / "bench" / "results.md"),

@@ -52,13 +52,14 @@ class FileStream:
     _content: bytes = field(default=b"", repr=False)
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
-        """The body in bounded chunks; transport failures raise Tidegate errors."""
+        """The body as it arrives (pieces of at most one socket read, not copied again);
+        transport failures raise Tidegate errors."""
         if self._upstream is None:
             if self._content:
                 yield self._content
             return
-        async for chunk in self._upstream.iter_bytes():
-            yield chunk
+        async for piece in self._upstream.iter_pieces():
+            yield piece
 
     async def aclose(self) -> None:
         """Release the upstream connection, if any."""

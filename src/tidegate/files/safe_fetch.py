@@ -289,6 +289,31 @@ class UpstreamResponse:
         finally:
             await self.aclose()
 
+    async def iter_pieces(self) -> AsyncIterator[bytes]:
+        """Stream the body as it arrives, without re-chunking (the relay's path).
+
+        Each piece is what the parser produced from one socket read (up to the event
+        loop's read size, 256 KiB), handed on without a copy: slicing it into
+        fixed-size chunks would copy every byte once more. Memory stays bounded by
+        the client's read buffer (back-pressure pauses the socket). Same cap, error
+        translation and closing as :meth:`iter_bytes`.
+        """
+        content = self._response.content
+        received = 0
+        try:
+            while True:
+                piece = await content.readany()
+                if not piece:
+                    break
+                received += len(piece)
+                if self._max_bytes is not None and received > self._max_bytes:
+                    raise UpstreamTooLargeError("the file is larger than the allowed maximum")
+                yield piece
+        except _TRANSPORT_ERRORS as exc:
+            raise _translate(exc) from None
+        finally:
+            await self.aclose()
+
     async def read(self) -> bytes:
         """The whole body (subject to ``max_bytes``); only for small bodies."""
         return b"".join([chunk async for chunk in self.iter_bytes()])

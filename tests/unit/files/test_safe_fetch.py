@@ -821,13 +821,15 @@ async def test_five_mib_stream_in_bounded_chunks(
     assert len(sizes) < 2 * len(BIG) // chunk_size + 2  # chunks are coalesced, not tiny
 
 
+@pytest.mark.parametrize("pieces", [False, True])
 async def test_max_bytes_stops_a_stream_midway(
-    client: PinnedAsyncClient, server: FileServer
+    client: PinnedAsyncClient, server: FileServer, pieces: bool
 ) -> None:
     received = 0
     response = await fetcher(client, max_bytes=300_000).open("GET", url(server, "/unbounded"))
+    body = response.iter_pieces() if pieces else response.iter_bytes(65536)
     with pytest.raises(UpstreamTooLargeError) as caught:
-        async for chunk in response.iter_bytes(65536):
+        async for chunk in body:
             received += len(chunk)
     assert received <= 300_000
     assert caught.value.code == "upstream_too_large"
@@ -1077,3 +1079,28 @@ async def test_the_policy_chunk_size_is_the_default(
     sizes = [len(chunk) async for chunk in response.iter_bytes()]
     assert sum(sizes) == len(BIG)
     assert max(sizes) == 20_000 and all(size == 20_000 for size in sizes[:-1])
+
+
+async def test_pieces_relay_the_body_as_it_arrives(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    digest = hashlib.sha256()
+    response = await fetcher(client).open("GET", url(server, "/big"))
+    sizes = []
+    async for piece in response.iter_pieces():
+        digest.update(piece)
+        sizes.append(len(piece))
+    assert digest.hexdigest() == hashlib.sha256(BIG).hexdigest()
+    assert max(sizes) <= 256 * 1024  # one socket read at most: nothing is accumulated
+
+
+async def test_closing_pieces_early_drops_the_connection(
+    client: PinnedAsyncClient, firehose: Firehose
+) -> None:
+    response = await fetcher(client).open("GET", f"http://{HOST}:{firehose.port}/big")
+    pieces = response.iter_pieces()
+    assert await anext(pieces)
+    await pieces.aclose()  # type: ignore[attr-defined]
+    assert await asyncio.to_thread(firehose.done.wait, 5)
+    assert isinstance(firehose.ended, OSError)
+    assert firehose.sent < firehose.SIZE // 2
