@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                              "the committed results come from a full run)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for Tidegate, e.g. "
-                             "TIDEGATE_RELAY_BUFFER_BYTES=32768 (repeatable)")
+                             "TIDEGATE_RELAY_READ_BUDGET=8388608 (repeatable)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record py-spy profiles of the serving process into DIR")
     parser.add_argument("--output", default=str(REPO / "bench" / "results.md"),

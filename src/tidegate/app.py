@@ -75,12 +75,11 @@ def create_app(settings: Settings) -> TidegateApp:
             http = await stack.enter_async_context(httpx.AsyncClient())
             # Asset files get their own client: it connects only to checked addresses.
             files_http = await stack.enter_async_context(
-                PinnedAsyncClient(read_bufsize=settings.relay_buffer_bytes))
+                PinnedAsyncClient(read_budget=settings.relay_read_budget))
             fetcher = SafeFetcher(files_http, FetchPolicy(
                 allow_private_addresses=settings.allow_private_urls,
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
-                chunk_size=settings.relay_buffer_bytes,
             ))
             store = build_store(settings)
             await store.open()

@@ -56,7 +56,7 @@ class Settings:
     max_checksum_length: int = DEFAULT_MAX_CHECKSUM_LENGTH
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
-    relay_buffer_bytes: int = 64 * 1024
+    relay_read_budget: int = 8 * 1024 * 1024
     rpc_timeout: float = 10.0
     chain_state_ttl: float = 1.0
     pending_tx_wait: float = 5.0
@@ -155,7 +155,7 @@ class _Parser:
             max_checksum_length=self._int("MAX_CHECKSUM_LENGTH", DEFAULT_MAX_CHECKSUM_LENGTH),
             connect_timeout=self._float("TIDEGATE_CONNECT_TIMEOUT", 5.0),
             read_timeout=self._float("TIDEGATE_READ_TIMEOUT", self._float("REQUEST_TIMEOUT", 10.0)),
-            relay_buffer_bytes=self._relay_buffer_bytes(),
+            relay_read_budget=self._relay_read_budget(),
             rpc_timeout=self._float("TIDEGATE_RPC_TIMEOUT", 10.0),
             chain_state_ttl=self._float("TIDEGATE_CHAIN_STATE_TTL", 1.0, zero_allowed=True),
             pending_tx_wait=self._float("TIDEGATE_PENDING_TX_WAIT", 5.0),
@@ -266,11 +266,11 @@ class _Parser:
             self.problems.append(f"{name} must be a boolean (true/false)")
         return default
 
-    def _relay_buffer_bytes(self) -> int:
-        value = self._int("TIDEGATE_RELAY_BUFFER_BYTES", 64 * 1024)
-        if not 4096 <= value <= 16 * 1024 * 1024:
-            self.problems.append("TIDEGATE_RELAY_BUFFER_BYTES must be between 4096 and 16777216")
-            return 64 * 1024
+    def _relay_read_budget(self) -> int:
+        value = self._int("TIDEGATE_RELAY_READ_BUDGET", 8 * 1024 * 1024)
+        if not 16 * 1024 <= value <= 1024**3:
+            self.problems.append("TIDEGATE_RELAY_READ_BUDGET must be between 16384 and 1073741824")
+            return 8 * 1024 * 1024
         return value
 
     def _int(self, name: str, default: int) -> int:

@@ -43,7 +43,7 @@ def test_json_maps_and_reference_names() -> None:
     ({**BASE, "REQUEST_TIMEOUT": "-3"}, "REQUEST_TIMEOUT"),
     ({**BASE, "ALLOW_NON_PUBLIC_IP": "maybe"}, "boolean"),
     ({**BASE, "TIDEGATE_DATABASE_URL": "mysql://x"}, "TIDEGATE_DATABASE_URL"),
-    ({**BASE, "TIDEGATE_RELAY_BUFFER_BYTES": "100"}, "TIDEGATE_RELAY_BUFFER_BYTES"),
+    ({**BASE, "TIDEGATE_RELAY_READ_BUDGET": "1000"}, "TIDEGATE_RELAY_READ_BUDGET"),
     ({**BASE, "TIDEGATE_CHAIN_STATE_TTL": "-1"}, "TIDEGATE_CHAIN_STATE_TTL"),
 ])
 def test_bad_configuration_fails_with_clear_message(env: dict[str, str], fragment: str) -> None:
@@ -60,9 +60,9 @@ def test_secret_is_never_echoed() -> None:
 
 
 def test_performance_knobs() -> None:
-    s = Settings.from_env({**BASE, "TIDEGATE_RELAY_BUFFER_BYTES": "32768",
+    s = Settings.from_env({**BASE, "TIDEGATE_RELAY_READ_BUDGET": "32768",
                            "TIDEGATE_CHAIN_STATE_TTL": "0", "TIDEGATE_FAST_ROUTES": "false"})
-    assert (s.relay_buffer_bytes, s.chain_state_ttl, s.fast_routes) == (32768, 0.0, False)
+    assert (s.relay_read_budget, s.chain_state_ttl, s.fast_routes) == (32768, 0.0, False)
     default = Settings.from_env(BASE)
-    assert (default.relay_buffer_bytes, default.chain_state_ttl, default.fast_routes) == (
-        65536, 1.0, True)
+    assert (default.relay_read_budget, default.chain_state_ttl, default.fast_routes) == (
+        8 * 1024 * 1024, 1.0, True)

@@ -29,18 +29,22 @@ import asyncio
 import contextlib
 import contextvars
 import enum
+import functools
 import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 
 import aiohttp
 import httpx
 from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
+
+from tidegate.files.read_budget import BudgetedReads, ReadBudget
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -274,7 +278,9 @@ class PinnedAsyncClient:
 
     ``read_bufsize`` is the body buffer per response: past about twice that much
     unread data aiohttp stops reading the socket, so a slow client slows the upstream
-    (back-pressure) instead of filling memory.
+    (back-pressure) instead of filling memory. ``read_budget`` is shared by the socket
+    reads of all connections (:mod:`tidegate.files.read_budget`): one download reads
+    256 KiB at a time, 200 read 32 KiB each.
     """
 
     def __init__(
@@ -283,13 +289,15 @@ class PinnedAsyncClient:
         ssl_context: ssl.SSLContext | None = None,
         limit: int = 200,
         keepalive_timeout: float = 5.0,
-        read_bufsize: int = 64 * 1024,
+        read_bufsize: int = 16 * 1024,
+        read_budget: int = 8 * 1024 * 1024,
     ) -> None:
         # httpx's default context: certifi's CA bundle (or SSL_CERT_FILE/SSL_CERT_DIR).
         self._ssl_context = ssl_context if ssl_context is not None else httpx.create_ssl_context()
         self._limit = limit
         self._keepalive_timeout = keepalive_timeout
         self._read_bufsize = read_bufsize
+        self.read_budget = ReadBudget(read_budget)
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -306,6 +314,10 @@ class PinnedAsyncClient:
                 socket_factory=_pinned_socket,
                 happy_eyeballs_delay=None,  # try the pinned addresses in order
             )
+            # aiohttp has no public hook for its protocol class; the read-size test in
+            # tests/unit/files fails if a new aiohttp version stops using this one.
+            connector._factory = cast("functools.partial[ResponseHandler]", functools.partial(
+                BudgetedReads, loop=asyncio.get_running_loop(), budget=self.read_budget))
             session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),

@@ -991,9 +991,9 @@ class Firehose:
 
     SIZE = 64 * 1024 * 1024
 
-    def __init__(self) -> None:
+    def __init__(self, send_buffer: int = 64 * 1024) -> None:
         self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
         self.port = int(self.listener.getsockname()[1])

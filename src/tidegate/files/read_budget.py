@@ -1,0 +1,106 @@
+"""Socket reads of relayed downloads, sized so that many streams share a memory budget.
+
+A relay holds, per stream, what one socket read brought in, what aiohttp has not
+handed on yet, and what waits in the client's write queue. With a plain
+``asyncio.Protocol`` (aiohttp's ``ResponseHandler`` is one) the event loop reads up to
+256 KiB at a time, and aiohttp can pause the socket only after that arrived: at 200
+concurrent downloads that read-ahead was most of the worker's memory (about 0.5 MiB
+per stream, measured; bench/README.md). Small reads for everyone would cost a single
+big download a third of its speed.
+
+So each upstream connection reads into its own buffer (a ``BufferedProtocol``) whose
+size is the budget divided by the open connections, as a power of two between
+:data:`MIN_READ` and :data:`MAX_READ`: with the default 8 MiB budget one download gets
+256 KiB reads and 200 get 32 KiB.
+The kernel's TCP window is untouched, so a distant origin is not slowed down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from aiohttp.client_proto import ResponseHandler
+
+__all__ = ["MAX_READ", "MIN_READ", "BudgetedReads", "ReadBudget"]
+
+MIN_READ: Final = 16 * 1024
+MAX_READ: Final = 256 * 1024  # what the event loop reads at most anyway
+
+
+class ReadBudget:
+    """The bytes one socket read may bring in, shared by a client's open connections."""
+
+    def __init__(self, total: int) -> None:
+        if total < MIN_READ:
+            raise ValueError(f"the read budget must be at least {MIN_READ} bytes")
+        self.total = total
+        self.connections = 0
+
+    def read_size(self) -> int:
+        """``total / connections`` rounded down to a power of two, within the bounds."""
+        share = self.total // max(1, self.connections)
+        return min(MAX_READ, max(MIN_READ, 1 << (share.bit_length() - 1)))
+
+
+class BudgetedReads(asyncio.BufferedProtocol):
+    """aiohttp's ``ResponseHandler`` behind a read buffer sized by a :class:`ReadBudget`.
+
+    Deliberately not an ``asyncio.Protocol``: uvloop uses the buffered interface only
+    for protocols that are not. The bytes of each read take aiohttp's normal path
+    (``data_received``); every other attribute, read or written, is the handler's, so
+    aiohttp's connector and responses use this object as their ``ResponseHandler``.
+    """
+
+    __slots__ = ("_budget", "_buffer", "_counted", "_handler")
+    _budget: ReadBudget
+    _buffer: bytearray
+    _counted: bool
+    _handler: ResponseHandler
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget: ReadBudget) -> None:
+        object.__setattr__(self, "_handler", ResponseHandler(loop=loop))
+        object.__setattr__(self, "_budget", budget)
+        object.__setattr__(self, "_buffer", bytearray())
+        object.__setattr__(self, "_counted", False)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._budget.connections += 1
+        object.__setattr__(self, "_counted", True)
+        self._handler.connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._counted:
+            self._budget.connections -= 1
+            object.__setattr__(self, "_counted", False)
+        self._handler.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+    def eof_received(self) -> None:
+        self._handler.eof_received()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        size = self._budget.read_size()
+        if len(self._buffer) != size:
+            # A new object, not a resize: the loop may still hold a view of the old one.
+            object.__setattr__(self, "_buffer", bytearray(size))
+        return memoryview(self._buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # One copy into immutable bytes, as the loop makes for a plain Protocol.
+        self._handler.data_received(bytes(memoryview(self._buffer)[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from a layer that does not use the buffered interface (some TLS paths)."""
+        self._handler.data_received(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handler, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._handler, name, value)
