@@ -289,7 +289,7 @@ class PinnedAsyncClient:
         ssl_context: ssl.SSLContext | None = None,
         limit: int = 200,
         keepalive_timeout: float = 5.0,
-        read_bufsize: int = 16 * 1024,
+        read_bufsize: int = 32 * 1024,
         read_budget: int = 8 * 1024 * 1024,
     ) -> None:
         # httpx's default context: certifi's CA bundle (or SSL_CERT_FILE/SSL_CERT_DIR).

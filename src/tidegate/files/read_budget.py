@@ -36,8 +36,17 @@ class ReadBudget:
             raise ValueError(f"the read budget must be at least {MIN_READ} bytes")
         self.total = total
         self.connections = 0
+        self.read_size = self._share()
 
-    def read_size(self) -> int:
+    def opened(self) -> None:
+        self.connections += 1
+        self.read_size = self._share()
+
+    def closed(self) -> None:
+        self.connections -= 1
+        self.read_size = self._share()
+
+    def _share(self) -> int:
         """``total / connections`` rounded down to a power of two, within the bounds."""
         share = self.total // max(1, self.connections)
         return min(MAX_READ, max(MIN_READ, 1 << (share.bit_length() - 1)))
@@ -52,26 +61,26 @@ class BudgetedReads(asyncio.BufferedProtocol):
     aiohttp's connector and responses use this object as their ``ResponseHandler``.
     """
 
-    __slots__ = ("_budget", "_buffer", "_counted", "_handler")
+    __slots__ = ("_budget", "_counted", "_handler", "_view")
     _budget: ReadBudget
-    _buffer: bytearray
     _counted: bool
     _handler: ResponseHandler
+    _view: memoryview
 
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: ReadBudget) -> None:
         object.__setattr__(self, "_handler", ResponseHandler(loop=loop))
         object.__setattr__(self, "_budget", budget)
-        object.__setattr__(self, "_buffer", bytearray())
+        object.__setattr__(self, "_view", memoryview(b""))
         object.__setattr__(self, "_counted", False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._budget.connections += 1
+        self._budget.opened()
         object.__setattr__(self, "_counted", True)
         self._handler.connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:
-            self._budget.connections -= 1
+            self._budget.closed()
             object.__setattr__(self, "_counted", False)
         self._handler.connection_lost(exc)
 
@@ -85,15 +94,14 @@ class BudgetedReads(asyncio.BufferedProtocol):
         self._handler.eof_received()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        size = self._budget.read_size()
-        if len(self._buffer) != size:
-            # A new object, not a resize: the loop may still hold a view of the old one.
-            object.__setattr__(self, "_buffer", bytearray(size))
-        return memoryview(self._buffer)
+        if len(self._view) != self._budget.read_size:
+            # A new buffer, not a resize: the loop may still hold a view of the old one.
+            object.__setattr__(self, "_view", memoryview(bytearray(self._budget.read_size)))
+        return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
         # One copy into immutable bytes, as the loop makes for a plain Protocol.
-        self._handler.data_received(bytes(memoryview(self._buffer)[:nbytes]))
+        self._handler.data_received(self._view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         """Bytes from a layer that does not use the buffered interface (some TLS paths)."""

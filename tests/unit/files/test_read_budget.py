@@ -14,13 +14,17 @@ from tidegate.files.read_budget import MAX_READ, MIN_READ, ReadBudget
 @pytest.mark.parametrize(("total", "connections", "expected"), [
     (4 << 20, 0, MAX_READ), (4 << 20, 1, MAX_READ), (4 << 20, 16, MAX_READ),
     (4 << 20, 17, 128 << 10), (4 << 20, 64, 64 << 10), (4 << 20, 200, MIN_READ),
-    (4 << 20, 10_000, MIN_READ), (100_000, 1, 64 << 10), (MIN_READ, 3, MIN_READ),
+    (4 << 20, 1000, MIN_READ), (100_000, 1, 64 << 10), (MIN_READ, 3, MIN_READ),
 ])
 def test_read_size_is_the_share_as_a_power_of_two(
         total: int, connections: int, expected: int) -> None:
     budget = ReadBudget(total)
-    budget.connections = connections
-    assert budget.read_size() == expected
+    for _ in range(connections):
+        budget.opened()
+    assert budget.read_size == expected
+    for _ in range(connections):
+        budget.closed()
+    assert (budget.connections, budget.read_size) == (0, ReadBudget(total).read_size)
 
 
 def test_a_budget_below_one_minimum_read_is_refused() -> None:
