@@ -56,7 +56,7 @@ class Settings:
     max_checksum_length: int = DEFAULT_MAX_CHECKSUM_LENGTH
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
-    relay_read_budget: int = 8 * 1024 * 1024
+    relay_read_budget: int = 4 * 1024 * 1024
     rpc_timeout: float = 10.0
     chain_state_ttl: float = 1.0
     pending_tx_wait: float = 5.0
@@ -267,10 +267,10 @@ class _Parser:
         return default
 
     def _relay_read_budget(self) -> int:
-        value = self._int("TIDEGATE_RELAY_READ_BUDGET", 8 * 1024 * 1024)
+        value = self._int("TIDEGATE_RELAY_READ_BUDGET", 4 * 1024 * 1024)
         if not 16 * 1024 <= value <= 1024**3:
             self.problems.append("TIDEGATE_RELAY_READ_BUDGET must be between 16384 and 1073741824")
-            return 8 * 1024 * 1024
+            return 4 * 1024 * 1024
         return value
 
     def _int(self, name: str, default: int) -> int:

@@ -65,4 +65,4 @@ def test_performance_knobs() -> None:
     assert (s.relay_read_budget, s.chain_state_ttl, s.fast_routes) == (32768, 0.0, False)
     default = Settings.from_env(BASE)
     assert (default.relay_read_budget, default.chain_state_ttl, default.fast_routes) == (
-        8 * 1024 * 1024, 1.0, True)
+        4 * 1024 * 1024, 1.0, True)

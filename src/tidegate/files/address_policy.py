@@ -280,7 +280,7 @@ class PinnedAsyncClient:
     unread data aiohttp stops reading the socket, so a slow client slows the upstream
     (back-pressure) instead of filling memory. ``read_budget`` is shared by the socket
     reads of all connections (:mod:`tidegate.files.read_budget`): one download reads
-    256 KiB at a time, 200 read 32 KiB each.
+    256 KiB at a time, 200 read 16 KiB each.
     """
 
     def __init__(
@@ -289,8 +289,8 @@ class PinnedAsyncClient:
         ssl_context: ssl.SSLContext | None = None,
         limit: int = 200,
         keepalive_timeout: float = 5.0,
-        read_bufsize: int = 32 * 1024,
-        read_budget: int = 8 * 1024 * 1024,
+        read_bufsize: int = 16 * 1024,
+        read_budget: int = 4 * 1024 * 1024,
     ) -> None:
         # httpx's default context: certifi's CA bundle (or SSL_CERT_FILE/SSL_CERT_DIR).
         self._ssl_context = ssl_context if ssl_context is not None else httpx.create_ssl_context()

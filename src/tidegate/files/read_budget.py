@@ -10,8 +10,8 @@ big download a third of its speed.
 
 So each upstream connection reads into its own buffer (a ``BufferedProtocol``) whose
 size is the budget divided by the open connections, as a power of two between
-:data:`MIN_READ` and :data:`MAX_READ`: with the default 8 MiB budget one download gets
-256 KiB reads and 200 get 32 KiB.
+:data:`MIN_READ` and :data:`MAX_READ`: with the default 4 MiB budget one download gets
+256 KiB reads and 200 get 16 KiB.
 The kernel's TCP window is untouched, so a distant origin is not slowed down.
 """
 
