@@ -279,7 +279,7 @@ class PinnedAsyncClient:
     ``read_bufsize`` is the body buffer per response: past about twice that much
     unread data aiohttp stops reading the socket, so a slow client slows the upstream
     (back-pressure) instead of filling memory. ``read_budget`` is shared by the socket
-    reads of all connections (:mod:`tidegate.files.read_budget`): one download reads
+    reads of all body streams (:mod:`tidegate.files.read_budget`): one download reads
     256 KiB at a time, 200 read 16 KiB each.
     """
 

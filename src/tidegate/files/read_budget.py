@@ -9,7 +9,7 @@ per stream, measured; bench/README.md). Small reads for everyone would cost a si
 big download a third of its speed.
 
 So each upstream connection reads into its own buffer (a ``BufferedProtocol``) whose
-size is the budget divided by the open connections, as a power of two between
+size is the budget divided by the open body streams, as a power of two between
 :data:`MIN_READ` and :data:`MAX_READ`: with the default 4 MiB budget one download gets
 256 KiB reads and 200 get 16 KiB.
 The kernel's TCP window is untouched, so a distant origin is not slowed down.
@@ -29,26 +29,30 @@ MAX_READ: Final = 256 * 1024  # what the event loop reads at most anyway
 
 
 class ReadBudget:
-    """The bytes one socket read may bring in, shared by a client's open connections."""
+    """The bytes one socket read may bring in, shared by a client's open body streams.
+
+    Streams, not connections: idle keep-alive connections read nothing, and counting
+    them would shrink the reads of the one download that runs after a busy minute.
+    """
 
     def __init__(self, total: int) -> None:
         if total < MIN_READ:
             raise ValueError(f"the read budget must be at least {MIN_READ} bytes")
         self.total = total
-        self.connections = 0
+        self.streams = 0
         self.read_size = self._share()
 
-    def opened(self) -> None:
-        self.connections += 1
+    def stream_started(self) -> None:
+        self.streams += 1
         self.read_size = self._share()
 
-    def closed(self) -> None:
-        self.connections -= 1
+    def stream_ended(self) -> None:
+        self.streams = max(0, self.streams - 1)
         self.read_size = self._share()
 
     def _share(self) -> int:
-        """``total / connections`` rounded down to a power of two, within the bounds."""
-        share = self.total // max(1, self.connections)
+        """``total / streams`` rounded down to a power of two, within the bounds."""
+        share = self.total // max(1, self.streams)
         return min(MAX_READ, max(MIN_READ, 1 << (share.bit_length() - 1)))
 
 
@@ -61,9 +65,8 @@ class BudgetedReads(asyncio.BufferedProtocol):
     aiohttp's connector and responses use this object as their ``ResponseHandler``.
     """
 
-    __slots__ = ("_budget", "_counted", "_handler", "_view")
+    __slots__ = ("_budget", "_handler", "_view")
     _budget: ReadBudget
-    _counted: bool
     _handler: ResponseHandler
     _view: memoryview
 
@@ -71,17 +74,11 @@ class BudgetedReads(asyncio.BufferedProtocol):
         object.__setattr__(self, "_handler", ResponseHandler(loop=loop))
         object.__setattr__(self, "_budget", budget)
         object.__setattr__(self, "_view", memoryview(b""))
-        object.__setattr__(self, "_counted", False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._budget.opened()
-        object.__setattr__(self, "_counted", True)
         self._handler.connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._counted:
-            self._budget.closed()
-            object.__setattr__(self, "_counted", False)
         self._handler.connection_lost(exc)
 
     def pause_writing(self) -> None:

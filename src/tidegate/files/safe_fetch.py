@@ -44,6 +44,7 @@ from tidegate.files.address_policy import (
     pinned,
     system_resolver,
 )
+from tidegate.files.read_budget import ReadBudget
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -227,13 +228,17 @@ class UpstreamResponse:
     def __init__(
         self, response: aiohttp.ClientResponse, url: httpx.URL, max_bytes: int | None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, read_timeout: float | None = None,
+        budget: ReadBudget | None = None,
     ) -> None:
         self._response = response
         self._url = url
         self._max_bytes = max_bytes
         self._chunk_size = chunk_size
         self._read_timeout = read_timeout
+        self._budget = budget
         self._closed = False
+        if budget is not None:
+            budget.stream_started()  # until aclose: the streams share the read budget
 
     @property
     def status_code(self) -> int:
@@ -339,6 +344,8 @@ class UpstreamResponse:
         if self._closed:
             return
         self._closed = True
+        if self._budget is not None:
+            self._budget.stream_ended()
         response = self._response
         if response.content.is_eof():
             response.release()
@@ -432,7 +439,7 @@ class SafeFetcher:
             status, location = response.status, response.headers.get("location")
             if status not in _REDIRECTS or location is None:
                 upstream = UpstreamResponse(response, current, cap, self._policy.chunk_size,
-                                             self._policy.read_timeout)
+                                             self._policy.read_timeout, self._client.read_budget)
                 declared = _declared_length(response) if method != "HEAD" else None
                 if cap is not None and declared is not None and declared > cap:
                     await upstream.aclose()
