@@ -298,11 +298,12 @@ class UpstreamResponse:
     async def iter_pieces(self) -> AsyncIterator[bytes]:
         """Stream the body as it arrives, without re-chunking (the relay's path).
 
-        Each piece is what the parser produced from one socket read (up to the event
-        loop's read size, 256 KiB), handed on without a copy: slicing it into
+        Each piece is what the parser produced from one socket read (16–256 KiB, from
+        the client's read budget), handed on without a copy: slicing it into
         fixed-size chunks would copy every byte once more. Memory stays bounded by
-        the client's read buffer (back-pressure pauses the socket). Same cap, error
-        translation and closing as :meth:`iter_bytes`.
+        the client's read buffer (back-pressure pauses the socket). The read timeout
+        applies to each wait for upstream bytes, never while the caller is slow to
+        take them. Same cap, error translation and closing as :meth:`iter_bytes`.
         """
         content = self._response.content
         connection = self._response.connection

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from tidegate.api.context import services
 from tidegate.api.params import Params, parse_params
@@ -81,12 +81,24 @@ def _download_headers(stream: FileStream) -> dict[str, str]:
     return headers
 
 
-async def _relay(stream: FileStream) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in stream.iter_bytes():
-            yield chunk
-    finally:
-        await stream.aclose()
+class RelayResponse(StreamingResponse):
+    """Streams an opened file and always releases its upstream connection.
+
+    Closing in the body iterator alone is not enough: when the client goes away
+    before the first chunk (or sending the head fails), Starlette never starts the
+    iterator, and its ``finally`` would never run.
+    """
+
+    def __init__(self, stream: FileStream) -> None:
+        super().__init__(stream.iter_bytes(), status_code=stream.status_code,
+                         headers=_download_headers(stream))
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.stream.aclose()
 
 
 async def get_download(request: Request) -> Response:
@@ -102,8 +114,7 @@ async def get_download(request: Request) -> Response:
         authenticator=svc.authenticator, resolver=svc.resolver, chains=svc.chains,
         orders=svc.orders, storage=svc.storage,
     )
-    return StreamingResponse(_relay(stream), status_code=stream.status_code,
-                             headers=_download_headers(stream))
+    return RelayResponse(stream)
 
 
 ENDPOINTS = [
