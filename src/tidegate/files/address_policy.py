@@ -280,7 +280,7 @@ class PinnedAsyncClient:
     unread data aiohttp stops reading the socket, so a slow client slows the upstream
     (back-pressure) instead of filling memory. ``read_budget`` is shared by the socket
     reads of all body streams (:mod:`tidegate.files.read_budget`): one download reads
-    256 KiB at a time, 200 read 16 KiB each.
+    4 MiB at a time, 200 read 16 KiB each.
     """
 
     def __init__(

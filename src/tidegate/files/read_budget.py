@@ -10,8 +10,10 @@ big download a third of its speed.
 
 So each upstream connection reads into its own buffer (a ``BufferedProtocol``) whose
 size is the budget divided by the open body streams, as a power of two between
-:data:`MIN_READ` and :data:`MAX_READ`: with the default 4 MiB budget one download gets
-256 KiB reads and 200 get 16 KiB.
+:data:`MIN_READ` and :data:`MAX_READ`: with the default 4 MiB budget one download reads
+4 MiB at a time, 16 downloads 256 KiB each, 200 downloads 16 KiB each. A buffer is
+dropped when its body ends, so the buffers of all connections stay within the budget
+(or 16 KiB per download, whichever is more).
 The kernel's TCP window is untouched, so a distant origin is not slowed down.
 """
 
@@ -25,7 +27,7 @@ from aiohttp.client_proto import ResponseHandler
 __all__ = ["MAX_READ", "MIN_READ", "BudgetedReads", "ReadBudget"]
 
 MIN_READ: Final = 16 * 1024
-MAX_READ: Final = 256 * 1024  # what the event loop reads at most anyway
+MAX_READ: Final = 4 * 1024 * 1024  # a lone download: few, large syscalls
 
 
 class ReadBudget:
@@ -95,6 +97,10 @@ class BudgetedReads(asyncio.BufferedProtocol):
             # A new buffer, not a resize: the loop may still hold a view of the old one.
             object.__setattr__(self, "_view", memoryview(bytearray(self._budget.read_size)))
         return self._view
+
+    def release_buffer(self) -> None:
+        """Drop the read buffer (the body ended): an idle pooled connection keeps none."""
+        object.__setattr__(self, "_view", memoryview(b""))
 
     def buffer_updated(self, nbytes: int) -> None:
         # One copy into immutable bytes, as the loop makes for a plain Protocol.

@@ -44,7 +44,7 @@ from tidegate.files.address_policy import (
     pinned,
     system_resolver,
 )
-from tidegate.files.read_budget import ReadBudget
+from tidegate.files.read_budget import BudgetedReads, ReadBudget
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -298,7 +298,7 @@ class UpstreamResponse:
     async def iter_pieces(self) -> AsyncIterator[bytes]:
         """Stream the body as it arrives, without re-chunking (the relay's path).
 
-        Each piece is what the parser produced from one socket read (16–256 KiB, from
+        Each piece is what the parser produced from one socket read (16 KiB–4 MiB, from
         the client's read budget), handed on without a copy: slicing it into
         fixed-size chunks would copy every byte once more. Memory stays bounded by
         the client's read buffer (back-pressure pauses the socket). The read timeout
@@ -348,10 +348,12 @@ class UpstreamResponse:
         if self._budget is not None:
             self._budget.stream_ended()
         response = self._response
+        connection = response.connection
+        if connection is not None and isinstance(connection.protocol, BudgetedReads):
+            connection.protocol.release_buffer()
         if response.content.is_eof():
             response.release()
             return
-        connection = response.connection
         transport = connection.transport if connection is not None else None
         if transport is not None:
             transport.abort()

@@ -13,7 +13,7 @@ from tidegate.files.safe_fetch import UpstreamTooLargeError
 
 
 @pytest.mark.parametrize(("total", "streams", "expected"), [
-    (4 << 20, 0, MAX_READ), (4 << 20, 1, MAX_READ), (4 << 20, 16, MAX_READ),
+    (4 << 20, 0, MAX_READ), (4 << 20, 1, MAX_READ), (4 << 20, 16, 256 << 10),
     (4 << 20, 17, 128 << 10), (4 << 20, 64, 64 << 10), (4 << 20, 200, MIN_READ),
     (4 << 20, 1000, MIN_READ), (100_000, 1, 64 << 10), (MIN_READ, 3, MIN_READ),
 ])

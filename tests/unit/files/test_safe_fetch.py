@@ -38,6 +38,7 @@ from tidegate.files.address_policy import (
     is_allowed,
     pinned,
 )
+from tidegate.files.read_budget import MAX_READ
 from tidegate.files.safe_fetch import (
     DEFAULT_CHUNK_SIZE,
     FetchPolicy,
@@ -1103,7 +1104,7 @@ async def test_pieces_relay_the_body_as_it_arrives(
         digest.update(piece)
         sizes.append(len(piece))
     assert digest.hexdigest() == hashlib.sha256(BIG).hexdigest()
-    assert max(sizes) <= 256 * 1024  # one socket read at most: nothing is accumulated
+    assert max(sizes) <= MAX_READ  # one socket read at most: nothing is accumulated
 
 
 async def test_closing_pieces_early_drops_the_connection(
