@@ -8,12 +8,10 @@ concurrent downloads that read-ahead was most of the worker's memory (about 0.5 
 per stream, measured; bench/README.md). Small reads for everyone would cost a single
 big download a third of its speed.
 
-So each upstream connection reads into its own buffer (a ``BufferedProtocol``) whose
-size is the budget divided by the open body streams, as a power of two between
+So upstream connections read through a ``BufferedProtocol`` into a buffer whose size
+is the budget divided by the open body streams, as a power of two between
 :data:`MIN_READ` and :data:`MAX_READ`: with the default 4 MiB budget one download reads
-4 MiB at a time, 16 downloads 256 KiB each, 200 downloads 16 KiB each. A buffer is
-dropped when its body ends, so the buffers of all connections stay within the budget
-(or 16 KiB per download, whichever is more).
+4 MiB at a time, 16 downloads 256 KiB each, 200 downloads 16 KiB each.
 The kernel's TCP window is untouched, so a distant origin is not slowed down.
 """
 
@@ -35,6 +33,10 @@ class ReadBudget:
 
     Streams, not connections: idle keep-alive connections read nothing, and counting
     them would shrink the reads of the one download that runs after a busy minute.
+    All connections read into one buffer of :data:`MAX_READ` bytes: a read fills it,
+    and its bytes are copied out before the loop reads anything else (the event loop
+    calls ``get_buffer``, reads, then ``buffer_updated``, without yielding), so no
+    connection holds a buffer of its own.
     """
 
     def __init__(self, total: int) -> None:
@@ -42,15 +44,21 @@ class ReadBudget:
             raise ValueError(f"the read budget must be at least {MIN_READ} bytes")
         self.total = total
         self.streams = 0
+        self._buffer = memoryview(bytearray(MAX_READ))
         self.read_size = self._share()
+        self.view = self._buffer[: self.read_size]
 
     def stream_started(self) -> None:
         self.streams += 1
-        self.read_size = self._share()
+        self._update()
 
     def stream_ended(self) -> None:
         self.streams = max(0, self.streams - 1)
+        self._update()
+
+    def _update(self) -> None:
         self.read_size = self._share()
+        self.view = self._buffer[: self.read_size]
 
     def _share(self) -> int:
         """``total / streams`` rounded down to a power of two, within the bounds."""
@@ -59,7 +67,7 @@ class ReadBudget:
 
 
 class BudgetedReads(asyncio.BufferedProtocol):
-    """aiohttp's ``ResponseHandler`` behind a read buffer sized by a :class:`ReadBudget`.
+    """aiohttp's ``ResponseHandler`` reading through a :class:`ReadBudget`'s buffer.
 
     Deliberately not an ``asyncio.Protocol``: uvloop uses the buffered interface only
     for protocols that are not. The bytes of each read take aiohttp's normal path
@@ -67,15 +75,13 @@ class BudgetedReads(asyncio.BufferedProtocol):
     aiohttp's connector and responses use this object as their ``ResponseHandler``.
     """
 
-    __slots__ = ("_budget", "_handler", "_view")
+    __slots__ = ("_budget", "_handler")
     _budget: ReadBudget
     _handler: ResponseHandler
-    _view: memoryview
 
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: ReadBudget) -> None:
         object.__setattr__(self, "_handler", ResponseHandler(loop=loop))
         object.__setattr__(self, "_budget", budget)
-        object.__setattr__(self, "_view", memoryview(b""))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._handler.connection_made(transport)
@@ -93,18 +99,11 @@ class BudgetedReads(asyncio.BufferedProtocol):
         self._handler.eof_received()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if len(self._view) != self._budget.read_size:
-            # A new buffer, not a resize: the loop may still hold a view of the old one.
-            object.__setattr__(self, "_view", memoryview(bytearray(self._budget.read_size)))
-        return self._view
-
-    def release_buffer(self) -> None:
-        """Drop the read buffer (the body ended): an idle pooled connection keeps none."""
-        object.__setattr__(self, "_view", memoryview(b""))
+        return self._budget.view
 
     def buffer_updated(self, nbytes: int) -> None:
         # One copy into immutable bytes, as the loop makes for a plain Protocol.
-        self._handler.data_received(self._view[:nbytes].tobytes())
+        self._handler.data_received(self._budget.view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         """Bytes from a layer that does not use the buffered interface (some TLS paths)."""

@@ -44,7 +44,7 @@ from tidegate.files.address_policy import (
     pinned,
     system_resolver,
 )
-from tidegate.files.read_budget import BudgetedReads, ReadBudget
+from tidegate.files.read_budget import ReadBudget
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -349,8 +349,6 @@ class UpstreamResponse:
             self._budget.stream_ended()
         response = self._response
         connection = response.connection
-        if connection is not None and isinstance(connection.protocol, BudgetedReads):
-            connection.protocol.release_buffer()
         if response.content.is_eof():
             response.release()
             return
