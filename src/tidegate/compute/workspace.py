@@ -147,15 +147,16 @@ async def _fetch(file: FileObject, path: Path, storage: StorageContext, left: li
     """Stream one file to ``path`` (its one upstream request), within the budget."""
     stream = await open_file(file, storage)
     try:
-        handle = _create(path)
+        handle = await asyncio.to_thread(_create, path)
         try:
             async for chunk in stream.iter_bytes():
                 left[0] -= len(chunk)
                 if left[0] < 0:
                     raise _OverBudget
-                handle.write(chunk)
+                # Disk writes can stall under writeback pressure: not on the event loop.
+                await asyncio.to_thread(handle.write, chunk)
         finally:
-            handle.close()
+            await asyncio.to_thread(handle.close)
     finally:
         await stream.aclose()
 
