@@ -63,21 +63,18 @@ class HotRoutes:
 
     async def answer(self, scope: Scope, send: Send) -> bool:
         """Send the response and return True, or return False to let the full app answer."""
-        if scope["method"] != "GET":
-            return False
+        path = scope["path"]
+        if scope["method"] != "GET" or (path != "/" and path != self._nonce_path):
+            return False  # every other request: two comparisons, nothing more
         has_body, has_origin = _inspect_headers(scope)
         if has_body:  # parameters may come as JSON: the full route merges them
             return False
         started = time.perf_counter()
-        path = scope["path"]
+        body: bytes | None
         if path == "/":
-            body: bytes | None = getattr(self._state, "root_body", None)
-            route = "/"
-        elif path == self._nonce_path:
-            body = await self._nonce_body(scope["query_string"])
-            route = NONCE_PATH
+            body, route = getattr(self._state, "root_body", None), "/"
         else:
-            return False
+            body, route = await self._nonce_body(scope["query_string"]), NONCE_PATH
         if body is None:
             return False
         headers = [_JSON, (b"content-length", str(len(body)).encode())]
