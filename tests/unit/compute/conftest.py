@@ -7,13 +7,11 @@ addresses allowed), jobs run in real bubblewrap sandboxes with small limits.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers import CONSUMER_ADDRESS, PROVIDER_ADDRESS
+from tests.local_http import LocalServer, QuietHandler, local_fetcher
 from tidegate.chain.clients import Chains
 from tidegate.compute.engines.base import JobAlgorithm, JobInput, JobSpec
 from tidegate.compute.engines.local import LocalEngine
@@ -28,7 +27,6 @@ from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import FINISHED, JobRecord
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.files.objects import StorageContext
-from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.stores.sqlite import SqliteStore
 
 OWNER = CONSUMER_ADDRESS
@@ -41,21 +39,13 @@ ZERO = "0x0000000000000000000000000000000000000000"
 TEST_OPTIONS = SandboxOptions(max_processes=32, tmp_bytes=8 * 1024 * 1024, poll_interval=0.05)
 
 
-class Origin(ThreadingHTTPServer):
+class Origin(LocalServer):
     """Serves ``files`` (path -> bytes); anything else is a 404. Counts requests."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.files: dict[str, bytes] = {}
         self.requests: Counter[str] = Counter()
-        self.thread = threading.Thread(target=self.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def file(self, path: str, content: bytes) -> dict[str, Any]:
         """Serve ``content`` at ``path``; the file object pointing at it."""
@@ -63,12 +53,8 @@ class Origin(ThreadingHTTPServer):
         return {"type": "url", "url": self.url + path, "method": "GET"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: Origin
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -88,21 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def origin() -> Iterator[Origin]:
-    server = Origin()
-    server.thread.start()
-    try:
+    with Origin().running() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.thread.join()
 
 
 @pytest.fixture
 async def storage() -> AsyncIterator[StorageContext]:
-    client = PinnedAsyncClient()
-    fetcher = SafeFetcher(client, FetchPolicy(allow_private_addresses=True, connect_timeout=2,
-                                              read_timeout=5))
+    fetcher, client = local_fetcher()
     async with client:
         yield StorageContext(None, None, Chains({}), fetcher, 1024 * 1024)
 

@@ -9,11 +9,9 @@ document, provider signatures) and how it reads the answers.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from tests.helpers import CONSUMER_ADDRESS, PROVIDER_ADDRESS, PROVIDER_KEY
+from tests.local_http import LocalServer, QuietHandler
 from tests.unit.compute.conftest import ALGO_DID, DID, PYTHON, environment
 from tidegate.auth.signatures import recover_signer
 from tidegate.compute.engines.base import JobAlgorithm, JobInput, JobSpec
@@ -50,28 +49,16 @@ def operator_job(status: int = 1, text: str = "Warming up") -> dict[str, Any]:
             "removed": 0, "algoDID": ALGO_DID, "inputDID": [DID]}
 
 
-class FakeOperator(ThreadingHTTPServer):
-    daemon_threads = True
-
+class FakeOperator(LocalServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.received: list[dict[str, Any]] = []
         self.failures: list[tuple[int, bytes]] = []  # answered first, in order
         self.chunked_result = False
-        self.thread = threading.Thread(target=self.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: FakeOperator
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -117,14 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def operator() -> Iterator[FakeOperator]:
-    server = FakeOperator()
-    server.thread.start()
-    try:
+    with FakeOperator().running() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.thread.join()
 
 
 @pytest.fixture

@@ -6,50 +6,37 @@ import hashlib
 import json
 import logging
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from tests.chain_fixtures import ChainHarness
 from tests.helpers import PROVIDER_ADDRESS
+from tests.local_http import LocalServer, QuietHandler, local_fetcher
 
 from tidegate.chain.clients import ChainConfig, Chains
 from tidegate.chain.contracts import load_artifact
 from tidegate.files.info import content_length, file_info
 from tidegate.files.objects import GatewayNotConfiguredError, StorageContext, parse_file_object
-from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
+from tidegate.files.safe_fetch import PinnedAsyncClient
 
 CSV = b"a,b\n1,2\n3,4\n"
 BODY_1K = bytes(range(256)) * 4
 MAX = 1000  # max_checksum_length in these tests
 
 
-class Origin(ThreadingHTTPServer):
-    daemon_threads = True
-
+class Origin(LocalServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.requests: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()  # body bytes written per path
-        self.thread = threading.Thread(target=self.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: Origin
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def do_GET(self) -> None:
         self._route()
@@ -119,20 +106,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def origin() -> Iterator[Origin]:
-    server = Origin()
-    server.thread.start()
-    try:
+    with Origin().running() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.thread.join()
 
 
 async def _ctx(allow_private: bool = True) -> tuple[StorageContext, PinnedAsyncClient]:
-    client = PinnedAsyncClient()
-    fetcher = SafeFetcher(client, FetchPolicy(allow_private_addresses=allow_private,
-                                              connect_timeout=2, read_timeout=5))
+    fetcher, client = local_fetcher(allow_private)
     return StorageContext(None, None, Chains({}), fetcher, MAX), client
 
 

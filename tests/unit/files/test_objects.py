@@ -7,9 +7,7 @@ server (which answers with what it received) or, for smartcontract, to the dev c
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +15,7 @@ import httpx
 import pytest
 from tests.chain_fixtures import ChainHarness
 from tests.helpers import CONSUMER_ADDRESS
+from tests.local_http import LocalServer, QuietHandler, local_fetcher
 
 from tidegate.chain.clients import ChainConfig, Chains, UnsupportedChainError
 from tidegate.chain.contracts import load_artifact
@@ -35,7 +34,6 @@ from tidegate.files.objects import (
 )
 from tidegate.files.open import FileStream, RangeNotSatisfiableError, open_file
 from tidegate.files.safe_fetch import (
-    FetchPolicy,
     PinnedAsyncClient,
     SafeFetcher,
     UnsafeUrlError,
@@ -46,26 +44,13 @@ from tidegate.files.storages import normalise_userdata, safe_filename
 # --- a local echo server ---------------------------------------------------------------
 
 
-class EchoServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class EchoServer(LocalServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _EchoHandler)
-        self.thread = threading.Thread(target=self.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(_EchoHandler)
 
 
-class _EchoHandler(BaseHTTPRequestHandler):
+class _EchoHandler(QuietHandler):
     """Echoes the request as JSON; a few paths behave differently (see ``_special``)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def do_GET(self) -> None:
         self._answer(b"")
@@ -108,21 +93,12 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echo() -> Iterator[EchoServer]:
-    server = EchoServer()
-    server.thread.start()
-    try:
+    with EchoServer().running() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.thread.join()
 
 
 async def make_fetcher(allow_private: bool = True) -> tuple[SafeFetcher, PinnedAsyncClient]:
-    client = PinnedAsyncClient()
-    policy = FetchPolicy(allow_private_addresses=allow_private, connect_timeout=2,
-                         read_timeout=5)
-    return SafeFetcher(client, policy), client
+    return local_fetcher(allow_private)
 
 
 @pytest.fixture

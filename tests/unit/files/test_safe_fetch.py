@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import httpx
 import pytest
+from tests.local_http import LocalServer, QuietHandler
 
 from tidegate.errors import TidegateError
 from tidegate.files.address_policy import (
@@ -68,34 +68,18 @@ class Seen:
     body: bytes
 
 
-class FileServer(ThreadingHTTPServer):
+class FileServer(LocalServer):
     """A threaded HTTP/1.1 server on 127.0.0.1 with a route per behaviour under test."""
 
-    daemon_threads = True
-
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, 0), _Handler)
+        super().__init__(_Handler, host)
         self.requests: list[Seen] = []
         self.release = threading.Event()  # set at teardown to end the slow routes
         self.sni: list[str | None] = []
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def start(self) -> FileServer:
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        self.release.set()
-        self.shutdown()
-        self.server_close()  # joins the handler threads (block_on_close)
-        self._thread.join()
+        self.release.set()  # the slow routes end, so the handler threads can be joined
+        super().stop()
 
     def use_tls(self, cert: Path, key: Path) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -104,13 +88,9 @@ class FileServer(ThreadingHTTPServer):
         self.socket = context.wrap_socket(self.socket, server_side=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     timeout = 5  # idle keep-alive connections end by themselves
     server: FileServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._route()
