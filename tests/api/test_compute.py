@@ -146,23 +146,39 @@ async def test_raw_algorithm_stop_and_delete(harness: ChainHarness,
     assert r.status_code == 200, r.text
     done = await wait_done(chain_client, job["jobId"])
     assert done["status"] == 70 and "stop" in done["statusText"].lower()
-    nonce = str(time.time_ns())
-    r = await chain_client.request("DELETE", "/api/services/compute", params={
-        "consumerAddress": CONSUMER_ADDRESS, "jobId": job["jobId"], "nonce": nonce,
-        "signature": sign_like_ocean_js(CONSUMER_ADDRESS + job["jobId"] + nonce, CONSUMER_KEY)})
-    assert r.status_code == 200, r.text
-    jobs = (await chain_client.get("/api/services/compute", params={
+    # The log is always result 0 (ocean.py reads computeResult index 0 of a stopped job).
+    assert done["results"][0]["type"] == "algorithmLog"
+
+    async def delete(job_id: str) -> httpx.Response:
+        nonce = str(time.time_ns())
+        return await chain_client.request("DELETE", "/api/services/compute", params={
+            "consumerAddress": CONSUMER_ADDRESS, "jobId": job_id, "nonce": nonce,
+            "signature": sign_like_ocean_js(CONSUMER_ADDRESS + job_id + nonce, CONSUMER_KEY)})
+
+    for _ in range(2):  # a repeated delete finds the tombstone, as the reference's
+        r = await delete(job["jobId"])
+        assert r.status_code == 200, r.text
+        [deleted] = r.json()
+        assert (deleted["jobId"], deleted["removed"], deleted["results"]) == (
+            job["jobId"], 1, [])
+    [status] = (await chain_client.get("/api/services/compute", params={
         "consumerAddress": CONSUMER_ADDRESS, "jobId": job["jobId"]})).json()
-    assert jobs == []
+    assert status["removed"] == 1
+    # A job that never existed: a 404 error, not `[]` (ocean.py indexes element 0).
+    r = await delete("no-such-job")
+    assert (r.status_code, r.json()["code"]) == (404, "job_not_found")
 
 
 async def test_refusals(harness: ChainHarness, chain_client: httpx.AsyncClient) -> None:
     dataset = publish_dataset(harness)  # no raw code; trusts nobody in particular
     trusted = publish_dataset(harness, publisherTrustedAlgorithms=[
         {"did": "did:op:" + "1" * 64, "filesChecksum": "", "containerSectionChecksum": ""}])
+    other_publisher = publish_dataset(
+        harness, publisherTrustedAlgorithmPublishers=["0x" + "12" * 20])
+    unreadable = publish_dataset(harness, publisherTrustedAlgorithms=[{"filesChecksum": ""}])
     algo = publish_algorithm(harness)
     odd_image = publish_algorithm(harness, container={**PYTHON, "image": "ruby"})
-    for asset in (dataset, trusted, algo, odd_image):
+    for asset in (dataset, trusted, other_publisher, unreadable, algo, odd_image):
         await wait_for_ddo(chain_client, asset.did)
     env = await environment(chain_client)
     raw = {"meta": {"rawcode": "print(1)", "container": PYTHON}}
@@ -170,6 +186,8 @@ async def test_refusals(harness: ChainHarness, chain_client: httpx.AsyncClient) 
     cases = [
         (dataset, raw, env["id"], "no_raw_algo_allowed"),
         (trusted, by_did, env["id"], "not_trusted_algo"),
+        (other_publisher, by_did, env["id"], "not_trusted_algo_publisher"),
+        (unreadable, by_did, env["id"], "no_publisherTrustedAlgorithms"),
         (dataset, by_did, "no-such-env", "unknown_environment"),
         (dataset, {"documentId": odd_image.did, "serviceId": "0"}, env["id"],
          "unsupported_image"),
@@ -177,6 +195,9 @@ async def test_refusals(harness: ChainHarness, chain_client: httpx.AsyncClient) 
     for asset, algorithm, env_id, code in cases:
         r = await initialize(chain_client, asset, algorithm, env_id)
         assert (r.status_code, r.json()["code"]) == (400, code), code
+        if code not in ("unknown_environment", "unsupported_image"):  # ours, not the reference's
+            # ocean.py surfaces only `error`: the reference's code must be in its text.
+            assert code in r.json()["error"], r.json()
 
     quotes = (await initialize(chain_client, dataset, by_did, env["id"])).json()
     # Ordered for the consumer itself instead of the compute address: refused.

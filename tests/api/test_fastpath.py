@@ -61,7 +61,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
 async def test_well_formed_nonce_requests_take_the_fast_path(pair: Pair) -> None:
     for form in (CONSUMER_ADDRESS, ADDRESS_LOWER, "0x" + CONSUMER_ADDRESS[2:].upper()):
         r = await pair.compare("GET", f"{NONCE}?userAddress={form}")
-        assert r.json() == {"nonce": 0}
+        assert r.json() == {"nonce": 1}
     r = await pair.compare("GET", f"{NONCE}?userAddress={ADDRESS_LOWER}",
                            headers={"Origin": "https://market.example"})
     assert r.headers["access-control-allow-origin"] == "*"

@@ -5,15 +5,36 @@ from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, sign_like_ocean_py
 NONCE = "/api/services/nonce"
 
 
-async def test_new_address_has_nonce_zero_as_integer(client: httpx.AsyncClient) -> None:
+async def test_new_address_has_nonce_one_as_integer(client: httpx.AsyncClient) -> None:
+    # The reference answers 1 for an address never seen; ocean.js's tests assert > 0.
     r = await client.get(NONCE, params={"userAddress": CONSUMER_ADDRESS})
     assert r.status_code == 200
-    assert r.json() == {"nonce": 0}
+    assert r.json() == {"nonce": 1}
+
+
+async def test_get_writes_nothing(client: httpx.AsyncClient) -> None:
+    # Unlike the reference (whose GET stores 1), the GET stores nothing: a first signed
+    # request may use nonce 1 itself, and the answer stays 1 until one is accepted.
+    for _ in range(2):
+        assert (await client.get(NONCE, params={"userAddress": CONSUMER_ADDRESS})).json() \
+            == {"nonce": 1}
+    r = await client.get("/api/services/createAuthToken", params={
+        "address": CONSUMER_ADDRESS, "nonce": "1", "expiration": "9999999999",
+        "signature": sign_like_ocean_py(CONSUMER_ADDRESS + "1", CONSUMER_KEY),
+    })
+    assert r.status_code == 200, r.text
+    assert (await client.get(NONCE, params={"userAddress": CONSUMER_ADDRESS})).json() \
+        == {"nonce": 1}
+    r = await client.get("/api/services/createAuthToken", params={
+        "address": CONSUMER_ADDRESS, "nonce": "1", "expiration": "9999999999",
+        "signature": sign_like_ocean_py(CONSUMER_ADDRESS + "1", CONSUMER_KEY),
+    })
+    assert r.status_code == 401, r.text
 
 
 async def test_nonce_from_json_body_on_get(client: httpx.AsyncClient) -> None:
     r = await client.request("GET", NONCE, json={"userAddress": CONSUMER_ADDRESS})
-    assert r.json() == {"nonce": 0}
+    assert r.json() == {"nonce": 1}
 
 
 async def test_nonce_advances_and_any_case_address(client: httpx.AsyncClient) -> None:

@@ -22,7 +22,7 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 from tidegate.api.middleware import Metrics, log_access
-from tidegate.auth.nonces import nonce_as_int
+from tidegate.auth.nonces import reported_nonce
 from tidegate.types import checksum_address, is_address
 
 __all__ = ["HotRoutes", "TidegateApp"]
@@ -103,7 +103,7 @@ class HotRoutes:
             stored = await services.store.get_nonce(checksum_address(text))
         except Exception:  # the full route answers (and logs) the store error
             return None
-        return orjson.dumps({"nonce": nonce_as_int(stored)})
+        return orjson.dumps({"nonce": reported_nonce(stored)})
 
 
 class TidegateApp(Starlette):

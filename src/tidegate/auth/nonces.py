@@ -43,6 +43,16 @@ def sort_key(value: Decimal) -> str:
     return f"{int(integer):0{_INT_DIGITS}d}.{fraction.ljust(_FRAC_DIGITS, '0')}"
 
 
+def reported_nonce(stored: str | None) -> int:
+    """What ``GET /nonce`` reports: the integer part of the stored nonce, 1 if none.
+
+    1 for an address never seen, as the reference answers (its GET stores 1; ours
+    stores nothing, so the first signed request may use any positive nonce). ocean.js's
+    own tests assert a non-zero nonce.
+    """
+    return 1 if stored is None else nonce_as_int(stored)
+
+
 def nonce_as_int(stored: str | None) -> int:
     """What ``GET /nonce`` reports: the integer part of the stored nonce, 0 if none.
 

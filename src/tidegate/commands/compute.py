@@ -32,7 +32,7 @@ from tidegate.commands.compute_checks import (
 )
 from tidegate.compute.engines.base import ComputeEngine, JobAlgorithm, JobInput, JobSpec
 from tidegate.compute.environments import Environment
-from tidegate.compute.jobs import JobRecord
+from tidegate.compute.jobs import JobNotFoundError, JobRecord
 from tidegate.errors import BadRequestError
 from tidegate.fees.provider_fees import compute_fee_amount
 from tidegate.fees.quotes import quote_provider_fee, token_decimals
@@ -302,7 +302,7 @@ async def stop_compute(ctx: ComputeContext, params: Mapping[str, Any],
     owner = await _signed_owner(ctx, params, auth_token)
     jobs: list[JobRecord] = await ctx.engine.stop(owner, params.get("jobId") or None,
                                                   params.get("documentId") or None)
-    return [j.to_json() for j in jobs]
+    return _found(jobs, params)
 
 
 async def delete_compute(ctx: ComputeContext, params: Mapping[str, Any],
@@ -310,6 +310,17 @@ async def delete_compute(ctx: ComputeContext, params: Mapping[str, Any],
     owner = await _signed_owner(ctx, params, auth_token)
     jobs = await ctx.engine.delete(owner, params.get("jobId") or None,
                                    params.get("documentId") or None)
+    return _found(jobs, params)
+
+
+def _found(jobs: list[JobRecord], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records, or a 404 when a named job does not exist.
+
+    ocean.py 3.1.2 reads element 0 of a stop/delete answer: an empty list would crash
+    it with IndexError, a 404 becomes its ordinary provider error.
+    """
+    if params.get("jobId") and not jobs:
+        raise JobNotFoundError("Job not found.")
     return [j.to_json() for j in jobs]
 
 

@@ -23,7 +23,13 @@ class ComputeRefusedError(BadRequestError):
 
 
 def refuse(code: str, message: str) -> ComputeRefusedError:
-    return ComputeRefusedError(message, code=code)
+    """A 400 whose ``error`` text starts with the reference's code.
+
+    ocean.py surfaces only ``error``, and callers (its own tests among them) look for
+    the reference's code (``no_raw_algo_allowed``, ``not_trusted_algo``, ...) in it; the
+    same code is also the stable ``code`` field.
+    """
+    return ComputeRefusedError(f"{code}: {message}", code=code)
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,11 @@ async def check_algorithm_allowed(
                      "The algorithm's publisher is not trusted by this dataset.")
     if not trusted:
         return
-    entry = next((t for t in trusted if isinstance(t, Mapping)
-                  and t.get("did") == algorithm.asset.did), None)
+    if any(not isinstance(t, Mapping) or "did" not in t for t in trusted):
+        # The reference's code for a trusted-algorithm list it cannot read.
+        raise refuse("no_publisherTrustedAlgorithms",
+                     "An entry of publisherTrustedAlgorithms has no did.")
+    entry = next((t for t in trusted if t.get("did") == algorithm.asset.did), None)
     if entry is None:
         raise refuse("not_trusted_algo", "The algorithm is not trusted by this dataset.")
     if entry.get("containerSectionChecksum") and (

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from tidegate.errors import NotFoundError
+
 
 class JobStatus(IntEnum):
     WARMING_UP = 1
@@ -41,6 +43,12 @@ FINISHED = {JobStatus.DATA_PROVISIONING_FAILED, JobStatus.ALGORITHM_PROVISIONING
             JobStatus.COMPLETED}
 
 
+class JobNotFoundError(NotFoundError):
+    """No such job for this owner (the same answer whether it exists for another one)."""
+
+    code = "job_not_found"
+
+
 @dataclass
 class JobResult:
     """One downloadable result: ``type`` is "output", "algorithmLog" or "configurationLog"."""
@@ -67,6 +75,8 @@ class JobRecord:
     algorithm_did: str | None = None
     input_dids: list[str] = field(default_factory=list)
     stop_requested: bool = False
+    removed: bool = False
+    """Deleted: files gone, the record kept as the reference keeps it (``removed: 1``)."""
     detail: str = ""
     """Why a job ended the way it did (time limit, memory, exit code...)."""
 
@@ -88,7 +98,7 @@ class JobRecord:
             "algoDID": self.algorithm_did,
             "inputDID": self.input_dids,
             "stopreq": int(self.stop_requested),
-            "removed": 0,
+            "removed": int(self.removed),
             "algorithmLogUrl": None,
             "resultsUrls": [],
             "resultsDid": "",

@@ -227,6 +227,24 @@ def collect_results(workspace: Workspace) -> list[JobResult]:
     return results
 
 
+def finished_results(workspace: Workspace, detail: str, completed: bool) -> list[JobResult]:
+    """A finished job's results: outputs (if it completed) then, always, the log.
+
+    A job that did not complete, or whose algorithm never wrote to the log (stopped
+    while queued), gets a log ending with ``detail``, so result 0 always exists.
+    """
+    results = collect_results(workspace) if completed else []
+    if completed and results and results[-1].type == "algorithmLog":
+        return results
+    outputs = [r for r in results if r.type != "algorithmLog"]
+    workspace.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with workspace.log_file.open("ab") as log:
+        log.write(f"tidegate: {detail}\n".encode())
+    return [*outputs, JobResult(filename="algorithm.log",
+                                filesize=workspace.log_file.stat().st_size,
+                                type="algorithmLog", index=len(outputs))]
+
+
 def result_file(workspace: Workspace, result: JobResult) -> tuple[Path, os.stat_result]:
     """Path and ``lstat`` of a result; ResultNotFoundError unless a regular file."""
     try:

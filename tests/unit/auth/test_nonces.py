@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from tidegate.auth.nonces import nonce_as_int, parse_nonce, sort_key
+from tidegate.auth.nonces import nonce_as_int, parse_nonce, reported_nonce, sort_key
 from tidegate.errors import BadRequestError
 
 VALUES = [
@@ -39,3 +39,9 @@ def test_reported_nonce_is_an_integer() -> None:
     assert nonce_as_int("1684325597.242274") == 1684325597
     assert nonce_as_int("1795533623683040263") == 1795533623683040263
     assert Decimal(nonce_as_int("7") + 1) > Decimal("7")
+
+
+def test_get_nonce_reports_one_for_an_unknown_address() -> None:
+    assert reported_nonce(None) == 1
+    assert reported_nonce("0") == 0
+    assert reported_nonce("1684325597.242274") == 1684325597

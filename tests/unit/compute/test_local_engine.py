@@ -160,12 +160,16 @@ async def test_stop_a_queued_job(make_engine: EngineFactory) -> None:
     await wait_status(engine, running.job_id, {JobStatus.RUNNING})
     [record] = await engine.stop(OWNER, queued.job_id, None)
     assert record.status_text == "Job stopped"
-    assert [r.type for r in record.results] == []
+    # The reference always publishes the log: result 0 exists even for a job that never ran.
+    assert [(r.type, r.index) for r in record.results] == [("algorithmLog", 0)]
+    stream = await engine.result(OWNER, queued.job_id, 0)
+    log = b"".join([chunk async for chunk in stream.chunks])
+    assert log == b"tidegate: Job stopped\n"
     await engine.stop(OWNER, None, DID)  # by dataset: stops the running one too
     assert (await finished(engine, running.job_id)).status_text == "Job stopped"
 
 
-async def test_delete_removes_records_and_files(make_engine: EngineFactory,
+async def test_delete_removes_files_and_keeps_a_tombstone(make_engine: EngineFactory,
                                                 tmp_path: Path) -> None:
     engine = await make_engine()
     job = spec(environment(), code="open('/data/outputs/o', 'w').write('x')")
@@ -175,10 +179,15 @@ async def test_delete_removes_records_and_files(make_engine: EngineFactory,
     assert (job_dir / "data" / "outputs" / "o").is_file()
     assert await engine.delete("0x" + "00" * 20, job.job_id, None) == []  # other owner
     [deleted] = await engine.delete(OWNER, job.job_id, None)
-    assert deleted.job_id == job.job_id
+    assert deleted.job_id == job.job_id and deleted.to_json()["removed"] == 1
     assert not job_dir.exists()
-    assert await engine.jobs(OWNER, job.job_id, None) == []
-    with pytest.raises(JobNotFoundError):
+    # As operator-service: the record stays, marked removed, without results; a second
+    # delete (or a status) still finds it instead of answering an empty list.
+    [again] = await engine.delete(OWNER, job.job_id, None)
+    assert again.removed and again.results == []
+    [status] = await engine.jobs(OWNER, job.job_id, None)
+    assert status.removed
+    with pytest.raises(ResultNotFoundError):
         await engine.result(OWNER, job.job_id, 0)
 
 
@@ -306,4 +315,6 @@ async def test_provisioning_failures(make_engine: EngineFactory, origin: Origin)
     assert two.status == JobStatus.DATA_PROVISIONING_FAILED and "disk limit" in two.detail
     assert three.status == JobStatus.ALGORITHM_PROVISIONING_FAILED
     assert three.detail.startswith("Could not provision the algorithm: ")
-    assert one.results == two.results == three.results == []
+    # A failed job still has its log (with why) as result 0, as the reference publishes it.
+    for failed in (one, two, three):
+        assert [(r.type, r.index) for r in failed.results] == [("algorithmLog", 0)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from tidegate.api.context import services
 from tidegate.api.params import Params, read_body
@@ -24,7 +24,11 @@ async def post_encrypt(request: Request) -> Response:
     chain = svc.chains.parse_and_get(raw_chain)
     # Any content type: ocean.py sends LZMA bytes, ocean.js JSON text; never decode.
     body = await read_body(request, svc.settings.max_encrypt_bytes)
-    return PlainTextResponse(await encrypt_document(chain, body), status_code=201)
+    # Exactly ``text/plain`` (no charset): ocean.py's tests compare the header, and the
+    # reference sends it so. The body is ASCII hex.
+    ciphertext = await encrypt_document(chain, body)
+    return Response(ciphertext.encode("ascii"), status_code=201,
+                    headers={"Content-Type": "text/plain"})
 
 
 ENDPOINTS = [

@@ -34,18 +34,18 @@ from eth_utils import is_address, to_checksum_address
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
 from tidegate.compute.environments import Environment
-from tidegate.compute.jobs import FINISHED, STATUS_TEXT, JobRecord, JobStatus
+from tidegate.compute.jobs import FINISHED, STATUS_TEXT, JobNotFoundError, JobRecord, JobStatus
 from tidegate.compute.runtimes import RuntimeRule, default_rules, resolve_runtime
 from tidegate.compute.sandbox import Sandbox, SandboxOptions, SandboxUnavailableError, limits_for
 from tidegate.compute.workspace import (
     ResultNotFoundError,
     Workspace,
-    collect_results,
+    finished_results,
     provision,
     read_result,
     result_file,
 )
-from tidegate.errors import BadRequestError, NotFoundError
+from tidegate.errors import BadRequestError
 from tidegate.files.objects import StorageContext
 from tidegate.files.storages import safe_filename
 from tidegate.stores.base import Store
@@ -56,12 +56,6 @@ logger = logging.getLogger(__name__)
 
 _JOB_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 INTERRUPTED: Final = "Interrupted by a Tidegate restart."
-
-
-class JobNotFoundError(NotFoundError):
-    """No such job for this owner (the same answer whether it exists for another one)."""
-
-    code = "job_not_found"
 
 
 @dataclass
@@ -240,11 +234,16 @@ class LocalEngine:
         return [r for r in refreshed if r is not None]
 
     async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
-        """Stop the owner's matching jobs, then forget them and delete their files."""
+        """Stop the owner's matching jobs, delete their files, keep a tombstone.
+
+        As the reference (operator-service marks ``removed``), the record stays with
+        ``removed: 1`` and no results, so a repeated status or delete still finds it.
+        """
         records = await self.stop(owner, job_id, did)
         for record in records:
-            await self._store.delete_job(record.job_id)
             await asyncio.to_thread(Workspace(self._jobs_dir / record.job_id).remove)
+            record.removed, record.results = True, []
+            await self._save(record)
         return records
 
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
@@ -388,13 +387,18 @@ class LocalEngine:
 
     async def _finish(self, job_id: str, detail: str,
                       status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False) -> None:
-        """Mark the job finished; on 70 its outputs and log become its results."""
+        """Mark the job finished; its log is always a result, on 70 its outputs too.
+
+        The reference always publishes the algorithm log, so clients read result 0
+        even of a job stopped before it ran: a job that did not complete gets a log
+        ending with why (created if the algorithm never started).
+        """
         record = await self._load(job_id)
         if record is None or record.status in FINISHED:
             return
         workspace = Workspace(self._jobs_dir / job_id)
-        if status == JobStatus.COMPLETED:
-            record.results = await asyncio.to_thread(collect_results, workspace)
+        record.results = await asyncio.to_thread(
+            finished_results, workspace, detail, status == JobStatus.COMPLETED)
         record.status, record.detail = int(status), detail
         record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
         record.date_finished = time.time()
