@@ -42,6 +42,8 @@ SETUP_HINT = "run `make e2e-setup` (part of `make test`)"
 DEPLOYER, OTHER = 0, 4
 OCEANPY_PUBLISHER, OCEANPY_CONSUMER = 5, 6
 OCEANJS_PUBLISHER, OCEANJS_CONSUMER = 7, 8
+# Signs through the node (ethers JsonRpcSigner: eth_sendTransaction, personal_sign).
+OCEANJS_NODE_SIGNER = 3
 DECRYPTER = 9
 
 DEV_START_TIMEOUT = 120
@@ -251,6 +253,8 @@ def oceanpy(request: pytest.FixtureRequest, file_origin: FileOrigin, keys: dict[
 def oceanjs(request: pytest.FixtureRequest, file_origin: FileOrigin, keys: dict[int, str],
             tmp_path_factory: pytest.TempPathFactory) -> DriverRun:
     """ocean.js 3.4.6's driver, run once."""
+    from eth_account import Account
+
     node = shutil.which("node")
     if node is None:
         pytest.skip(f"node is not installed: the ocean.js client cannot run ({SETUP_HINT})")
@@ -263,6 +267,7 @@ def oceanjs(request: pytest.FixtureRequest, file_origin: FileOrigin, keys: dict[
         **_common_env(dev_stack, file_origin),
         "E2E_PUBLISHER_KEY": keys[OCEANJS_PUBLISHER],
         "E2E_CONSUMER_KEY": keys[OCEANJS_CONSUMER],
+        "E2E_NODE_SIGNER_ADDRESS": Account.from_key(keys[OCEANJS_NODE_SIGNER]).address,
     }
     return _run_driver("the ocean.js driver", [node, str(OCEANJS / "driver.js"), str(out)],
                        env, out, dev_stack)

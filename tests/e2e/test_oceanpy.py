@@ -102,6 +102,24 @@ def test_compat_search_with_escaped_colons_and_query(oceanpy: DriverRun) -> None
 
 
 @pytest.mark.parametrize("flow", FLOWS)
+def test_compat_ddo_datatokens_and_stats(oceanpy: DriverRun, flow: str) -> None:
+    """ocean.py's DDO carries Aquarius' indexer fields: ddo.datatokens[0] names the
+    service's datatoken (address, name, symbol, serviceId); ddo.stats has the order count
+    and, for a fixed-rate exchange or a dispenser, the price."""
+    detail = step(oceanpy, f"{flow}.datatokens", needs=PUBLISH)
+    stats = detail["stats"]
+    assert isinstance(stats["orders"], int)
+    if flow == "fixed_rate":
+        assert stats["price"]["value"] == 3.0 and stats["price"]["tokenSymbol"] == "OCEAN"
+    elif flow == "free":
+        assert stats["price"]["value"] == 0
+    else:
+        assert stats["price"] == {}
+    assert {"address", "name", "symbol", "state", "owner", "created", "tokenURI"} \
+        <= set(detail["nft"])
+
+
+@pytest.mark.parametrize("flow", FLOWS)
 def test_compat_fileinfo_one_entry_per_file(oceanpy: DriverRun, flow: str) -> None:
     """download() loops over len(fileinfo); is_consumable uses any(item["valid"])."""
     files = step(oceanpy, f"{flow}.fileinfo", needs=FILEINFO)["files"]
@@ -247,6 +265,35 @@ def test_compute_delete(oceanpy: DriverRun, dev_stack: DevStack) -> None:
     job_id = oceanpy.report["steps"]["compute.start"]["detail"]["job_id"]
     assert detail["deleted"] == {"jobId": job_id, "status": 70}
     consumer = oceanpy.report["steps"]["compute.start"]["detail"]["consumer"]
-    jobs = httpx.get(dev_stack.provider_url + "/api/services/compute", timeout=10,
-                     params={"consumerAddress": consumer, "jobId": job_id}).json()
-    assert jobs == []
+    [job] = httpx.get(dev_stack.provider_url + "/api/services/compute", timeout=10,
+                      params={"consumerAddress": consumer, "jobId": job_id}).json()
+    # As the reference (operator-service): the record stays, marked removed, no results.
+    assert (job["removed"], job["results"]) == (1, [])
+
+
+def test_compat_delete_twice_finds_the_removed_job(oceanpy: DriverRun) -> None:
+    """delete_compute_job reads element 0 of the answer: a second delete must still
+    answer the (removed) job, not an empty list."""
+    detail = step(oceanpy, "compute.delete_again",
+                  needs=(*C2D_RESULT, "computeStop", "computeDelete"))
+    job_id = oceanpy.report["steps"]["compute.start"]["detail"]["job_id"]
+    assert detail["deleted"] == {"jobId": job_id, "status": 70, "removed": 1}
+
+
+def test_compat_delete_of_an_unknown_job_is_a_provider_error(oceanpy: DriverRun) -> None:
+    """An unknown job: ocean.py raises its DataProviderException (not IndexError)."""
+    detail = step(oceanpy, "compute.delete_unknown", needs=(*C2D_START, "computeDelete"))
+    assert detail["raised"] == "DataProviderException", detail
+
+
+def test_compat_stopped_job_has_its_log_as_result_zero(oceanpy: DriverRun) -> None:
+    """A job stopped right after start: computeResult index 0 exists (the log, when the
+    stop came before the algorithm ran). The e2e algorithm is quick, so the job may
+    also have completed first; tests/api/test_compute.py stops a sleeping one."""
+    detail = step(oceanpy, "compute.stop_fresh", needs=(*C2D_RESULT, "computeStop"))
+    assert detail["status"] == 70, detail
+    results = detail["results"]
+    assert results and results[0]["index"] == 0 and results[-1]["type"] == "algorithmLog"
+    assert detail["log"], detail
+    if "stop" in detail["statusText"].lower() and len(results) == 1:
+        assert detail["log"].endswith("tidegate: Job stopped\n"), detail

@@ -106,7 +106,7 @@ async function main (outPath) {
   await step('getNonce', ['getEndpoints'], async () => {
     // GET with Content-Type: application/json and no body; ocean.js does Number(nonce).
     const nonce = await lib.ProviderInstance.getNonce(providerUrl, consumer.address)
-    if (!Number.isInteger(nonce) || nonce < 0) throw new Error(`nonce ${nonce} is not an integer`)
+    if (!Number.isInteger(nonce)) throw new Error(`nonce ${nonce} is not an integer`)
     return { nonce }
   })
 
@@ -227,6 +227,47 @@ async function main (outPath) {
 
   await step('download', ['startOrder'], () => download('first'))
   await step('redownload', ['download'], () => download('again'))
+
+  // A dApp on barge signs through the node: ethers' JsonRpcSigner sends transactions
+  // with eth_sendTransaction and signs provider requests with personal_sign, both
+  // answered by the dev chain for its unlocked barge accounts.
+  const nodeAddress = env.E2E_NODE_SIGNER_ADDRESS
+  await step('nodeSigner.signMessage', ['getEndpoints'], async () => {
+    const accounts = await rpc.listAccounts() // eth_accounts
+    if (!accounts.map((a) => a.toLowerCase()).includes(nodeAddress.toLowerCase())) {
+      throw new Error(`eth_accounts lacks ${nodeAddress}: ${accounts}`)
+    }
+    const signer = rpc.getSigner(nodeAddress)
+    const signature = await lib.ProviderInstance.signProviderRequest(signer, 'tidegate e2e')
+    const recovered = ethers.utils.verifyMessage(ethers.utils.arrayify(ethers.utils.solidityKeccak256(['bytes'], [ethers.utils.hexlify(ethers.utils.toUtf8Bytes('tidegate e2e'))])), signature)
+    if (recovered.toLowerCase() !== nodeAddress.toLowerCase()) {
+      throw new Error(`personal_sign signature recovers ${recovered}, not ${nodeAddress}`)
+    }
+    return { accounts: accounts.length, recovered }
+  })
+
+  await step('nodeSigner.download', ['nodeSigner.signMessage', 'startOrder'], async () => {
+    const signer = rpc.getSigner(nodeAddress)
+    const init = await lib.ProviderInstance.initialize(
+      state.did, SERVICE_ID, 0, nodeAddress, providerUrl
+    )
+    if (!init || !init.providerFee) throw new Error(`no providerFee in ${JSON.stringify(init)}`)
+    const asPublisher = new lib.Datatoken(publisher, 8996, config)
+    const minted = await asPublisher.mint(state.datatoken, publisher.address, '1', nodeAddress)
+    if (!minted) throw new Error('Datatoken.mint failed (see stderr)')
+    const asSigner = new lib.Datatoken(signer, 8996, config)
+    const tx = await asSigner.startOrder(state.datatoken, nodeAddress, 0, init.providerFee)
+    if (!tx) throw new Error('startOrder through the node signer failed (see stderr)')
+    const receipt = await rpc.getTransactionReceipt(tx.hash)
+    if (receipt.status !== 1) throw new Error(`order reverted: ${tx.hash}`)
+    const url = await lib.ProviderInstance.getDownloadUrl(
+      state.did, SERVICE_ID, 0, tx.hash, providerUrl, signer
+    )
+    const result = await lib.downloadFile(url, 0)
+    const digest = sha256(result.data)
+    if (digest !== fileSha256) throw new Error(`sha256 ${digest} != ${fileSha256}`)
+    return { orderTx: tx.hash, bytes: result.data.byteLength, validUntil: init.providerFee.validUntil }
+  })
 
   if (env.E2E_COMPUTE !== '0') await compute(publisher, consumer, aquarius, config)
 

@@ -290,6 +290,20 @@ def run_flow(
 
     rec.run(f"{flow}.resolve", resolve, needs=(f"{flow}.publish",))
 
+    def datatokens() -> dict[str, Any]:
+        # ocean.py's DDO keeps Aquarius' indexer fields; its READMEs read the datatoken
+        # from ddo.datatokens[0]["address"] and the price from ddo.stats.
+        ddo = s["ddo"]
+        assert ddo.datatokens, f"no datatokens in {ddo.datatokens!r}"
+        entry = ddo.datatokens[0]
+        assert entry["address"] == s["datatoken"].address, entry
+        assert entry["serviceId"] == ddo.services[0].id, entry
+        assert entry["symbol"] == s["datatoken"].symbol(), entry
+        assert entry["name"] == s["datatoken"].name(), entry
+        return {"datatokens": ddo.datatokens, "stats": ddo.stats, "nft": ddo.nft}
+
+    rec.run(f"{flow}.datatokens", datatokens, needs=(f"{flow}.resolve",))
+
     def search() -> dict[str, Any]:
         # ocean.assets.search: query_string with ":" escaped as "\\:"; query: ES term.
         did = s["ddo"].did
@@ -525,6 +539,42 @@ def run_compute(
 
     rec.run("compute.delete", delete,
             needs=("compute.result", "compute.result_logs", "compute.stop"))
+
+    def delete_again() -> dict[str, Any]:
+        # The reference keeps a deleted job (removed: 1): a second delete finds it.
+        dsp = m["DataServiceProvider"]
+        deleted = dsp.delete_compute_job(s["ddo"].did, s["job_id"], s["service"], consumer)
+        return {"deleted": {k: deleted.get(k) for k in ("jobId", "status", "removed")}}
+
+    rec.run("compute.delete_again", delete_again, needs=("compute.delete",))
+
+    def delete_unknown() -> dict[str, Any]:
+        # An empty answer would crash delete_compute_job (IndexError on element 0); an
+        # error answer becomes ocean.py's own DataProviderException.
+        dsp = m["DataServiceProvider"]
+        try:
+            dsp.delete_compute_job(s["ddo"].did, "no-such-job", s["service"], consumer)
+        except Exception as exc:  # the type is what the test checks
+            return {"raised": type(exc).__name__, "message": str(exc)[:300]}
+        return {"raised": None}
+
+    rec.run("compute.delete_unknown", delete_unknown, needs=("compute.start",))
+
+    def stop_fresh() -> dict[str, Any]:
+        # A job stopped right after its start: computeResult index 0 (the log) exists.
+        job_id = ocean.compute.start(consumer, s["dataset_input"], s["env"]["id"],
+                                     s["algorithm_input"])
+        job = ocean.compute.stop(s["ddo"], s["service"], job_id, consumer)
+        deadline = time.monotonic() + STATUS_TIMEOUT
+        while job.get("status") not in FINISHED and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = ocean.compute.status(s["ddo"], s["service"], job_id, consumer)
+        log = ocean.compute.result(s["ddo"], s["service"], job_id, 0, consumer)
+        return {"job_id": job_id, "status": job.get("status"),
+                "statusText": job.get("statusText"), "results": job.get("results"),
+                "log": log.decode("utf-8", "replace")}
+
+    rec.run("compute.stop_fresh", stop_fresh, needs=("compute.start",))
 
 
 if __name__ == "__main__":
