@@ -29,6 +29,9 @@ def base_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "TIDEGATE_DATA_DIR": str(tmp_path),
         "TIDEGATE_ACCESS_LOG": "false",
         "TIDEGATE_INDEXER": "false",
+        # No gateways (set empty): tests never reach the public ipfs.io / arweave.net.
+        "IPFS_GATEWAY": "",
+        "ARWEAVE_GATEWAY": "",
     }
     env.update(overrides)
     return env

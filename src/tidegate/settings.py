@@ -28,6 +28,9 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
 DEFAULT_MAX_CHECKSUM_LENGTH = 5 * 1024 * 1024
+# The reference Provider's Docker image sets these (unset there means no gateway).
+DEFAULT_IPFS_GATEWAY = "https://ipfs.io"
+DEFAULT_ARWEAVE_GATEWAY = "https://arweave.net/"
 DEFAULT_MAX_ENCRYPT_BYTES = 16 * 1024 * 1024
 
 
@@ -159,8 +162,8 @@ class _Parser:
             rpc_timeout=self._float("TIDEGATE_RPC_TIMEOUT", 10.0),
             chain_state_ttl=self._float("TIDEGATE_CHAIN_STATE_TTL", 1.0, zero_allowed=True),
             pending_tx_wait=self._float("TIDEGATE_PENDING_TX_WAIT", 5.0),
-            ipfs_gateway=self._optional("IPFS_GATEWAY", self._check_url),
-            arweave_gateway=self._optional("ARWEAVE_GATEWAY", self._check_url),
+            ipfs_gateway=self._gateway("IPFS_GATEWAY", DEFAULT_IPFS_GATEWAY),
+            arweave_gateway=self._gateway("ARWEAVE_GATEWAY", DEFAULT_ARWEAVE_GATEWAY),
             database_url=self._database_url(),
             data_dir=self._path("TIDEGATE_DATA_DIR") or Path("data"),
             max_encrypt_bytes=self._int("TIDEGATE_MAX_ENCRYPT_BYTES", DEFAULT_MAX_ENCRYPT_BYTES),
@@ -213,6 +216,15 @@ class _Parser:
             if check(f"{name}[{chain}]", value):
                 result[int(chain)] = value
         return None, result
+
+    def _gateway(self, name: str, default: str) -> str | None:
+        """A gateway URL: the reference image's default when unset, none when set empty."""
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        if raw.strip() == "":
+            return None  # explicitly disabled: such files answer 503 gateway_not_configured
+        return raw.strip() if self._check_url(name, raw.strip()) else None
 
     def _optional(self, name: str, check: _Check) -> str | None:
         raw = self.get(name)

@@ -66,3 +66,13 @@ def test_performance_knobs() -> None:
     default = Settings.from_env(BASE)
     assert (default.relay_read_budget, default.chain_state_ttl, default.fast_routes) == (
         4 * 1024 * 1024, 1.0, True)
+
+
+def test_gateways_default_to_the_reference_images() -> None:
+    s = Settings.from_env(BASE)
+    assert (s.ipfs_gateway, s.arweave_gateway) == ("https://ipfs.io", "https://arweave.net/")
+    s = Settings.from_env({**BASE, "IPFS_GATEWAY": "http://127.0.0.1:8080",
+                           "ARWEAVE_GATEWAY": ""})
+    assert (s.ipfs_gateway, s.arweave_gateway) == ("http://127.0.0.1:8080", None)
+    with pytest.raises(ConfigurationError, match="IPFS_GATEWAY must be an http"):
+        Settings.from_env({**BASE, "IPFS_GATEWAY": "ftp://x"})
