@@ -221,3 +221,19 @@ def test_compat_node_signer_orders_and_downloads(oceanjs: DriverRun) -> None:
     getDownloadUrl signed by personal_sign, and the bytes arrive intact."""
     detail = step(oceanjs, "nodeSigner.download", needs=DOWNLOAD)
     assert detail["orderTx"].startswith("0x") and detail["bytes"] > 0
+
+
+def test_compat_ddo_indexer_fields_for_a_free_asset(oceanjs: DriverRun) -> None:
+    """Aquarius v4's indexer fields on a dispenser asset published by createAsset."""
+    detail = step(oceanjs, "free.resolve", needs=("encrypt",))
+    [datatoken] = detail["datatokens"]
+    assert datatoken["address"].startswith("0x") and datatoken["symbol"]
+    assert detail["stats"]["orders"] == 0 and detail["stats"]["price"]["value"] == 0
+    assert detail["nft"]["symbol"] == "TGFREE"
+
+
+def test_compat_order_asset_reads_datatokens_and_stats(oceanjs: DriverRun) -> None:
+    """orderAsset takes the datatoken from ddo.datatokens[0] and the market fee token
+    from ddo.stats.price.tokenAddress, dispenses and orders; the download then works."""
+    detail = step(oceanjs, "free.orderAsset", needs=("encrypt", "initialize", "download"))
+    assert detail["orderTx"].startswith("0x") and detail["bytes"] > 0

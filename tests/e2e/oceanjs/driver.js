@@ -228,6 +228,44 @@ async function main (outPath) {
   await step('download', ['startOrder'], () => download('first'))
   await step('redownload', ['download'], () => download('again'))
 
+  // A free asset (dispenser) ordered with ocean.js's orderAsset, which reads the DDO's
+  // indexer fields: datatokens[0].address and stats.price.tokenAddress.
+  await step('free.publish', ['encrypt'], async () => {
+    const ddo = ddoTemplate('tidegate-e2e-oceanjs-free', 'dataset', { id: SERVICE_ID, type: 'access' })
+    ddo.stats = { price: { value: '0' } } // createAsset: value "0" creates a dispenser
+    const files = { datatokenAddress: '0x0', nftAddress: '0x0', files: [{ type: 'url', url: fileUrl, method: 'GET' }] }
+    const did = await lib.createAsset(
+      'tidegate-e2e-free', 'TGFREE', publisher, files, 1, ddo, true, providerUrl,
+      lib.ZERO_ADDRESS, aquarius
+    )
+    if (!did) throw new Error('createAsset returned nothing (see stderr)')
+    state.freeDid = did
+    return { did }
+  })
+
+  await step('free.resolve', ['free.publish'], async () => {
+    const asset = await aquarius.waitForIndexer(state.freeDid, undefined, undefined, 200, 150)
+    if (!asset) throw new Error('the DDO never appeared in Tidegate\'s Aquarius API (30 s)')
+    state.freeAsset = asset
+    return { datatokens: asset.datatokens, stats: asset.stats, nft: asset.nft }
+  })
+
+  await step('free.orderAsset', ['free.resolve'], async () => {
+    const asset = state.freeAsset
+    const datatoken = new lib.Datatoken(consumer, 8996, config)
+    const tx = await lib.orderAsset(asset, consumer, config, datatoken, providerUrl)
+    if (!tx) throw new Error('orderAsset returned nothing (see stderr)')
+    const receipt = await (tx.wait ? tx.wait() : rpc.getTransactionReceipt(tx.hash))
+    if (receipt.status !== 1) throw new Error(`order reverted: ${tx.hash}`)
+    const url = await lib.ProviderInstance.getDownloadUrl(
+      asset.id, asset.services[0].id, 0, tx.hash, providerUrl, consumer
+    )
+    const result = await lib.downloadFile(url, 0)
+    const digest = sha256(result.data)
+    if (digest !== fileSha256) throw new Error(`sha256 ${digest} != ${fileSha256}`)
+    return { orderTx: tx.hash, bytes: result.data.byteLength }
+  })
+
   // A dApp on barge signs through the node: ethers' JsonRpcSigner sends transactions
   // with eth_sendTransaction and signs provider requests with personal_sign, both
   // answered by the dev chain for its unlocked barge accounts.
