@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 import uvicorn
@@ -56,16 +57,36 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8030, show_default=True, type=int)
 @click.option("--rpc-port", default=8545, show_default=True, type=int,
-              help="JSON-RPC port of the embedded chain (0: any free port)")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Keep Tidegate's state here (default: a fresh temporary directory)")
-def dev(host: str, port: int, rpc_port: int, data_dir: Path | None) -> None:
-    """Embedded dev chain + contracts + demo asset + Tidegate, in one process."""
-    from tidegate.devmode import run_dev  # imports py-evm: only for this command
+              help="JSON-RPC port of the dev chain, as barge's (0: any free port)")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              envvar="TIDEGATE_DATA_DIR",
+              help="Keep the chain (with anvil), the index and Tidegate's state here "
+                   "(or TIDEGATE_DATA_DIR; default: a fresh temporary directory)")
+@click.option("--chain", "chain", type=click.Choice(["auto", "anvil", "embedded"]),
+              default="auto", show_default=True,
+              help="anvil, the in-process eth-tester chain, or anvil when it is installed")
+@click.option("--fresh", is_flag=True,
+              help="Discard the chain state and the index kept in --data-dir first")
+def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
+        fresh: bool) -> None:
+    """Dev chain + Ocean contracts + demo asset + Tidegate: barge for dApp developers.
 
-    configure_logging("WARNING")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_dev(host, port, rpc_port, data_dir))
+    Reads the same environment as `serve` (PROVIDER_PRIVATE_KEY, gateways, compute
+    settings, LOG_LEVEL ...); dev defaults fill in what is unset (docs/dev.md).
+    """
+    from tidegate.devmode import ChainChoice, DevModeError, run_dev
+
+    configure_logging("WARNING")  # until the settings are read
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_dev(host, port, rpc_port, data_dir,
+                                chain=cast("ChainChoice", chain), fresh=fresh))
+    except DevModeError as exc:
+        click.echo(f"tidegate dev: {exc}", err=True)
+        sys.exit(1)
+    except ConfigurationError as exc:
+        click.echo(f"tidegate dev: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command("deploy-contracts")

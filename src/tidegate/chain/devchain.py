@@ -4,15 +4,24 @@ Built on web3's ``EthereumTesterProvider`` over eth-tester's py-evm backend, adj
 ``/work/shared/spec/chain-setup.md`` prescribes: chain id 8996 everywhere, the barge
 mnemonic and HD path (so addresses match barge, anvil and ganache), a quick gas
 estimator, and one lock around every access because eth-tester is not thread-safe.
+
+Like a real dev node it signs for its unlocked accounts (:meth:`DevChain.sign_message`,
+:meth:`DevChain.sign_typed_data`, with eth_account) and its blocks follow the wall
+clock: a block is stamped when it is built, ``max(clock + offset, parent + 1)``
+(py-evm demands strictly increasing timestamps, so only a burst of more than one
+block per second runs ahead, and the chain falls back to the clock when it idles).
+``increase_time`` moves the offset, as ``evm_increaseTime`` does on anvil.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
@@ -25,6 +34,10 @@ from tidegate.chain.deploy import OceanAddresses as OceanAddresses  # re-exporte
 BARGE_MNEMONIC = "taxi music thumb unique chat sand crew more leg another off lamp"
 BARGE_HD_PATH = "m/44'/60'/0'/0"
 DEV_CHAIN_ID = 8996
+# Requests that build a block or run code against the pending block: stamp it first.
+_STAMPED_METHODS = frozenset(
+    {"eth_sendRawTransaction", "eth_sendTransaction", "eth_call", "eth_estimateGas"}
+)
 
 
 def _quick_gas_estimator(fallback: Callable[[Any, Any], int]) -> Callable[[Any, Any], int]:
@@ -61,12 +74,21 @@ def _quick_gas_estimator(fallback: Callable[[Any, Any], int]) -> Callable[[Any, 
 class _LockedTesterProvider(EthereumTesterProvider):
     """The tester provider, with every request serialised by the chain's lock."""
 
-    def __init__(self, tester: Any, api_endpoints: Any, lock: threading.RLock) -> None:
+    def __init__(
+        self,
+        tester: Any,
+        api_endpoints: Any,
+        lock: threading.RLock,
+        stamp: Callable[[], None],
+    ) -> None:
         super().__init__(tester, api_endpoints=api_endpoints)
         self._lock = lock
+        self._stamp = stamp
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self._lock:
+            if method in _STAMPED_METHODS:
+                self._stamp()
             return super().make_request(method, params)
 
 
@@ -77,7 +99,13 @@ class DevChain:
     re-entrant lock that callers may also hold to group several calls.
     """
 
-    def __init__(self, num_accounts: int = 10, mnemonic: str = BARGE_MNEMONIC) -> None:
+    def __init__(
+        self,
+        num_accounts: int = 10,
+        mnemonic: str = BARGE_MNEMONIC,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
         from eth_tester import EthereumTester, PyEVMBackend
         from web3.datastructures import NamedElementOnion
@@ -86,6 +114,9 @@ class DevChain:
         if num_accounts < 1:
             raise ValueError("num_accounts must be at least 1")
         self.lock = threading.RLock()
+        self._clock = clock
+        self._time_offset = 0
+        self._snapshot_offsets: dict[int, int] = {}
         backend = PyEVMBackend.from_mnemonic(
             mnemonic, num_accounts=num_accounts, hd_path=BARGE_HD_PATH
         )
@@ -101,7 +132,9 @@ class DevChain:
         endpoints["net"]["version"] = static_return(str(DEV_CHAIN_ID))
         self._backend = backend
         self._tester = EthereumTester(backend)
-        self.provider = _LockedTesterProvider(self._tester, endpoints, self.lock)
+        self.provider = _LockedTesterProvider(
+            self._tester, endpoints, self.lock, self._stamp_pending_block
+        )
         self.w3 = Web3(self.provider)
         # The provider's own formatting middleware only: wire-format in, camelCase out.
         self._raw_request = self.provider.request_func(self.w3, NamedElementOnion([]))
@@ -118,6 +151,26 @@ class DevChain:
         """The ``0x`` hex private key of mnemonic account ``index``."""
         return HexStr("0x" + bytes(self.accounts[index].key).hex())
 
+    # -- signing for the unlocked accounts ------------------------------------------
+
+    def account(self, address: str) -> LocalAccount:
+        """The unlocked account with ``address``; ``KeyError`` if it is not one of ours."""
+        wanted = address.lower()
+        for account in self.accounts:
+            if account.address.lower() == wanted:
+                return account
+        raise KeyError(address)
+
+    def sign_message(self, address: str, message: bytes) -> bytes:
+        """EIP-191 personal signature (``eth_sign``/``personal_sign``): 65 bytes, v 27/28."""
+        signed = self.account(address).sign_message(encode_defunct(primitive=message))
+        return bytes(signed.signature)
+
+    def sign_typed_data(self, address: str, typed_data: Mapping[str, Any]) -> bytes:
+        """EIP-712 signature of a full typed-data message (``eth_signTypedData_v4``)."""
+        message = encode_typed_data(full_message=dict(typed_data))
+        return bytes(self.account(address).sign_message(message).signature)
+
     def request(self, method: str, params: Sequence[Any]) -> RPCResponse:
         """Run one JSON-RPC request given in wire format (hex quantities).
 
@@ -131,9 +184,11 @@ class DevChain:
     # -- time and snapshots -------------------------------------------------------
 
     def snapshot(self) -> int:
-        """Record the current head; ``revert(id)`` returns to it (about 5 ms)."""
+        """Record the current head (and clock offset); ``revert(id)`` returns to it (5 ms)."""
         with self.lock:
-            return int(self._tester.take_snapshot())
+            snapshot_id = int(self._tester.take_snapshot())
+            self._snapshot_offsets[snapshot_id] = self._time_offset
+            return snapshot_id
 
     def revert(self, snapshot_id: int) -> None:
         """Return to a snapshot. Raises ``KeyError`` for an unknown id."""
@@ -144,25 +199,51 @@ class DevChain:
                 self._tester.revert_to_snapshot(snapshot_id)
             except SnapshotNotFound as exc:
                 raise KeyError(snapshot_id) from exc
+            # As anvil does: the clock offset goes back too (evm_increaseTime is undone).
+            self._time_offset = self._snapshot_offsets.get(snapshot_id, self._time_offset)
 
     def mine(self, timestamp: int | None = None) -> None:
-        """Mine one empty block, at ``timestamp`` if given.
+        """Mine one empty block, at ``timestamp`` if given (else on the clock).
 
         Raises ``ValueError`` unless ``timestamp`` is after the latest block's.
         """
         with self.lock:
             if timestamp is None:
-                self._tester.mine_blocks(1)
-                return
-            if timestamp <= self.latest_timestamp():
-                raise ValueError("a new block's timestamp must be after the latest block's")
-            # eth-tester's time_travel mines at ``to_timestamp - 1`` (measured).
-            self._tester.time_travel(timestamp + 1)
+                self._stamp_pending_block()
+            else:
+                if timestamp <= self.latest_timestamp():
+                    raise ValueError("a new block's timestamp must be after the latest block's")
+                chain = self._backend.chain
+                chain.header = chain.header.copy(timestamp=timestamp)
+            self._tester.mine_blocks(1)
+
+    def increase_time(self, seconds: int) -> int:
+        """Move the chain's clock ``seconds`` ahead of the wall clock (from the next block
+        on, like ``evm_increaseTime``); returns the total offset in seconds."""
+        if seconds < 0:
+            raise ValueError("the time can only move forward")
+        with self.lock:
+            self._time_offset += int(seconds)
+            return self._time_offset
 
     def latest_timestamp(self) -> int:
         """The timestamp of the latest mined block."""
         with self.lock:
             return int(self._tester.get_block_by_number("latest")["timestamp"])
+
+    def _stamp_pending_block(self) -> None:
+        """Give the block being built ``max(clock + offset, parent + 1)``.
+
+        py-evm stamps the next header when the previous block is mined: an idle chain
+        would then mine its next block in the past, and a busy one would not follow the
+        clock. The pending block of this auto-mining chain holds no transactions, so
+        changing its timestamp is safe.
+        """
+        chain = self._backend.chain
+        parent = chain.get_canonical_head()
+        target = max(int(self._clock()) + self._time_offset, int(parent.timestamp) + 1)
+        if chain.header.timestamp != target:
+            chain.header = chain.header.copy(timestamp=target)
 
     # -- Ocean contracts ----------------------------------------------------------
 

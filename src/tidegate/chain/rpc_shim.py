@@ -7,6 +7,10 @@ keys of nested transactions -> camelCase) and maps failures to JSON-RPC errors, 
 reverts in geth's shape (``code`` 3, ``execution reverted: <reason>``, ``data``) so
 that web3 clients raise ``ContractLogicError``.
 
+Like anvil, it signs for the chain's unlocked accounts: ``eth_sign``, ``personal_sign``
+and ``eth_signTypedData_v4`` (what ethers' ``JsonRpcSigner`` and so ocean.js send), and
+it offers ``evm_snapshot``/``evm_revert``/``evm_mine``/``evm_increaseTime``.
+
 Stdlib ``ThreadingHTTPServer`` with keep-alive; Nagle is disabled, because otherwise
 every keep-alive request waits about 40 ms for a delayed ACK (chain-setup.md §4).
 """
@@ -161,6 +165,10 @@ class RpcDispatcher:
             "evm_mine": self._mine,
             "evm_increaseTime": self._increase_time,
             "eth_feeHistory": self._fee_history,
+            "eth_sign": self._eth_sign,
+            "personal_sign": self._personal_sign,
+            "eth_signTypedData": self._sign_typed_data,
+            "eth_signTypedData_v4": self._sign_typed_data,
         }
 
     def handle_body(self, body: bytes) -> bytes | None:
@@ -242,14 +250,54 @@ class RpcDispatcher:
         self.chain.mine(timestamp)
         return "0x0"
 
-    def _increase_time(self, params: list[Any]) -> str:
-        # Approximation: eth-tester has no clock offset, so mine a block that far ahead.
+    def _increase_time(self, params: list[Any]) -> int:
+        # As on anvil and ganache: the offset applies from the next block on, and the
+        # answer is the total offset in seconds, as a JSON number.
         seconds = _quantity(params, 0)
         if seconds < 0:
             raise RpcError(-32602, "evm_increaseTime needs a non-negative number")
-        with self.chain.lock:
-            self.chain.mine(self.chain.latest_timestamp() + max(seconds, 1))
-        return hex(seconds)
+        return self.chain.increase_time(seconds)
+
+    def _eth_sign(self, params: list[Any]) -> str:
+        # eth_sign(address, data): EIP-191 "\x19Ethereum Signed Message:\n" + len + data.
+        return self._sign(_param(params, 0), _param(params, 1))
+
+    def _personal_sign(self, params: list[Any]) -> str:
+        # personal_sign(data, address); some wallets' clients send the two swapped.
+        data, address = _param(params, 0), _param(params, 1)
+        if _is_address(data) and not _is_address(address):
+            data, address = address, data
+        return self._sign(address, data)
+
+    def _sign(self, address: Any, data: Any) -> str:
+        if not isinstance(address, str) or not _is_address(address):
+            raise RpcError(-32602, "the signer must be an address")
+        if not isinstance(data, str):
+            raise RpcError(-32602, "the message must be a string")
+        message = bytes.fromhex(data[2:]) if _is_hex(data) else data.encode()
+        self._unlocked(address)
+        return "0x" + self.chain.sign_message(address, message).hex()
+
+    def _sign_typed_data(self, params: list[Any]) -> str:
+        address, typed = _param(params, 0), _param(params, 1)
+        if not isinstance(address, str) or not _is_address(address):
+            raise RpcError(-32602, "the signer must be an address")
+        if isinstance(typed, str):
+            try:
+                typed = json.loads(typed)
+            except ValueError as exc:
+                raise RpcError(-32602, "typed data must be a JSON object") from exc
+        if not isinstance(typed, dict):
+            raise RpcError(-32602, "typed data must be a JSON object")
+        self._unlocked(address)
+        return "0x" + self.chain.sign_typed_data(address, typed).hex()
+
+    def _unlocked(self, address: str) -> None:
+        try:
+            self.chain.account(address)
+        except KeyError as exc:
+            # geth's and anvil's wording, so clients show the familiar message.
+            raise RpcError(-32000, f"no such account: {address} is not unlocked") from exc
 
     def _fee_history(self, params: list[Any]) -> dict[str, Any]:
         # eth-tester's own answer has a wrong oldestBlock and no rewards; build it here.
@@ -288,6 +336,26 @@ def _quantity(params: list[Any], index: int) -> int:
     except (IndexError, ValueError):
         pass
     raise RpcError(-32602, f"parameter {index} must be a quantity")
+
+
+def _param(params: list[Any], index: int) -> Any:
+    if len(params) <= index:
+        raise RpcError(-32602, f"missing parameter {index}")
+    return params[index]
+
+
+def _is_hex(value: str) -> bool:
+    if not value.startswith(("0x", "0X")) or len(value) % 2:
+        return False
+    try:
+        bytes.fromhex(value[2:])
+    except ValueError:
+        return False
+    return True
+
+
+def _is_address(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 42 and _is_hex(value)
 
 
 def _normalise_params(method: str, params: list[Any]) -> list[Any]:

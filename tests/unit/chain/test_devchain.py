@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
 from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 
-from tests.chain_fixtures import CONSUMER_OCEAN, ChainFacade
+from tests.chain_fixtures import CONSUMER_OCEAN, ChainFacade, ChainHarness
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.deploy import OceanAddresses
 from tidegate.chain.ocean_txs import contract
@@ -121,3 +129,144 @@ def test_mine_at_a_timestamp(chain: ChainFacade) -> None:
     assert chain.latest_timestamp() == target
     with pytest.raises(ValueError, match="after the latest"):
         chain.mine(target)
+
+
+# -- a real dev node's surface, over JSON-RPC (the shim, or anvil) -------------------------
+
+MAIL_TYPED_DATA: dict[str, Any] = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+            {"name": "verifyingContract", "type": "address"},
+        ],
+        "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+        "Mail": [
+            {"name": "from", "type": "Person"},
+            {"name": "to", "type": "Person"},
+            {"name": "contents", "type": "string"},
+        ],
+    },
+    "primaryType": "Mail",
+    "domain": {
+        "name": "Ether Mail",
+        "version": "1",
+        "chainId": 8996,
+        "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC",
+    },
+    "message": {
+        "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+        "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+        "contents": "Hello, Bob!",
+    },
+}
+
+
+@pytest.fixture
+def node(harness: ChainHarness) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=harness.rpc.url, timeout=30) as client:
+        yield client
+
+
+def rpc(client: httpx.Client, method: str, *params: Any) -> Any:
+    answer = client.post("/", json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                    "params": list(params)}).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def test_eth_accounts_lists_the_barge_accounts(node: httpx.Client, chain: ChainFacade) -> None:
+    listed = [Web3.to_checksum_address(a) for a in rpc(node, "eth_accounts")]
+    assert listed[:10] == [a.address for a in chain.accounts[:10]]
+    assert listed[0] == BARGE_ACCOUNT_0
+
+
+def test_eth_sign_and_personal_sign_recover_to_the_account(
+    node: httpx.Client, chain: ChainFacade
+) -> None:
+    consumer = chain.accounts[2].address
+    message = b"Tidegate nonce 17"
+    hex_message = "0x" + message.hex()
+    # ethers' JsonRpcSigner.signMessage (ocean.js) sends personal_sign(data, address).
+    personal = rpc(node, "personal_sign", hex_message, consumer)
+    eth_sign = rpc(node, "eth_sign", consumer, hex_message)
+    for signature in (personal, eth_sign):
+        recovered = Account.recover_message(encode_defunct(primitive=message),
+                                            signature=signature)
+        assert recovered == consumer
+        assert int(signature[-2:], 16) in (27, 28)
+
+
+def test_sign_typed_data_v4_recovers_to_the_account(
+    node: httpx.Client, chain: ChainFacade
+) -> None:
+    signer = chain.accounts[1].address
+    signature = rpc(node, "eth_signTypedData_v4", signer, json.dumps(MAIL_TYPED_DATA))
+    recovered = Account.recover_message(encode_typed_data(full_message=MAIL_TYPED_DATA),
+                                        signature=signature)
+    assert recovered == signer
+
+
+def test_evm_snapshot_revert_mine_and_increase_time(
+    node: httpx.Client, chain: ChainFacade
+) -> None:
+    start = int(rpc(node, "eth_blockNumber"), 16)
+    snapshot = rpc(node, "evm_snapshot")
+    rpc(node, "evm_mine")
+    assert int(rpc(node, "eth_blockNumber"), 16) == start + 1
+    before = chain.latest_timestamp()
+    offset = rpc(node, "evm_increaseTime", 3600)  # the total offset, a JSON number
+    assert isinstance(offset, int) and abs(offset - 3600) <= 2  # anvil: whole seconds
+    rpc(node, "evm_mine")
+    assert chain.latest_timestamp() >= max(before + 1, int(time.time()) + 3600 - 2)
+    assert rpc(node, "evm_revert", snapshot) is True
+    assert int(rpc(node, "eth_blockNumber"), 16) == start
+    # reverting also takes the clock offset back (anvil does)
+    rpc(node, "evm_mine")
+    assert chain.latest_timestamp() < int(time.time()) + 3600 - 60
+
+
+def test_an_idle_chain_stamps_its_next_block_with_the_wall_clock(chain: ChainFacade) -> None:
+    time.sleep(1.1)  # the block after an idle spell must not carry a stale time
+    ahead = chain.latest_timestamp() - time.time()
+    chain.mine()
+    stamped = chain.latest_timestamp()
+    assert stamped - time.time() <= max(ahead, 0) + 2
+    assert stamped >= int(time.time()) - 2
+
+
+@pytest.mark.devchain_only
+def test_in_process_block_times_follow_the_clock_over_500_blocks() -> None:
+    """``max(clock + offset, parent + 1)``, stamped when each block is built."""
+    from tidegate.chain.devchain import DevChain
+
+    now = [time.time()]
+    chain = DevChain(num_accounts=2, clock=lambda: now[0])
+    sender, receiver = chain.accounts[0].address, chain.accounts[1].address
+    for i in range(500):  # one block a second: the chain must keep to the clock
+        now[0] += 1.0
+        if i % 50:
+            chain.mine()
+        else:
+            chain.w3.eth.send_transaction({"from": sender, "to": receiver, "value": 1})
+    assert chain.w3.eth.block_number == 500
+    assert abs(chain.latest_timestamp() - now[0]) <= 2
+    # A burst runs ahead (timestamps must increase); an idle chain comes back to the clock.
+    for _ in range(20):
+        chain.mine()
+    assert chain.latest_timestamp() - now[0] >= 19
+    now[0] += 600
+    chain.w3.eth.send_transaction({"from": sender, "to": receiver, "value": 1})
+    assert abs(chain.latest_timestamp() - now[0]) <= 1
+    # evm_increaseTime's offset applies from the next block and is undone by a revert.
+    snapshot = chain.snapshot()
+    assert chain.increase_time(3600) == 3600
+    chain.mine()
+    assert abs(chain.latest_timestamp() - (now[0] + 3600)) <= 1
+    chain.revert(snapshot)
+    now[0] += 5
+    chain.mine()
+    assert abs(chain.latest_timestamp() - now[0]) <= 1
+    with pytest.raises(ValueError, match="forward"):
+        chain.increase_time(-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -135,8 +136,11 @@ def test_snapshot_revert_mine_and_increase_time(rpc: httpx.Client, chain: DevCha
     snapshot = call(rpc, "evm_snapshot")["result"]
     call(rpc, "evm_mine")
     before = chain.latest_timestamp()
-    assert call(rpc, "evm_increaseTime", 7200)["result"] == hex(7200)
-    assert chain.latest_timestamp() >= before + 7200
+    offset = call(rpc, "evm_increaseTime", 7200)["result"]
+    assert isinstance(offset, int) and offset >= 7200  # the total offset, as on anvil
+    assert int(call(rpc, "eth_blockNumber")["result"], 16) == start + 1  # no block yet
+    call(rpc, "evm_mine")
+    assert chain.latest_timestamp() >= max(before + 1, int(time.time()) + 7200 - 2)
     assert int(call(rpc, "eth_blockNumber")["result"], 16) == start + 2
     assert call(rpc, "evm_revert", snapshot)["result"] is True
     assert int(call(rpc, "eth_blockNumber")["result"], 16) == start
@@ -144,6 +148,21 @@ def test_snapshot_revert_mine_and_increase_time(rpc: httpx.Client, chain: DevCha
     past = call(rpc, "evm_mine", 1)  # a timestamp before the latest block
     assert past["error"]["code"] == -32602 and "after the latest" in past["error"]["message"]
     assert call(rpc, "evm_increaseTime", "soon")["error"]["code"] == -32602
+    assert call(rpc, "evm_increaseTime", -5)["error"]["code"] == -32602
+
+
+def test_signing_errors(rpc: httpx.Client, chain: DevChain) -> None:
+    stranger = "0x000000000000000000000000000000000000bEEF"
+    refused = call(rpc, "personal_sign", "0x68656c6c6f", stranger)
+    assert refused["error"]["code"] == -32000 and "not unlocked" in refused["error"]["message"]
+    me = chain.accounts[2].address
+    assert call(rpc, "eth_sign", me)["error"]["code"] == -32602
+    assert call(rpc, "eth_sign", "me", "0x00")["error"]["code"] == -32602
+    assert call(rpc, "eth_signTypedData_v4", me, "{not json")["error"]["code"] == -32602
+    assert call(rpc, "eth_signTypedData_v4", me, {"types": {}})["error"]["code"] == -32602
+    # personal_sign with its two parameters swapped, as some clients send them.
+    swapped = call(rpc, "personal_sign", me, "0x68656c6c6f")["result"]
+    assert swapped == call(rpc, "personal_sign", "0x68656c6c6f", me)["result"]
 
 
 async def test_async_web3_over_http(
