@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-dev: setup
-	$(BIN)/tidegate dev
+# `tidegate dev` runs anvil (from npm, below); DEV_ARGS e.g. "--data-dir .dev" (docs/dev.md).
+DEV_ARGS ?=
+dev: setup anvil-setup
+	$(BIN)/tidegate dev $(DEV_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests
