@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# `tidegate dev` runs anvil (from npm, below); DEV_ARGS e.g. "--data-dir .dev" (docs/dev.md).
+# `tidegate dev` runs anvil (from npm, below); DEV_ARGS e.g. "--data-dir ~/.tidegate-dev" (docs/dev.md).
 DEV_ARGS ?=
 dev: setup anvil-setup
 	$(BIN)/tidegate dev $(DEV_ARGS)
