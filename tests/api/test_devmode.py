@@ -238,3 +238,34 @@ async def test_the_in_process_fallback_signs_and_cannot_keep_a_chain(
     await store.close()
     with pytest.raises(DevModeError, match="cannot keep its state"):
         await start(tmp_path)
+
+
+def test_cli_reports_a_bad_environment_and_a_refusal(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tidegate.cli import main
+
+    runner = CliRunner()
+    bad = runner.invoke(main, ["dev", "--rpc-port", "0", "--chain", "embedded",
+                               "--data-dir", str(tmp_path)],
+                        env={"PROVIDER_PRIVATE_KEY": "0x1234"})
+    assert bad.exit_code == 2
+    assert "PROVIDER_PRIVATE_KEY must be a 32-byte hex private key" in bad.output
+    assert "0x1234" not in bad.output  # never a secret's value
+
+    settings = Settings.from_env({"PROVIDER_PRIVATE_KEY": USER_KEY,
+                                  "NETWORK_URL": "http://127.0.0.1:9",
+                                  "TIDEGATE_DATA_DIR": str(tmp_path)})
+
+    async def foreign_index() -> None:
+        store = build_store(settings)
+        await store.open()
+        await store.set_cursor("metadata:8996", 5)
+        await store.close()
+
+    asyncio.run(foreign_index())
+    refused = runner.invoke(main, ["dev", "--rpc-port", "0", "--chain", "embedded"],
+                            env={"TIDEGATE_DATA_DIR": str(tmp_path)})
+    assert refused.exit_code == 1
+    assert "holds an index from another chain" in refused.output
+    assert "--fresh" in refused.output

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -429,6 +430,11 @@ class _RpcHttpServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], dispatcher: RpcDispatcher) -> None:
         super().__init__(address, _Handler)
         self.dispatcher = dispatcher
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up on its request (a timeout, a cancelled task) is normal.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class RpcServer:
