@@ -36,6 +36,7 @@ from tidegate.api.middleware import Metrics, ObservabilityMiddleware
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
 from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
+from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
@@ -121,6 +122,7 @@ def create_app(settings: Settings) -> TidegateApp:
                 orders=OrderValidator(settings.pending_tx_wait),
                 storage=storage,
                 engine=engine,
+                search_index=SearchIndex(store),
             )
             if settings.indexer_enabled:
                 stop = asyncio.Event()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tidegate.assets.resolver import Resolver
+from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import Chains
@@ -33,6 +34,8 @@ class Services:
     orders: OrderValidator
     storage: StorageContext
     engine: ComputeEngine
+    search_index: SearchIndex
+    """The in-memory index that answers POST /api/aquarius/assets/query."""
 
 
 def services(request: Request) -> Services:

@@ -64,6 +64,15 @@ class Store(Protocol):
     async def list_ddos(self) -> list[str]:
         """Every stored DDO JSON text."""
 
+    async def ddo_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
+        """Up to ``limit`` DDOs written after change ``seq``: (seq, did, JSON), by seq.
+
+        Every successful :meth:`put_ddo` gives its row a new sequence number, greater
+        than every number already visible to readers (rows from before the change feed
+        existed have 0). A reader that remembers the last seq it saw and asks again
+        gets every later write exactly once (the latest version of each row).
+        """
+
     async def get_cursor(self, name: str) -> int | None:
         """The last fully processed block of an indexer."""
 

@@ -50,4 +50,18 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS compute_jobs_owner ON compute_jobs (owner)",
     ],
+    [
+        # Change feed of the DDO table (the query engine's in-memory index follows it):
+        # every put_ddo gives its row a new, strictly increasing ``seq``. Rows stored
+        # before this migration keep 0, so a reader starting below 0 sees them too.
+        "ALTER TABLE ddos ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS ddos_seq ON ddos (seq)",
+        # PostgreSQL draws seq from this one-row counter inside the upsert: its row lock
+        # orders writers, so seq order is commit order and a reader never skips a row.
+        """CREATE TABLE IF NOT EXISTS ddo_seq (
+            id INTEGER PRIMARY KEY,
+            value BIGINT NOT NULL
+        )""",
+        "INSERT INTO ddo_seq (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+    ],
 ]

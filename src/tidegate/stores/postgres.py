@@ -113,10 +113,17 @@ class PostgresStore:
         log_index: int,
     ) -> bool:
         row = await self.pool.fetchval(
-            "INSERT INTO ddos (did, chain_id, nft_address, document, block, log_index) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (did) DO UPDATE SET "
+            # seq comes from the one-row counter: its row lock, held until this
+            # statement commits, makes concurrent writers commit in seq order, so a
+            # replica reading "seq > last seen" never skips a row committed later.
+            "WITH next AS (UPDATE ddo_seq SET value = value + 1 WHERE id = 1 "
+            "RETURNING value) "
+            "INSERT INTO ddos (did, chain_id, nft_address, document, block, log_index, seq) "
+            "SELECT $1, $2, $3, $4, $5, $6, next.value FROM next "
+            "ON CONFLICT (did) DO UPDATE SET "
             "document = excluded.document, block = excluded.block, "
-            "log_index = excluded.log_index, nft_address = excluded.nft_address "
+            "log_index = excluded.log_index, nft_address = excluded.nft_address, "
+            "seq = excluded.seq "
             "WHERE (ddos.block, ddos.log_index) <= (excluded.block, excluded.log_index) "
             "RETURNING did",
             did, chain_id, nft_address, document, block, log_index,
@@ -137,6 +144,13 @@ class PostgresStore:
     async def list_ddos(self) -> list[str]:
         rows = await self.pool.fetch("SELECT document FROM ddos ORDER BY block, log_index")
         return [str(row[0]) for row in rows]
+
+    async def ddo_changes_since(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
+        rows = await self.pool.fetch(
+            "SELECT seq, did, document FROM ddos WHERE seq > $1 ORDER BY seq LIMIT $2",
+            seq, limit,
+        )
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     async def get_cursor(self, name: str) -> int | None:
         value = await self.pool.fetchval("SELECT block FROM cursors WHERE name = $1", name)

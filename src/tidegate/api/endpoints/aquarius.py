@@ -17,7 +17,6 @@ from tidegate.api.context import services
 from tidegate.api.params import read_body
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
-from tidegate.assets.query import search
 from tidegate.assets.validation import validation_proof
 from tidegate.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
@@ -53,9 +52,9 @@ async def post_query(request: Request) -> Response:
         raise BadRequestError("The query is not valid JSON.", code="invalid_json") from None
     if not isinstance(query, dict):
         raise BadRequestError("The query must be a JSON object.", code="invalid_json")
-    store = services(request).store
-    documents = [orjson.loads(text) for text in await store.list_ddos()]
-    return JsonResponse(search(documents, query))
+    # The index catches up with the store's change feed, then answers from postings.
+    result = await services(request).search_index.search(query)
+    return JsonResponse(result.render())
 
 
 async def post_validate(request: Request) -> Response:
