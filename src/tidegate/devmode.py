@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -141,7 +142,8 @@ class DevEnvironment:
             _write_json(self.data_dir / MANIFEST_FILE, self.manifest)
 
     def close(self) -> None:
-        """Stop the demo origin and the chain (anvil dumps its state). Idempotent."""
+        """Stop the demo origin and the chain (anvil saves its state); remove a temporary
+        directory. Idempotent."""
         while self._closers:
             closer = self._closers.pop()
             with contextlib.suppress(Exception):
@@ -399,13 +401,29 @@ def start_dev_environment(
 ) -> DevEnvironment:
     """Chain + contracts + address file + demo origin + settings, consistent with the index.
 
-    ``data_dir`` None: a fresh temporary directory, nothing kept. ``environ``: the
-    environment (``os.environ`` by default) as ``tidegate serve`` reads it. Raises
+    ``data_dir`` None: a fresh temporary directory, removed by ``close()``. ``environ``:
+    the environment (``os.environ`` by default) as ``tidegate serve`` reads it. Raises
     :class:`DevModeError` (or ``ConfigurationError`` for a bad environment).
+
+    Blocking, and it runs a short event loop of its own (to read the index): call it
+    from a thread without a running loop (``run_dev`` uses ``asyncio.to_thread``), one
+    that lives as long as the chain (see ``anvil_node._die_with_parent``).
     """
-    source = os.environ if environ is None else environ
     persistent = data_dir is not None
     directory = (data_dir or Path(tempfile.mkdtemp(prefix="tidegate-dev-"))).expanduser()
+    try:
+        return _start_in(directory, persistent, rpc_port, chain, fresh,
+                         os.environ if environ is None else environ)
+    except BaseException:
+        if not persistent:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _start_in(
+    directory: Path, persistent: bool, rpc_port: int, chain: ChainChoice, fresh: bool,
+    source: Mapping[str, str],
+) -> DevEnvironment:
     directory.mkdir(parents=True, exist_ok=True)
     port = rpc_port or free_port()
     rpc_url = f"http://127.0.0.1:{port}"
@@ -434,6 +452,8 @@ def start_dev_environment(
         raise _refusal(reason, directory, settings)
 
     closers: list[Callable[[], None]] = []
+    if not persistent:  # runs last: after the chain and the origin have stopped
+        closers.append(functools.partial(shutil.rmtree, directory, ignore_errors=True))
     try:
         dev_chain, discard = _start_chain(binary, directory, persistent, port, closers)
         w3 = dev_chain.w3

@@ -231,6 +231,10 @@ async def test_the_in_process_fallback_signs_and_cannot_keep_a_chain(
         assert recovered == env.chain.accounts[2].address
     finally:
         env.close()
+    temporary = await start(None, chain="embedded")  # no --data-dir: nothing is kept
+    assert temporary.backend == "embedded" and (temporary.data_dir / "address.json").exists()
+    temporary.close()
+    assert not temporary.data_dir.exists()
     # An index kept next to the in-process chain would outlive it: refused.
     store = build_store(env.settings)
     await store.open()
