@@ -64,7 +64,8 @@ def serve(host: str, port: int, workers: int) -> None:
                    "(or TIDEGATE_DATA_DIR; default: a fresh temporary directory)")
 @click.option("--chain", "chain", type=click.Choice(["auto", "anvil", "embedded"]),
               default="auto", show_default=True,
-              help="anvil, the in-process eth-tester chain, or anvil when it is installed")
+              help="auto: anvil if installed, else the in-process chain; anvil; "
+                   "embedded: the in-process eth-tester chain")
 @click.option("--fresh", is_flag=True,
               help="Discard the chain state and the index kept in --data-dir first")
 def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
