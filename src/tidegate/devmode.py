@@ -459,8 +459,9 @@ def _start_in(
         w3 = dev_chain.w3
         fingerprint = _fingerprint(w3)
         recorded = manifest.get("addresses")
-        reuse = (manifest.get("fingerprint") == fingerprint and isinstance(recorded, dict)
-                 and _has_code(w3, recorded.get("Ocean")))
+        same_chain = manifest.get("fingerprint") == fingerprint and isinstance(recorded, dict)
+        missing = sorted(set(OceanAddresses.__required_keys__) - set(recorded or ()))
+        reuse = same_chain and not missing and _has_code(w3, manifest["addresses"].get("Ocean"))
         if reuse:
             head = int(w3.eth.block_number)
             if index.cursor is not None and index.cursor > head:
@@ -474,8 +475,13 @@ def _start_in(
         else:
             if not index.empty:
                 discard()
-                reason = (f"the chain in {state_file} is not the one the index was built from"
-                          if manifest else f"{directory} holds an index from another chain")
+                if same_chain and missing:
+                    reason = (f"the contracts in {state_file} were deployed by an older "
+                              f"Tidegate (no {', '.join(missing)})")
+                elif manifest:
+                    reason = f"the chain in {state_file} is not the one the index was built from"
+                else:
+                    reason = f"{directory} holds an index from another chain"
                 raise _refusal(reason, directory, settings)
             dev_chain.deploy_ocean_contracts()
             assert dev_chain.addresses is not None

@@ -199,6 +199,14 @@ async def test_an_index_ahead_of_the_saved_chain_is_refused(tmp_path: Path) -> N
     with pytest.raises(DevModeError, match="has seen block 1000000"):
         await start(tmp_path)
 
+    # A deployment recorded by an older Tidegate, without a contract this one deploys.
+    await pretend_indexed(1)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    del manifest["addresses"]["Dispenser"]
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(DevModeError, match=r"older Tidegate \(no Dispenser\)"):
+        await start(tmp_path)
+
 
 @needs_anvil
 async def test_an_index_of_another_chain_is_refused(tmp_path: Path) -> None:
