@@ -4,11 +4,15 @@ For each configured chain it scans ``MetadataCreated``, ``MetadataUpdated`` and
 ``MetadataState`` logs in block ranges up to ``head - confirmations`` (so re-orgs
 shallower than the confirmation depth never reach the index), keeps only NFTs the
 Ocean factory deployed, decodes each document it can (ECIES to this provider,
-LZMA, sha256 check) and stores the DDO with Aquarius-style extras (``nft``,
-``event``, ``datatokens``, ``purgatory``). The cursor advances only after a whole
-range is stored: an RPC failure mid-range retries the same range, losing nothing,
-and a restart resumes after the last stored range. One process per store indexes
-(a lease), so several workers do not repeat the work.
+LZMA, sha256 check) and stores the DDO with Aquarius v4's extras (``nft``,
+``event``, ``purgatory``, ``datatokens``, ``stats``). In the same ranges it follows
+the logs that change ``stats`` (orders and prices, see ``indexer_stats``).
+
+The cursor advances only after a whole range is stored: an RPC failure mid-range
+retries the same range, losing nothing, and a restart resumes after the last stored
+range. An order already counted is not counted again when its range is retried (the
+``orders:<chainId>`` cursor holds the position of the last one counted). One process
+per store indexes (a lease), so several workers do not repeat the work.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ from hexbytes import HexBytes
 
 from tidegate.assets.ddo import did_for
 from tidegate.assets.documents import DocumentError, decode_document
+from tidegate.assets.indexer_stats import (
+    StatsEvents,
+    TokenReader,
+    log_position,
+    merged_stats,
+)
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.nft import is_factory_nft, nft_contract
@@ -66,8 +76,13 @@ class ChainIndexer:
         self.options = options
         self.cursor_name = f"metadata:{chain.chain_id}"
         self.holder = uuid.uuid4().hex
+        self.orders_cursor = f"orders:{chain.chain_id}"
         self._topics = _topics()
         self._factory_nfts: dict[str, bool] = {}
+        self.tokens = TokenReader(chain)
+        self._stats = StatsEvents(chain, self.tokens)
+        self._all_topics = [HexBytes(t) for t in [*self._topics, *self._stats.topics]]
+        self._orders_mark: int | None = None
 
     async def sync_once(self) -> int:
         """Process every confirmed block not processed yet; return the events handled."""
@@ -75,12 +90,12 @@ class ChainIndexer:
         target = head - self.options.confirmations
         last = await self.store.get_cursor(self.cursor_name)
         start = self.options.start_block if last is None else last + 1
+        self._orders_mark = await self.store.get_cursor(self.orders_cursor)
         handled = 0
         while start <= target:
             end = min(target, start + self.options.chunk_blocks - 1)
             logs = await rpc(self.chain.web3.eth.get_logs({
-                "fromBlock": start, "toBlock": end,
-                "topics": [[HexBytes(t) for t in self._topics]],
+                "fromBlock": start, "toBlock": end, "topics": [self._all_topics],
             }), "eth_getLogs")
             for entry in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
                 handled += await self._handle(entry)
@@ -111,7 +126,9 @@ class ChainIndexer:
     async def _handle(self, entry: Any) -> int:
         nft = to_checksum_address(entry["address"])
         name = self._topics.get(bytes(entry["topics"][0]))
-        if name is None or not await self._is_factory_nft(nft):
+        if name is None:
+            return await self._stats_changed(entry)
+        if not await self._is_factory_nft(nft):
             return 0
         contract = nft_contract(self.chain, nft)
         event = getattr(contract.events, name)().process_log(entry)
@@ -146,24 +163,32 @@ class ChainIndexer:
             log.info("indexer chain %s: skipped a document whose id is not its DID",
                      self.chain.chain_id)
             return 0
-        ddo.update(await self._extras(nft, contract, event))
+        previous_text = await self.store.get_ddo(did)
+        previous = orjson.loads(previous_text) if previous_text else None
+        ddo.update(await self._extras(nft, contract, event, ddo, previous))
         await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
                                  int(event["blockNumber"]), int(event["logIndex"]))
         return 1
 
-    async def _extras(self, nft: str, contract: Any, event: Any) -> dict[str, Any]:
+    async def _extras(self, nft: str, contract: Any, event: Any, ddo: dict[str, Any],
+                      previous: dict[str, Any] | None) -> dict[str, Any]:
+        """Aquarius' fields; ``nft.created`` and ``stats.orders`` carry over an update."""
         args = event["args"]
         calls = contract.functions
         name, symbol, owner, token_uri = await concurrently(
             rpc(calls.name().call(), "name"), rpc(calls.symbol().call(), "symbol"),
             rpc(calls.ownerOf(1).call(), "ownerOf"), rpc(calls.tokenURI(1).call(), "tokenURI"),
         )
+        datatokens = await self.tokens.datatokens(ddo)
+        price = await self.tokens.price(nft, datatokens)
         when = datetime.fromtimestamp(int(args["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        old_nft = previous.get("nft") if previous else None
+        created = old_nft.get("created") if isinstance(old_nft, dict) else None
         return {
             "nft": {
                 "address": nft, "name": name, "symbol": symbol,
                 "owner": to_checksum_address(owner), "state": int(args["state"]),
-                "tokenURI": token_uri, "created": when,
+                "tokenURI": token_uri, "created": created if isinstance(created, str) else when,
             },
             "event": {
                 "tx": HexBytes(event["transactionHash"]).to_0x_hex(),
@@ -173,7 +198,41 @@ class ChainIndexer:
                 "datetime": when,
             },
             "purgatory": {"state": False},
+            "datatokens": datatokens,
+            "stats": merged_stats(previous, price),
         }
+
+    async def _stats_changed(self, entry: Any) -> int:
+        """An order or a pricing change of a datatoken of an indexed DDO."""
+        found = await self._stats.classify(entry)
+        if found is None:
+            return 0
+        nft = await self.tokens.nft_of(found.datatoken)
+        stored = await self.store.get_ddo_by_nft(self.chain.chain_id, nft) if nft else None
+        if nft is None or stored is None:
+            return 0
+        did, text = stored
+        ddo = orjson.loads(text)
+        datatokens = ddo.get("datatokens") if isinstance(ddo.get("datatokens"), list) else []
+        if found.datatoken.lower() not in {str(d.get("address", "")).lower()
+                                           for d in datatokens if isinstance(d, dict)}:
+            return 0  # a datatoken of this NFT that no service of the DDO uses
+        block, index = int(entry["blockNumber"]), int(entry["logIndex"])
+        position = log_position(block, index)
+        if found.order and self._orders_mark is not None and position <= self._orders_mark:
+            return 0  # counted before this range was retried
+        stats = merged_stats(ddo, await self.tokens.price(nft, datatokens))
+        if found.order:
+            stats["orders"] += 1
+        elif stats == ddo.get("stats"):
+            return 0
+        ddo["stats"] = stats
+        await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
+                                 block, index)
+        if found.order:
+            await self.store.set_cursor(self.orders_cursor, position)
+            self._orders_mark = position
+        return 1
 
 
 async def run_indexers(indexers: list[ChainIndexer], stop: asyncio.Event) -> None:
