@@ -41,6 +41,7 @@ MAX_RESULT_WINDOW = 10_000
 DEFAULT_SIZE = 10
 # Strings longer than this are searchable as text only, like ES' keyword ignore_above.
 MAX_KEYWORD = 256
+MAX_TOKEN = 255
 _MAX_DEPTH = 48
 _MAX_QUERY_STRING = 8_192
 _MAX_TERMS = 10_000
@@ -64,8 +65,12 @@ _TOKEN = re.compile(r"\w+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercase word tokens of ``text`` (the analyzer of every text field)."""
-    return _TOKEN.findall(text.lower())
+    """Lowercase word tokens of ``text`` (the analyzer of every text field).
+
+    Tokens longer than ES' ``max_token_length`` (255: hex blobs such as encrypted
+    ``files``) are dropped.
+    """
+    return [t for t in _TOKEN.findall(text.lower()) if len(t) <= MAX_TOKEN]
 
 
 def leaf_key(value: Any) -> Key | None:

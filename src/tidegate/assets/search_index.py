@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import heapq
 import logging
+import sys
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Set
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +73,27 @@ from tidegate.stores.base import Store
 
 log = logging.getLogger(__name__)
 
-Posting = int | set[int]
-_EMPTY: frozenset[int] = frozenset()
+Posting = int | set[int] | bytearray
+"""One document (its ordinal), a few (a set), or many (a bitmap, bit i = ordinal i)."""
+
+# A set costs ~30 bytes a member, a bitmap 1 bit per ordinal: past this many members a
+# posting becomes a bitmap (12.5 KB at 100k documents).
+_DENSE = 256
+_BYTE_BITS = [tuple(j for j in range(8) if byte >> j & 1) for byte in range(256)]
+
+
+def _setbit(bitmap: bytearray, ordinal: int) -> None:
+    index = ordinal >> 3
+    if index >= len(bitmap):
+        bitmap.extend(bytes(index + 1 - len(bitmap) + len(bitmap) // 4))
+    bitmap[index] |= 1 << (ordinal & 7)
+
+
+def _bitmap(ordinals: Iterable[int]) -> bytearray:
+    bitmap = bytearray()
+    for ordinal in ordinals:
+        _setbit(bitmap, ordinal)
+    return bitmap
 
 
 def _add(postings: dict[Any, Posting], key: Any, doc: int) -> bool:
@@ -86,8 +105,12 @@ def _add(postings: dict[Any, Posting], key: Any, doc: int) -> bool:
     if isinstance(posting, int):
         if posting != doc:
             postings[key] = {posting, doc}
-    else:
+    elif isinstance(posting, set):
         posting.add(doc)
+        if len(posting) > _DENSE:
+            postings[key] = _bitmap(posting)
+    else:
+        _setbit(posting, doc)
     return False
 
 
@@ -101,52 +124,81 @@ def _remove(postings: dict[Any, Posting], key: Any, doc: int) -> bool:
             del postings[key]
             return True
         return False
-    posting.discard(doc)
-    if len(posting) == 1:
-        postings[key] = next(iter(posting))
-    elif not posting:
+    if isinstance(posting, set):
+        posting.discard(doc)
+        if len(posting) == 1:
+            postings[key] = next(iter(posting))
+        elif not posting:
+            del postings[key]
+            return True
+        return False
+    index = doc >> 3
+    if index < len(posting):
+        posting[index] &= ~(1 << (doc & 7)) & 0xFF
+    if not any(posting):
         del postings[key]
         return True
     return False
 
 
-def _set(posting: Posting | None) -> Set[int]:
+def _from_ordinals(ordinals: list[int]) -> int:
+    if len(ordinals) <= 4:
+        bits = 0
+        for ordinal in ordinals:
+            bits |= 1 << ordinal
+        return bits
+    return int.from_bytes(_bitmap(ordinals), "little")
+
+
+def _bits(posting: Posting | None) -> int:
+    """A posting as an int bitmap (the form every query clause evaluates to)."""
     if posting is None:
-        return _EMPTY
+        return 0
     if isinstance(posting, int):
-        return frozenset((posting,))
-    return posting
+        return 1 << posting
+    if isinstance(posting, set):
+        return _from_ordinals(list(posting))
+    return int.from_bytes(posting, "little")
 
 
-def _union(postings: Iterable[Posting | None]) -> Set[int]:
-    singles: list[int] = []
-    sets: list[set[int]] = []
+def _union(postings: Iterable[Posting | None]) -> int:
+    ordinals: list[int] = []
+    bits = 0
     for posting in postings:
         if posting is None:
             continue
         if isinstance(posting, int):
-            singles.append(posting)
+            ordinals.append(posting)
+        elif isinstance(posting, set):
+            ordinals.extend(posting)
         else:
-            sets.append(posting)
-    if not sets:
-        return frozenset(singles)
-    if len(sets) == 1 and not singles:
-        return sets[0]
-    result = set(singles)
-    result.update(*sets)
-    return result
+            bits |= int.from_bytes(posting, "little")
+    return bits | _from_ordinals(ordinals) if ordinals else bits
 
 
-def _intersection(sets: list[Set[int]]) -> Set[int]:
-    if not sets:
-        return _EMPTY
-    sets = sorted(sets, key=len)
-    result = sets[0]
-    for other in sets[1:]:
-        if not result:
-            break
-        result = result & other
-    return result
+def _ordinals(bits: int, limit: int | None = None) -> list[int]:
+    """The ordinals set in ``bits``, ascending (the first ``limit`` of them)."""
+    data = bits.to_bytes((bits.bit_length() + 7) // 8, "little")
+    found: list[int] = []
+    index = 0
+    size = len(data)
+    while index < size:
+        byte = data[index]
+        if byte:
+            base = index << 3
+            found.extend([base + j for j in _BYTE_BITS[byte]])
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        index += 1
+    return found
+
+
+def _posting_ordinals(posting: Posting) -> Iterable[int]:
+    if isinstance(posting, int):
+        return (posting,)
+    if isinstance(posting, set):
+        return posting
+    return _ordinals(int.from_bytes(posting, "little"))
 
 
 @dataclass(frozen=True)
@@ -171,11 +223,20 @@ def _entries(did: str, document: Any) -> tuple[set[tuple[str, Key]], set[tuple[s
     paths: set[str] = {"_id"}
     for path, leaf in leaves(document):
         key = leaf_key(leaf)
+        if isinstance(key, str):
+            # One string object per distinct value, whichever paths hold it (an NFT
+            # address sits in nftAddress, nft.address and event.contract).
+            key = sys.intern(key)
         if key is not None:
             values.add((path, key))
-        for token in leaf_tokens(leaf):
-            tokens.add((path, token))
         paths.add(path)
+        if not isinstance(leaf, str):
+            continue  # a number's token is found through its value posting
+        words = leaf_tokens(leaf)
+        if len(words) == 1 and words[0] == key:
+            continue  # a one-word value ("weather", "0xab…"): found through its value
+        for token in words:
+            tokens.add((path, token))
     exists = set(paths)
     for path in paths:
         while "." in path:
@@ -195,7 +256,8 @@ class SearchIndex:
         self._ords: dict[str, int] = {}
         self._dids: list[str] = []
         self._texts: list[bytes | None] = []
-        self._live: set[int] = set()
+        self._live = bytearray()  # bitmap of the searchable ordinals
+        self._count = 0
         self._values: dict[str, dict[Key, Posting]] = {}
         self._tokens: dict[str, dict[str, Posting]] = {}
         self._exists: dict[str, Posting] = {}
@@ -210,7 +272,7 @@ class SearchIndex:
         return self._seq
 
     def __len__(self) -> int:
-        return len(self._live)
+        return self._count
 
     async def refresh(self) -> int:
         """Apply every change the store has after the last one seen; how many."""
@@ -242,13 +304,17 @@ class SearchIndex:
             document = orjson.loads(text)
         except orjson.JSONDecodeError:
             log.warning("search index: stored DDO %s is not JSON; not searchable", did)
+            if self._texts[ordinal] is not None:
+                self._count -= 1
             self._texts[ordinal] = None
-            self._live.discard(ordinal)
+            self._live[ordinal >> 3] &= ~(1 << (ordinal & 7)) & 0xFF
             self._update_columns(ordinal, None)
             return
         self._post(ordinal, did, document)
+        if self._texts[ordinal] is None:
+            self._count += 1
         self._texts[ordinal] = zlib.compress(text.encode(), 1)
-        self._live.add(ordinal)
+        _setbit(self._live, ordinal)
         self._update_columns(ordinal, document)
 
     def _post(self, ordinal: int, did: str, document: Any) -> None:
@@ -304,8 +370,7 @@ class SearchIndex:
         end = request.start + request.size
         ordinals: list[int]
         if not request.sort:
-            ordinals = (heapq.nsmallest(end, found) if end < len(found) // 8
-                        else sorted(found))[request.start:end]
+            ordinals = _ordinals(found, end)[request.start:] if end else []
         else:
             columns = {(k.path, k.descending): self._column(k.path, k.descending)
                        for k in request.sort if k.path != "_doc"}
@@ -313,13 +378,13 @@ class SearchIndex:
             def value(ordinal: int, path: str, descending: bool) -> Any:
                 return columns[(path, descending)].get(ordinal)
 
-            ordinals = order(sorted(found), request.sort, value)[request.start:end]
+            ordinals = order(_ordinals(found), request.sort, value)[request.start:end]
         hits: list[tuple[str, bytes]] = []
         for ordinal in ordinals:
             text = self._text(ordinal)
             if text is not None:
                 hits.append((self._dids[ordinal], text))
-        return SearchResult(len(found), hits)
+        return SearchResult(found.bit_count(), hits)
 
     def _column(self, path: str, descending: bool) -> dict[int, tuple[int, Key]]:
         column = self._columns.get((path, descending))
@@ -328,18 +393,22 @@ class SearchIndex:
         column = {}
         for key, posting in self._values.get(path, {}).items():
             ranked: tuple[int, Key] = (0, key) if isinstance(key, float) else (1, key)
-            for ordinal in _set(posting):
+            for ordinal in _posting_ordinals(posting):
                 current = column.get(ordinal)
                 if current is None or (ranked > current if descending else ranked < current):
                     column[ordinal] = ranked
         self._columns[(path, descending)] = column
         return column
 
-    def _eval(self, node: Node) -> Set[int]:
+    def _all(self) -> int:
+        return int.from_bytes(self._live, "little")
+
+    def _eval(self, node: Node) -> int:
+        """The documents matching ``node``, as an int bitmap."""
         if isinstance(node, MatchAll):
-            return self._live
+            return self._all()
         if isinstance(node, MatchNone):
-            return _EMPTY
+            return 0
         if isinstance(node, Bool):
             return self._bool(node)
         if isinstance(node, Term):
@@ -352,54 +421,73 @@ class SearchIndex:
         if isinstance(node, Range):
             return self._range(node)
         if isinstance(node, Exists):
-            return _set(self._exists.get(node.path))
+            return _bits(self._exists.get(node.path))
         if isinstance(node, Nested):
-            inner = node.query
-            candidates = _set(self._exists.get(node.path))
-            if not has_negation(inner):
-                candidates = _intersection([candidates, self._eval(inner)])
+            candidates = _bits(self._exists.get(node.path))
+            if not has_negation(node.query):
+                candidates &= self._eval(node.query)
             return self._verify(candidates, lambda document: matches(document, node))
         raise UnsupportedQueryError(f"Unsupported query clause: {type(node).__name__}.")
 
-    def _bool(self, node: Bool) -> Set[int]:
-        parts = [self._eval(q) for q in node.must]
+    def _bool(self, node: Bool) -> int:
+        result: int | None = None
+        for q in node.must:
+            bits = self._eval(q)
+            result = bits if result is None else result & bits
+            if not result:
+                return 0
         if node.minimum_should == 1:
-            parts.append(_union_sets([self._eval(q) for q in node.should]))
+            either = 0
+            for q in node.should:
+                either |= self._eval(q)
+            result = either if result is None else result & either
         elif node.minimum_should > 1:
             counts: Counter[int] = Counter()
             for q in node.should:
-                counts.update(self._eval(q))
-            parts.append({d for d, n in counts.items() if n >= node.minimum_should})
-        result = _intersection(parts) if parts else self._live
+                counts.update(_ordinals(self._eval(q)))
+            enough = _from_ordinals([d for d, n in counts.items() if n >= node.minimum_should])
+            result = enough if result is None else result & enough
+        if result is None:
+            result = self._all()
         for q in node.must_not:
             if not result:
                 break
-            result = result - self._eval(q)
+            result &= ~self._eval(q)
         return result
 
-    def _verify(self, candidates: Set[int], accept: Any) -> Set[int]:
-        kept: set[int] = set()
-        for ordinal in candidates:
+    def _verify(self, candidates: int, accept: Any) -> int:
+        kept: list[int] = []
+        for ordinal in _ordinals(candidates):
             document = self._document(ordinal)
             if document is not None and accept(document):
-                kept.add(ordinal)
-        return kept
+                kept.append(ordinal)
+        return _from_ordinals(kept)
 
-    def _text_query(self, node: Text) -> Set[int]:
-        paths = [node.path] if node.path is not None else list(self._tokens)
-        found: list[Set[int]] = []
+    def _token(self, path: str, token: str) -> int:
+        """Documents with ``token`` at ``path``: in a text, or as a whole one-word value."""
+        postings = self._tokens.get(path, {})
+        values = self._values.get(path, {})
+        found = [postings.get(token), values.get(token)]
+        if token.isdigit():
+            found.append(values.get(float(token)))
+        return _union(found)
+
+    def _text_query(self, node: Text) -> int:
+        paths = [node.path] if node.path is not None else sorted(
+            set(self._tokens) | set(self._values))
+        candidates = 0
         for path in paths:
-            postings = self._tokens.get(path)
-            if not postings:
-                continue
             if node.mode == "any":
-                found.append(_union(postings.get(t) for t in node.tokens))
+                for token in node.tokens:
+                    candidates |= self._token(path, token)
                 continue
-            per_token = [postings.get(t) for t in node.tokens]
-            if any(p is None for p in per_token):
-                continue
-            found.append(_intersection([_set(p) for p in per_token]))
-        candidates = _union_sets(found)
+            every = -1
+            for token in node.tokens:
+                every &= self._token(path, token)
+                if not every:
+                    break
+            if every > 0:
+                candidates |= every
         if node.mode != "phrase" or len(node.tokens) < 2:
             return candidates
         return self._verify(
@@ -421,7 +509,7 @@ class SearchIndex:
             self._sorted_tokens[path] = cached
         return cached
 
-    def _pattern(self, node: Pattern) -> Set[int]:
+    def _pattern(self, node: Pattern) -> int:
         paths = [node.path] if node.path is not None else sorted(
             set(self._values) | set(self._tokens))
         found: list[Posting | None] = []
@@ -439,9 +527,9 @@ class SearchIndex:
                         found.append(postings.get(key))
         return _union(found)
 
-    def _range(self, node: Range) -> Set[int]:
+    def _range(self, node: Range) -> int:
         if node.low is None and node.high is None:
-            return _set(self._exists.get(node.path))
+            return _bits(self._exists.get(node.path))
         bound = node.low if node.low is not None else node.high
         numbers, strings = self._sorted(node.path)
         keys: list[Any] = numbers if isinstance(bound, float) else strings
@@ -453,14 +541,3 @@ class SearchIndex:
             else bisect.bisect_left(keys, node.high))
         postings = self._values.get(node.path, {})
         return _union(postings.get(keys[i]) for i in range(start, end))
-
-
-def _union_sets(sets: list[Set[int]]) -> Set[int]:
-    sets = [s for s in sets if s]
-    if not sets:
-        return _EMPTY
-    if len(sets) == 1:
-        return sets[0]
-    result = set(sets[0])
-    result.update(*sets[1:])
-    return result

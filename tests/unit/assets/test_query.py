@@ -8,6 +8,7 @@ runs against the in-memory index (:class:`SearchIndex`), the reference scan
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -420,3 +421,62 @@ async def test_http_errors(served: tuple[httpx.AsyncClient, SqliteStore]) -> Non
     assert response.status_code == 400 and response.json()["code"] == "invalid_json"
     response = await client.post(QUERY, json={"query": {"match_all": {}}, "size": -5})
     assert response.status_code == 400
+
+
+# --- many documents: dense postings (bitmaps), updates, index == reference scan ---------
+
+def synthetic(n: int, rng: random.Random) -> dict[str, Any]:
+    words = ["weather", "ocean", "traffic", "energy", "model", "city", "bike", "price"]
+    return ddo(n, rng.choice([1, 2, 137]), rng.choice(["dataset", "algorithm"]),
+               " ".join(rng.choice(words) for _ in range(3)), rng.sample(words, 2),
+               rng.choice([0, 0, 0, 5]),
+               f"202{rng.randint(1, 4)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T00:00:00Z",
+               [(rng.choice(["access", "compute"]), f"0x{rng.randint(0, 40):04x}")
+                for _ in range(rng.randint(0, 2))],
+               rng.choice([None, rng.randint(0, 20)]))
+
+
+DIFFERENTIAL = [
+    qs("(chainId:1 OR chainId:2) AND metadata.type:algorithm"),
+    qs("weather -ocean"),
+    qs('"weather ocean"'),
+    qs("metadata.tags:(bike AND NOT city) OR nft.state:5"),
+    qs("metadata.name:en*gy AND stats.orders:[5 TO 10}"),
+    qs("NOT _exists_:stats"),
+    q({"bool": {"must": [{"term": {"metadata.type": "dataset"}}],
+                "must_not": [{"term": {"nft.state": 5}}],
+                "should": [{"match": {"metadata.name": "city bike"}},
+                           {"range": {"nft.created": {"gte": "2023-01-01"}}},
+                           {"prefix": {"services.datatokenAddress": "0x001"}}],
+                "minimum_should_match": 2}}, size=50),
+    q({"nested": {"path": "services", "query": {"bool": {"must": [
+        {"term": {"services.type": "compute"}},
+        {"wildcard": {"services.datatokenAddress": "0x00?5"}}]}}}}, size=50),
+    q({"match_all": {}}, sort=[{"stats.orders": "desc"}, {"nft.created": "asc"}], size=40,
+      **{"from": 30}),
+    q({"terms": {"chainId": [2, 137]}}, sort={"metadata.name": "asc"}, size=25),
+]
+
+
+async def test_many_documents_and_updates_agree_with_the_scan() -> None:
+    rng = random.Random(11)
+    documents = {n: synthetic(n, rng) for n in range(1, 701)}
+    store = ListStore(list(documents.values()))
+    index = SearchIndex(store, batch=128)  # type: ignore[arg-type]
+
+    async def compare() -> None:
+        for body in DIFFERENTIAL:
+            mine = await index.search(body)
+            reference = search(list(documents.values()), body)["hits"]
+            assert mine.total == reference["total"]["value"], body
+            assert mine.dids == [h["_id"] for h in reference["hits"]], body
+
+    await compare()
+    for n in rng.sample(sorted(documents), 400):  # updates thin out the dense postings
+        documents[n] = synthetic(n, rng) | {"id": did(n)}
+        store.put(documents[n])
+    for n in range(701, 761):
+        documents[n] = synthetic(n, rng)
+        store.put(documents[n])
+    await compare()
+    assert len(index) == 760
