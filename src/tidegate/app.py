@@ -21,6 +21,7 @@ from tidegate.api.context import Services
 from tidegate.api.endpoints import (
     access,
     aquarius,
+    aquarius_chains,
     auth_tokens,
     compute,
     decryption,
@@ -61,6 +62,7 @@ def all_endpoints() -> list[Endpoint]:
         *compute.ENDPOINTS,
         *auth_tokens.ENDPOINTS,
         *aquarius.ENDPOINTS,
+        *aquarius_chains.ENDPOINTS,
         *operations.ENDPOINTS,
     ]
 
