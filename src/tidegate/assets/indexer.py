@@ -35,6 +35,7 @@ from tidegate.assets.documents import DocumentError, decode_document
 from tidegate.assets.indexer_stats import (
     StatsEvents,
     TokenReader,
+    indexed_datatokens,
     log_position,
     merged_stats,
 )
@@ -175,12 +176,16 @@ class ChainIndexer:
         """Aquarius' fields; ``nft.created`` and ``stats.orders`` carry over an update."""
         args = event["args"]
         calls = contract.functions
-        name, symbol, owner, token_uri = await concurrently(
+
+        async def tokens() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            datatokens = await self.tokens.datatokens(ddo)
+            return datatokens, await self.tokens.price(nft, datatokens)
+
+        name, symbol, owner, token_uri, (datatokens, price) = await concurrently(
             rpc(calls.name().call(), "name"), rpc(calls.symbol().call(), "symbol"),
             rpc(calls.ownerOf(1).call(), "ownerOf"), rpc(calls.tokenURI(1).call(), "tokenURI"),
+            tokens(),
         )
-        datatokens = await self.tokens.datatokens(ddo)
-        price = await self.tokens.price(nft, datatokens)
         when = datetime.fromtimestamp(int(args["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S")
         old_nft = previous.get("nft") if previous else None
         created = old_nft.get("created") if isinstance(old_nft, dict) else None
@@ -213,9 +218,9 @@ class ChainIndexer:
             return 0
         did, text = stored
         ddo = orjson.loads(text)
-        datatokens = ddo.get("datatokens") if isinstance(ddo.get("datatokens"), list) else []
+        datatokens = indexed_datatokens(ddo)
         if found.datatoken.lower() not in {str(d.get("address", "")).lower()
-                                           for d in datatokens if isinstance(d, dict)}:
+                                           for d in datatokens}:
             return 0  # a datatoken of this NFT that no service of the DDO uses
         block, index = int(entry["blockNumber"]), int(entry["logIndex"])
         position = log_position(block, index)

@@ -222,6 +222,16 @@ class StatsEvents:
         return None
 
 
+def indexed_datatokens(ddo: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``datatokens`` of a stored DDO; from its services if it has none (older index)."""
+    listed = ddo.get("datatokens")
+    if isinstance(listed, list) and listed:
+        return [d for d in listed if isinstance(d, dict)]
+    services = ddo.get("services")
+    return [{"address": s["datatokenAddress"]} for s in services if isinstance(s, dict)
+            and isinstance(s.get("datatokenAddress"), str)] if isinstance(services, list) else []
+
+
 def log_position(block: int, log_index: int) -> int:
     """(block, log index) as one increasing integer (stored as the orders cursor)."""
     return (block << 20) | log_index

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.chain_fixtures import ChainHarness
+from tests.chain_fixtures import ChainHarness, order_asset
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions
 from tidegate.assets.publishing import compact_json
 from tidegate.chain.clients import ChainConfig, build_web3, rpc_session
@@ -51,6 +51,10 @@ async def test_indexes_every_pricing_variant(harness: ChainHarness, chain_config
         assert ddo["nft"]["state"] == 0
         assert ddo["event"]["tx"] == asset.metadata_tx
         assert ddo["purgatory"] == {"state": False}
+        assert ddo["datatokens"] == [{"address": asset.datatoken_address,
+                                      "name": "Tidegate Datatoken", "symbol": "TDT",
+                                      "serviceId": "0"}]
+        assert ddo["stats"]["orders"] == 0
         assert asset.ddo["metadata"]["name"] not in caplog.text
 
 
@@ -100,6 +104,40 @@ async def test_documents_it_cannot_verify_are_skipped(
     await ChainIndexer(chain_config, store, IndexerOptions()).sync_once()
     # The first (valid) version stays; the forged id and the bad hash were not stored.
     assert (await stored(store, asset.did))["event"]["tx"] == asset.metadata_tx
+
+
+async def test_a_datatoken_that_is_no_contract_is_listed_without_name(
+        harness: ChainHarness, chain_config: ChainConfig, store: SqliteStore) -> None:
+    """As Aquarius: a service's datatoken that answers nothing gets empty name and symbol
+    (and the range is not retried for ever)."""
+    asset = harness.publish()
+    bogus = "0x000000000000000000000000000000000000dEaD"
+    services = [{**asset.ddo["services"][0], "datatokenAddress": bogus}]
+    plain = compact_json({**asset.ddo, "services": services})
+    set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0, "http://x",
+                 harness.publisher.address, bytes([0]), plain, hashlib.sha256(plain).digest())
+    assert await ChainIndexer(chain_config, store, IndexerOptions()).sync_once() == 2
+    ddo = await stored(store, asset.did)
+    assert ddo["datatokens"] == [{"address": bogus, "name": "", "symbol": "",
+                                  "serviceId": "0"}]
+    assert ddo["stats"]["price"] == {}
+
+
+async def test_orders_count_for_a_ddo_indexed_before_datatokens_existed(
+        harness: ChainHarness, chain_config: ChainConfig, store: SqliteStore) -> None:
+    """A DDO stored by an older Tidegate (no ``datatokens``/``stats``) still counts orders."""
+    asset = harness.publish()
+    indexer = ChainIndexer(chain_config, store, IndexerOptions())
+    await indexer.sync_once()
+    old = await stored(store, asset.did)
+    del old["datatokens"], old["stats"]
+    block = old["event"]["block"]
+    await store.put_ddo(asset.did, 8996, asset.nft_address, orjson.dumps(old).decode(), block,
+                        10**6)
+    harness.give_datatokens(asset)
+    order_asset(harness, asset)
+    assert await indexer.sync_once() == 1
+    assert (await stored(store, asset.did))["stats"]["orders"] == 1
 
 
 class FlakyRpc:
