@@ -281,3 +281,25 @@ def test_cli_reports_a_bad_environment_and_a_refusal(tmp_path: Path) -> None:
     assert refused.exit_code == 1
     assert "holds an index from another chain" in refused.output
     assert "--fresh" in refused.output
+
+
+def test_find_anvil_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEGATE_ANVIL", "/opt/foundry/anvil")
+    assert find_anvil() == Path("/opt/foundry/anvil")  # as given: a bad path is reported
+    monkeypatch.delenv("TIDEGATE_ANVIL")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert find_anvil(roots=[tmp_path]) is None
+    modules = tmp_path / "tools" / "anvil" / "node_modules"
+    wrapper = modules / ".bin" / "anvil"
+    binary = modules / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+    for path in (wrapper, binary):
+        path.parent.mkdir(parents=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    assert find_anvil(roots=[tmp_path]) == binary  # the ELF binary before node's wrapper
+    on_path = tmp_path / "bin" / "anvil"
+    on_path.parent.mkdir()
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert find_anvil(roots=[tmp_path]) == on_path
