@@ -43,7 +43,6 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import uvicorn
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
@@ -676,11 +675,4 @@ async def wait_until_resolved(provider_url: str, did: str, within: float = 15.0)
                     return True
             await asyncio.sleep(0.1)
     return False
-
-
-def provider_address_of(settings: Settings) -> str:
-    """The address of the provider key dev mode runs with (for tests and messages)."""
-    key = settings.key_for_chain(DEV_CHAIN_ID)
-    assert key is not None
-    return str(Account.from_key(key).address)
 
