@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 import httpx
 from starlette.applications import Starlette
@@ -126,6 +126,16 @@ def create_app(settings: Settings) -> TidegateApp:
                 engine=engine,
                 search_index=SearchIndex(store),
             )
+            # Build the query index in the background (it yields between batches); the
+            # first query waits for it, later ones only apply the store's new changes.
+            warm_up = asyncio.create_task(app.state.services.search_index.refresh())
+
+            async def stop_warm_up() -> None:
+                warm_up.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await warm_up
+
+            stack.push_async_callback(stop_warm_up)
             if settings.indexer_enabled:
                 stop = asyncio.Event()
                 options = IndexerOptions(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import logging
 import sys
 import zlib
@@ -371,6 +372,9 @@ class SearchIndex:
         ordinals: list[int]
         if not request.sort:
             ordinals = _ordinals(found, end)[request.start:] if end else []
+        elif len(request.sort) == 1 and request.sort[0].path != "_doc":
+            ordinals = self._top(found, request.sort[0].path, request.sort[0].descending,
+                                 end)[request.start:]
         else:
             columns = {(k.path, k.descending): self._column(k.path, k.descending)
                        for k in request.sort if k.path != "_doc"}
@@ -385,6 +389,28 @@ class SearchIndex:
             if text is not None:
                 hits.append((self._dids[ordinal], text))
         return SearchResult(found.bit_count(), hits)
+
+    def _top(self, found: int, path: str, descending: bool, count: int) -> list[int]:
+        """The first ``count`` of ``found`` sorted on one field (ties: index order),
+        missing values last: a heap, not a full sort."""
+        if not count:
+            return []
+        column = self._column(path, descending)
+        get = column.get
+        everything = _ordinals(found)
+        chosen: list[int]
+        if descending:
+            # value descending, ties by ordinal ascending
+            high = heapq.nlargest(count, [(v, -o) for o in everything
+                                          if (v := get(o)) is not None])
+            chosen = [-o for _, o in high]
+        else:
+            low = heapq.nsmallest(count, [(v, o) for o in everything
+                                          if (v := get(o)) is not None])
+            chosen = [o for _, o in low]
+        if len(chosen) < count:
+            chosen.extend([o for o in everything if o not in column][:count - len(chosen)])
+        return chosen
 
     def _column(self, path: str, descending: bool) -> dict[int, tuple[int, Key]]:
         column = self._columns.get((path, descending))
