@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import itertools
 import logging
 import sys
 import zlib
@@ -395,6 +396,11 @@ class SearchIndex:
         missing values last: a heap, not a full sort."""
         if not count:
             return []
+        matched = found.bit_count()
+        if matched * matched > count * max(len(self._dids), 1):
+            # Many matches: walking the field's sorted values reaches ``count`` of them
+            # after about count x documents / matches values, fewer than the matches.
+            return self._walk_sorted(found, path, descending, count)
         column = self._column(path, descending)
         get = column.get
         everything = _ordinals(found)
@@ -410,6 +416,44 @@ class SearchIndex:
             chosen = [o for _, o in low]
         if len(chosen) < count:
             chosen.extend([o for o in everything if o not in column][:count - len(chosen)])
+        return chosen
+
+    def _walk_sorted(self, found: int, path: str, descending: bool, count: int) -> list[int]:
+        """:meth:`_top` by walking the sorted values of ``path``: a document is taken at
+        the first value of it met, which is its minimum ascending and its maximum
+        descending (ES' sort value of a multi-valued field); ties in ordinal order."""
+        numbers, strings = self._sorted(path)
+        keys: Iterable[Key] = (itertools.chain(reversed(strings), reversed(numbers))
+                               if descending else itertools.chain(numbers, strings))
+        postings = self._values.get(path, {})
+        data = found.to_bytes((found.bit_length() + 7) // 8, "little")
+        size = len(data)
+        seen: set[int] = set()
+        chosen: list[int] = []
+        for key in keys:
+            posting = postings.get(key)
+            members: Iterable[int]
+            if posting is None:
+                continue
+            if isinstance(posting, int):
+                members = (posting,)
+            elif isinstance(posting, set):
+                members = sorted(posting)
+            else:
+                members = _ordinals(int.from_bytes(posting, "little") & found)
+            for ordinal in members:
+                index = ordinal >> 3
+                if index < size and data[index] >> (ordinal & 7) & 1 and ordinal not in seen:
+                    seen.add(ordinal)
+                    chosen.append(ordinal)
+                    if len(chosen) == count:
+                        return chosen
+        # Every value walked: what is left of ``found`` lacks the field, and goes last.
+        for ordinal in _ordinals(found):
+            if ordinal not in seen:
+                chosen.append(ordinal)
+                if len(chosen) == count:
+                    break
         return chosen
 
     def _column(self, path: str, descending: bool) -> dict[int, tuple[int, Key]]:

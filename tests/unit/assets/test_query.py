@@ -455,6 +455,15 @@ DIFFERENTIAL = [
     q({"match_all": {}}, sort=[{"stats.orders": "desc"}, {"nft.created": "asc"}], size=40,
       **{"from": 30}),
     q({"terms": {"chainId": [2, 137]}}, sort={"metadata.name": "asc"}, size=25),
+    # one-key sorts over most documents (the sorted-values walk), multi-valued fields
+    # (min ascending, max descending), documents lacking the field last
+    q({"match_all": {}}, sort={"services.datatokenAddress": "desc"}, size=80,
+      **{"from": 600}),
+    q({"term": {"metadata.type": "dataset"}}, sort={"services.datatokenAddress": "asc"},
+      size=50, **{"from": 50}),
+    q({"match_all": {}}, sort=[{"stats.orders": "asc"}], size=100, **{"from": 560}),
+    q({"match_all": {}}, sort=[{"nft.created": {"order": "desc"}}], size=30),
+    q({"term": {"chainId": 137}}, sort={"metadata.tags": "asc"}, size=5),
 ]
 
 
