@@ -44,6 +44,13 @@ async def test_create_and_delete_token(client: httpx.AsyncClient) -> None:
         "signature": sign_like_ocean_py(CONSUMER_ADDRESS + "3", CONSUMER_KEY),
     })
     assert (r.status_code, r.json()["code"]) == (401, "token_deleted")
+    # So is any other spelling of it (a padded signature still decodes).
+    for n, spelling in enumerate((token + "=", token + "=="), start=4):
+        r = await client.request("DELETE", DELETE, params={
+            "address": CONSUMER_ADDRESS, "nonce": str(n), "token": spelling,
+            "signature": sign_like_ocean_py(CONSUMER_ADDRESS + str(n), CONSUMER_KEY),
+        })
+        assert r.status_code == 401, spelling
 
 
 async def test_json_body_parameters_with_json_nonce(client: httpx.AsyncClient) -> None:

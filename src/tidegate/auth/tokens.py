@@ -4,7 +4,12 @@ Tokens are signed with a dedicated secret (``TIDEGATE_AUTH_TOKEN_SECRET``, or a
 random secret generated once and kept in the store so every replica shares it),
 never with the provider's private key. The payload is ``{"exp", "address"}`` as in
 the reference, so the same address and expiration give the same token; a revoked
-token that is created again is restored. Revocations are persisted by token hash.
+token that is created again is restored.
+
+Revocations are persisted by the token's identity, the hash of its canonical text
+(re-encoded from the verified payload), never of the text received: a JWT library
+accepts other spellings of one token (a padded signature, say), and each of them
+must be as revoked as the original.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ class AuthTokens:
     def _encode(self, address: str, expiration: int) -> str:
         return jwt.encode({"exp": expiration, "address": address}, self._secret, "HS256")
 
+    def _identity(self, payload: dict[str, object]) -> str:
+        """Store key of a verified token: the hash of its canonical encoding."""
+        address, exp = payload.get("address"), payload.get("exp")
+        if not isinstance(address, str) or not isinstance(exp, int) or isinstance(exp, bool):
+            raise InvalidTokenError("Token is invalid.")
+        return token_id(self._encode(address, exp))
+
     def _decode(self, token: str) -> dict[str, object]:
         try:
             payload: dict[str, object] = jwt.decode(
@@ -63,7 +75,7 @@ class AuthTokens:
         address = payload.get("address")
         if not isinstance(address, str):
             raise InvalidTokenError("Token is invalid.")
-        if await self._store.is_token_revoked(token_id(token)):
+        if await self._store.is_token_revoked(self._identity(payload)):
             raise InvalidTokenError("Token is deleted.", code="token_deleted")
         try:
             return checksum_address(address)
@@ -76,5 +88,5 @@ class AuthTokens:
         holder = await self.verify(token)
         if holder != checksum_address(owner):
             raise InvalidTokenError("Token is invalid.")
-        exp = payload.get("exp")
-        await self._store.revoke_token(token_id(token), int(exp) if isinstance(exp, int) else 0)
+        exp = payload["exp"]  # an int: verify() derived the identity from it
+        await self._store.revoke_token(self._identity(payload), exp if isinstance(exp, int) else 0)
