@@ -71,3 +71,21 @@ async def test_wrong_method_and_bad_json(client: httpx.AsyncClient) -> None:
                              headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert r.json()["code"] == "invalid_json"
+
+
+async def test_nonces_are_bounded_to_int64(client: httpx.AsyncClient) -> None:
+    # A nonce above int64 was once accepted, and then /nonce (a JSON integer) answered
+    # 500 for that address forever; now it is a 400 and the largest one is reported.
+    def create(nonce: str) -> dict[str, str]:
+        return {"address": CONSUMER_ADDRESS, "nonce": nonce, "expiration": "9999999999",
+                "signature": sign_like_ocean_py(CONSUMER_ADDRESS + nonce, CONSUMER_KEY)}
+
+    for huge in (str(2**64), str(2**63), "9" * 39):
+        r = await client.get("/api/services/createAuthToken", params=create(huge))
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_nonce"), huge
+    largest = str(2**63 - 1)
+    r = await client.get("/api/services/createAuthToken", params=create(largest))
+    assert r.status_code == 200, r.text
+    for _ in range(2):  # the fast path, and the endpoint behind it
+        r = await client.get(NONCE, params={"userAddress": CONSUMER_ADDRESS})
+        assert (r.status_code, r.json()) == (200, {"nonce": 2**63 - 1})

@@ -15,6 +15,10 @@ from tidegate.stores.base import Store
 
 _INT_DIGITS = 40
 _FRAC_DIGITS = 18
+MAX_NONCE = 2**63 - 1
+"""The largest nonce accepted: its integer part is reported as a JSON integer, which
+every client (and orjson) keeps exactly up to int64; nanosecond timestamps (~1.8e18)
+fit."""
 # Enough precision for 40 integer digits and 18 fractional ones, exactly.
 _CONTEXT = Context(prec=_INT_DIGITS + _FRAC_DIGITS + 4)
 
@@ -31,8 +35,9 @@ def parse_nonce(raw: str) -> Decimal:
         raise BadRequestError("The nonce must be a number.", code="invalid_nonce") from exc
     if not value.is_finite() or value < 0:
         raise BadRequestError("The nonce must be a non-negative number.", code="invalid_nonce")
-    if value >= Decimal(10) ** _INT_DIGITS:
-        raise BadRequestError("The nonce is too large.", code="invalid_nonce")
+    if value > MAX_NONCE:
+        raise BadRequestError(f"The nonce is too large (at most {MAX_NONCE}).",
+                              code="invalid_nonce")
     return value
 
 
@@ -61,7 +66,23 @@ def nonce_as_int(stored: str | None) -> int:
     """
     if stored is None:
         return 0
-    return int(Decimal(stored))
+    # Clamped: a row stored before MAX_NONCE existed must not break the JSON answer.
+    return min(int(Decimal(stored)), MAX_NONCE)
+
+
+async def check_nonce(store: Store, address: str, raw: str) -> None:
+    """Refuse ``raw`` unless strictly greater than the stored nonce; store nothing.
+
+    For token-authenticated requests: a token is a bearer credential, so its holder
+    must not be able to move the nonce that guards the owner's signed requests.
+    """
+    value = parse_nonce(raw)
+    current = await store.get_nonce(address)
+    if current is not None and sort_key(Decimal(current)) >= sort_key(value):
+        raise NonceReusedError(
+            f"Invalid nonce: {raw.strip()} is not greater than the last used nonce "
+            f"({current}). Use GET /api/services/nonce and add 1."
+        )
 
 
 async def consume_nonce(store: Store, address: str, raw: str) -> None:

@@ -2,12 +2,14 @@
 
 One code path for every signed endpoint. The signature is verified *before* the
 nonce is consumed, so nobody can burn another address's nonces; the nonce is then
-checked and advanced in one atomic store operation.
+checked and advanced in one atomic store operation. With an AuthToken instead of a
+signature the nonce is checked but not advanced: whoever holds a token must not be
+able to lock its owner out of signed requests with a huge nonce.
 """
 
 from __future__ import annotations
 
-from tidegate.auth.nonces import consume_nonce, parse_nonce
+from tidegate.auth.nonces import check_nonce, consume_nonce, parse_nonce
 from tidegate.auth.signatures import InvalidSignatureError, verify_signer
 from tidegate.auth.tokens import AuthTokens, InvalidTokenError
 from tidegate.errors import BadRequestError, ValidationError
@@ -49,6 +51,8 @@ class RequestAuthenticator:
             holder = await self.tokens.verify(auth_token)
             if holder != address:
                 raise InvalidTokenError("Token is invalid.")
+            await check_nonce(self.store, address, nonce)
+            return address
         else:
             raise InvalidSignatureError("Missing signature or AuthToken.", code="missing_signature")
         await consume_nonce(self.store, address, nonce)

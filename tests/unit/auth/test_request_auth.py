@@ -1,0 +1,136 @@
+"""RequestAuthenticator on both real stores, with real signatures and tokens."""
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import open_store
+from tests.helpers import (
+    CONSUMER_ADDRESS,
+    CONSUMER_KEY,
+    OTHER_ADDRESS,
+    OTHER_KEY,
+    sign_like_ocean_js,
+    sign_like_ocean_py,
+)
+from tidegate.auth.nonces import MAX_NONCE, NonceReusedError, check_nonce, parse_nonce
+from tidegate.auth.request_auth import RequestAuthenticator
+from tidegate.auth.signatures import InvalidSignatureError
+from tidegate.auth.tokens import AuthTokens, InvalidTokenError
+from tidegate.errors import BadRequestError, ValidationError
+from tidegate.stores.base import Store
+
+MESSAGE = "did:op:" + "ab" * 32
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = open_store(store_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def auth(store: Store) -> RequestAuthenticator:
+    return RequestAuthenticator(store, AuthTokens("request-auth-test-secret-0123456789", store))
+
+
+async def signed(auth: RequestAuthenticator, nonce: str, key: str = CONSUMER_KEY,
+                 signer: str = CONSUMER_ADDRESS) -> str:
+    return await auth.authenticate(signer=signer, message=MESSAGE, nonce=nonce,
+                                   signature=sign_like_ocean_js(MESSAGE + nonce, key),
+                                   auth_token=None)
+
+
+async def test_a_signed_request_consumes_its_nonce(auth: RequestAuthenticator,
+                                                   store: Store) -> None:
+    assert await signed(auth, "5", signer=CONSUMER_ADDRESS.lower()) == CONSUMER_ADDRESS
+    assert await store.get_nonce(CONSUMER_ADDRESS) == "5"
+    for replay in ("5", "4", "5.0"):
+        with pytest.raises(NonceReusedError):
+            await signed(auth, replay)
+    assert await signed(auth, "5.5") == CONSUMER_ADDRESS
+
+
+async def test_both_signature_styles_are_accepted(auth: RequestAuthenticator) -> None:
+    await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce="1",
+                            signature=sign_like_ocean_py(MESSAGE + "1", CONSUMER_KEY),
+                            auth_token=None)
+    await signed(auth, "2")
+
+
+async def test_a_wrong_signature_burns_no_nonce(auth: RequestAuthenticator,
+                                                store: Store) -> None:
+    with pytest.raises(InvalidSignatureError):
+        await signed(auth, "7", key=OTHER_KEY)  # signed by another key
+    assert await store.get_nonce(CONSUMER_ADDRESS) is None
+    with pytest.raises(InvalidSignatureError):
+        await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce="7",
+                                signature=None, auth_token=None)
+    assert await store.get_nonce(CONSUMER_ADDRESS) is None
+
+
+async def test_malformed_fields_are_400(auth: RequestAuthenticator) -> None:
+    with pytest.raises(ValidationError):
+        await signed(auth, " ")
+    with pytest.raises(BadRequestError) as address:
+        await signed(auth, "1", signer="0x1234")
+    assert address.value.code == "invalid_address"
+    for nonce in ("abc", "-1", "nan", str(MAX_NONCE + 1), "1" * 30, "²"):
+        with pytest.raises(BadRequestError) as caught:
+            await signed(auth, nonce)
+        assert caught.value.code == "invalid_nonce", nonce
+
+
+async def test_the_largest_nonce_is_int64(auth: RequestAuthenticator, store: Store) -> None:
+    assert parse_nonce(str(MAX_NONCE)) == MAX_NONCE
+    assert await signed(auth, str(MAX_NONCE)) == CONSUMER_ADDRESS
+    assert await store.get_nonce(CONSUMER_ADDRESS) == str(MAX_NONCE)
+
+
+async def test_a_token_checks_the_nonce_but_never_moves_it(auth: RequestAuthenticator,
+                                                           store: Store) -> None:
+    token = await auth.tokens.create(CONSUMER_ADDRESS, int(time.time()) + 600)
+    await signed(auth, "10")
+    for nonce in ("11", "11", str(MAX_NONCE)):
+        assert await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce=nonce,
+                                       signature=None, auth_token=token) == CONSUMER_ADDRESS
+    assert await store.get_nonce(CONSUMER_ADDRESS) == "10"
+    with pytest.raises(NonceReusedError):
+        await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce="10",
+                                signature=None, auth_token=token)
+    # The owner's signed requests still work after a token holder's huge nonce.
+    assert await signed(auth, "12") == CONSUMER_ADDRESS
+
+
+async def test_a_token_of_another_address_or_where_not_allowed(
+        auth: RequestAuthenticator) -> None:
+    token = await auth.tokens.create(OTHER_ADDRESS, int(time.time()) + 600)
+    with pytest.raises(InvalidTokenError):
+        await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce="1",
+                                signature=None, auth_token=token)
+    with pytest.raises(InvalidSignatureError):
+        await auth.authenticate(signer=OTHER_ADDRESS, message=MESSAGE, nonce="1",
+                                signature=None, auth_token=token, allow_token=False)
+
+
+async def test_a_signature_wins_over_a_token(auth: RequestAuthenticator,
+                                             store: Store) -> None:
+    token = await auth.tokens.create(CONSUMER_ADDRESS, int(time.time()) + 600)
+    with pytest.raises(InvalidSignatureError):
+        await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce="3",
+                                signature=sign_like_ocean_js(MESSAGE + "3", OTHER_KEY),
+                                auth_token=token)
+    await auth.authenticate(signer=CONSUMER_ADDRESS, message=MESSAGE, nonce="3",
+                            signature=sign_like_ocean_js(MESSAGE + "3", CONSUMER_KEY),
+                            auth_token=token)
+    assert await store.get_nonce(CONSUMER_ADDRESS) == "3"
+
+
+async def test_check_nonce_alone(store: Store) -> None:
+    await check_nonce(store, CONSUMER_ADDRESS, "1")
+    assert await store.get_nonce(CONSUMER_ADDRESS) is None
