@@ -11,12 +11,25 @@ import time
 import asyncpg
 
 from tidegate.errors import ServiceUnavailableError
+from tidegate.stores.boundary import translate_unavailable
 from tidegate.stores.migrations import MIGRATIONS
 
 # Serialises schema migration between replicas starting at the same time.
 _MIGRATION_LOCK_ID = 0x7469646567617465  # "tidegate"
 
 
+def _unavailable(exc: Exception) -> bool:
+    """The server is unreachable, restarting, shutting down or out of resources (not a
+    bug: a statement error or a wrong parameter type stays a 500)."""
+    return isinstance(exc, OSError | asyncpg.PostgresConnectionError
+                      | asyncpg.exceptions.OperatorInterventionError
+                      | asyncpg.exceptions.InsufficientResourcesError) or (
+        # the pool's connection was lost mid-operation or the pool is closing
+        isinstance(exc, asyncpg.InterfaceError)
+        and not isinstance(exc, asyncpg.exceptions.DataError))
+
+
+@translate_unavailable(_unavailable)
 class PostgresStore:
     """Store backed by a PostgreSQL database (``postgresql://`` URL)."""
 

@@ -21,9 +21,25 @@ from pathlib import Path
 import aiosqlite
 
 from tidegate.errors import ServiceUnavailableError
+from tidegate.stores.boundary import translate_unavailable
 from tidegate.stores.migrations import MIGRATIONS
 
+# Primary result codes of a database that cannot serve now (busy or locked past the
+# timeout, out of memory, read-only, I/O error, corrupt, disk full, cannot open,
+# locking protocol); anything else (no such table, a constraint) is a bug.
+_UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15})
 
+
+def _unavailable(exc: Exception) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES
+    return False
+
+
+@translate_unavailable(_unavailable)
 class SqliteStore:
     """Store backed by an SQLite database file."""
 

@@ -1,0 +1,126 @@
+"""A database that is down answers 503 store_unavailable; a bug in a statement stays
+a 500 (the driver's exception propagates); service recovers when the database is back."""
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.conftest import start_app
+from tests.faults import CuttableProxy
+from tidegate.settings import Settings
+from tidegate.stores.boundary import StoreUnavailableError
+from tidegate.stores.postgres import PostgresStore
+from tidegate.stores.sqlite import SqliteStore
+
+ADDRESS = "0x" + "ab" * 20
+
+
+@pytest.fixture
+async def proxied_pg_url(fresh_pg_url: str) -> AsyncIterator[tuple[str, CuttableProxy]]:
+    parts = urlsplit(fresh_pg_url)
+    proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    netloc = f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else \
+        f"127.0.0.1:{proxy.port}"
+    try:
+        yield urlunsplit(parts._replace(netloc=netloc)), proxy
+    finally:
+        await proxy.close()
+
+
+async def eventually(call: Callable[[], object], seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            await call()  # type: ignore[misc]
+            return
+        except StoreUnavailableError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def test_postgres_down_is_unavailable_then_recovers(
+        proxied_pg_url: tuple[str, CuttableProxy]) -> None:
+    url, proxy = proxied_pg_url
+    store = PostgresStore(url, min_size=1, max_size=2)
+    await store.open()
+    try:
+        assert await store.advance_nonce(ADDRESS, "1", "1")
+        await proxy.cut()
+        for _ in range(3):  # lost connections, then refused ones
+            with pytest.raises(StoreUnavailableError) as caught:
+                await store.get_nonce(ADDRESS)
+            assert caught.value.status == 503
+            assert caught.value.code == "store_unavailable"
+            assert str(proxy.port) not in caught.value.message
+        await proxy.restore()
+        await eventually(lambda: store.get_nonce(ADDRESS))
+        assert await store.get_nonce(ADDRESS) == "1"
+    finally:
+        await store.close()
+
+
+async def test_postgres_statement_errors_are_not_hidden(fresh_pg_url: str) -> None:
+    store = PostgresStore(fresh_pg_url)
+    await store.open()
+    try:
+        async with store.pool.acquire() as conn:
+            await conn.execute("DROP TABLE nonces")
+        with pytest.raises(Exception) as caught:
+            await store.get_nonce(ADDRESS)
+        assert not isinstance(caught.value, StoreUnavailableError)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_full_is_unavailable(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.db")
+    await store.open()
+    try:
+        pages = (await store.db.execute_fetchall("PRAGMA page_count"))[0][0]
+        await store.db.execute(f"PRAGMA max_page_count = {pages + 1}")
+        with pytest.raises(StoreUnavailableError):
+            await store.put_ddo("did:op:big", 8996, "0x" + "00" * 20, "x" * 200_000, 1, 0)
+        assert await store.get_ddo("did:op:big") is None  # nothing half-written
+    finally:
+        await store.close()
+
+
+async def test_sqlite_bug_is_not_unavailable(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.db")
+    await store.open()
+    try:
+        other = sqlite3.connect(tmp_path / "store.db")
+        other.execute("DROP TABLE revoked_tokens")
+        other.commit()
+        other.close()
+        with pytest.raises(sqlite3.OperationalError):
+            await store.revoke_token("id", 1)
+    finally:
+        await store.close()
+
+
+async def test_api_answers_503_while_postgres_is_down(
+        proxied_pg_url: tuple[str, CuttableProxy],
+        make_settings: Callable[..., Settings]) -> None:
+    url, proxy = proxied_pg_url
+    async for client in start_app(make_settings(TIDEGATE_DATABASE_URL=url)):
+        did = "did:op:" + "cd" * 32
+        assert (await client.get(f"/api/aquarius/assets/ddo/{did}")).status_code == 404
+        await proxy.cut()
+        r = await client.get(f"/api/aquarius/assets/ddo/{did}")
+        assert r.status_code == 503
+        assert r.json()["code"] == "store_unavailable"
+        assert str(proxy.port) not in r.text
+        await proxy.restore()
+        for _ in range(100):
+            r = await client.get(f"/api/aquarius/assets/ddo/{did}")
+            if r.status_code != 503:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 404
