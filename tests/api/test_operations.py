@@ -35,6 +35,28 @@ async def test_openapi_describes_every_endpoint(client: httpx.AsyncClient) -> No
     assert (await client.get("/docs")).status_code == 200
 
 
+async def test_docs_work_offline(client: httpx.AsyncClient) -> None:
+    # Swagger UI comes from Tidegate itself: no external URL in the page, and every
+    # file it loads is served (a blank page offline or air-gapped otherwise).
+    import re
+
+    page = await client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    urls = re.findall(r'(?:src|href|url)\s*[:=]\s*"([^"]+)"', page.text)
+    assert urls and not [u for u in urls if "//" in u], urls
+    assets = [u for u in urls if u.startswith("/docs/assets/")]
+    assert len(assets) == 3
+    for url in assets:
+        r = await client.get(url)
+        assert r.status_code == 200, url
+        assert len(r.content) > 500, url
+    assert "SwaggerUIBundle" in (await client.get("/docs/assets/swagger-ui-bundle.js")).text
+    for other in ("/docs/assets/index.html", "/docs/assets/..%2F__init__.py",
+                  "/docs/assets/swagger-ui-bundle.js.map"):
+        r = await client.get(other)
+        assert (r.status_code, r.json()["code"]) == (404, "not_found"), other
+
+
 async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/services/nothing", params={"secret": "0xabc"})
     assert r.status_code == 404

@@ -1,12 +1,18 @@
-"""Operations: liveness, readiness, Prometheus metrics, OpenAPI and its UI."""
+"""Operations: liveness, readiness, Prometheus metrics, OpenAPI and its UI.
+
+The UI is Swagger UI from the ``swagger-ui-bundle`` wheel, served by Tidegate
+itself, so ``/docs`` works offline and air-gapped (no CDN).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
+from swagger_ui_bundle import swagger_ui_path
 
 from tidegate.api.context import services
 from tidegate.api.openapi import openapi_document
@@ -14,12 +20,21 @@ from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.chain.clients import ChainConfig
 
-_DOCS_HTML = """<!doctype html><html><head><title>Tidegate API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+_DOCS_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Tidegate API</title>
+<link rel="icon" type="image/png" href="ASSETS/favicon-32x32.png">
+<link rel="stylesheet" href="ASSETS/swagger-ui.css">
 </head><body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="ASSETS/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "OPENAPI_URL", dom_id: "#ui"});</script>
 </body></html>"""
+
+# Only what the page loads; nothing else of the bundle's directory is reachable.
+_DOCS_ASSETS = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+_DOCS_DIR = Path(str(swagger_ui_path))
 
 
 async def get_health(request: Request) -> Response:
@@ -65,8 +80,18 @@ async def get_openapi(request: Request) -> Response:
 
 
 async def get_docs(request: Request) -> Response:
-    url = services(request).settings.root_path + "/openapi.json"
-    return HTMLResponse(_DOCS_HTML.replace("OPENAPI_URL", url))
+    root = services(request).settings.root_path
+    return HTMLResponse(_DOCS_HTML.replace("OPENAPI_URL", root + "/openapi.json")
+                        .replace("ASSETS", root + "/docs/assets"))
+
+
+async def get_docs_asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    media_type = _DOCS_ASSETS.get(name)
+    if media_type is None:
+        return JsonResponse({"error": "Not found.", "code": "not_found"}, status_code=404)
+    return FileResponse(_DOCS_DIR / name, media_type=media_type,
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 ENDPOINTS = [
@@ -78,4 +103,6 @@ ENDPOINTS = [
     Endpoint("openapi", "GET", "/openapi.json", get_openapi, "This OpenAPI document",
              body="none", service=False),
     Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", body="none", service=False),
+    Endpoint("docsAsset", "GET", "/docs/assets/{name}", get_docs_asset,
+             "Swagger UI's files (served by Tidegate, no CDN)", body="none", service=False),
 ]
