@@ -24,12 +24,12 @@ from eth_utils import keccak
 from web3 import Web3
 
 from bench.procs import Proc, free_port
-from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
-from tidegate.chain import deploy
 from tidegate.chain.contracts import write_address_file
-from tidegate.chain.devchain import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
-from tidegate.chain.ocean_txs import ONE_TOKEN, mint_datatoken, start_order
 from tidegate.crypto import ecies
+from tidegate.dev import deploy
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev.ocean_txs import ONE_TOKEN, mint_datatoken, start_order
+from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,14 +26,14 @@ from eth_typing import HexStr
 from web3 import Web3
 
 from tests.helpers import PROVIDER_KEY
-from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.chain.contracts import write_address_file
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import DevChain
-from tidegate.chain.ocean_txs import ONE_TOKEN, forget_nonces, mint_datatoken
-from tidegate.chain.rpc_shim import start_rpc_server
 from tidegate.crypto import ecies
-from tidegate.devmode import serve_directory
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.devchain import DevChain
+from tidegate.dev.devmode import serve_directory
+from tidegate.dev.ocean_txs import ONE_TOKEN, forget_nonces, mint_datatoken
+from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
+from tidegate.dev.rpc_shim import start_rpc_server
 from tidegate.settings import Settings
 
 ORIGIN_FILES = {
@@ -284,7 +284,7 @@ def order_asset(harness: ChainHarness, asset: PublishedAsset, *, service_index: 
                 fee_key: str = PROVIDER_KEY, variant: str = "plain",
                 consumer_address: str | None = None, amount: int = 0) -> str:
     """Order ``asset`` the way a client does after initialize; returns the tx hash."""
-    from tidegate.chain import ocean_txs
+    from tidegate.dev import ocean_txs
     from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
 
     service = asset.ddo["services"][service_index]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from tidegate.chain.ocean_txs import forget_nonces
+from tidegate.dev.ocean_txs import forget_nonces
 
 RUNTIME = bytes.fromhex(
     "36600060003760405160205160005160a06060a3"

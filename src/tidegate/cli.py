@@ -75,7 +75,7 @@ def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
     Reads the same environment as `serve` (PROVIDER_PRIVATE_KEY, gateways, compute
     settings, LOG_LEVEL ...); dev defaults fill in what is unset (docs/dev.md).
     """
-    from tidegate.devmode import ChainChoice, DevModeError, run_dev
+    from tidegate.dev.devmode import ChainChoice, DevModeError, run_dev
 
     configure_logging("WARNING")  # until the settings are read
     try:
@@ -108,7 +108,7 @@ def deploy_contracts(rpc_url: str, key: str, address_file: Path, network: str) -
     from web3.exceptions import Web3Exception
 
     from tidegate.chain.contracts import write_address_file
-    from tidegate.chain.deploy import DeploymentError, deploy_ocean_contracts
+    from tidegate.dev.deploy import DeploymentError, deploy_ocean_contracts
 
     try:
         deployer = Account.from_key(key)
@@ -146,8 +146,8 @@ def publish(description: Path, rpc_url: str, key: str, provider_url: str,
     """Publish an asset described by a JSON file (see docs/publishing.md)."""
     import json
 
-    from tidegate.assets.publishing import AssetDescription
-    from tidegate.publisher import PublishError, publish_from_description
+    from tidegate.dev.publisher import PublishError, publish_from_description
+    from tidegate.dev.publishing import AssetDescription
 
     try:
         parsed = AssetDescription.from_json(json.loads(description.read_text()))

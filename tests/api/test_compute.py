@@ -10,8 +10,8 @@ import pytest
 
 from tests.chain_fixtures import ChainHarness, wait_for_ddo
 from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, PROVIDER_ADDRESS, sign_like_ocean_js
-from tidegate.assets.publishing import PublishedAsset
-from tidegate.chain import ocean_txs
+from tidegate.dev import ocean_txs
+from tidegate.dev.publishing import PublishedAsset
 from tidegate.fees.provider_fees import ProviderFee
 
 CHECKSUM = "sha256:" + "ab" * 32

@@ -18,8 +18,8 @@ from tests.helpers import (
     sign_like_ocean_js,
     sign_like_ocean_py,
 )
-from tidegate.assets.publishing import compact_json
-from tidegate.chain.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.publishing import compact_json
 from tidegate.settings import Settings
 
 DECRYPT = "/api/services/decrypt"

@@ -1,4 +1,4 @@
-"""``tidegate dev`` (src/tidegate/devmode.py): anvil by default, the in-process fallback,
+"""``tidegate dev`` (src/tidegate/dev/devmode.py): anvil by default, the in-process fallback,
 the environment as ``serve`` reads it, and ``--data-dir`` keeping chain and index together.
 
 The anvil tests start their own anvil (``make anvil-setup``) on free ports, whatever
@@ -23,8 +23,8 @@ from eth_account.messages import encode_defunct
 from web3 import Web3
 
 from tidegate.app import create_app
-from tidegate.chain.anvil_node import find_anvil, free_port
-from tidegate.devmode import (
+from tidegate.dev.anvil_node import find_anvil, free_port
+from tidegate.dev.devmode import (
     DEV_PROVIDER_KEY,
     MANIFEST_FILE,
     STATE_FILE,
@@ -224,7 +224,7 @@ async def test_an_index_of_another_chain_is_refused(tmp_path: Path) -> None:
 async def test_the_in_process_fallback_signs_and_cannot_keep_a_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("tidegate.devmode.find_anvil", lambda: None)
+    monkeypatch.setattr("tidegate.dev.devmode.find_anvil", lambda: None)
     with pytest.raises(DevModeError, match="anvil not found"):
         await start(None, chain="anvil")
     env = await start(tmp_path)  # auto: falls back, and says so

@@ -11,7 +11,7 @@ from tests.api.access_helpers import download_params, order
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, order_asset, wait_for_ddo
 from tests.fake_contracts import deploy_replayer, replay_events
 from tests.helpers import OTHER_ADDRESS, OTHER_KEY
-from tidegate.chain.ocean_txs import contract, set_metadata_state
+from tidegate.dev.ocean_txs import contract, set_metadata_state
 
 DOWNLOAD = "/api/services/download"
 

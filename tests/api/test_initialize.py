@@ -3,7 +3,7 @@ import httpx
 from tests.api.access_helpers import initialize, order
 from tests.chain_fixtures import ChainHarness, wait_for_ddo
 from tests.helpers import OTHER_ADDRESS, PROVIDER_ADDRESS
-from tidegate.chain.ocean_txs import set_metadata_state
+from tidegate.dev.ocean_txs import set_metadata_state
 from tidegate.fees.provider_fees import ProviderFee, verify_provider_fee_signature
 
 

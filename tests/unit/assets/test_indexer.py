@@ -15,9 +15,9 @@ import pytest
 
 from tests.chain_fixtures import ChainHarness, order_asset
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions
-from tidegate.assets.publishing import compact_json
 from tidegate.chain.clients import ChainConfig, build_web3, rpc_session
-from tidegate.chain.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.publishing import compact_json
 from tidegate.stores.sqlite import SqliteStore
 
 

@@ -14,9 +14,8 @@ from web3.logs import DISCARD
 
 from tests.chain_fixtures import ChainHarness, order_asset
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions
-from tidegate.assets.publishing import PublishedAsset, compact_json
 from tidegate.chain.clients import ChainConfig
-from tidegate.chain.ocean_txs import (
+from tidegate.dev.ocean_txs import (
     ONE_TOKEN,
     ZERO_ADDRESS,
     contract,
@@ -26,9 +25,10 @@ from tidegate.chain.ocean_txs import (
     set_metadata,
     set_metadata_state,
 )
+from tidegate.dev.publishing import PublishedAsset, compact_json
 from tidegate.stores.sqlite import SqliteStore
 
-# --- pricing created after publishing (not in tidegate.chain.ocean_txs) -----------------
+# --- pricing created after publishing (not in tidegate.dev.ocean_txs) -----------------
 
 
 def create_fixed_rate(harness: ChainHarness, datatoken: str, rate: int) -> bytes:

@@ -8,8 +8,8 @@ import pytest
 
 from tests.chain_fixtures import ChainHarness
 from tidegate.chain.nft import is_factory_nft, metadata_state, nft_contract
-from tidegate.chain.ocean_txs import set_metadata_state
 from tidegate.chain.rpc import ContractCallError
+from tidegate.dev.ocean_txs import set_metadata_state
 
 pytestmark = pytest.mark.chain
 

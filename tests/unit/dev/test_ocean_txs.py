@@ -14,8 +14,8 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from tests.chain_fixtures import ChainFacade
-from tidegate.chain import ocean_txs
-from tidegate.chain.deploy import OceanAddresses
+from tidegate.dev import ocean_txs
+from tidegate.dev.deploy import OceanAddresses
 from tidegate.fees.provider_fees import ProviderFee, build_provider_data, sign_provider_fee
 
 ONE = 10**18

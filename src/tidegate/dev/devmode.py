@@ -6,7 +6,7 @@ loopback, runs Tidegate (built-in indexer, SQLite) against that chain, publishes
 dataset through Tidegate's own ``/encrypt``, funds a consumer with OCEAN and
 datatokens, and prints what a client needs (docs/dev.md).
 
-The chain is **anvil** when it can be found (:func:`tidegate.chain.anvil_node.find_anvil`):
+The chain is **anvil** when it can be found (:func:`tidegate.dev.anvil_node.find_anvil`):
 a real dev node, so ocean.js's node-side signing (``personal_sign``), ``evm_*`` and
 wall-clock block times work, and ``--data-dir`` keeps the chain itself
 (``chain-state.json``). Otherwise it is the in-process eth-tester chain behind the
@@ -48,12 +48,12 @@ from eth_typing import HexStr
 from web3 import Web3
 
 from tidegate.app import create_app
-from tidegate.assets.publishing import AssetDescription, publish_asset
-from tidegate.chain.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
 from tidegate.chain.contracts import write_address_file
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import DEV_CHAIN_ID
-from tidegate.chain.ocean_txs import ONE_TOKEN, contract, mint_datatoken
+from tidegate.dev.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
+from tidegate.dev.barge import DEV_CHAIN_ID
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import ONE_TOKEN, contract, mint_datatoken
+from tidegate.dev.publishing import AssetDescription, publish_asset
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
 from tidegate.settings import Settings
@@ -378,8 +378,8 @@ def _start_chain(
             raise DevModeError(str(exc)) from exc
         closers.append(node.close)
         return NodeChain(node.url), node.kill
-    from tidegate.chain.devchain import DevChain  # py-evm: only for this chain
-    from tidegate.chain.rpc_shim import start_rpc_server
+    from tidegate.dev.devchain import DevChain  # py-evm: only for this chain
+    from tidegate.dev.rpc_shim import start_rpc_server
 
     chain = DevChain()
     try:

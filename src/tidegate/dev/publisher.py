@@ -13,9 +13,9 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.chain.contracts import load_address_file, packaged_address_file_path
-from tidegate.chain.ocean_txs import OceanTxError
+from tidegate.dev.ocean_txs import OceanTxError
+from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
 
 
 class PublishError(Exception):

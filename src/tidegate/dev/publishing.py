@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from tidegate.assets.ddo import did_for
-from tidegate.chain.ocean_txs import (
+from tidegate.dev.ocean_txs import (
     ONE_TOKEN,
     create_data_nft_with_datatoken,
     set_metadata,

@@ -6,8 +6,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.chain_fixtures import ChainFacade, ChainHarness
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.rpc_shim import RpcServer
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.rpc_shim import RpcServer
 
 
 @pytest.fixture

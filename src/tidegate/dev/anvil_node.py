@@ -29,13 +29,13 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
-from tidegate.chain import deploy
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev import deploy
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev.deploy import OceanAddresses
 
 ANVIL_ENV = "TIDEGATE_ANVIL"
 _NODE_MODULES = Path("tools") / "anvil" / "node_modules"
-# src/tidegate/chain/anvil_node.py -> the repository (in a checkout; harmless otherwise).
+# src/tidegate/dev/anvil_node.py -> the repository (in a checkout; harmless otherwise).
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 20.0
 
@@ -249,7 +249,7 @@ def mnemonic_accounts(mnemonic: str, count: int) -> list[LocalAccount]:
 class NodeChain:
     """What ``tidegate dev`` uses of a chain, over a node's JSON-RPC (anvil).
 
-    The same surface as :class:`~tidegate.chain.devchain.DevChain`: accounts derived
+    The same surface as :class:`~tidegate.dev.devchain.DevChain`: accounts derived
     locally from the mnemonic (the ones anvil funds and unlocks), every transaction
     signed locally, OCEAN minted by the deployer (the token's owner).
     """
@@ -297,7 +297,7 @@ class NodeChain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def deploy_ocean_contracts(self, deployer_index: int = 0) -> OceanAddresses:
-        """Deploy the Ocean contracts with :mod:`tidegate.chain.deploy`, once."""
+        """Deploy the Ocean contracts with :mod:`tidegate.dev.deploy`, once."""
         if self.addresses is not None:
             raise RuntimeError("the Ocean contracts are already deployed on this chain")
         self.addresses = deploy.deploy_ocean_contracts(self.w3, self.accounts[deployer_index])

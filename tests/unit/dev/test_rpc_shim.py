@@ -14,11 +14,11 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import Wei
 
-from tidegate.chain import ocean_txs
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import DevChain
-from tidegate.chain.rpc_shim import RpcServer
+from tidegate.dev import ocean_txs
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.devchain import DevChain
+from tidegate.dev.rpc_shim import RpcServer
 
 pytestmark = pytest.mark.devchain_only  # the shim serves the in-process chain only
 

@@ -13,11 +13,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from tests.chain_fixtures import ChainFacade, ChainHarness
-from tidegate.chain import deploy, ocean_txs
 from tidegate.chain.contracts import load_address_file
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.ocean_txs import contract
 from tidegate.cli import main
+from tidegate.dev import deploy, ocean_txs
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import contract
 
 # Every contract key of the address file, as barge's deploy script writes it for a
 # development chain (the ERC20/ERC721 template maps aside).
