@@ -28,7 +28,7 @@ async def order(client: httpx.AsyncClient, harness: ChainHarness, asset: Publish
     service_id = asset.ddo["services"][service_index]["id"]
     quote = (await initialize(client, asset, service_id)).json()
     fee = ProviderFee.from_json(quote["providerFee"])
-    return str(ocean_txs.start_order(harness.chain.w3, harness.consumer, asset.datatoken_address,
+    return str(ocean_txs.start_order(harness.txs, harness.consumer, asset.datatoken_address,
                                      CONSUMER_ADDRESS, service_index, fee))
 
 

@@ -52,7 +52,7 @@ from tidegate.chain.contracts import write_address_file
 from tidegate.dev.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
 from tidegate.dev.barge import DEV_CHAIN_ID
 from tidegate.dev.deploy import OceanAddresses
-from tidegate.dev.ocean_txs import ONE_TOKEN, contract, mint_datatoken
+from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, contract, mint_datatoken
 from tidegate.dev.publishing import AssetDescription, publish_asset
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
@@ -551,7 +551,7 @@ def prepare_demo(env: DevEnvironment, provider_url: str) -> DemoAsset:
 
 def publish_demo(env: DevEnvironment, provider_url: str, provider_address: str) -> DemoAsset:
     """Publish the demo dataset and give the consumer OCEAN and datatokens."""
-    w3 = env.chain.w3
+    txs = Transactor(env.chain.w3)
     publisher = env.chain.accounts[PUBLISHER]
     consumer = env.chain.accounts[CONSUMER]
     assert env.chain.addresses is not None
@@ -564,7 +564,7 @@ def publish_demo(env: DevEnvironment, provider_url: str, provider_address: str) 
         return response.text
 
     asset = publish_asset(
-        w3, dict(env.chain.addresses), publisher,
+        txs, dict(env.chain.addresses), publisher,
         AssetDescription(
             name="Tidegate demo temperatures",
             description="A tiny CSV served on loopback by tidegate dev.",
@@ -573,7 +573,7 @@ def publish_demo(env: DevEnvironment, provider_url: str, provider_address: str) 
         ),
         provider_url=provider_url, provider_address=provider_address, encrypt=encrypt,
     )
-    mint_datatoken(w3, publisher, asset.datatoken_address, consumer.address, CONSUMER_DATATOKENS)
+    mint_datatoken(txs, publisher, asset.datatoken_address, consumer.address, CONSUMER_DATATOKENS)
     env.chain.mint_ocean(consumer.address, CONSUMER_OCEAN)
     return DemoAsset(asset.did, asset.nft_address, asset.datatoken_address, reused=False)
 

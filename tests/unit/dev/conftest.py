@@ -7,6 +7,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.chain_fixtures import ChainFacade, ChainHarness
 from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import Transactor
 from tidegate.dev.rpc_shim import RpcServer
 
 
@@ -14,6 +15,12 @@ from tidegate.dev.rpc_shim import RpcServer
 def chain(harness: ChainHarness) -> ChainFacade:
     """The session chain (DevChain, or anvil), reverted to its deployed state after the test."""
     return harness.chain
+
+
+@pytest.fixture
+def txs(harness: ChainHarness) -> Transactor:
+    """The session chain's transaction sender."""
+    return harness.txs
 
 
 @pytest.fixture
