@@ -5,8 +5,8 @@ anvil is a real dev node: it signs for its unlocked accounts (``eth_sign``,
 ``evm_mine``/``evm_increaseTime``, stamps blocks with the wall clock, and with
 ``--state <file>`` loads a chain from a file and dumps it there on exit (and every
 ``--state-interval`` seconds). It comes from npm (``make anvil-setup``:
-``tools/anvil/node_modules``); :func:`find_anvil` also honours ``TIDEGATE_ANVIL`` and
-``anvil`` on ``PATH``.
+``tools/anvil/node_modules``); :func:`find_anvil` also honours an explicit path
+(``tidegate dev --anvil``, or ``TIDEGATE_ANVIL``) and ``anvil`` on ``PATH``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from tidegate.dev import deploy
 from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
 from tidegate.dev.deploy import OceanAddresses
 
-ANVIL_ENV = "TIDEGATE_ANVIL"
 _NODE_MODULES = Path("tools") / "anvil" / "node_modules"
 # src/tidegate/dev/anvil_node.py -> the repository (in a checkout; harmless otherwise).
 _REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -44,18 +43,20 @@ class AnvilError(RuntimeError):
     """anvil could not be found, could not start, or stopped answering."""
 
 
-def find_anvil(roots: Iterable[Path] | None = None) -> Path | None:
+def find_anvil(
+    override: str | Path | None = None, roots: Iterable[Path] | None = None
+) -> Path | None:
     """The anvil executable to run, or ``None`` when there is none.
 
-    In order: ``$TIDEGATE_ANVIL`` (returned even if it does not exist, so that the
-    caller reports the user's mistake), ``anvil`` on ``PATH``, then what ``make
+    In order: ``override`` (``--anvil`` or ``TIDEGATE_ANVIL``; returned even if it does
+    not exist, so that the caller reports the user's mistake), ``anvil`` on ``PATH``,
+    then what ``make
     anvil-setup`` installs under ``tools/anvil/node_modules`` of the repository or
     of the current directory (the platform package's ELF binary before the node
     wrapper: stopping the binary's PID stops anvil itself).
     """
-    override = os.environ.get(ANVIL_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
+    if override is not None and str(override).strip():
+        return Path(str(override).strip()).expanduser()
     on_path = shutil.which("anvil")
     if on_path:
         return Path(on_path)

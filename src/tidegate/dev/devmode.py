@@ -12,8 +12,9 @@ wall-clock block times work, and ``--data-dir`` keeps the chain itself
 (``chain-state.json``). Otherwise it is the in-process eth-tester chain behind the
 JSON-RPC shim, which cannot persist.
 
-Tidegate reads the same environment as ``tidegate serve`` (:func:`dev_environ`); dev
-mode only fills in what is unset, and always points ``NETWORK_URL``/``ADDRESS_FILE`` at
+Tidegate reads the same environment as ``tidegate serve`` (:func:`dev_environ`; the CLI
+hands it over, nothing here reads the process environment); dev mode only fills in what
+is unset, and always points ``NETWORK_URL``/``ADDRESS_FILE`` at
 its own chain. With ``--data-dir`` the chain and the index must belong together:
 ``dev-chain.json`` records the chain's fingerprint (chain id and genesis hash) and the
 deployment; an index next to a different or lost chain is refused (:class:`DevModeError`).
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import http.server
+import importlib.util
 import io
 import json
 import logging
@@ -343,17 +345,33 @@ def _notice(message: str) -> None:
     print(f"tidegate dev: {message}", file=sys.stderr, flush=True)
 
 
-def _find_node(choice: ChainChoice) -> Path | None:
+def devchain_installed() -> bool:
+    """Whether the in-process chain can run: eth-tester and py-evm (the ``devchain`` extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("eth_tester", "eth"))
+
+
+def _require_devchain(context: str) -> None:
+    if not devchain_installed():
+        raise DevModeError(
+            f"{context}the in-process chain needs eth-tester and py-evm, which are not "
+            "installed: `pip install 'tidegate[devchain]'` (in a checkout: "
+            "`pip install -e '.[dev]'`), or use anvil (`make anvil-setup`, then --chain anvil)"
+        )
+
+
+def _find_node(choice: ChainChoice, anvil: Path | None) -> Path | None:
     """anvil's path, or None for the in-process chain (with a notice when it is a fallback)."""
     if choice == "embedded":
+        _require_devchain("--chain embedded: ")
         return None
-    binary = find_anvil()
+    binary = find_anvil(anvil)
     if binary is None:
-        where = "TIDEGATE_ANVIL, `anvil` on PATH, tools/anvil/node_modules"
+        where = "--anvil/TIDEGATE_ANVIL, `anvil` on PATH, tools/anvil/node_modules"
         if choice == "anvil":
             raise DevModeError(
                 f"anvil not found ({where}): run `make anvil-setup`, or use --chain embedded"
             )
+        _require_devchain(f"anvil not found ({where}), and ")
         _notice(
             f"anvil not found ({where}): using the in-process chain instead; it is slower "
             "and cannot keep its state in --data-dir. Install anvil with `make anvil-setup`."
@@ -394,14 +412,16 @@ def start_dev_environment(
     data_dir: Path | None,
     rpc_port: int,
     *,
+    environ: Mapping[str, str],
     chain: ChainChoice = "auto",
     fresh: bool = False,
-    environ: Mapping[str, str] | None = None,
+    anvil: Path | None = None,
 ) -> DevEnvironment:
     """Chain + contracts + address file + demo origin + settings, consistent with the index.
 
     ``data_dir`` None: a fresh temporary directory, removed by ``close()``. ``environ``:
-    the environment (``os.environ`` by default) as ``tidegate serve`` reads it. Raises
+    the environment as ``tidegate serve`` would read it. ``anvil``: the anvil executable
+    (default: :func:`~tidegate.dev.anvil_node.find_anvil`'s search). Raises
     :class:`DevModeError` (or ``ConfigurationError`` for a bad environment).
 
     Blocking, and it runs a short event loop of its own (to read the index): call it
@@ -411,8 +431,7 @@ def start_dev_environment(
     persistent = data_dir is not None
     directory = (data_dir or Path(tempfile.mkdtemp(prefix="tidegate-dev-"))).expanduser()
     try:
-        return _start_in(directory, persistent, rpc_port, chain, fresh,
-                         os.environ if environ is None else environ)
+        return _start_in(directory, persistent, rpc_port, chain, fresh, environ, anvil)
     except BaseException:
         if not persistent:
             shutil.rmtree(directory, ignore_errors=True)
@@ -421,7 +440,7 @@ def start_dev_environment(
 
 def _start_in(
     directory: Path, persistent: bool, rpc_port: int, chain: ChainChoice, fresh: bool,
-    source: Mapping[str, str],
+    source: Mapping[str, str], anvil: Path | None,
 ) -> DevEnvironment:
     directory.mkdir(parents=True, exist_ok=True)
     port = rpc_port or free_port()
@@ -434,7 +453,7 @@ def _start_in(
         _notice(f"{name} is ignored: dev mode runs its own chain ({rpc_url})")
     if fresh and persistent:
         _forget(directory, settings)
-    binary = _find_node(chain)
+    binary = _find_node(chain, anvil)
     backend: Literal["anvil", "embedded"] = "anvil" if binary is not None else "embedded"
     index = _index_state(settings)
     manifest = (_read_json(directory / MANIFEST_FILE) if persistent else None) or {}
@@ -615,12 +634,13 @@ def _summary(env: DevEnvironment, provider_url: str, demo: DemoAsset) -> str:
 
 async def run_dev(
     host: str, port: int, rpc_port: int, data_dir: Path | None, *,
-    chain: ChainChoice = "auto", fresh: bool = False,
+    environ: Mapping[str, str], chain: ChainChoice = "auto", fresh: bool = False,
+    anvil: Path | None = None,
 ) -> None:
     """Run the whole dev stack until cancelled (or until the server stops)."""
     started = time.monotonic()
-    env = await asyncio.to_thread(start_dev_environment, data_dir, rpc_port,
-                                  chain=chain, fresh=fresh)
+    env = await asyncio.to_thread(start_dev_environment, data_dir, rpc_port, environ=environ,
+                                  chain=chain, fresh=fresh, anvil=anvil)
     try:
         try:
             configure_logging(env.settings.log_level)

@@ -8,7 +8,7 @@ import pytest
 from tests.chain_fixtures import ChainHarness, order_asset
 from tests.helpers import OTHER_KEY, PROVIDER_KEY
 from tidegate.assets.ddo import Asset
-from tidegate.chain.orders import OrderInvalidError, OrderValidator
+from tidegate.assets.orders import OrderInvalidError, OrderValidator
 from tidegate.dev import ocean_txs
 from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
 
