@@ -53,7 +53,7 @@ def test_deploy_uses_barge_account_0_and_every_address_is_a_contract(
 ) -> None:
     w3 = chain.w3
     assert addresses["chainId"] == 8996
-    # The full key set and the template maps: tests/unit/chain/test_deploy.py.
+    # The full key set and the template maps: tests/unit/dev/test_deploy.py.
     assert set(addresses) == set(OceanAddresses.__required_keys__)
     assert set(addresses["ERC20Template"]) == {"1", "2", "3"}
     for address in _all_addresses(addresses):
