@@ -8,10 +8,11 @@ BIN = $(VENV)/bin
 setup: $(VENV)/.installed
 	@command -v bwrap >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q bubblewrap) || true
 
-$(VENV)/.installed: pyproject.toml
+# pyproject.toml declares ranges; constraints.txt pins the versions CI tests.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # `tidegate dev` runs anvil (from npm, below); DEV_ARGS e.g. "--data-dir ~/.tidegate-dev" (docs/dev.md).

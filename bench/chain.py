@@ -24,12 +24,12 @@ from eth_utils import keccak
 from web3 import Web3
 
 from bench.procs import Proc, free_port
-from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
-from tidegate.chain import deploy
 from tidegate.chain.contracts import write_address_file
-from tidegate.chain.devchain import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
-from tidegate.chain.ocean_txs import ONE_TOKEN, mint_datatoken, start_order
 from tidegate.crypto import ecies
+from tidegate.dev import deploy
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, mint_datatoken, start_order
+from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +124,7 @@ class BenchChain:
     w3: Web3
     addresses: dict[str, Any]
     address_file: Path
+    txs: Transactor
 
     def publish(self, name: str, file_url: str, provider_url: str) -> PublishedAsset:
         public = ecies.public_key_hex(PROVIDER_KEY)
@@ -132,7 +133,7 @@ class BenchChain:
             return "0x" + ecies.encrypt(public, data).hex()
 
         return publish_asset(
-            self.w3, self.addresses, barge_account(1),
+            self.txs, self.addresses, barge_account(1),
             AssetDescription(name=name, files=[{"type": "url", "url": file_url,
                                                 "method": "GET"}]),
             provider_url=provider_url, provider_address=PROVIDER_ADDRESS, encrypt=encrypt)
@@ -140,7 +141,7 @@ class BenchChain:
     def order_for(self, asset: PublishedAsset, wallets: list[Wallet]) -> None:
         """One ``startOrder`` per wallet (consumer = wallet, paid by barge account 2)."""
         payer = barge_account(2)
-        mint_datatoken(self.w3, barge_account(1), asset.datatoken_address, payer.address,
+        mint_datatoken(self.txs, barge_account(1), asset.datatoken_address, payer.address,
                        len(wallets) * ONE_TOKEN)
         fee = sign_provider_fee(
             PROVIDER_KEY, provider_data=build_provider_data(None, time.time(),
@@ -148,7 +149,7 @@ class BenchChain:
             fee_token=self.addresses["Ocean"], fee_amount=0, valid_until=0)
         for wallet in wallets:
             wallet.orders[asset.did] = str(start_order(
-                self.w3, payer, asset.datatoken_address, wallet.address, 0, fee))
+                self.txs, payer, asset.datatoken_address, wallet.address, 0, fee))
 
 
 def deploy_chain(url: str, label: str, workdir: Path) -> BenchChain:
@@ -156,4 +157,4 @@ def deploy_chain(url: str, label: str, workdir: Path) -> BenchChain:
     addresses = dict(deploy.deploy_ocean_contracts(w3, barge_account(0)))
     address_file = workdir / "address.json"
     write_address_file(address_file, "development", DEV_CHAIN_ID, addresses)
-    return BenchChain(url, label, w3, addresses, address_file)
+    return BenchChain(url, label, w3, addresses, address_file, Transactor(w3))

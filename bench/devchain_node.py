@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import threading
 
-from tidegate.chain.devchain import DevChain
-from tidegate.chain.rpc_shim import start_rpc_server
+from tidegate.dev.devchain import DevChain
+from tidegate.dev.rpc_shim import start_rpc_server
 
 if __name__ == "__main__":
     server = start_rpc_server(DevChain(), port=int(sys.argv[1]))

@@ -25,9 +25,9 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
-from tidegate.chain import deploy
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev import deploy
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev.deploy import OceanAddresses
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO / "tools" / "anvil" / "node_modules"
@@ -182,7 +182,7 @@ class AnvilChain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def deploy_ocean_contracts(self, deployer_index: int = 0) -> OceanAddresses:
-        """Deploy the Ocean contracts with ``tidegate.chain.deploy``, once."""
+        """Deploy the Ocean contracts with ``tidegate.dev.deploy``, once."""
         if self.addresses is not None:
             raise RuntimeError("the Ocean contracts are already deployed on this chain")
         self.addresses = deploy.deploy_ocean_contracts(self.w3, self.accounts[deployer_index])

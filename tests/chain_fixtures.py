@@ -26,14 +26,14 @@ from eth_typing import HexStr
 from web3 import Web3
 
 from tests.helpers import PROVIDER_KEY
-from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.chain.contracts import write_address_file
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import DevChain
-from tidegate.chain.ocean_txs import ONE_TOKEN, forget_nonces, mint_datatoken
-from tidegate.chain.rpc_shim import start_rpc_server
 from tidegate.crypto import ecies
-from tidegate.devmode import serve_directory
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.devchain import DevChain
+from tidegate.dev.devmode import serve_directory
+from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, mint_datatoken
+from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
+from tidegate.dev.rpc_shim import start_rpc_server
 from tidegate.settings import Settings
 
 ORIGIN_FILES = {
@@ -105,6 +105,8 @@ class ChainHarness:
     rpc: RpcEndpoint
     address_file: Path
     origin: str
+    txs: Transactor
+    """Sends the tests' transactions over ``chain.w3`` (one per session chain)."""
 
     @property
     def addresses(self) -> dict[str, Any]:
@@ -133,14 +135,14 @@ class ChainHarness:
         from eth_account import Account
 
         return publish_asset(
-            self.chain.w3, self.addresses, self.publisher, description,
+            self.txs, self.addresses, self.publisher, description,
             provider_url=provider_url,
             provider_address=Account.from_key(PROVIDER_KEY).address,
             encrypt=self.encrypt,
         )
 
     def give_datatokens(self, asset: PublishedAsset, amount: int = 5 * ONE_TOKEN) -> None:
-        mint_datatoken(self.chain.w3, self.publisher, asset.datatoken_address,
+        mint_datatoken(self.txs, self.publisher, asset.datatoken_address,
                        self.consumer.address, amount)
 
 
@@ -203,7 +205,7 @@ def session_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainH
         server, origin = serve_directory(files)
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
-        yield ChainHarness(chain, rpc, address_file, origin)
+        yield ChainHarness(chain, rpc, address_file, origin, Transactor(chain.w3))
 
 
 @pytest.fixture
@@ -214,7 +216,6 @@ def harness(session_harness: ChainHarness) -> Iterator[ChainHarness]:
         yield session_harness
     finally:
         session_harness.chain.revert(snapshot)
-        forget_nonces()
 
 
 @pytest.fixture
@@ -284,7 +285,7 @@ def order_asset(harness: ChainHarness, asset: PublishedAsset, *, service_index: 
                 fee_key: str = PROVIDER_KEY, variant: str = "plain",
                 consumer_address: str | None = None, amount: int = 0) -> str:
     """Order ``asset`` the way a client does after initialize; returns the tx hash."""
-    from tidegate.chain import ocean_txs
+    from tidegate.dev import ocean_txs
     from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
 
     service = asset.ddo["services"][service_index]
@@ -293,14 +294,14 @@ def order_asset(harness: ChainHarness, asset: PublishedAsset, *, service_index: 
                                                    service["id"]),
         fee_token=harness.addresses["Ocean"], fee_amount=amount, valid_until=0)
     who = consumer_address or harness.consumer.address
-    w3 = harness.chain.w3
+    txs = harness.txs
     if variant == "fixed_rate":
         return str(ocean_txs.buy_from_fre_and_order(
-            w3, harness.addresses, harness.consumer, asset.datatoken_address, who,
+            txs, harness.addresses, harness.consumer, asset.datatoken_address, who,
             service_index, fee))
     if variant == "dispenser":
         return str(ocean_txs.buy_from_dispenser_and_order(
-            w3, harness.addresses, harness.consumer, asset.datatoken_address, who,
+            txs, harness.addresses, harness.consumer, asset.datatoken_address, who,
             service_index, fee))
-    return str(ocean_txs.start_order(w3, harness.consumer, asset.datatoken_address, who,
+    return str(ocean_txs.start_order(txs, harness.consumer, asset.datatoken_address, who,
                                      service_index, fee))

@@ -22,8 +22,6 @@ from __future__ import annotations
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from tidegate.chain.ocean_txs import forget_nonces
-
 RUNTIME = bytes.fromhex(
     "36600060003760405160205160005160a06060a3"
     "6101405161012051610100516101603603610160a300"
@@ -42,7 +40,6 @@ def deploy_replayer(w3: Web3, account: LocalAccount) -> str:
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(signed.raw_transaction), poll_latency=0.01)
     assert receipt["status"] == 1 and receipt["contractAddress"]
-    forget_nonces(w3)  # ocean_txs caches nonces; this transaction bypassed it
     return str(receipt["contractAddress"])
 
 
@@ -63,5 +60,4 @@ def replay_events(w3: Web3, account: LocalAccount, replayer: str, order_log: dic
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, poll_latency=0.01)
     assert receipt["status"] == 1 and len(receipt["logs"]) == 2
-    forget_nonces(w3)
     return tx_hash.to_0x_hex()

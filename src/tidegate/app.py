@@ -36,12 +36,12 @@ from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
+from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
 from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
-from tidegate.chain.orders import OrderValidator
 from tidegate.compute.config import local_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext

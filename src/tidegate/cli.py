@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import cast
@@ -68,20 +69,26 @@ def serve(host: str, port: int, workers: int) -> None:
                    "embedded: the in-process eth-tester chain")
 @click.option("--fresh", is_flag=True,
               help="Discard the chain state and the index kept in --data-dir first")
+@click.option("--anvil", "anvil", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, envvar="TIDEGATE_ANVIL",
+              help="The anvil executable (or TIDEGATE_ANVIL; default: `anvil` on PATH, "
+                   "then tools/anvil/node_modules)")
 def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
-        fresh: bool) -> None:
+        fresh: bool, anvil: Path | None) -> None:
     """Dev chain + Ocean contracts + demo asset + Tidegate: barge for dApp developers.
 
     Reads the same environment as `serve` (PROVIDER_PRIVATE_KEY, gateways, compute
     settings, LOG_LEVEL ...); dev defaults fill in what is unset (docs/dev.md).
     """
-    from tidegate.devmode import ChainChoice, DevModeError, run_dev
+    from tidegate.dev.devmode import ChainChoice, DevModeError, run_dev
 
     configure_logging("WARNING")  # until the settings are read
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_dev(host, port, rpc_port, data_dir,
-                                chain=cast("ChainChoice", chain), fresh=fresh))
+            # The process environment, as `serve` reads it: dev mode layers its defaults
+            # under it before Settings reads it (the one place besides settings.py).
+            asyncio.run(run_dev(host, port, rpc_port, data_dir, environ=dict(os.environ),
+                                chain=cast("ChainChoice", chain), fresh=fresh, anvil=anvil))
     except DevModeError as exc:
         click.echo(f"tidegate dev: {exc}", err=True)
         sys.exit(1)
@@ -108,7 +115,7 @@ def deploy_contracts(rpc_url: str, key: str, address_file: Path, network: str) -
     from web3.exceptions import Web3Exception
 
     from tidegate.chain.contracts import write_address_file
-    from tidegate.chain.deploy import DeploymentError, deploy_ocean_contracts
+    from tidegate.dev.deploy import DeploymentError, deploy_ocean_contracts
 
     try:
         deployer = Account.from_key(key)
@@ -146,8 +153,8 @@ def publish(description: Path, rpc_url: str, key: str, provider_url: str,
     """Publish an asset described by a JSON file (see docs/publishing.md)."""
     import json
 
-    from tidegate.assets.publishing import AssetDescription
-    from tidegate.publisher import PublishError, publish_from_description
+    from tidegate.dev.publisher import PublishError, publish_from_description
+    from tidegate.dev.publishing import AssetDescription
 
     try:
         parsed = AssetDescription.from_json(json.loads(description.read_text()))

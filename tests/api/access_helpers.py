@@ -9,8 +9,8 @@ import httpx
 
 from tests.chain_fixtures import ChainHarness, wait_for_ddo
 from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, sign_like_ocean_js
-from tidegate.assets.publishing import PublishedAsset
-from tidegate.chain import ocean_txs
+from tidegate.dev import ocean_txs
+from tidegate.dev.publishing import PublishedAsset
 from tidegate.fees.provider_fees import ProviderFee
 
 
@@ -28,7 +28,7 @@ async def order(client: httpx.AsyncClient, harness: ChainHarness, asset: Publish
     service_id = asset.ddo["services"][service_index]["id"]
     quote = (await initialize(client, asset, service_id)).json()
     fee = ProviderFee.from_json(quote["providerFee"])
-    return str(ocean_txs.start_order(harness.chain.w3, harness.consumer, asset.datatoken_address,
+    return str(ocean_txs.start_order(harness.txs, harness.consumer, asset.datatoken_address,
                                      CONSUMER_ADDRESS, service_index, fee))
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.chain_fixtures import ChainHarness, wait_for_ddo
 from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, PROVIDER_ADDRESS, sign_like_ocean_js
-from tidegate.assets.publishing import PublishedAsset
-from tidegate.chain import ocean_txs
+from tidegate.dev import ocean_txs
+from tidegate.dev.publishing import PublishedAsset
 from tidegate.fees.provider_fees import ProviderFee
 
 CHECKSUM = "sha256:" + "ab" * 32
@@ -55,7 +55,7 @@ async def initialize(client: httpx.AsyncClient, dataset: PublishedAsset,
 def pay(harness: ChainHarness, asset: PublishedAsset, quote: dict[str, Any],
         compute_address: str) -> str:
     fee = ProviderFee.from_json(quote["providerFee"])
-    return str(ocean_txs.start_order(harness.chain.w3, harness.consumer, asset.datatoken_address,
+    return str(ocean_txs.start_order(harness.txs, harness.consumer, asset.datatoken_address,
                                      compute_address, 0, fee))
 
 
@@ -232,7 +232,7 @@ async def test_paid_environment_fees_must_cover_the_duration(
                 "paid", time.time(), dataset.datatoken_address, "0"),
             fee_token=harness.addresses["Ocean"], fee_amount=1,
             valid_until=int(time.time()) + 600)
-        cheap_tx = str(ocean_txs.start_order(harness.chain.w3, harness.consumer,
+        cheap_tx = str(ocean_txs.start_order(harness.txs, harness.consumer,
                                              dataset.datatoken_address, env["consumerAddress"],
                                              0, cheap))
         r = await start(client, dataset, cheap_tx, raw, "paid")

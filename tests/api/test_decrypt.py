@@ -18,8 +18,8 @@ from tests.helpers import (
     sign_like_ocean_js,
     sign_like_ocean_py,
 )
-from tidegate.assets.publishing import compact_json
-from tidegate.chain.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.publishing import compact_json
 from tidegate.settings import Settings
 
 DECRYPT = "/api/services/decrypt"
@@ -128,7 +128,7 @@ async def test_metadata_event_of_another_nft_is_refused(
 async def test_metadata_states(harness: ChainHarness, chain_client: httpx.AsyncClient,
                                state: int, status: int, code: str | None) -> None:
     asset = harness.publish()
-    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, state)
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, state)
     r = await chain_client.post(DECRYPT, json=aquarius_body(asset.metadata_tx, asset.nft_address))
     assert r.status_code == status
     if code:
@@ -140,7 +140,7 @@ async def test_updated_metadata_by_transaction(
 ) -> None:
     asset = harness.publish()
     new = compact_json({**asset.ddo, "metadata": {**asset.ddo["metadata"], "name": "v2"}})
-    tx = set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0, "http://x",
+    tx = set_metadata(harness.txs, harness.publisher, asset.nft_address, 0, "http://x",
                       harness.publisher.address, bytes([0]), new, hashlib.sha256(new).digest())
     r = await chain_client.post(DECRYPT, json=aquarius_body(tx, asset.nft_address))
     assert (r.status_code, r.content) == (201, new)

@@ -1,4 +1,4 @@
-"""``tidegate dev`` (src/tidegate/devmode.py): anvil by default, the in-process fallback,
+"""``tidegate dev`` (src/tidegate/dev/devmode.py): anvil by default, the in-process fallback,
 the environment as ``serve`` reads it, and ``--data-dir`` keeping chain and index together.
 
 The anvil tests start their own anvil (``make anvil-setup``) on free ports, whatever
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -23,8 +24,8 @@ from eth_account.messages import encode_defunct
 from web3 import Web3
 
 from tidegate.app import create_app
-from tidegate.chain.anvil_node import find_anvil, free_port
-from tidegate.devmode import (
+from tidegate.dev.anvil_node import find_anvil, free_port
+from tidegate.dev.devmode import (
     DEV_PROVIDER_KEY,
     MANIFEST_FILE,
     STATE_FILE,
@@ -38,7 +39,7 @@ from tidegate.devmode import (
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
 
-needs_anvil = pytest.mark.skipif(find_anvil() is None,
+needs_anvil = pytest.mark.skipif(find_anvil(os.environ.get("TIDEGATE_ANVIL")) is None,
                                  reason="anvil is not installed: run `make anvil-setup`")
 USER_KEY = "0x" + "4c" * 32
 QUIET = {"TIDEGATE_ACCESS_LOG": "false"}
@@ -221,10 +222,21 @@ async def test_an_index_of_another_chain_is_refused(tmp_path: Path) -> None:
         await start(tmp_path)
 
 
+async def test_without_the_devchain_extra_the_in_process_chain_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tidegate.dev.devmode.devchain_installed", lambda: False)
+    with pytest.raises(DevModeError, match=r"--chain embedded: .*'tidegate\[devchain\]'"):
+        await start(None, chain="embedded")
+    monkeypatch.setattr("tidegate.dev.devmode.find_anvil", lambda override: None)
+    with pytest.raises(DevModeError, match=r"anvil not found .* eth-tester and py-evm"):
+        await start(None)  # auto: no anvil to fall back from
+
+
 async def test_the_in_process_fallback_signs_and_cannot_keep_a_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("tidegate.devmode.find_anvil", lambda: None)
+    monkeypatch.setattr("tidegate.dev.devmode.find_anvil", lambda override: None)
     with pytest.raises(DevModeError, match="anvil not found"):
         await start(None, chain="anvil")
     env = await start(tmp_path)  # auto: falls back, and says so
@@ -284,9 +296,8 @@ def test_cli_reports_a_bad_environment_and_a_refusal(tmp_path: Path) -> None:
 
 
 def test_find_anvil_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDEGATE_ANVIL", "/opt/foundry/anvil")
-    assert find_anvil() == Path("/opt/foundry/anvil")  # as given: a bad path is reported
-    monkeypatch.delenv("TIDEGATE_ANVIL")
+    # --anvil / TIDEGATE_ANVIL, as given: a bad path is reported
+    assert find_anvil("/opt/foundry/anvil") == Path("/opt/foundry/anvil")
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     assert find_anvil(roots=[tmp_path]) is None
     modules = tmp_path / "tools" / "anvil" / "node_modules"

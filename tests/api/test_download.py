@@ -11,7 +11,7 @@ from tests.api.access_helpers import download_params, order
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, order_asset, wait_for_ddo
 from tests.fake_contracts import deploy_replayer, replay_events
 from tests.helpers import OTHER_ADDRESS, OTHER_KEY
-from tidegate.chain.ocean_txs import contract, set_metadata_state
+from tidegate.dev.ocean_txs import contract, set_metadata_state
 
 DOWNLOAD = "/api/services/download"
 
@@ -130,7 +130,7 @@ async def test_expired_order_revoked_and_denied(
     assert (r.status_code, r.json()["code"]) == (400, "credential_not_in_allow_list")
 
     revoked, revoked_tx = await ordered(harness, chain_client)
-    set_metadata_state(harness.chain.w3, harness.publisher, revoked.nft_address, 3)
+    set_metadata_state(harness.txs, harness.publisher, revoked.nft_address, 3)
     r = await chain_client.get(DOWNLOAD, params=download_params(revoked, revoked_tx))
     assert (r.status_code, r.json()["code"]) == (400, "asset_not_consumable")
 

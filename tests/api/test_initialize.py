@@ -3,7 +3,7 @@ import httpx
 from tests.api.access_helpers import initialize, order
 from tests.chain_fixtures import ChainHarness, wait_for_ddo
 from tests.helpers import OTHER_ADDRESS, PROVIDER_ADDRESS
-from tidegate.chain.ocean_txs import set_metadata_state
+from tidegate.dev.ocean_txs import set_metadata_state
 from tidegate.fees.provider_fees import ProviderFee, verify_provider_fee_signature
 
 
@@ -73,7 +73,7 @@ async def test_refusals(harness: ChainHarness, chain_client: httpx.AsyncClient) 
     r = await chain_client.get("/api/services/initialize")
     assert r.status_code == 400
     assert set(r.json()["errors"]) == {"documentId", "serviceId", "consumerAddress"}
-    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, 3)
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, 3)
     r = await initialize(chain_client, asset)
     assert (r.status_code, r.json()["code"]) == (400, "asset_not_consumable")
 

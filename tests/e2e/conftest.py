@@ -191,7 +191,7 @@ def keys() -> dict[int, str]:
     """Private keys of the dev chain's barge-mnemonic accounts."""
     from eth_account import Account
 
-    from tidegate.chain.devchain import BARGE_HD_PATH, BARGE_MNEMONIC
+    from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC
 
     Account.enable_unaudited_hdwallet_features()
     return {

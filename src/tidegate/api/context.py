@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import Resolver
 from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import Chains
-from tidegate.chain.orders import OrderValidator
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import SafeFetcher

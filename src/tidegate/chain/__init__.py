@@ -1,5 +1,6 @@
-"""Chain access: Ocean contract artifacts, the in-process dev chain and its JSON-RPC shim.
+"""Chain access: clients per chain, Ocean contract artifacts, RPC errors, NFT reads.
 
-Submodules are imported explicitly (``tidegate.chain.devchain`` pulls in eth-tester and
-py-evm, which the request path never needs).
+Submodules are imported explicitly. The dev chains and transaction helpers live in
+:mod:`tidegate.dev` (the in-process chain pulls in eth-tester and py-evm, which the
+request path never needs).
 """

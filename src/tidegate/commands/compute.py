@@ -19,11 +19,11 @@ from eth_utils import is_address, to_checksum_address
 
 from tidegate.assets.consumable import check_consumable
 from tidegate.assets.ddo import Asset
+from tidegate.assets.orders import OrderInvalidError, OrderValidator, ValidatedOrder
 from tidegate.assets.resolver import Resolver, resolve_asset
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.signatures import compute_message, compute_result_message
 from tidegate.chain.clients import ChainConfig, Chains
-from tidegate.chain.orders import OrderInvalidError, OrderValidator, ValidatedOrder
 from tidegate.commands.compute_checks import (
     AlgorithmRef,
     check_algorithm_allowed,

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import Resolver
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.signatures import download_message
 from tidegate.chain.clients import Chains
-from tidegate.chain.orders import OrderValidator
 from tidegate.commands.initialize import load_service, parse_file_index
 from tidegate.errors import BadRequestError
 from tidegate.files.objects import StorageContext, parse_file_object

@@ -13,10 +13,10 @@ from typing import Any
 
 from tidegate.assets.consumable import check_consumable
 from tidegate.assets.ddo import Asset, Service
+from tidegate.assets.orders import OrderInvalidError, OrderValidator
 from tidegate.assets.resolver import Resolver, resolve_asset
 from tidegate.auth.nonces import nonce_as_int
 from tidegate.chain.clients import ChainConfig, Chains
-from tidegate.chain.orders import OrderInvalidError, OrderValidator
 from tidegate.errors import BadRequestError
 from tidegate.fees.quotes import fee_token, quote_provider_fee
 from tidegate.files.info import file_info

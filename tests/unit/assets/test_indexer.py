@@ -15,9 +15,9 @@ import pytest
 
 from tests.chain_fixtures import ChainHarness, order_asset
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions
-from tidegate.assets.publishing import compact_json
 from tidegate.chain.clients import ChainConfig, build_web3, rpc_session
-from tidegate.chain.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.ocean_txs import set_metadata, set_metadata_state
+from tidegate.dev.publishing import compact_json
 from tidegate.stores.sqlite import SqliteStore
 
 
@@ -63,15 +63,15 @@ async def test_state_changes_and_updates_are_reflected(
     asset = harness.publish()
     indexer = ChainIndexer(chain_config, store, IndexerOptions())
     await indexer.sync_once()
-    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, 3)
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, 3)
     assert await indexer.sync_once() == 1
     assert (await stored(store, asset.did))["nft"]["state"] == 3
-    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, 2)
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, 2)
     await indexer.sync_once()
     assert (await stored(store, asset.did))["nft"]["state"] == 2
     new = {**asset.ddo, "metadata": {**asset.ddo["metadata"], "name": "renamed"}}
     plain = compact_json(new)
-    tx = set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0, "http://x",
+    tx = set_metadata(harness.txs, harness.publisher, asset.nft_address, 0, "http://x",
                       harness.publisher.address, bytes([0]), plain, hashlib.sha256(plain).digest())
     await indexer.sync_once()
     ddo = await stored(store, asset.did)
@@ -95,11 +95,11 @@ async def test_documents_it_cannot_verify_are_skipped(
         harness: ChainHarness, chain_config: ChainConfig, store: SqliteStore) -> None:
     asset = harness.publish()
     wrong_id = compact_json({**asset.ddo, "id": "did:op:" + "0" * 64})
-    set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0, "http://x",
+    set_metadata(harness.txs, harness.publisher, asset.nft_address, 0, "http://x",
                  harness.publisher.address, bytes([0]), wrong_id,
                  hashlib.sha256(wrong_id).digest())
     bad_hash = compact_json(asset.ddo)
-    set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0, "http://x",
+    set_metadata(harness.txs, harness.publisher, asset.nft_address, 0, "http://x",
                  harness.publisher.address, bytes([0]), bad_hash, b"\0" * 32)
     await ChainIndexer(chain_config, store, IndexerOptions()).sync_once()
     # The first (valid) version stays; the forged id and the bad hash were not stored.
@@ -114,7 +114,7 @@ async def test_a_datatoken_that_is_no_contract_is_listed_without_name(
     bogus = "0x000000000000000000000000000000000000dEaD"
     services = [{**asset.ddo["services"][0], "datatokenAddress": bogus}]
     plain = compact_json({**asset.ddo, "services": services})
-    set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0, "http://x",
+    set_metadata(harness.txs, harness.publisher, asset.nft_address, 0, "http://x",
                  harness.publisher.address, bytes([0]), plain, hashlib.sha256(plain).digest())
     assert await ChainIndexer(chain_config, store, IndexerOptions()).sync_once() == 2
     ddo = await stored(store, asset.did)

@@ -14,28 +14,27 @@ from web3.logs import DISCARD
 
 from tests.chain_fixtures import ChainHarness, order_asset
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions
-from tidegate.assets.publishing import PublishedAsset, compact_json
 from tidegate.chain.clients import ChainConfig
-from tidegate.chain.ocean_txs import (
+from tidegate.dev.ocean_txs import (
     ONE_TOKEN,
     ZERO_ADDRESS,
     contract,
     create_data_nft_with_datatoken,
     mint_datatoken,
-    send,
     set_metadata,
     set_metadata_state,
 )
+from tidegate.dev.publishing import PublishedAsset, compact_json
 from tidegate.stores.sqlite import SqliteStore
 
-# --- pricing created after publishing (not in tidegate.chain.ocean_txs) -----------------
+# --- pricing created after publishing (not in tidegate.dev.ocean_txs) -----------------
 
 
 def create_fixed_rate(harness: ChainHarness, datatoken: str, rate: int) -> bytes:
     """``datatoken.createFixedRate`` on the FixedPrice exchange, OCEAN as base token."""
     me = harness.publisher.address
     dt = contract(harness.chain.w3, "ERC20Template", datatoken)
-    receipt = send(harness.chain.w3, harness.publisher, dt.functions.createFixedRate(
+    receipt = harness.txs.send(harness.publisher, dt.functions.createFixedRate(
         harness.addresses["FixedPrice"], [harness.addresses["Ocean"], me, me, ZERO_ADDRESS],
         [18, 18, rate, 0, 1]), gas=1_000_000)
     [event] = dt.events.NewFixedRate().process_receipt(receipt, errors=DISCARD)
@@ -44,13 +43,13 @@ def create_fixed_rate(harness: ChainHarness, datatoken: str, rate: int) -> bytes
 
 def set_rate(harness: ChainHarness, exchange_id: bytes, rate: int) -> None:
     fre = contract(harness.chain.w3, "FixedRateExchange", harness.addresses["FixedPrice"])
-    send(harness.chain.w3, harness.publisher, fre.functions.setRate(exchange_id, rate),
+    harness.txs.send(harness.publisher, fre.functions.setRate(exchange_id, rate),
          gas=200_000)
 
 
 def create_dispenser(harness: ChainHarness, datatoken: str) -> None:
     dt = contract(harness.chain.w3, "ERC20Template", datatoken)
-    send(harness.chain.w3, harness.publisher, dt.functions.createDispenser(
+    harness.txs.send(harness.publisher, dt.functions.createDispenser(
         harness.addresses["Dispenser"], 10 * ONE_TOKEN, 10 * ONE_TOKEN, True, ZERO_ADDRESS),
         gas=1_000_000)
 
@@ -58,7 +57,7 @@ def create_dispenser(harness: ChainHarness, datatoken: str) -> None:
 def update_metadata(harness: ChainHarness, asset: PublishedAsset, name: str) -> str:
     new = {**asset.ddo, "metadata": {**asset.ddo["metadata"], "name": name}}
     plain = compact_json(new)
-    return str(set_metadata(harness.chain.w3, harness.publisher, asset.nft_address, 0,
+    return str(set_metadata(harness.txs, harness.publisher, asset.nft_address, 0,
                             "http://x", harness.publisher.address, bytes([0]), plain,
                             hashlib.sha256(plain).digest()))
 
@@ -130,7 +129,7 @@ async def test_orders_are_counted_and_survive_updates(
 
     harness.chain.mine(harness.chain.latest_timestamp() + 60)  # a later block time
     tx = update_metadata(harness, asset, "renamed")
-    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, 4)
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, 4)
     await indexer.sync_once()
     ddo = await stored(store, asset.did)
     assert ddo["metadata"]["name"] == "renamed" and ddo["event"]["tx"] == tx
@@ -193,9 +192,9 @@ async def test_orders_of_datatokens_without_an_indexed_ddo_are_ignored(
         harness: ChainHarness, store: SqliteStore, indexer: ChainIndexer) -> None:
     indexed = harness.publish(name="indexed")
     await indexer.sync_once()
-    w3 = harness.chain.w3
-    nft, datatoken = create_data_nft_with_datatoken(w3, harness.addresses, harness.publisher)
-    mint_datatoken(w3, harness.publisher, datatoken, harness.consumer.address, ONE_TOKEN)
+    txs = harness.txs
+    nft, datatoken = create_data_nft_with_datatoken(txs, harness.addresses, harness.publisher)
+    mint_datatoken(txs, harness.publisher, datatoken, harness.consumer.address, ONE_TOKEN)
     unlisted = PublishedAsset(did="", nft_address=nft, datatoken_address=datatoken,
                               metadata_tx="", ddo={"services": [{"id": "0"}]})
     order_asset(harness, unlisted)

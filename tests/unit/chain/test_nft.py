@@ -8,8 +8,8 @@ import pytest
 
 from tests.chain_fixtures import ChainHarness
 from tidegate.chain.nft import is_factory_nft, metadata_state, nft_contract
-from tidegate.chain.ocean_txs import set_metadata_state
 from tidegate.chain.rpc import ContractCallError
+from tidegate.dev.ocean_txs import set_metadata_state
 
 pytestmark = pytest.mark.chain
 
@@ -19,7 +19,7 @@ async def test_metadata_state_follows_the_chain_and_agrees_with_web3(
     asset = harness.publish()
     for state in (0, 3, 2, 5, 0):
         if state:
-            set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, state)
+            set_metadata_state(harness.txs, harness.publisher, asset.nft_address, state)
         # The raw eth_call and web3's full contract call must read the same value.
         nft = nft_contract(chain_config, asset.nft_address)
         via_web3 = await nft.functions.getMetaData().call()
@@ -44,7 +44,7 @@ async def test_a_state_read_is_reused_for_the_ttl_only(
     cached = dataclasses.replace(chain_config, state_ttl=0.5, state_cache={})
     asset = harness.publish()
     assert await metadata_state(cached, asset.nft_address) == 0
-    set_metadata_state(harness.chain.w3, harness.publisher, asset.nft_address, 3)
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, 3)
     assert await metadata_state(cached, asset.nft_address) == 0  # within the TTL
     assert await metadata_state(chain_config, asset.nft_address) == 3  # TTL 0: no reuse
     await asyncio.sleep(0.6)

@@ -19,8 +19,8 @@ from tests.local_http import LocalServer, QuietHandler, local_fetcher
 
 from tidegate.chain.clients import ChainConfig, Chains, UnsupportedChainError
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.ocean_txs import ONE_TOKEN
 from tidegate.chain.rpc import ContractCallError
+from tidegate.dev.ocean_txs import ONE_TOKEN
 from tidegate.files.objects import (
     ArweaveFile,
     FileObjectError,

@@ -8,8 +8,8 @@ import pytest
 from tests.chain_fixtures import ChainHarness, order_asset
 from tests.helpers import OTHER_KEY, PROVIDER_KEY
 from tidegate.assets.ddo import Asset
-from tidegate.chain import ocean_txs
-from tidegate.chain.orders import OrderInvalidError, OrderValidator
+from tidegate.assets.orders import OrderInvalidError, OrderValidator
+from tidegate.dev import ocean_txs
 from tidegate.fees.provider_fees import build_provider_data, sign_provider_fee
 
 
@@ -84,7 +84,7 @@ async def test_timeout_and_reuse(harness: ChainHarness, chain_config: Any) -> No
     fee = sign_provider_fee(PROVIDER_KEY, provider_data=build_provider_data(
         None, time.time(), asset.datatoken_address, "0"), fee_token=harness.addresses["Ocean"],
         fee_amount=0, valid_until=0)
-    reuse = str(ocean_txs.reuse_order(harness.chain.w3, harness.consumer,
+    reuse = str(ocean_txs.reuse_order(harness.txs, harness.consumer,
                                       asset.datatoken_address, tx, fee))
     reused = await validator.validate(chain_config, asset=a, service=a.services[0],
                                       tx_id=reuse, sender=harness.consumer.address)

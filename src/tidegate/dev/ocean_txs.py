@@ -1,24 +1,24 @@
 """Synchronous Ocean transactions for publishing, the dev chain and tests.
 
-Every helper takes a ``web3.Web3`` connected to any node (the in-process dev chain,
-its JSON-RPC shim, anvil, ganache), the deployment's address map (barge key names:
-``ERC721Factory``, ``Ocean``, ``FixedPrice``, ``Dispenser``) and an eth_account
-``LocalAccount`` that signs locally. Each sends one transaction (plus any approval it
-documents), waits for the receipt and raises :class:`OceanTxError` unless it succeeded.
+Every helper takes a :class:`Transactor`, the sender of one ``web3.Web3`` connection to
+any node (the in-process dev chain, its JSON-RPC shim, anvil, ganache), the deployment's
+address map (barge key names: ``ERC721Factory``, ``Ocean``, ``FixedPrice``,
+``Dispenser``) and an eth_account ``LocalAccount`` that signs locally. Each sends one
+transaction (plus any approval it documents), waits for the receipt and raises
+:class:`OceanTxError` unless it succeeded.
 
 Gas limits are fixed, generous constants (an estimate costs a round trip and, on
 py-evm, extra EVM runs); ``set_metadata`` estimates because its calldata is unbounded.
 Each transaction takes the node's pending nonce. It is not cached across transactions:
 a cached nonce goes stale when a dev chain is reverted to a snapshot, and while
 eth-tester refuses a nonce that is too high, anvil, ganache and geth queue it, so the
-transaction would never be mined. The nonces of this process's own transactions still
-in flight are tracked per ``Web3`` object, so that concurrent senders do not collide.
+transaction would never be mined. The nonces of transactions still in flight are tracked
+by the :class:`Transactor`, so that concurrent senders do not collide.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
@@ -61,27 +61,6 @@ class OceanTxError(RuntimeError):
     """A transaction could not be sent, or was mined with status 0."""
 
 
-_lock = threading.Lock()
-# Per connection and sender: (the nonce after our latest in-flight one, how many are in flight).
-_nonces: weakref.WeakKeyDictionary[Web3, dict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
-_sender_locks: dict[str, threading.Lock] = {}
-# Per connection: (chain id, maxFeePerGas, maxPriorityFeePerGas).
-_fees: weakref.WeakKeyDictionary[Web3, tuple[int, int, int]] = weakref.WeakKeyDictionary()
-
-
-def forget_nonces(w3: Web3 | None = None) -> None:
-    """Drop the in-flight nonce bookkeeping (of ``w3``, or of every connection).
-
-    Not needed for correctness any more (nonces are read from the node), but harmless
-    after a chain revert, when no transaction of this process is in flight.
-    """
-    with _lock:
-        if w3 is None:
-            _nonces.clear()
-        else:
-            _nonces.pop(w3, None)
-
-
 def contract(w3: Web3, name: str, address: str) -> Contract:
     """A contract object for the ocean-contracts artifact ``name`` at ``address``."""
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(name).abi)
@@ -92,51 +71,6 @@ def _address_of(addresses: Mapping[str, object], key: str) -> str:
     if not isinstance(value, str):
         raise OceanTxError(f"the address map has no {key!r} entry")
     return value
-
-
-def _fee_params(w3: Web3) -> tuple[int, int, int]:
-    params = _fees.get(w3)
-    if params is None:
-        gas_price = int(w3.eth.gas_price)
-        priority = min(10**9, gas_price)
-        # Twice the current price absorbs base-fee drift on a lightly used dev chain.
-        params = (int(w3.eth.chain_id), 2 * gas_price + priority, priority)
-        _fees[w3] = params
-    return params
-
-
-def _sender_lock(address: str) -> threading.Lock:
-    """The lock that orders one sender's transactions (one per address, process-wide)."""
-    with _lock:
-        return _sender_locks.setdefault(address.lower(), threading.Lock())
-
-
-def _reserve_nonce(w3: Web3, address: str) -> int:
-    """The nonce for a new transaction of ``address``; pair with :func:`_release_nonce`.
-
-    The node's pending count, or past this process's transactions still in flight
-    (another thread's may not be pending on the node yet).
-    """
-    pending = int(w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
-    with _lock:
-        known = _nonces.setdefault(w3, {})
-        following, in_flight = known.get(address, (0, 0))
-        nonce = max(pending, following) if in_flight else pending
-        known[address] = (nonce + 1, in_flight + 1)
-        return nonce
-
-
-def _release_nonce(w3: Web3, address: str) -> None:
-    """The transaction that reserved a nonce was mined, or will never be sent."""
-    with _lock:
-        known = _nonces.get(w3)
-        if known is None or address not in known:
-            return  # forgotten meanwhile
-        following, in_flight = known[address]
-        if in_flight <= 1:
-            del known[address]
-        else:
-            known[address] = (following, in_flight - 1)
 
 
 def _revert_reason(w3: Web3, tx: TxParams, block_number: int) -> str:
@@ -153,70 +87,130 @@ def _revert_reason(w3: Web3, tx: TxParams, block_number: int) -> str:
     return "out of gas or reverted without a reason"
 
 
-def send(
-    w3: Web3, account: LocalAccount, function: ContractFunction, gas: int | None = None
-) -> TxReceipt:
-    """Sign ``function`` locally, send it, wait for a successful receipt.
+class Transactor:
+    """Signs and sends the transactions of local accounts over one connection.
 
-    ``gas`` defaults to the fixed limit for the function's name, else an estimate.
-    If the node refuses the transaction, the nonce is re-read and, if it changed
-    (another sender used it meanwhile), the transaction is sent once more. Raises
-    :class:`OceanTxError` if sending fails or the receipt has status 0.
+    One per ``Web3`` connection, shared by everything that sends over it (the helpers
+    below take it as their first argument). It holds the connection's fee parameters
+    (read once), one lock per sender (a sender's transactions reach the node in nonce
+    order: eth-tester has no mempool and refuses every nonce but the next one), and
+    the nonces of its transactions still in flight, so that concurrent senders of one
+    account do not collide. Nothing is kept once a sender has nothing in flight, so a
+    chain reverted to a snapshot needs no reset.
     """
-    what = function.fn_name
-    chain_id, max_fee, priority_fee = _fee_params(w3)
-    params: dict[str, Any] = {
-        "from": account.address,
-        "chainId": chain_id,
-        "maxFeePerGas": max_fee,
-        "maxPriorityFeePerGas": priority_fee,
-        "value": 0,
-    }
-    gas = gas if gas is not None else _GAS.get(what)
-    if gas is None:
-        try:
-            gas = int(function.estimate_gas(cast(TxParams, params))) * 6 // 5
-        except Exception as exc:  # ContractLogicError, or eth-tester's own in-process
-            raise OceanTxError(f"{what} would fail: {exc}") from exc
-    params["gas"] = gas
-    # A sender's transactions reach the node in nonce order: eth-tester has no
-    # mempool and refuses every nonce but the next one.
-    with _sender_lock(account.address):
-        params["nonce"] = _reserve_nonce(w3, account.address)
-        reserved = True
-        try:
-            for attempt in (1, 2):
-                tx = function.build_transaction(cast(TxParams, params))
-                signed = account.sign_transaction(cast(dict[str, Any], tx))
-                try:
-                    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-                    break
-                except Exception as exc:
-                    # Someone else may have used the nonce meanwhile: re-read it, once.
-                    _release_nonce(w3, account.address)
-                    reserved = False
-                    used, params["nonce"] = params["nonce"], _reserve_nonce(w3, account.address)
-                    reserved = True
-                    if attempt == 2 or params["nonce"] == used:
-                        raise OceanTxError(f"{what}: sending failed: {exc}") from exc
-        except BaseException:
-            if reserved:
-                _release_nonce(w3, account.address)
-            raise
-    try:
-        receipt = w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.01
-        )
-    finally:
-        _release_nonce(w3, account.address)
-    if receipt["status"] != 1:
-        reason = _revert_reason(w3, tx, int(receipt["blockNumber"]))
-        raise OceanTxError(f"{what} failed in tx {tx_hash.to_0x_hex()}: {reason}")
-    return receipt
 
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+        self._lock = threading.Lock()
+        # Per sender: (the nonce after our latest in-flight one, how many are in flight).
+        self._in_flight: dict[str, tuple[int, int]] = {}
+        self._sender_locks: dict[str, threading.Lock] = {}
+        self._fees: tuple[int, int, int] | None = None  # chain id, maxFee, maxPriorityFee
 
-def _send_hash(w3: Web3, account: LocalAccount, function: ContractFunction) -> HexStr:
-    return HexStr(send(w3, account, function)["transactionHash"].to_0x_hex())
+    def _fee_params(self) -> tuple[int, int, int]:
+        if self._fees is None:
+            gas_price = int(self.w3.eth.gas_price)
+            priority = min(10**9, gas_price)
+            # Twice the current price absorbs base-fee drift on a lightly used dev chain.
+            self._fees = (int(self.w3.eth.chain_id), 2 * gas_price + priority, priority)
+        return self._fees
+
+    def _sender_lock(self, address: str) -> threading.Lock:
+        """The lock that orders one sender's transactions."""
+        with self._lock:
+            return self._sender_locks.setdefault(address.lower(), threading.Lock())
+
+    def _reserve_nonce(self, address: str) -> int:
+        """The nonce for a new transaction of ``address``; pair with :meth:`_release_nonce`.
+
+        The node's pending count, or past this object's transactions still in flight
+        (another thread's may not be pending on the node yet).
+        """
+        pending = int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address),
+                                                        "pending"))
+        with self._lock:
+            following, in_flight = self._in_flight.get(address, (0, 0))
+            nonce = max(pending, following) if in_flight else pending
+            self._in_flight[address] = (nonce + 1, in_flight + 1)
+            return nonce
+
+    def _release_nonce(self, address: str) -> None:
+        """The transaction that reserved a nonce was mined, or will never be sent."""
+        with self._lock:
+            following, in_flight = self._in_flight.get(address, (0, 0))
+            if in_flight <= 1:
+                self._in_flight.pop(address, None)
+            else:
+                self._in_flight[address] = (following, in_flight - 1)
+
+    def in_flight(self, address: str) -> int:
+        """How many transactions of ``address`` this object has sent and not seen mined."""
+        with self._lock:
+            return self._in_flight.get(address, (0, 0))[1]
+
+    def send(
+        self, account: LocalAccount, function: ContractFunction, gas: int | None = None
+    ) -> TxReceipt:
+        """Sign ``function`` locally, send it, wait for a successful receipt.
+
+        ``gas`` defaults to the fixed limit for the function's name, else an estimate.
+        If the node refuses the transaction, the nonce is re-read and, if it changed
+        (another sender used it meanwhile), the transaction is sent once more. Raises
+        :class:`OceanTxError` if sending fails or the receipt has status 0.
+        """
+        w3, what = self.w3, function.fn_name
+        chain_id, max_fee, priority_fee = self._fee_params()
+        params: dict[str, Any] = {
+            "from": account.address,
+            "chainId": chain_id,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": priority_fee,
+            "value": 0,
+        }
+        gas = gas if gas is not None else _GAS.get(what)
+        if gas is None:
+            try:
+                gas = int(function.estimate_gas(cast(TxParams, params))) * 6 // 5
+            except Exception as exc:  # ContractLogicError, or eth-tester's own in-process
+                raise OceanTxError(f"{what} would fail: {exc}") from exc
+        params["gas"] = gas
+        with self._sender_lock(account.address):
+            params["nonce"] = self._reserve_nonce(account.address)
+            reserved = True
+            try:
+                for attempt in (1, 2):
+                    tx = function.build_transaction(cast(TxParams, params))
+                    signed = account.sign_transaction(cast(dict[str, Any], tx))
+                    try:
+                        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                        break
+                    except Exception as exc:
+                        # Someone else may have used the nonce meanwhile: re-read it, once.
+                        self._release_nonce(account.address)
+                        reserved = False
+                        used = params["nonce"]
+                        params["nonce"] = self._reserve_nonce(account.address)
+                        reserved = True
+                        if attempt == 2 or params["nonce"] == used:
+                            raise OceanTxError(f"{what}: sending failed: {exc}") from exc
+            except BaseException:
+                if reserved:
+                    self._release_nonce(account.address)
+                raise
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.01
+            )
+        finally:
+            self._release_nonce(account.address)
+        if receipt["status"] != 1:
+            reason = _revert_reason(w3, tx, int(receipt["blockNumber"]))
+            raise OceanTxError(f"{what} failed in tx {tx_hash.to_0x_hex()}: {reason}")
+        return receipt
+
+    def send_hash(self, account: LocalAccount, function: ContractFunction) -> HexStr:
+        """:meth:`send`, returning the transaction hash (``0x`` hex)."""
+        return HexStr(self.send(account, function)["transactionHash"].to_0x_hex())
 
 
 def _event_args(source: Contract, event: str, receipt: TxReceipt) -> list[Any]:
@@ -226,7 +220,7 @@ def _event_args(source: Contract, event: str, receipt: TxReceipt) -> list[Any]:
 
 
 def create_data_nft_with_datatoken(
-    w3: Web3,
+    txs: Transactor,
     addresses: Mapping[str, object],
     publisher: LocalAccount,
     variant: Variant = "plain",
@@ -254,7 +248,7 @@ def create_data_nft_with_datatoken(
     ``publish_market_fee`` is ``(address, token, amount)``. Returns
     ``(nft_address, datatoken_address)``, both EIP-55.
     """
-    factory = contract(w3, "ERC721Factory", _address_of(addresses, "ERC721Factory"))
+    factory = contract(txs.w3, "ERC721Factory", _address_of(addresses, "ERC721Factory"))
     me = publisher.address
     fee_address, fee_token, fee_amount = publish_market_fee
     nft_data = (name, symbol, 1, nft_uri, transferable, me)
@@ -269,7 +263,7 @@ def create_data_nft_with_datatoken(
         function = factory.functions.createNftWithErc20(nft_data, erc_data)
     elif variant == "fixed_rate":
         base = base_token or _address_of(addresses, "Ocean")
-        base_decimals = int(contract(w3, "ERC20Template", base).functions.decimals().call())
+        base_decimals = int(contract(txs.w3, "ERC20Template", base).functions.decimals().call())
         fixed_data = (
             _address_of(addresses, "FixedPrice"),
             [base, me, me, ZERO_ADDRESS],
@@ -289,7 +283,7 @@ def create_data_nft_with_datatoken(
         )
     else:
         raise ValueError(f"unknown datatoken variant {variant!r}")
-    receipt = send(w3, publisher, function)
+    receipt = txs.send(publisher, function)
     nfts = _event_args(factory, "NFTCreated", receipt)
     tokens = _event_args(factory, "TokenCreated", receipt)
     if len(nfts) != 1 or len(tokens) != 1:
@@ -298,7 +292,7 @@ def create_data_nft_with_datatoken(
 
 
 def set_metadata(
-    w3: Web3,
+    txs: Transactor,
     publisher: LocalAccount,
     nft: str,
     state: int,
@@ -313,44 +307,48 @@ def set_metadata(
     ``flags``: 0 plain, 1 LZMA-compressed, 2 encrypted (ocean.py's convention);
     ``data_hash`` is the 32-byte sha256 of the plain DDO. Gas is estimated.
     """
-    token = contract(w3, "ERC721Template", nft)
+    token = contract(txs.w3, "ERC721Template", nft)
     function = token.functions.setMetaData(
         state, provider_url, provider_address, flags, data, data_hash, []
     )
-    return _send_hash(w3, publisher, function)
+    return txs.send_hash(publisher, function)
 
 
-def set_metadata_state(w3: Web3, publisher: LocalAccount, nft: str, state: int) -> HexStr:
+def set_metadata_state(txs: Transactor, publisher: LocalAccount, nft: str, state: int) -> HexStr:
     """``nft.setMetaDataState`` (0 active, 1 end-of-life, ...); returns the tx hash."""
-    function = contract(w3, "ERC721Template", nft).functions.setMetaDataState(state)
-    return _send_hash(w3, publisher, function)
+    function = contract(txs.w3, "ERC721Template", nft).functions.setMetaDataState(state)
+    return txs.send_hash(publisher, function)
 
 
-def mint_datatoken(w3: Web3, minter: LocalAccount, datatoken: str, to: str, amount: int) -> HexStr:
+def mint_datatoken(
+    txs: Transactor, minter: LocalAccount, datatoken: str, to: str, amount: int
+) -> HexStr:
     """Mint ``amount`` base units of ``datatoken`` to ``to``; returns the tx hash."""
-    function = contract(w3, "ERC20Template", datatoken).functions.mint(
+    function = contract(txs.w3, "ERC20Template", datatoken).functions.mint(
         Web3.to_checksum_address(to), amount
     )
-    return _send_hash(w3, minter, function)
+    return txs.send_hash(minter, function)
 
 
-def approve(w3: Web3, owner: LocalAccount, token: str, spender: str, amount: int) -> HexStr:
+def approve(txs: Transactor, owner: LocalAccount, token: str, spender: str, amount: int) -> HexStr:
     """ERC-20 ``approve``; returns the tx hash."""
-    function = contract(w3, "ERC20Template", token).functions.approve(
+    function = contract(txs.w3, "ERC20Template", token).functions.approve(
         Web3.to_checksum_address(spender), amount
     )
-    return _send_hash(w3, owner, function)
+    return txs.send_hash(owner, function)
 
 
-def transfer(w3: Web3, sender: LocalAccount, token: str, to: str, amount: int) -> HexStr:
+def transfer(txs: Transactor, sender: LocalAccount, token: str, to: str, amount: int) -> HexStr:
     """ERC-20 ``transfer``; returns the tx hash."""
-    function = contract(w3, "ERC20Template", token).functions.transfer(
+    function = contract(txs.w3, "ERC20Template", token).functions.transfer(
         Web3.to_checksum_address(to), amount
     )
-    return _send_hash(w3, sender, function)
+    return txs.send_hash(sender, function)
 
 
-def _approve_fees(w3: Web3, payer: LocalAccount, dt: str, charges: list[tuple[str, int]]) -> None:
+def _approve_fees(
+    txs: Transactor, payer: LocalAccount, dt: str, charges: list[tuple[str, int]]
+) -> None:
     """Approve the datatoken to pull each (token, amount); it pulls fees from msg.sender."""
     totals: dict[str, int] = {}
     for token, amount in charges:
@@ -358,7 +356,7 @@ def _approve_fees(w3: Web3, payer: LocalAccount, dt: str, charges: list[tuple[st
             key = Web3.to_checksum_address(token)
             totals[key] = totals.get(key, 0) + amount
     for token, amount in totals.items():
-        approve(w3, payer, token, dt, amount)
+        approve(txs, payer, token, dt, amount)
 
 
 def _provider_charge(fee: ProviderFee) -> tuple[str, int]:
@@ -369,7 +367,7 @@ def _provider_charge(fee: ProviderFee) -> tuple[str, int]:
 
 
 def start_order(
-    w3: Web3,
+    txs: Transactor,
     consumer: LocalAccount,
     datatoken: str,
     consumer_address: str,
@@ -385,21 +383,21 @@ def start_order(
     the datatoken first (one ``approve`` per fee token). ``consumer_address`` is the
     order's beneficiary (``OrderStarted.consumer``); ``consumer`` signs and pays.
     """
-    dt = contract(w3, "ERC20Template", datatoken)
+    dt = contract(txs.w3, "ERC20Template", datatoken)
     if approve_fees:
         charges = [_provider_charge(provider_fee), consume_market_fee[1:]]
-        _approve_fees(w3, consumer, dt.address, charges)
+        _approve_fees(txs, consumer, dt.address, charges)
     function = dt.functions.startOrder(
         Web3.to_checksum_address(consumer_address),
         service_index,
         provider_fee.as_contract_tuple(),
         consume_market_fee,
     )
-    return _send_hash(w3, consumer, function)
+    return txs.send_hash(consumer, function)
 
 
 def reuse_order(
-    w3: Web3,
+    txs: Transactor,
     payer: LocalAccount,
     datatoken: str,
     order_tx_id: str,
@@ -408,13 +406,13 @@ def reuse_order(
     approve_fees: bool = True,
 ) -> HexStr:
     """``datatoken.reuseOrder`` of an earlier order (a fresh provider fee); returns the tx hash."""
-    dt = contract(w3, "ERC20Template", datatoken)
+    dt = contract(txs.w3, "ERC20Template", datatoken)
     if approve_fees:
-        _approve_fees(w3, payer, dt.address, [_provider_charge(provider_fee)])
+        _approve_fees(txs, payer, dt.address, [_provider_charge(provider_fee)])
     function = dt.functions.reuseOrder(
         bytes.fromhex(order_tx_id.removeprefix("0x")), provider_fee.as_contract_tuple()
     )
-    return _send_hash(w3, payer, function)
+    return txs.send_hash(payer, function)
 
 
 def _order_params(
@@ -429,7 +427,7 @@ def _order_params(
 
 
 def buy_from_fre_and_order(
-    w3: Web3,
+    txs: Transactor,
     addresses: Mapping[str, object],
     consumer: LocalAccount,
     datatoken: str,
@@ -447,8 +445,8 @@ def buy_from_fre_and_order(
     With ``approve_fees`` the base-token price and the fees are approved to the
     datatoken (not the FRE): the datatoken pulls them from ``consumer``.
     """
-    dt = contract(w3, "ERC20TemplateEnterprise", datatoken)
-    fre = contract(w3, "FixedRateExchange", _address_of(addresses, "FixedPrice"))
+    dt = contract(txs.w3, "ERC20TemplateEnterprise", datatoken)
+    fre = contract(txs.w3, "FixedRateExchange", _address_of(addresses, "FixedPrice"))
     if exchange_id is None:
         rates = [bytes(r[1]) for r in dt.functions.getFixedRates().call() if r[0] == fre.address]
         if not rates:
@@ -458,16 +456,16 @@ def buy_from_fre_and_order(
     base_token = str(fre.functions.getExchange(exchange_id).call()[3])
     if approve_fees:
         charges = [(base_token, price), _provider_charge(provider_fee), consume_market_fee[1:]]
-        _approve_fees(w3, consumer, dt.address, charges)
+        _approve_fees(txs, consumer, dt.address, charges)
     function = dt.functions.buyFromFreAndOrder(
         _order_params(consumer_address, service_index, provider_fee, consume_market_fee),
         (fre.address, exchange_id, price, 0, ZERO_ADDRESS),
     )
-    return _send_hash(w3, consumer, function)
+    return txs.send_hash(consumer, function)
 
 
 def buy_from_dispenser_and_order(
-    w3: Web3,
+    txs: Transactor,
     addresses: Mapping[str, object],
     consumer: LocalAccount,
     datatoken: str,
@@ -479,12 +477,12 @@ def buy_from_dispenser_and_order(
     approve_fees: bool = True,
 ) -> HexStr:
     """Take 1 free datatoken from the dispenser and order it (template 2); returns the tx hash."""
-    dt = contract(w3, "ERC20TemplateEnterprise", datatoken)
+    dt = contract(txs.w3, "ERC20TemplateEnterprise", datatoken)
     if approve_fees:
         charges = [_provider_charge(provider_fee), consume_market_fee[1:]]
-        _approve_fees(w3, consumer, dt.address, charges)
+        _approve_fees(txs, consumer, dt.address, charges)
     function = dt.functions.buyFromDispenserAndOrder(
         _order_params(consumer_address, service_index, provider_fee, consume_market_fee),
         Web3.to_checksum_address(_address_of(addresses, "Dispenser")),
     )
-    return _send_hash(w3, consumer, function)
+    return txs.send_hash(consumer, function)

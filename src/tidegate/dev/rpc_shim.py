@@ -28,7 +28,7 @@ from typing import Any
 from eth_abi import abi
 from eth_utils import keccak, to_bytes
 
-from tidegate.chain.devchain import DevChain
+from tidegate.dev.devchain import DevChain
 
 _MAX_BODY = 32 * 1024 * 1024
 _STATE_METHODS = {

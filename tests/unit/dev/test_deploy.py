@@ -13,11 +13,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from tests.chain_fixtures import ChainFacade, ChainHarness
-from tidegate.chain import deploy, ocean_txs
 from tidegate.chain.contracts import load_address_file
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.ocean_txs import contract
 from tidegate.cli import main
+from tidegate.dev import deploy, ocean_txs
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import contract
 
 # Every contract key of the address file, as barge's deploy script writes it for a
 # development chain (the ERC20/ERC721 template maps aside).
@@ -137,14 +137,15 @@ def test_ve_contracts_are_wired_as_the_deploy_script_does(
 
 
 def test_ve_ocean_locks_ocean(
-    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses,
+    consumer: LocalAccount,
 ) -> None:
     """The Vyper contracts run, not only deploy: a consumer locks OCEAN for veOCEAN."""
     w3, amount = chain.w3, 10 * 10**18
-    ocean_txs.approve(w3, consumer, addresses["Ocean"], addresses["veOCEAN"], amount)
+    ocean_txs.approve(txs, consumer, addresses["Ocean"], addresses["veOCEAN"], amount)
     ve_ocean = contract(w3, "veOCEAN", addresses["veOCEAN"])
     unlock = chain.latest_timestamp() + 4 * 7 * 24 * 3600
-    ocean_txs.send(w3, consumer, ve_ocean.functions.create_lock(amount, unlock), gas=1_000_000)
+    txs.send(consumer, ve_ocean.functions.create_lock(amount, unlock), gas=1_000_000)
     locked_amount, _end = ve_ocean.functions.locked(consumer.address).call()
     assert locked_amount == amount
     assert ve_ocean.functions.balanceOf(consumer.address).call() > 0

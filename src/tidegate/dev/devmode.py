@@ -6,14 +6,15 @@ loopback, runs Tidegate (built-in indexer, SQLite) against that chain, publishes
 dataset through Tidegate's own ``/encrypt``, funds a consumer with OCEAN and
 datatokens, and prints what a client needs (docs/dev.md).
 
-The chain is **anvil** when it can be found (:func:`tidegate.chain.anvil_node.find_anvil`):
+The chain is **anvil** when it can be found (:func:`tidegate.dev.anvil_node.find_anvil`):
 a real dev node, so ocean.js's node-side signing (``personal_sign``), ``evm_*`` and
 wall-clock block times work, and ``--data-dir`` keeps the chain itself
 (``chain-state.json``). Otherwise it is the in-process eth-tester chain behind the
 JSON-RPC shim, which cannot persist.
 
-Tidegate reads the same environment as ``tidegate serve`` (:func:`dev_environ`); dev
-mode only fills in what is unset, and always points ``NETWORK_URL``/``ADDRESS_FILE`` at
+Tidegate reads the same environment as ``tidegate serve`` (:func:`dev_environ`; the CLI
+hands it over, nothing here reads the process environment); dev mode only fills in what
+is unset, and always points ``NETWORK_URL``/``ADDRESS_FILE`` at
 its own chain. With ``--data-dir`` the chain and the index must belong together:
 ``dev-chain.json`` records the chain's fingerprint (chain id and genesis hash) and the
 deployment; an index next to a different or lost chain is refused (:class:`DevModeError`).
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import http.server
+import importlib.util
 import io
 import json
 import logging
@@ -48,12 +50,12 @@ from eth_typing import HexStr
 from web3 import Web3
 
 from tidegate.app import create_app
-from tidegate.assets.publishing import AssetDescription, publish_asset
-from tidegate.chain.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
 from tidegate.chain.contracts import write_address_file
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import DEV_CHAIN_ID
-from tidegate.chain.ocean_txs import ONE_TOKEN, contract, mint_datatoken
+from tidegate.dev.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
+from tidegate.dev.barge import DEV_CHAIN_ID
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, contract, mint_datatoken
+from tidegate.dev.publishing import AssetDescription, publish_asset
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
 from tidegate.settings import Settings
@@ -343,17 +345,33 @@ def _notice(message: str) -> None:
     print(f"tidegate dev: {message}", file=sys.stderr, flush=True)
 
 
-def _find_node(choice: ChainChoice) -> Path | None:
+def devchain_installed() -> bool:
+    """Whether the in-process chain can run: eth-tester and py-evm (the ``devchain`` extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("eth_tester", "eth"))
+
+
+def _require_devchain(context: str) -> None:
+    if not devchain_installed():
+        raise DevModeError(
+            f"{context}the in-process chain needs eth-tester and py-evm, which are not "
+            "installed: `pip install 'tidegate[devchain]'` (in a checkout: "
+            "`pip install -e '.[dev]'`), or use anvil (`make anvil-setup`, then --chain anvil)"
+        )
+
+
+def _find_node(choice: ChainChoice, anvil: Path | None) -> Path | None:
     """anvil's path, or None for the in-process chain (with a notice when it is a fallback)."""
     if choice == "embedded":
+        _require_devchain("--chain embedded: ")
         return None
-    binary = find_anvil()
+    binary = find_anvil(anvil)
     if binary is None:
-        where = "TIDEGATE_ANVIL, `anvil` on PATH, tools/anvil/node_modules"
+        where = "--anvil/TIDEGATE_ANVIL, `anvil` on PATH, tools/anvil/node_modules"
         if choice == "anvil":
             raise DevModeError(
                 f"anvil not found ({where}): run `make anvil-setup`, or use --chain embedded"
             )
+        _require_devchain(f"anvil not found ({where}), and ")
         _notice(
             f"anvil not found ({where}): using the in-process chain instead; it is slower "
             "and cannot keep its state in --data-dir. Install anvil with `make anvil-setup`."
@@ -378,8 +396,8 @@ def _start_chain(
             raise DevModeError(str(exc)) from exc
         closers.append(node.close)
         return NodeChain(node.url), node.kill
-    from tidegate.chain.devchain import DevChain  # py-evm: only for this chain
-    from tidegate.chain.rpc_shim import start_rpc_server
+    from tidegate.dev.devchain import DevChain  # py-evm: only for this chain
+    from tidegate.dev.rpc_shim import start_rpc_server
 
     chain = DevChain()
     try:
@@ -394,14 +412,16 @@ def start_dev_environment(
     data_dir: Path | None,
     rpc_port: int,
     *,
+    environ: Mapping[str, str],
     chain: ChainChoice = "auto",
     fresh: bool = False,
-    environ: Mapping[str, str] | None = None,
+    anvil: Path | None = None,
 ) -> DevEnvironment:
     """Chain + contracts + address file + demo origin + settings, consistent with the index.
 
     ``data_dir`` None: a fresh temporary directory, removed by ``close()``. ``environ``:
-    the environment (``os.environ`` by default) as ``tidegate serve`` reads it. Raises
+    the environment as ``tidegate serve`` would read it. ``anvil``: the anvil executable
+    (default: :func:`~tidegate.dev.anvil_node.find_anvil`'s search). Raises
     :class:`DevModeError` (or ``ConfigurationError`` for a bad environment).
 
     Blocking, and it runs a short event loop of its own (to read the index): call it
@@ -411,8 +431,7 @@ def start_dev_environment(
     persistent = data_dir is not None
     directory = (data_dir or Path(tempfile.mkdtemp(prefix="tidegate-dev-"))).expanduser()
     try:
-        return _start_in(directory, persistent, rpc_port, chain, fresh,
-                         os.environ if environ is None else environ)
+        return _start_in(directory, persistent, rpc_port, chain, fresh, environ, anvil)
     except BaseException:
         if not persistent:
             shutil.rmtree(directory, ignore_errors=True)
@@ -421,7 +440,7 @@ def start_dev_environment(
 
 def _start_in(
     directory: Path, persistent: bool, rpc_port: int, chain: ChainChoice, fresh: bool,
-    source: Mapping[str, str],
+    source: Mapping[str, str], anvil: Path | None,
 ) -> DevEnvironment:
     directory.mkdir(parents=True, exist_ok=True)
     port = rpc_port or free_port()
@@ -434,7 +453,7 @@ def _start_in(
         _notice(f"{name} is ignored: dev mode runs its own chain ({rpc_url})")
     if fresh and persistent:
         _forget(directory, settings)
-    binary = _find_node(chain)
+    binary = _find_node(chain, anvil)
     backend: Literal["anvil", "embedded"] = "anvil" if binary is not None else "embedded"
     index = _index_state(settings)
     manifest = (_read_json(directory / MANIFEST_FILE) if persistent else None) or {}
@@ -551,7 +570,7 @@ def prepare_demo(env: DevEnvironment, provider_url: str) -> DemoAsset:
 
 def publish_demo(env: DevEnvironment, provider_url: str, provider_address: str) -> DemoAsset:
     """Publish the demo dataset and give the consumer OCEAN and datatokens."""
-    w3 = env.chain.w3
+    txs = Transactor(env.chain.w3)
     publisher = env.chain.accounts[PUBLISHER]
     consumer = env.chain.accounts[CONSUMER]
     assert env.chain.addresses is not None
@@ -564,7 +583,7 @@ def publish_demo(env: DevEnvironment, provider_url: str, provider_address: str) 
         return response.text
 
     asset = publish_asset(
-        w3, dict(env.chain.addresses), publisher,
+        txs, dict(env.chain.addresses), publisher,
         AssetDescription(
             name="Tidegate demo temperatures",
             description="A tiny CSV served on loopback by tidegate dev.",
@@ -573,7 +592,7 @@ def publish_demo(env: DevEnvironment, provider_url: str, provider_address: str) 
         ),
         provider_url=provider_url, provider_address=provider_address, encrypt=encrypt,
     )
-    mint_datatoken(w3, publisher, asset.datatoken_address, consumer.address, CONSUMER_DATATOKENS)
+    mint_datatoken(txs, publisher, asset.datatoken_address, consumer.address, CONSUMER_DATATOKENS)
     env.chain.mint_ocean(consumer.address, CONSUMER_OCEAN)
     return DemoAsset(asset.did, asset.nft_address, asset.datatoken_address, reused=False)
 
@@ -615,12 +634,13 @@ def _summary(env: DevEnvironment, provider_url: str, demo: DemoAsset) -> str:
 
 async def run_dev(
     host: str, port: int, rpc_port: int, data_dir: Path | None, *,
-    chain: ChainChoice = "auto", fresh: bool = False,
+    environ: Mapping[str, str], chain: ChainChoice = "auto", fresh: bool = False,
+    anvil: Path | None = None,
 ) -> None:
     """Run the whole dev stack until cancelled (or until the server stops)."""
     started = time.monotonic()
-    env = await asyncio.to_thread(start_dev_environment, data_dir, rpc_port,
-                                  chain=chain, fresh=fresh)
+    env = await asyncio.to_thread(start_dev_environment, data_dir, rpc_port, environ=environ,
+                                  chain=chain, fresh=fresh, anvil=anvil)
     try:
         try:
             configure_logging(env.settings.log_level)

@@ -6,14 +6,21 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.chain_fixtures import ChainFacade, ChainHarness
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.rpc_shim import RpcServer
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import Transactor
+from tidegate.dev.rpc_shim import RpcServer
 
 
 @pytest.fixture
 def chain(harness: ChainHarness) -> ChainFacade:
     """The session chain (DevChain, or anvil), reverted to its deployed state after the test."""
     return harness.chain
+
+
+@pytest.fixture
+def txs(harness: ChainHarness) -> Transactor:
+    """The session chain's transaction sender."""
+    return harness.txs
 
 
 @pytest.fixture

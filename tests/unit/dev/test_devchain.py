@@ -16,8 +16,8 @@ from web3 import Web3
 
 from tests.chain_fixtures import CONSUMER_OCEAN, ChainFacade, ChainHarness
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.ocean_txs import contract
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.ocean_txs import contract
 
 BARGE_ACCOUNT_0 = "0xe2DD09d719Da89e5a3D0F2549c7E24566e947260"
 # The barge addresses: the same on anvil and ganache for this mnemonic and order.
@@ -53,7 +53,7 @@ def test_deploy_uses_barge_account_0_and_every_address_is_a_contract(
 ) -> None:
     w3 = chain.w3
     assert addresses["chainId"] == 8996
-    # The full key set and the template maps: tests/unit/chain/test_deploy.py.
+    # The full key set and the template maps: tests/unit/dev/test_deploy.py.
     assert set(addresses) == set(OceanAddresses.__required_keys__)
     assert set(addresses["ERC20Template"]) == {"1", "2", "3"}
     for address in _all_addresses(addresses):
@@ -232,7 +232,7 @@ def test_an_idle_chain_stamps_its_next_block_with_the_wall_clock(chain: ChainFac
 @pytest.mark.devchain_only
 def test_in_process_block_times_follow_the_clock_over_500_blocks() -> None:
     """``max(clock + offset, parent + 1)``, stamped when each block is built."""
-    from tidegate.chain.devchain import DevChain
+    from tidegate.dev.devchain import DevChain
 
     now = [time.time()]
     chain = DevChain(num_accounts=2, clock=lambda: now[0])

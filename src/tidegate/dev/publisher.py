@@ -13,9 +13,9 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from tidegate.assets.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.chain.contracts import load_address_file, packaged_address_file_path
-from tidegate.chain.ocean_txs import OceanTxError
+from tidegate.dev.ocean_txs import OceanTxError, Transactor
+from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
 
 
 class PublishError(Exception):
@@ -60,7 +60,7 @@ def publish_from_description(
             return response.text
 
         try:
-            return publish_asset(w3, addresses, publisher, description,
+            return publish_asset(Transactor(w3), addresses, publisher, description,
                                  provider_url=provider_url, provider_address=provider_address,
                                  encrypt=encrypt)
         except OceanTxError as exc:

@@ -1,10 +1,11 @@
 """Publish an asset: data NFT + datatoken, encrypted files, v4 DDO, ``setMetaData``.
 
-Works against any chain (a synchronous ``Web3`` on the dev chain's shim, anvil, or a
-real network) and any provider: files and the DDO are encrypted by the provider's own
-``/encrypt`` endpoint, exactly as ocean.py does, so only that provider can decrypt
-them. The DDO is LZMA-compressed then encrypted (flags 3) and its sha256 (of the
-plain compact JSON) goes on chain.
+Works against any chain (a :class:`~tidegate.dev.ocean_txs.Transactor` over a
+synchronous ``Web3`` on the dev chain's shim, anvil, or a real network) and any
+provider: files and the DDO are encrypted by the provider's own ``/encrypt`` endpoint,
+exactly as ocean.py does, so only that provider can decrypt them. The DDO is
+LZMA-compressed then encrypted (flags 3) and its sha256 (of the plain compact JSON)
+goes on chain.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
 from tidegate.assets.ddo import did_for
-from tidegate.chain.ocean_txs import (
+from tidegate.dev.ocean_txs import (
     ONE_TOKEN,
+    Transactor,
     create_data_nft_with_datatoken,
     set_metadata,
 )
@@ -138,7 +139,7 @@ def build_ddo(
 
 
 def publish_asset(
-    w3: Web3,
+    txs: Transactor,
     addresses: Mapping[str, object],
     publisher: LocalAccount,
     description: AssetDescription,
@@ -149,17 +150,18 @@ def publish_asset(
 ) -> PublishedAsset:
     """Create the NFT and datatoken, encrypt files and DDO, and ``setMetaData``."""
     nft, datatoken = create_data_nft_with_datatoken(
-        w3, addresses, publisher, description.pricing,
+        txs, addresses, publisher, description.pricing,
         name=description.name[:40], symbol="TG-NFT", rate=description.rate,
     )
     files_object = {"datatokenAddress": datatoken, "nftAddress": nft,
                     "files": description.files}
     encrypted_files = encrypt(compact_json(files_object))
-    ddo = build_ddo(description, nft=nft, datatoken=datatoken, chain_id=int(w3.eth.chain_id),
-                    provider_url=provider_url, encrypted_files=encrypted_files)
+    ddo = build_ddo(description, nft=nft, datatoken=datatoken,
+                    chain_id=int(txs.w3.eth.chain_id), provider_url=provider_url,
+                    encrypted_files=encrypted_files)
     plain = compact_json(ddo)
     document = bytes.fromhex(encrypt(lzma.compress(plain)).removeprefix("0x"))
-    tx = set_metadata(w3, publisher, nft, 0, provider_url, provider_address, bytes([3]),
+    tx = set_metadata(txs, publisher, nft, 0, provider_url, provider_address, bytes([3]),
                       document, hashlib.sha256(plain).digest())
     return PublishedAsset(did=str(ddo["id"]), nft_address=nft, datatoken_address=datatoken,
                           metadata_tx=str(tx), ddo=ddo)

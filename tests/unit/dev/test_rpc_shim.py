@@ -14,11 +14,11 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import Wei
 
-from tidegate.chain import ocean_txs
 from tidegate.chain.contracts import load_artifact
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import DevChain
-from tidegate.chain.rpc_shim import RpcServer
+from tidegate.dev import ocean_txs
+from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.devchain import DevChain
+from tidegate.dev.rpc_shim import RpcServer
 
 pytestmark = pytest.mark.devchain_only  # the shim serves the in-process chain only
 
@@ -52,7 +52,8 @@ def test_signed_transaction_receipt_and_logs(
     w3: Web3, addresses: OceanAddresses, consumer: LocalAccount, rpc: httpx.Client
 ) -> None:
     recipient = "0x000000000000000000000000000000000000bEEF"
-    tx_hash = ocean_txs.transfer(w3, consumer, addresses["Ocean"], recipient, 7)
+    txs = ocean_txs.Transactor(w3)
+    tx_hash = ocean_txs.transfer(txs, consumer, addresses["Ocean"], recipient, 7)
     receipt = w3.eth.get_transaction_receipt(tx_hash)
     assert receipt["status"] == 1
     ocean = ocean_txs.contract(w3, "OceanToken", addresses["Ocean"])
@@ -91,7 +92,8 @@ def test_failed_transaction_reports_the_reason(
 ) -> None:
     ocean = ocean_txs.contract(w3, "OceanToken", addresses["Ocean"])
     with pytest.raises(ocean_txs.OceanTxError, match=r"mint failed in tx 0x.*caller is not"):
-        ocean_txs.send(w3, consumer, ocean.functions.mint(consumer.address, 1), gas=100_000)
+        ocean_txs.Transactor(w3).send(consumer, ocean.functions.mint(consumer.address, 1),
+                                      gas=100_000)
 
 
 def test_unlocked_send_transaction(w3: Web3, chain: DevChain) -> None:

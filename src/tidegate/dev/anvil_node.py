@@ -5,8 +5,8 @@ anvil is a real dev node: it signs for its unlocked accounts (``eth_sign``,
 ``evm_mine``/``evm_increaseTime``, stamps blocks with the wall clock, and with
 ``--state <file>`` loads a chain from a file and dumps it there on exit (and every
 ``--state-interval`` seconds). It comes from npm (``make anvil-setup``:
-``tools/anvil/node_modules``); :func:`find_anvil` also honours ``TIDEGATE_ANVIL`` and
-``anvil`` on ``PATH``.
+``tools/anvil/node_modules``); :func:`find_anvil` also honours an explicit path
+(``tidegate dev --anvil``, or ``TIDEGATE_ANVIL``) and ``anvil`` on ``PATH``.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
-from tidegate.chain import deploy
-from tidegate.chain.deploy import OceanAddresses
-from tidegate.chain.devchain import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev import deploy
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev.deploy import OceanAddresses
 
-ANVIL_ENV = "TIDEGATE_ANVIL"
 _NODE_MODULES = Path("tools") / "anvil" / "node_modules"
-# src/tidegate/chain/anvil_node.py -> the repository (in a checkout; harmless otherwise).
+# src/tidegate/dev/anvil_node.py -> the repository (in a checkout; harmless otherwise).
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 20.0
 
@@ -44,18 +43,20 @@ class AnvilError(RuntimeError):
     """anvil could not be found, could not start, or stopped answering."""
 
 
-def find_anvil(roots: Iterable[Path] | None = None) -> Path | None:
+def find_anvil(
+    override: str | Path | None = None, roots: Iterable[Path] | None = None
+) -> Path | None:
     """The anvil executable to run, or ``None`` when there is none.
 
-    In order: ``$TIDEGATE_ANVIL`` (returned even if it does not exist, so that the
-    caller reports the user's mistake), ``anvil`` on ``PATH``, then what ``make
+    In order: ``override`` (``--anvil`` or ``TIDEGATE_ANVIL``; returned even if it does
+    not exist, so that the caller reports the user's mistake), ``anvil`` on ``PATH``,
+    then what ``make
     anvil-setup`` installs under ``tools/anvil/node_modules`` of the repository or
     of the current directory (the platform package's ELF binary before the node
     wrapper: stopping the binary's PID stops anvil itself).
     """
-    override = os.environ.get(ANVIL_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
+    if override is not None and str(override).strip():
+        return Path(str(override).strip()).expanduser()
     on_path = shutil.which("anvil")
     if on_path:
         return Path(on_path)
@@ -249,7 +250,7 @@ def mnemonic_accounts(mnemonic: str, count: int) -> list[LocalAccount]:
 class NodeChain:
     """What ``tidegate dev`` uses of a chain, over a node's JSON-RPC (anvil).
 
-    The same surface as :class:`~tidegate.chain.devchain.DevChain`: accounts derived
+    The same surface as :class:`~tidegate.dev.devchain.DevChain`: accounts derived
     locally from the mnemonic (the ones anvil funds and unlocks), every transaction
     signed locally, OCEAN minted by the deployer (the token's owner).
     """
@@ -297,7 +298,7 @@ class NodeChain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def deploy_ocean_contracts(self, deployer_index: int = 0) -> OceanAddresses:
-        """Deploy the Ocean contracts with :mod:`tidegate.chain.deploy`, once."""
+        """Deploy the Ocean contracts with :mod:`tidegate.dev.deploy`, once."""
         if self.addresses is not None:
             raise RuntimeError("the Ocean contracts are already deployed on this chain")
         self.addresses = deploy.deploy_ocean_contracts(self.w3, self.accounts[deployer_index])

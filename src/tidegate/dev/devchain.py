@@ -28,12 +28,10 @@ from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from tidegate.chain import deploy
-from tidegate.chain.deploy import OceanAddresses as OceanAddresses  # re-exported
+from tidegate.dev import deploy
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
+from tidegate.dev.deploy import OceanAddresses as OceanAddresses  # re-exported
 
-BARGE_MNEMONIC = "taxi music thumb unique chat sand crew more leg another off lamp"
-BARGE_HD_PATH = "m/44'/60'/0'/0"
-DEV_CHAIN_ID = 8996
 # Requests that build a block or run code against the pending block: stamp it first.
 _STAMPED_METHODS = frozenset(
     {"eth_sendRawTransaction", "eth_sendTransaction", "eth_call", "eth_estimateGas"}

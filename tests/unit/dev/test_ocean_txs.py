@@ -14,8 +14,8 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from tests.chain_fixtures import ChainFacade
-from tidegate.chain import ocean_txs
-from tidegate.chain.deploy import OceanAddresses
+from tidegate.dev import ocean_txs
+from tidegate.dev.deploy import OceanAddresses
 from tidegate.fees.provider_fees import ProviderFee, build_provider_data, sign_provider_fee
 
 ONE = 10**18
@@ -47,7 +47,7 @@ def quote(
 
 
 def order(
-    chain: ChainFacade,
+    txs: ocean_txs.Transactor,
     addresses: OceanAddresses,
     variant: ocean_txs.Variant,
     publisher: LocalAccount,
@@ -55,22 +55,21 @@ def order(
     datatoken: str,
     fee: ProviderFee,
 ) -> HexStr:
-    w3 = chain.w3
     if variant == "plain":
-        ocean_txs.mint_datatoken(w3, publisher, datatoken, consumer.address, ONE)
-        return ocean_txs.start_order(w3, consumer, datatoken, consumer.address, 0, fee)
+        ocean_txs.mint_datatoken(txs, publisher, datatoken, consumer.address, ONE)
+        return ocean_txs.start_order(txs, consumer, datatoken, consumer.address, 0, fee)
     if variant == "fixed_rate":
         return ocean_txs.buy_from_fre_and_order(
-            w3, addresses, consumer, datatoken, consumer.address, 0, fee
+            txs, addresses, consumer, datatoken, consumer.address, 0, fee
         )
     return ocean_txs.buy_from_dispenser_and_order(
-        w3, addresses, consumer, datatoken, consumer.address, 0, fee
+        txs, addresses, consumer, datatoken, consumer.address, 0, fee
     )
 
 
 @pytest.mark.parametrize("variant", ["plain", "fixed_rate", "dispenser"])
 def test_publish_then_order_with_a_signed_provider_fee(
-    chain: ChainFacade,
+    chain: ChainFacade, txs: ocean_txs.Transactor,
     addresses: OceanAddresses,
     publisher: LocalAccount,
     consumer: LocalAccount,
@@ -78,12 +77,12 @@ def test_publish_then_order_with_a_signed_provider_fee(
     variant: ocean_txs.Variant,
 ) -> None:
     w3 = chain.w3
-    nft, dt = ocean_txs.create_data_nft_with_datatoken(w3, addresses, publisher, variant)
+    nft, dt = ocean_txs.create_data_nft_with_datatoken(txs, addresses, publisher, variant)
     nft_contract = ocean_txs.contract(w3, "ERC721Template", nft)
     assert nft_contract.functions.isDeployed(dt).call()
 
     meta_tx = ocean_txs.set_metadata(
-        w3,
+        txs,
         publisher,
         nft,
         0,
@@ -101,7 +100,7 @@ def test_publish_then_order_with_a_signed_provider_fee(
     paid_before = ocean_balance(w3, addresses, consumer.address)
     fee = quote(chain, addresses, dt, 2 * ONE)
     receipt = w3.eth.get_transaction_receipt(
-        order(chain, addresses, variant, publisher, consumer, dt, fee)
+        order(txs, addresses, variant, publisher, consumer, dt, fee)
     )
 
     (started,) = events(w3, "ERC20Template", dt, "OrderStarted", receipt)
@@ -126,15 +125,14 @@ def test_publish_then_order_with_a_signed_provider_fee(
 
 @pytest.mark.parametrize("tamper", ["wrong_key", "changed_amount", "changed_data"])
 def test_start_order_rejects_a_badly_signed_fee(
-    chain: ChainFacade,
+    chain: ChainFacade, txs: ocean_txs.Transactor,
     addresses: OceanAddresses,
     publisher: LocalAccount,
     consumer: LocalAccount,
     tamper: str,
 ) -> None:
-    w3 = chain.w3
-    _, dt = ocean_txs.create_data_nft_with_datatoken(w3, addresses, publisher)
-    ocean_txs.mint_datatoken(w3, publisher, dt, consumer.address, ONE)
+    _, dt = ocean_txs.create_data_nft_with_datatoken(txs, addresses, publisher)
+    ocean_txs.mint_datatoken(txs, publisher, dt, consumer.address, ONE)
     fee = quote(chain, addresses, dt, 0)
     if tamper == "wrong_key":
         other = sign_provider_fee(
@@ -151,18 +149,19 @@ def test_start_order_rejects_a_badly_signed_fee(
         changed = fee.provider_data.replace(b"access", b"acce5s")
         fee = dataclasses.replace(fee, provider_data=changed)
     with pytest.raises(ocean_txs.OceanTxError, match=r"startOrder failed.*Invalid provider fee"):
-        ocean_txs.start_order(w3, consumer, dt, consumer.address, 0, fee)
+        ocean_txs.start_order(txs, consumer, dt, consumer.address, 0, fee)
 
 
 def test_reuse_order_and_metadata_state(
-    chain: ChainFacade, addresses: OceanAddresses, publisher: LocalAccount, consumer: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses,
+    publisher: LocalAccount, consumer: LocalAccount,
 ) -> None:
     w3 = chain.w3
-    nft, dt = ocean_txs.create_data_nft_with_datatoken(w3, addresses, publisher)
-    ocean_txs.mint_datatoken(w3, publisher, dt, consumer.address, ONE)
+    nft, dt = ocean_txs.create_data_nft_with_datatoken(txs, addresses, publisher)
+    ocean_txs.mint_datatoken(txs, publisher, dt, consumer.address, ONE)
     free = quote(chain, addresses, dt, 0)
-    first = ocean_txs.start_order(w3, consumer, dt, consumer.address, 0, free)
-    reuse = ocean_txs.reuse_order(w3, consumer, dt, first, quote(chain, addresses, dt, ONE // 2))
+    first = ocean_txs.start_order(txs, consumer, dt, consumer.address, 0, free)
+    reuse = ocean_txs.reuse_order(txs, consumer, dt, first, quote(chain, addresses, dt, ONE // 2))
     receipt = w3.eth.get_transaction_receipt(reuse)
     (reused,) = events(w3, "ERC20Template", dt, "OrderReused", receipt)
     assert "0x" + reused["orderTxId"].hex() == first
@@ -170,7 +169,7 @@ def test_reuse_order_and_metadata_state(
     assert len(events(w3, "ERC20Template", dt, "ProviderFee", receipt)) == 1
 
     ocean_txs.set_metadata(
-        w3,
+        txs,
         publisher,
         nft,
         0,
@@ -180,64 +179,66 @@ def test_reuse_order_and_metadata_state(
         DDO,
         hashlib.sha256(DDO).digest(),
     )
-    ocean_txs.set_metadata_state(w3, publisher, nft, 4)
+    ocean_txs.set_metadata_state(txs, publisher, nft, 4)
     state = ocean_txs.contract(w3, "ERC721Template", nft).functions.getMetaData().call()[2]
     assert state == 4
 
 
 def test_approve_and_transfer(
-    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses, consumer: LocalAccount
 ) -> None:
     w3, spender = chain.w3, chain.accounts[6]
     ocean = ocean_txs.contract(w3, "OceanToken", addresses["Ocean"])
-    ocean_txs.approve(w3, consumer, addresses["Ocean"], spender.address, 5 * ONE)
+    ocean_txs.approve(txs, consumer, addresses["Ocean"], spender.address, 5 * ONE)
     assert ocean.functions.allowance(consumer.address, spender.address).call() == 5 * ONE
-    ocean_txs.transfer(w3, consumer, addresses["Ocean"], spender.address, 3 * ONE)
+    ocean_txs.transfer(txs, consumer, addresses["Ocean"], spender.address, 3 * ONE)
     assert ocean_balance(w3, addresses, spender.address) == 3 * ONE
 
 
 def test_nonces_recover_after_a_revert(
-    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses, consumer: LocalAccount
 ) -> None:
     w3, receiver = chain.w3, chain.accounts[6].address
     snapshot = chain.snapshot()
-    ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1)
+    ocean_txs.transfer(txs, consumer, addresses["Ocean"], receiver, 1)
     chain.revert(snapshot)
     # No stale nonce is kept: anvil would queue a too-high one and never mine it.
-    ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1)
-    ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1)
+    ocean_txs.transfer(txs, consumer, addresses["Ocean"], receiver, 1)
+    ocean_txs.transfer(txs, consumer, addresses["Ocean"], receiver, 1)
     assert ocean_balance(w3, addresses, receiver) == 2
 
 
 def test_a_refused_transaction_is_not_resent(
-    chain: ChainFacade, addresses: OceanAddresses, provider: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses, provider: LocalAccount
 ) -> None:
     w3 = chain.w3
     poor = w3.eth.account.create()
     ocean = ocean_txs.contract(w3, "OceanToken", addresses["Ocean"])
     with pytest.raises(ocean_txs.OceanTxError, match="transfer: sending failed"):
-        ocean_txs.send(w3, poor, ocean.functions.transfer(provider.address, 0))
+        txs.send(poor, ocean.functions.transfer(provider.address, 0))
     assert w3.eth.get_transaction_count(poor.address) == 0
 
 
 def test_unknown_variant_and_missing_address(
-    chain: ChainFacade, addresses: OceanAddresses, publisher: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses,
+    publisher: LocalAccount,
 ) -> None:
     with pytest.raises(ValueError, match="unknown datatoken variant"):
-        ocean_txs.create_data_nft_with_datatoken(chain.w3, addresses, publisher, "pool")  # type: ignore[arg-type]
+        ocean_txs.create_data_nft_with_datatoken(txs, addresses, publisher, "pool")  # type: ignore[arg-type]
     with pytest.raises(ocean_txs.OceanTxError, match="no 'ERC721Factory'"):
-        ocean_txs.create_data_nft_with_datatoken(chain.w3, {}, publisher)
+        ocean_txs.create_data_nft_with_datatoken(txs, {}, publisher)
 
 
 def test_concurrent_senders_get_distinct_nonces(
-    chain: ChainFacade, addresses: OceanAddresses, consumer: LocalAccount
+    chain: ChainFacade, txs: ocean_txs.Transactor, addresses: OceanAddresses, consumer: LocalAccount
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     w3, receiver = chain.w3, chain.accounts[7].address
     with ThreadPoolExecutor(max_workers=4) as pool:
         hashes = list(pool.map(
-            lambda _: ocean_txs.transfer(w3, consumer, addresses["Ocean"], receiver, 1), range(8)
+            lambda _: ocean_txs.transfer(txs, consumer, addresses["Ocean"], receiver, 1), range(8)
         ))
     assert len(set(hashes)) == 8
     assert ocean_balance(w3, addresses, receiver) == 8
+    assert txs.in_flight(consumer.address) == 0  # nothing kept once all were mined
