@@ -275,9 +275,10 @@ async def chain_config(harness: ChainHarness) -> AsyncIterator[Any]:
 
     session = rpc_session()
     web3 = build_web3(harness.rpc.url, 10, session)
+    addresses = load_address_file(harness.address_file)[8996]
     yield ChainConfig(8996, harness.rpc.url, PROVIDER_KEY,
-                      Account.from_key(PROVIDER_KEY).address, web3,
-                      load_address_file(harness.address_file)[8996])
+                      Account.from_key(PROVIDER_KEY).address, web3, addresses,
+                      fee_token=addresses["Ocean"])
     await session.close()
 
 

@@ -1,7 +1,9 @@
 """Composition root: ``create_app(settings)`` builds every client once.
 
 Only this module constructs clients (HTTP, store, chains) and hands them down; no
-work happens at import time.
+work happens at import time. The helpers below turn :class:`Settings` into the plain
+values each module takes (no module below this one imports Settings to configure
+itself).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
-from tidegate.compute.config import local_engine, operator_engine
+from tidegate.chain.setup import ChainSetup
+from tidegate.compute.config import ComputeOptions, local_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
+from tidegate.compute.sandbox import SandboxOptions
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.settings import Settings
@@ -67,6 +71,28 @@ def all_endpoints() -> list[Endpoint]:
     ]
 
 
+def chain_setup(settings: Settings) -> ChainSetup:
+    """The chains as configured (resolved per chain by ``discover_chains``)."""
+    return ChainSetup(
+        rpc_urls=settings.network_urls, provider_keys=settings.provider_keys,
+        fee_tokens=settings.provider_fee_tokens, address_file=settings.address_file,
+        rpc_timeout=settings.rpc_timeout, state_ttl=settings.chain_state_ttl,
+    )
+
+
+def compute_options(settings: Settings) -> ComputeOptions:
+    """The local compute engine's configuration (``TIDEGATE_COMPUTE_*``)."""
+    return ComputeOptions(
+        environments=settings.compute_environments,
+        runtimes=settings.compute_runtimes,
+        directory=settings.compute_dir or settings.data_dir / "compute",
+        sandbox=SandboxOptions(unsafe_no_sandbox=settings.compute_unsafe_no_sandbox,
+                               sandbox_uid=settings.compute_sandbox_uid,
+                               max_processes=max(1, settings.compute_max_processes),
+                               tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024),
+    )
+
+
 def create_app(settings: Settings) -> TidegateApp:
     """The ASGI application for ``settings``; clients are built in its lifespan."""
     endpoints = all_endpoints()
@@ -84,14 +110,15 @@ def create_app(settings: Settings) -> TidegateApp:
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
             ))
-            store = build_store(settings)
+            store = build_store(settings.database_url, settings.sqlite_path)
             await store.open()
             stack.push_async_callback(store.close)
-            chains = await discover_chains(settings, http)
+            chains = await discover_chains(chain_setup(settings), http)
             stack.push_async_callback(chains.close)
-            secret = settings.auth_token_secret or await store.get_or_create_secret(
-                "auth_token_secret", secrets.token_hex(32)
-            )
+            secret = (settings.auth_token_secret.get_secret_value()
+                      if settings.auth_token_secret is not None else
+                      await store.get_or_create_secret("auth_token_secret",
+                                                       secrets.token_hex(32)))
             tokens = AuthTokens(secret, store)
             resolver: Resolver = (
                 AquariusResolver(http, settings.aquarius_url)
@@ -105,11 +132,14 @@ def create_app(settings: Settings) -> TidegateApp:
                 max_checksum_length=settings.max_checksum_length,
             )
             engine: ComputeEngine
-            operator = operator_engine(settings, http, chains)
+            operator = operator_engine(
+                settings.operator_service_url,
+                settings.chain_independent_key.get_secret_value(), http, chains,
+                metadata_uri=settings.aquarius_url or "")
             if operator is not None:
                 engine = operator
             else:
-                local = local_engine(settings, store, storage, chains)
+                local = local_engine(compute_options(settings), store, storage, chains)
                 await local.open()
                 engine = local
             stack.push_async_callback(engine.close)

@@ -1,11 +1,14 @@
-"""Typed, frozen settings: the only module that reads the environment.
+"""Typed, frozen settings on pydantic-settings: the only module that reads the environment.
 
 The reference Provider's variable names and forms are accepted unchanged
 (``PROVIDER_PRIVATE_KEY`` and ``NETWORK_URL`` as a single value or a JSON map
 chainId -> value, ``UNIVERSAL_PRIVATE_KEY``, ``AUTHORIZED_DECRYPTERS`` ...) so an
 operator can switch with the same environment; settings the reference lacks use
-``TIDEGATE_*`` names. Every value is validated once, at start-up: a bad value raises
-:class:`~tidegate.errors.ConfigurationError` listing every problem found.
+``TIDEGATE_*`` names (docs/configuration.md is the contract). Every value is validated
+once, at start-up: a bad configuration raises :class:`~tidegate.errors.ConfigurationError`
+listing every problem at once, one per variable, naming the variable and never its
+value. Secrets are :class:`~pydantic.SecretStr` from the moment they are read, so no
+``repr``, log line or error shows them.
 """
 
 from __future__ import annotations
@@ -14,331 +17,416 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final
 
 from eth_utils import is_address, to_checksum_address
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from tidegate.chain.setup import PerChain, chain_independent_key
 from tidegate.errors import ConfigurationError
 
-_Check = Callable[[str, str], bool]
-_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
-
-DEFAULT_MAX_CHECKSUM_LENGTH = 5 * 1024 * 1024
+DEFAULT_MAX_CHECKSUM_LENGTH: Final = 5 * 1024 * 1024
 # The reference Provider's Docker image sets these (unset there means no gateway).
-DEFAULT_IPFS_GATEWAY = "https://ipfs.io"
-DEFAULT_ARWEAVE_GATEWAY = "https://arweave.net/"
-DEFAULT_MAX_ENCRYPT_BYTES = 16 * 1024 * 1024
+DEFAULT_IPFS_GATEWAY: Final = "https://ipfs.io"
+DEFAULT_ARWEAVE_GATEWAY: Final = "https://arweave.net/"
+DEFAULT_MAX_ENCRYPT_BYTES: Final = 16 * 1024 * 1024
+DEFAULT_RELAY_READ_BUDGET: Final = 4 * 1024 * 1024
+
+_KEY_RE: Final = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_URL_RE: Final = re.compile(r"^(https?|wss?)://[^\s]+$")
+_TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", "n", "f", ""})
+_PROBLEM: Final = "tidegate_setting"
+
+# Read as SecretStr straight from the environment (see _Environment).
+_SECRET_VARIABLES: Final = frozenset({
+    "PROVIDER_PRIVATE_KEY", "UNIVERSAL_PRIVATE_KEY", "TIDEGATE_AUTH_TOKEN_SECRET",
+    "TIDEGATE_DATABASE_URL"})
+# Set empty, these mean "off" (flags) or "none" (gateways); any other empty variable is unset.
+_EMPTY_IS_A_VALUE: Final = frozenset({
+    "IPFS_GATEWAY", "ARWEAVE_GATEWAY", "TIDEGATE_ALLOW_PRIVATE_URLS", "ALLOW_NON_PUBLIC_IP",
+    "TIDEGATE_ACCESS_LOG", "TIDEGATE_FAST_ROUTES", "TIDEGATE_COMPUTE_STATUS_SIGNED",
+    "TIDEGATE_INDEXER", "TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX"})
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything configurable about one Tidegate process.
+# --- value parsers (each raises one problem that never quotes the value) ---------------
+def _problem(text: str) -> PydanticCustomError:
+    return PydanticCustomError(_PROBLEM, "{problem}", {"problem": text})
 
-    ``provider_keys`` / ``network_urls`` hold the per-chain (JSON map) form;
-    ``provider_key`` / ``network_url`` the single-value form. Exactly one form of
-    each is set, and both use the same form (as the reference requires).
+
+def _text(value: Any) -> str:
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not isinstance(raw, str):
+        raise _problem("must be text")
+    return raw
+
+
+def _is_key(text: str) -> bool:
+    return bool(_KEY_RE.match(text))
+
+
+def _is_url(text: str) -> bool:
+    return bool(_URL_RE.match(text))
+
+
+def _per_chain(check: Callable[[str], bool], what: str, *, secret: bool = False
+               ) -> Callable[[Any], Any]:
+    """A single value, or a JSON map chainId -> value (told apart by a leading ``{``)."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, PerChain):
+            return value
+        text = _text(value)
+        wrap: Callable[[str], Any] = SecretStr if secret else str
+        if not text.startswith("{"):
+            if not check(text):
+                raise _problem(f"must be {what}")
+            return PerChain(single=wrap(text))
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            raise _problem("is neither a single value nor valid JSON") from None
+        if not isinstance(decoded, dict) or not decoded:
+            raise _problem("must be a non-empty JSON object chainId -> value")
+        faults: list[str] = []
+        # Never echo a map key either: a swapped map would hold the secret there.
+        if not all(str(chain).isascii() and str(chain).isdigit() for chain in decoded):
+            faults.append("has a chain id that is not an integer")
+        bad = [str(chain) for chain, entry in decoded.items()
+               if str(chain).isdigit() and not (isinstance(entry, str) and check(entry))]
+        if bad:
+            faults.append(f"entry for chain {bad[0]} must be {what}" if len(bad) == 1 else
+                          f"entries for chains {', '.join(bad)} must each be {what}")
+        if faults:
+            raise _problem(" and ".join(faults))  # one problem per variable
+        return PerChain(by_chain={int(chain): wrap(entry) for chain, entry in decoded.items()})
+
+    return parse
+
+
+def _private_key(value: Any) -> SecretStr:
+    if not _is_key(_text(value)):
+        raise _problem("must be a 32-byte hex private key")
+    return value if isinstance(value, SecretStr) else SecretStr(value)
+
+
+def _url(value: Any) -> str:
+    if not _is_url(_text(value)):
+        raise _problem("must be an http(s) or ws(s) URL")
+    return str(value)
+
+
+def _gateway(value: Any) -> str | None:
+    """Empty: no gateway (such files answer 503 gateway_not_configured)."""
+    return None if _text(value) == "" else _url(value)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise _problem("must be a boolean (true/false)")
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise _problem("must be a non-negative integer")
+
+
+def _relay_read_budget(value: Any) -> int:
+    budget = _count(value)
+    if not 16 * 1024 <= budget <= 1024**3:
+        raise _problem("must be between 16384 and 1073741824")
+    return budget
+
+
+def _seconds(*, zero_allowed: bool = False) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = -1.0
+        if not (number > 0 or (zero_allowed and number == 0)) or number == float("inf"):
+            kind = "a non-negative" if zero_allowed else "a positive"
+            raise _problem(f"must be {kind} number of seconds")
+        return number
+
+    return parse
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)).expanduser()
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    try:
+        decoded = json.loads(_text(value))
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, list) or not all(
+            isinstance(a, str) and is_address(a) for a in decoded):
+        raise _problem("must be a JSON list of addresses")
+    return tuple(to_checksum_address(a) for a in decoded)
+
+
+def _json_objects(value: Any) -> tuple[dict[str, Any], ...]:
+    """A JSON list of objects (their keys are checked by the module that uses them)."""
+    try:
+        decoded = json.loads(_text(value))
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, list) or not all(isinstance(e, dict) for e in decoded):
+        raise _problem("must be a JSON list of objects")
+    return tuple(decoded)
+
+
+def _database_url(value: Any) -> SecretStr:
+    if not re.match(r"^(postgres(ql)?|sqlite)://", _text(value)):
+        raise _problem("must be postgresql://... or sqlite:///...")
+    return value if isinstance(value, SecretStr) else SecretStr(value)
+
+
+def _root_path(value: Any) -> str:
+    prefix = _text(value).rstrip("/")
+    if prefix and not re.match(r"^(/[A-Za-z0-9._~-]+)+$", prefix):
+        raise _problem("must look like /prefix")
+    return prefix
+
+
+def _upper(value: Any) -> str:
+    return _text(value).upper()
+
+
+# A parser runs before pydantic's own check, on the whole (optional) type: so that a bad
+# value yields exactly one problem, not one per member of ``T | None``.
+Flag = Annotated[bool, BeforeValidator(_flag)]
+MaybeFlag = Annotated[bool | None, BeforeValidator(_flag)]
+Count = Annotated[int, BeforeValidator(_count)]
+Seconds = Annotated[float, BeforeValidator(_seconds())]
+MaybeSeconds = Annotated[float | None, BeforeValidator(_seconds())]
+MaybeUrl = Annotated[str | None, BeforeValidator(_url)]
+Gateway = Annotated[str | None, BeforeValidator(_gateway)]
+MaybeKey = Annotated[SecretStr | None, BeforeValidator(_private_key)]
+UserPath = Annotated[Path, BeforeValidator(_path)]
+MaybeUserPath = Annotated[Path | None, BeforeValidator(_path)]
+MaybeJsonObjects = Annotated[tuple[dict[str, Any], ...] | None, BeforeValidator(_json_objects)]
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one Tidegate process; build it with :meth:`from_env`.
+
+    Frozen. ``provider_keys`` and ``network_urls`` hold the same form (single or map
+    with the same chain ids), as the reference requires.
     """
 
-    provider_key: str | None = None
-    provider_keys: Mapping[int, str] = field(default_factory=dict)
-    network_url: str | None = None
-    network_urls: Mapping[int, str] = field(default_factory=dict)
-    universal_key: str | None = None
-    auth_token_secret: str | None = None
-    authorized_decrypters: tuple[str, ...] = ()
-    address_file: Path | None = None
-    aquarius_url: str | None = None
-    operator_service_url: str | None = None
-    provider_fee_token: str | None = None
-    provider_fee_tokens: Mapping[int, str] = field(default_factory=dict)
-    allow_private_urls: bool = False
-    max_checksum_length: int = DEFAULT_MAX_CHECKSUM_LENGTH
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    relay_read_budget: int = 4 * 1024 * 1024
-    rpc_timeout: float = 10.0
-    chain_state_ttl: float = 1.0
-    pending_tx_wait: float = 5.0
-    ipfs_gateway: str | None = None
-    arweave_gateway: str | None = None
-    database_url: str | None = None
-    data_dir: Path = Path("data")
-    max_encrypt_bytes: int = DEFAULT_MAX_ENCRYPT_BYTES
-    root_path: str = ""
-    log_level: str = "INFO"
-    access_log: bool = True
-    fast_routes: bool = True
-    access_fee_amount: int = 0
-    compute_status_signed: bool = False
-    indexer_enabled: bool = True
-    indexer_start_block: int = 0
-    indexer_confirmations: int = 0
-    indexer_poll_interval: float = 1.0
-    # --- compute (local engine) --------------------------------------------------
-    compute_environments: tuple[Mapping[str, Any], ...] | None = None
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=True, extra="ignore", hide_input_in_errors=True,
+        validate_default=False,  # defaults are values already, not text to parse
+        # Values are parsed by the field validators below, so that every problem is
+        # collected (pydantic-settings' own JSON decoding stops at the first).
+        enable_decoding=False,
+    )
+
+    # --- reference Provider variables -------------------------------------------------
+    provider_keys: Annotated[PerChain[SecretStr], BeforeValidator(
+        _per_chain(_is_key, "a 32-byte hex private key", secret=True))] = Field(
+        validation_alias="PROVIDER_PRIVATE_KEY")
+    network_urls: Annotated[PerChain[str], BeforeValidator(
+        _per_chain(_is_url, "an http(s) or ws(s) URL"))] = Field(
+        validation_alias="NETWORK_URL", repr=False)  # RPC URLs often carry an API key
+    universal_key: MaybeKey = Field(None, validation_alias="UNIVERSAL_PRIVATE_KEY")
+    authorized_decrypters: Annotated[tuple[str, ...], BeforeValidator(_addresses)] = Field(
+        (), validation_alias="AUTHORIZED_DECRYPTERS")
+    address_file: MaybeUserPath = Field(None, validation_alias="ADDRESS_FILE")
+    aquarius_url: MaybeUrl = Field(None, validation_alias="AQUARIUS_URL")
+    operator_service_url: MaybeUrl = Field(None, validation_alias="OPERATOR_SERVICE_URL")
+    provider_fee_tokens: Annotated[PerChain[str], BeforeValidator(
+        _per_chain(is_address, "an Ethereum address"))] = Field(
+        PerChain[str](), validation_alias="PROVIDER_FEE_TOKEN")
+    allow_non_public_ip: MaybeFlag = Field(None, validation_alias="ALLOW_NON_PUBLIC_IP")
+    max_checksum_length: Count = Field(DEFAULT_MAX_CHECKSUM_LENGTH,
+                                       validation_alias="MAX_CHECKSUM_LENGTH")
+    request_timeout: Seconds = Field(10.0, validation_alias="REQUEST_TIMEOUT")
+    ipfs_gateway: Gateway = Field(DEFAULT_IPFS_GATEWAY, validation_alias="IPFS_GATEWAY")
+    arweave_gateway: Gateway = Field(DEFAULT_ARWEAVE_GATEWAY, validation_alias="ARWEAVE_GATEWAY")
+    log_level: Annotated[str, BeforeValidator(_upper)] = Field(
+        "INFO", validation_alias="LOG_LEVEL")
+    # --- Tidegate settings ------------------------------------------------------------
+    auth_token_secret: SecretStr | None = Field(
+        None, validation_alias="TIDEGATE_AUTH_TOKEN_SECRET")
+    allow_private_urls_setting: MaybeFlag = Field(
+        None, validation_alias="TIDEGATE_ALLOW_PRIVATE_URLS")
+    connect_timeout: Seconds = Field(5.0, validation_alias="TIDEGATE_CONNECT_TIMEOUT")
+    read_timeout_setting: MaybeSeconds = Field(None, validation_alias="TIDEGATE_READ_TIMEOUT")
+    relay_read_budget: Annotated[int, BeforeValidator(_relay_read_budget)] = Field(
+        DEFAULT_RELAY_READ_BUDGET, validation_alias="TIDEGATE_RELAY_READ_BUDGET")
+    rpc_timeout: Seconds = Field(10.0, validation_alias="TIDEGATE_RPC_TIMEOUT")
+    chain_state_ttl: Annotated[float, BeforeValidator(_seconds(zero_allowed=True))] = Field(
+        1.0, validation_alias="TIDEGATE_CHAIN_STATE_TTL")
+    pending_tx_wait: Seconds = Field(5.0, validation_alias="TIDEGATE_PENDING_TX_WAIT")
+    database_url: Annotated[SecretStr | None, BeforeValidator(_database_url)] = Field(
+        None, validation_alias="TIDEGATE_DATABASE_URL")
+    data_dir: UserPath = Field(Path("data"), validation_alias="TIDEGATE_DATA_DIR")
+    max_encrypt_bytes: Count = Field(DEFAULT_MAX_ENCRYPT_BYTES,
+                                     validation_alias="TIDEGATE_MAX_ENCRYPT_BYTES")
+    root_path: Annotated[str, BeforeValidator(_root_path)] = Field(
+        "", validation_alias="TIDEGATE_ROOT_PATH")
+    access_log: Flag = Field(True, validation_alias="TIDEGATE_ACCESS_LOG")
+    fast_routes: Flag = Field(True, validation_alias="TIDEGATE_FAST_ROUTES")
+    access_fee_amount: Count = Field(0, validation_alias="TIDEGATE_ACCESS_FEE_AMOUNT")
+    compute_status_signed: Flag = Field(False, validation_alias="TIDEGATE_COMPUTE_STATUS_SIGNED")
+    indexer_setting: MaybeFlag = Field(None, validation_alias="TIDEGATE_INDEXER")
+    indexer_start_block: Count = Field(0, validation_alias="TIDEGATE_INDEXER_START_BLOCK")
+    indexer_confirmations: Count = Field(0, validation_alias="TIDEGATE_INDEXER_CONFIRMATIONS")
+    indexer_poll_interval: Seconds = Field(1.0, validation_alias="TIDEGATE_INDEXER_POLL_INTERVAL")
+    # --- compute (local engine) -------------------------------------------------------
+    compute_environments: MaybeJsonObjects = Field(
+        None, validation_alias="TIDEGATE_COMPUTE_ENVIRONMENTS")
     """``TIDEGATE_COMPUTE_ENVIRONMENTS`` (JSON list of objects); None: the default."""
-    compute_runtimes: tuple[Mapping[str, Any], ...] | None = None
+    compute_runtimes: MaybeJsonObjects = Field(None, validation_alias="TIDEGATE_COMPUTE_RUNTIMES")
     """``TIDEGATE_COMPUTE_RUNTIMES`` (JSON list of objects); None: the default table."""
-    compute_unsafe_no_sandbox: bool = False
-    compute_dir: Path | None = None
-    compute_sandbox_uid: int = 61000
-    compute_max_processes: int = 64
-    compute_tmp_mb: int = 64
+    compute_unsafe_no_sandbox: Flag = Field(
+        False, validation_alias="TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX")
+    compute_dir: MaybeUserPath = Field(None, validation_alias="TIDEGATE_COMPUTE_DIR")
+    compute_sandbox_uid: Count = Field(61000, validation_alias="TIDEGATE_COMPUTE_SANDBOX_UID")
+    compute_max_processes: Count = Field(64, validation_alias="TIDEGATE_COMPUTE_MAX_PROCESSES")
+    compute_tmp_mb: Count = Field(64, validation_alias="TIDEGATE_COMPUTE_TMP_MB")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trim(cls, data: Any) -> Any:
+        """Strip every value; an empty one is unset, except where empty means off or none."""
+        if not isinstance(data, Mapping):
+            return data
+        trimmed: dict[str, Any] = {}
+        for name, value in data.items():
+            if isinstance(value, SecretStr | str):
+                text = _text(value).strip()
+                if text == "" and name not in _EMPTY_IS_A_VALUE:
+                    continue
+                value = SecretStr(text) if isinstance(value, SecretStr) else text
+            trimmed[name] = value
+        return trimmed
+
+    @field_validator("network_urls")
+    @classmethod
+    def _same_form_as_keys(cls, urls: PerChain[str], info: ValidationInfo) -> PerChain[str]:
+        keys = info.data.get("provider_keys")  # absent when that variable is itself wrong
+        if isinstance(keys, PerChain):
+            if keys.is_map != urls.is_map:
+                raise _problem("and PROVIDER_PRIVATE_KEY must both be single or both JSON "
+                               "encoded")
+            if set(keys.by_chain) != set(urls.by_chain):
+                raise _problem("and PROVIDER_PRIVATE_KEY list different chain ids")
+        return urls
+
+    # --- derived values ---------------------------------------------------------------
+    @property
+    def network_url(self) -> str | None:
+        """The single ``NETWORK_URL`` (None in the JSON map form)."""
+        return self.network_urls.single
 
     @property
-    def multichain(self) -> bool:
-        """True when keys and RPCs are given as JSON maps per chain."""
-        return bool(self.network_urls)
+    def allow_private_urls(self) -> bool:
+        """``TIDEGATE_ALLOW_PRIVATE_URLS``, else ``ALLOW_NON_PUBLIC_IP``, else false."""
+        for value in (self.allow_private_urls_setting, self.allow_non_public_ip):
+            if value is not None:
+                return value
+        return False
+
+    @property
+    def read_timeout(self) -> float:
+        """``TIDEGATE_READ_TIMEOUT``, else ``REQUEST_TIMEOUT`` (10 s by default)."""
+        return self.read_timeout_setting or self.request_timeout
+
+    @property
+    def indexer_enabled(self) -> bool:
+        """``TIDEGATE_INDEXER``; by default on unless ``AQUARIUS_URL`` is set."""
+        if self.indexer_setting is not None:
+            return self.indexer_setting
+        return self.aquarius_url is None
 
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tidegate.db"
 
-    def key_for_chain(self, chain_id: int) -> str | None:
-        """The provider's private key for ``chain_id`` (None if not configured)."""
-        if self.provider_keys:
-            return self.provider_keys.get(chain_id)
-        return self.provider_key
-
     @property
-    def chain_independent_key(self) -> str | None:
-        """``UNIVERSAL_PRIVATE_KEY``, else the single provider key."""
-        return self.universal_key or self.provider_key
+    def chain_independent_key(self) -> SecretStr:
+        """The key for duties of no particular chain (:func:`chain_independent_key`)."""
+        key = chain_independent_key(self.universal_key, self.provider_keys)
+        if key is None:  # PROVIDER_PRIVATE_KEY is required, so never on a built Settings
+            raise ConfigurationError("PROVIDER_PRIVATE_KEY is required")
+        return key
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what from_env read: no .env file, no secrets directory, and a given
+        # mapping is never mixed with the process environment.
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the environment (``os.environ`` by default)."""
-        return _Parser(os.environ if environ is None else environ).build()
+        """Read and validate the environment (``os.environ`` by default).
 
-
-class _Parser:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def get(self, *names: str) -> str | None:
-        for name in names:
-            value = self.env.get(name)
-            if value is not None and value.strip() != "":
-                return value.strip()
-        return None
-
-    def build(self) -> Settings:
-        key, keys = self._per_chain("PROVIDER_PRIVATE_KEY", self._check_key)
-        url, urls = self._per_chain("NETWORK_URL", self._check_url)
-        if key is None and not keys:
-            self.problems.append("PROVIDER_PRIVATE_KEY is required")
-        if url is None and not urls:
-            self.problems.append("NETWORK_URL is required")
-        if (key is not None and urls) or (keys and url is not None):
-            self.problems.append(
-                "NETWORK_URL and PROVIDER_PRIVATE_KEY must both be single or both JSON encoded"
-            )
-        if keys and urls and set(keys) != set(urls):
-            self.problems.append("NETWORK_URL and PROVIDER_PRIVATE_KEY list different chain ids")
-        fee_token, fee_tokens = self._per_chain("PROVIDER_FEE_TOKEN", self._check_address)
-        settings = Settings(
-            provider_key=key,
-            provider_keys=keys,
-            network_url=url,
-            network_urls=urls,
-            universal_key=self._optional("UNIVERSAL_PRIVATE_KEY", self._check_key),
-            auth_token_secret=self.get("TIDEGATE_AUTH_TOKEN_SECRET"),
-            authorized_decrypters=self._decrypters(),
-            address_file=self._path("ADDRESS_FILE"),
-            aquarius_url=self._optional("AQUARIUS_URL", self._check_url),
-            operator_service_url=self._optional("OPERATOR_SERVICE_URL", self._check_url),
-            provider_fee_token=fee_token,
-            provider_fee_tokens=fee_tokens,
-            allow_private_urls=self._bool("TIDEGATE_ALLOW_PRIVATE_URLS", "ALLOW_NON_PUBLIC_IP"),
-            max_checksum_length=self._int("MAX_CHECKSUM_LENGTH", DEFAULT_MAX_CHECKSUM_LENGTH),
-            connect_timeout=self._float("TIDEGATE_CONNECT_TIMEOUT", 5.0),
-            read_timeout=self._float("TIDEGATE_READ_TIMEOUT", self._float("REQUEST_TIMEOUT", 10.0)),
-            relay_read_budget=self._relay_read_budget(),
-            rpc_timeout=self._float("TIDEGATE_RPC_TIMEOUT", 10.0),
-            chain_state_ttl=self._float("TIDEGATE_CHAIN_STATE_TTL", 1.0, zero_allowed=True),
-            pending_tx_wait=self._float("TIDEGATE_PENDING_TX_WAIT", 5.0),
-            ipfs_gateway=self._gateway("IPFS_GATEWAY", DEFAULT_IPFS_GATEWAY),
-            arweave_gateway=self._gateway("ARWEAVE_GATEWAY", DEFAULT_ARWEAVE_GATEWAY),
-            database_url=self._database_url(),
-            data_dir=self._path("TIDEGATE_DATA_DIR") or Path("data"),
-            max_encrypt_bytes=self._int("TIDEGATE_MAX_ENCRYPT_BYTES", DEFAULT_MAX_ENCRYPT_BYTES),
-            root_path=self._root_path(),
-            log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
-            access_log=self._bool("TIDEGATE_ACCESS_LOG", default=True),
-            fast_routes=self._bool("TIDEGATE_FAST_ROUTES", default=True),
-            access_fee_amount=self._int("TIDEGATE_ACCESS_FEE_AMOUNT", 0),
-            compute_status_signed=self._bool("TIDEGATE_COMPUTE_STATUS_SIGNED"),
-            indexer_enabled=self._bool(
-                "TIDEGATE_INDEXER", default=self.get("AQUARIUS_URL") is None
-            ),
-            indexer_start_block=self._int("TIDEGATE_INDEXER_START_BLOCK", 0),
-            indexer_confirmations=self._int("TIDEGATE_INDEXER_CONFIRMATIONS", 0),
-            indexer_poll_interval=self._float("TIDEGATE_INDEXER_POLL_INTERVAL", 1.0),
-            compute_environments=self._json_objects("TIDEGATE_COMPUTE_ENVIRONMENTS"),
-            compute_runtimes=self._json_objects("TIDEGATE_COMPUTE_RUNTIMES"),
-            compute_unsafe_no_sandbox=self._bool("TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX"),
-            compute_dir=self._path("TIDEGATE_COMPUTE_DIR"),
-            compute_sandbox_uid=self._int("TIDEGATE_COMPUTE_SANDBOX_UID", 61000),
-            compute_max_processes=self._int("TIDEGATE_COMPUTE_MAX_PROCESSES", 64),
-            compute_tmp_mb=self._int("TIDEGATE_COMPUTE_TMP_MB", 64),
-        )
-        if self.problems:
-            raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))
-        return settings
-
-    # --- per-field helpers -------------------------------------------------------
-    def _per_chain(
-        self, name: str, check: _Check
-    ) -> tuple[str | None, dict[int, str]]:
-        raw = self.get(name)
-        if raw is None:
-            return None, {}
-        if not raw.startswith("{"):
-            return (raw if check(name, raw) else None), {}
+        Raises ConfigurationError naming every bad or missing variable.
+        """
+        values = _Environment(cls, os.environ if environ is None else environ)()
         try:
-            decoded = json.loads(raw)
-        except ValueError:
-            self.problems.append(f"{name} is neither a single value nor valid JSON")
-            return None, {}
-        if not isinstance(decoded, dict) or not decoded:
-            self.problems.append(f"{name} must be a non-empty JSON object chainId -> value")
-            return None, {}
-        result: dict[int, str] = {}
-        for chain, value in decoded.items():
-            if not str(chain).isdigit() or not isinstance(value, str):
-                self.problems.append(f"{name} has an invalid entry for chain {chain!r}")
-                continue
-            if check(f"{name}[{chain}]", value):
-                result[int(chain)] = value
-        return None, result
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(
+                "invalid configuration: " + "; ".join(_problems(exc))) from None
 
-    def _gateway(self, name: str, default: str) -> str | None:
-        """A gateway URL: the reference image's default when unset, none when set empty."""
-        raw = self.env.get(name)
-        if raw is None:
-            return default
-        if raw.strip() == "":
-            return None  # explicitly disabled: such files answer 503 gateway_not_configured
-        return raw.strip() if self._check_url(name, raw.strip()) else None
 
-    def _optional(self, name: str, check: _Check) -> str | None:
-        raw = self.get(name)
-        if raw is None:
-            return None
-        return raw if check(name, raw) else None
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over ``environ``, secrets wrapped at once.
 
-    def _check_key(self, name: str, value: str) -> bool:
-        if not _KEY_RE.match(value):
-            # Never echo the value: it is a secret.
-            self.problems.append(f"{name} must be a 32-byte hex private key")
-            return False
-        return True
+    Wrapping here keeps secrets masked even in pydantic-settings' own debug output.
+    """
 
-    def _check_url(self, name: str, value: str) -> bool:
-        if not re.match(r"^(https?|wss?)://[^\s]+$", value):
-            self.problems.append(f"{name} must be an http(s) or ws(s) URL")
-            return False
-        return True
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = dict(environ)  # names are case-sensitive, as the reference reads them
 
-    def _check_address(self, name: str, value: str) -> bool:
-        if not is_address(value):
-            self.problems.append(f"{name} must be an Ethereum address")
-            return False
-        return True
+    def __call__(self) -> dict[str, Any]:
+        return {name: SecretStr(value) if name in _SECRET_VARIABLES and isinstance(value, str)
+                else value for name, value in super().__call__().items()}
 
-    def _decrypters(self) -> tuple[str, ...]:
-        raw = self.get("AUTHORIZED_DECRYPTERS")
-        if raw is None:
-            return ()
-        try:
-            decoded = json.loads(raw)
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, list) or not all(
-            isinstance(a, str) and is_address(a) for a in decoded
-        ):
-            self.problems.append("AUTHORIZED_DECRYPTERS must be a JSON list of addresses")
-            return ()
-        return tuple(to_checksum_address(a) for a in decoded)
 
-    def _bool(self, *names: str, default: bool = False) -> bool:
-        for name in names:
-            raw = self.env.get(name)
-            if raw is None:
-                continue
-            if raw.strip().lower() in _TRUE:
-                return True
-            if raw.strip().lower() in _FALSE:
-                return False
-            self.problems.append(f"{name} must be a boolean (true/false)")
-        return default
-
-    def _relay_read_budget(self) -> int:
-        value = self._int("TIDEGATE_RELAY_READ_BUDGET", 4 * 1024 * 1024)
-        if not 16 * 1024 <= value <= 1024**3:
-            self.problems.append("TIDEGATE_RELAY_READ_BUDGET must be between 16384 and 1073741824")
-            return 4 * 1024 * 1024
-        return value
-
-    def _int(self, name: str, default: int) -> int:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        if not raw.isdigit():
-            self.problems.append(f"{name} must be a non-negative integer")
-            return default
-        return int(raw)
-
-    def _float(self, name: str, default: float, *, zero_allowed: bool = False) -> float:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if not (value > 0 or (zero_allowed and value == 0)) or value == float("inf"):
-            kind = "a non-negative" if zero_allowed else "a positive"
-            self.problems.append(f"{name} must be {kind} number of seconds")
-            return default
-        return value
-
-    def _json_objects(self, name: str) -> tuple[Mapping[str, Any], ...] | None:
-        """A JSON list of objects (their keys are checked by the module that uses them)."""
-        raw = self.get(name)
-        if raw is None:
-            return None
-        try:
-            decoded = json.loads(raw)
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, list) or not all(isinstance(e, dict) for e in decoded):
-            self.problems.append(f"{name} must be a JSON list of objects")
-            return None
-        return tuple(decoded)
-
-    def _path(self, name: str) -> Path | None:
-        raw = self.get(name)
-        return Path(raw).expanduser() if raw is not None else None
-
-    def _database_url(self) -> str | None:
-        raw = self.get("TIDEGATE_DATABASE_URL")
-        if raw is None:
-            return None
-        if not re.match(r"^(postgres(ql)?|sqlite)://", raw):
-            self.problems.append("TIDEGATE_DATABASE_URL must be postgresql://... or sqlite:///...")
-            return None
-        return raw
-
-    def _root_path(self) -> str:
-        raw = self.get("TIDEGATE_ROOT_PATH") or ""
-        raw = raw.rstrip("/")
-        if raw and not re.match(r"^(/[A-Za-z0-9._~-]+)+$", raw):
-            self.problems.append("TIDEGATE_ROOT_PATH must look like /prefix")
-            return ""
-        return raw
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per error: the variable, then what is wrong (never the value)."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        name = ".".join(str(part) for part in error["loc"]) or "configuration"
+        if error["type"] == "missing":
+            problems.append(f"{name} is required")
+        elif error["type"] == _PROBLEM:
+            problems.append(f"{name} {error['msg']}")
+        else:  # pydantic's own wording names the expected type, not the value
+            problems.append(f"{name} is invalid: {error['msg']}")
+    return problems

@@ -95,7 +95,7 @@ def test_dev_environ_takes_the_users_settings_and_fills_in_the_rest(tmp_path: Pa
     env = dev_environ(user, rpc_url="http://127.0.0.1:8545",
                       address_file=tmp_path / "a.json", data_dir=tmp_path)
     settings = Settings.from_env(env)
-    assert settings.provider_key == USER_KEY
+    assert settings.provider_keys.single.get_secret_value() == USER_KEY
     assert settings.log_level == "DEBUG"
     assert settings.ipfs_gateway == "http://127.0.0.1:8080"
     assert settings.arweave_gateway == "https://arweave.net/"  # the reference's Docker default
@@ -107,7 +107,7 @@ def test_dev_environ_takes_the_users_settings_and_fills_in_the_rest(tmp_path: Pa
     defaults = Settings.from_env(dev_environ({}, rpc_url="http://127.0.0.1:8545",
                                              address_file=tmp_path / "a.json",
                                              data_dir=tmp_path))
-    assert defaults.provider_key == DEV_PROVIDER_KEY
+    assert defaults.provider_keys.single.get_secret_value() == DEV_PROVIDER_KEY
     provider_address = Account.from_key(DEV_PROVIDER_KEY).address
     assert provider_address == "0xe08A1dAe983BC701D05E492DB80e0144f8f4b909"  # barge's provider
     assert defaults.log_level == "WARNING"
@@ -117,8 +117,8 @@ def test_dev_environ_takes_the_users_settings_and_fills_in_the_rest(tmp_path: Pa
     per_chain = Settings.from_env(dev_environ(
         {"PROVIDER_PRIVATE_KEY": json.dumps({"8996": USER_KEY})},
         rpc_url="http://127.0.0.1:8545", address_file=tmp_path / "a.json", data_dir=tmp_path))
-    assert per_chain.network_urls == {8996: "http://127.0.0.1:8545"}
-    assert per_chain.key_for_chain(8996) == USER_KEY
+    assert per_chain.network_urls.by_chain == {8996: "http://127.0.0.1:8545"}
+    assert per_chain.provider_keys.get(8996).get_secret_value() == USER_KEY
 
 
 @needs_anvil
@@ -136,7 +136,8 @@ async def test_dev_on_anvil_keeps_chain_and_index_across_restarts(tmp_path: Path
         assert len(w3.eth.get_code(Web3.to_checksum_address(ocean))) > 0
         assert json.loads(env.address_file.read_text())["development"]["Ocean"] == ocean
         # the environment is respected
-        assert env.settings.provider_key == USER_KEY and env.settings.log_level == "ERROR"
+        assert env.settings.provider_keys.single.get_secret_value() == USER_KEY
+        assert env.settings.log_level == "ERROR"
         # node-side signing, as ocean.js's JsonRpcSigner uses it
         consumer = env.chain.accounts[2].address
         signature = rpc(env.rpc_url, "personal_sign", "0x" + b"hello".hex(), consumer)
@@ -189,7 +190,7 @@ async def test_an_index_ahead_of_the_saved_chain_is_refused(tmp_path: Path) -> N
     env.close()
 
     async def pretend_indexed(block: int) -> None:
-        store = build_store(env.settings)
+        store = build_store(env.settings.database_url, env.settings.sqlite_path)
         await store.open()
         try:
             await store.set_cursor("metadata:8996", block)
@@ -214,7 +215,8 @@ async def test_an_index_of_another_chain_is_refused(tmp_path: Path) -> None:
     settings = Settings.from_env({"PROVIDER_PRIVATE_KEY": USER_KEY,
                                   "NETWORK_URL": "http://127.0.0.1:9",
                                   "TIDEGATE_DATA_DIR": str(tmp_path)})
-    store = build_store(settings)  # a `tidegate serve` data dir, say
+    # a `tidegate serve` data dir, say
+    store = build_store(settings.database_url, settings.sqlite_path)
     await store.open()
     await store.set_cursor("metadata:8996", 5)
     await store.close()
@@ -256,7 +258,7 @@ async def test_the_in_process_fallback_signs_and_cannot_keep_a_chain(
     temporary.close()
     assert not temporary.data_dir.exists()
     # An index kept next to the in-process chain would outlive it: refused.
-    store = build_store(env.settings)
+    store = build_store(env.settings.database_url, env.settings.sqlite_path)
     await store.open()
     await store.set_cursor("metadata:8996", 3)
     await store.close()
@@ -282,7 +284,7 @@ def test_cli_reports_a_bad_environment_and_a_refusal(tmp_path: Path) -> None:
                                   "TIDEGATE_DATA_DIR": str(tmp_path)})
 
     async def foreign_index() -> None:
-        store = build_store(settings)
+        store = build_store(settings.database_url, settings.sqlite_path)
         await store.open()
         await store.set_cursor("metadata:8996", 5)
         await store.close()

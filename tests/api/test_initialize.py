@@ -1,10 +1,16 @@
+import json
+from collections.abc import Callable
+
 import httpx
+from eth_utils import to_checksum_address
 
 from tests.api.access_helpers import initialize, order
 from tests.chain_fixtures import ChainHarness, wait_for_ddo
-from tests.helpers import OTHER_ADDRESS, PROVIDER_ADDRESS
+from tests.conftest import start_app
+from tests.helpers import OTHER_ADDRESS, PROVIDER_ADDRESS, PROVIDER_KEY
 from tidegate.dev.ocean_txs import set_metadata_state
 from tidegate.fees.provider_fees import ProviderFee, verify_provider_fee_signature
+from tidegate.settings import Settings
 
 
 async def test_quote_for_an_access_service(harness: ChainHarness,
@@ -85,3 +91,24 @@ async def test_json_body_on_get_like_the_reference_tests(
     r = await chain_client.request("GET", "/api/services/initialize", json={
         "documentId": asset.did, "serviceId": 0, "consumerAddress": OTHER_ADDRESS})
     assert r.status_code == 200
+
+
+async def test_quote_uses_the_chain_token_of_a_per_chain_fee_token_map(
+        harness: ChainHarness, chain_settings: Callable[..., Settings]) -> None:
+    """PROVIDER_FEE_TOKEN as a JSON map: access initialize quotes that chain's token.
+
+    (It used to quote OCEAN: only the single form reached the access fee quote.)
+    """
+    chain_id = str(harness.chain.chain_id)
+    token = to_checksum_address("0x" + "ab" * 20)
+    settings = chain_settings(
+        PROVIDER_PRIVATE_KEY=json.dumps({chain_id: PROVIDER_KEY}),
+        NETWORK_URL=json.dumps({chain_id: harness.rpc.url}),
+        PROVIDER_FEE_TOKEN=json.dumps({chain_id: token}),
+    )
+    asset = harness.publish()
+    async for client in start_app(settings):
+        await wait_for_ddo(client, asset.did)
+        r = await initialize(client, asset)
+    assert r.status_code == 200, r.text
+    assert r.json()["providerFee"]["providerFeeToken"] == token

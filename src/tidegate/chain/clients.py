@@ -1,8 +1,10 @@
-"""Configured chains: chain id -> RPC URL and the provider's key on that chain.
+"""Configured chains: chain id -> RPC client, the provider's key and fee token on it.
 
-With ``NETWORK_URL`` as a JSON map the chain ids are its keys (no RPC call, as in
-the reference). With a single URL the chain id is asked of the RPC once, at start.
-A request for a chain that is not configured is a 400 (decisions.md).
+:func:`discover_chains` resolves a :class:`~tidegate.chain.setup.ChainSetup` once, at
+start-up, into one :class:`ChainConfig` per chain. With ``NETWORK_URL`` as a JSON map the
+chain ids are its keys (no RPC call, as in the reference). With a single URL the chain id
+is asked of the RPC once. A request for a chain that is not configured is a 400
+(decisions.md).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from web3.middleware import ExtraDataToPOAMiddleware
 from web3.types import RPCEndpoint, RPCResponse
 
 from tidegate.chain.contracts import load_address_file, packaged_address_file_path
+from tidegate.chain.setup import ChainSetup
 from tidegate.errors import BadRequestError, ConfigurationError, ServiceUnavailableError
-from tidegate.settings import Settings
 
 
 class UnsupportedChainError(BadRequestError):
@@ -32,20 +34,31 @@ class UnsupportedChainError(BadRequestError):
 
 @dataclass(frozen=True)
 class ChainConfig:
-    """One configured chain and the provider identity on it."""
+    """One configured chain, everything Tidegate uses on it, resolved once at start-up.
+
+    Built by :func:`discover_chains` (tests build their own); no other module chooses a
+    chain's key or fee token. ``repr`` shows neither the key nor the RPC URL.
+    """
 
     chain_id: int
-    rpc_url: str
-    provider_key: str
+    rpc_url: str = field(repr=False)
+    provider_key: str = field(repr=False)
     provider_address: str
     web3: AsyncWeb3[SessionHTTPProvider]
     addresses: Mapping[str, str]
     """Contract name -> address from the address file ({} if the chain is not in it)."""
+    fee_token: str = field(kw_only=True)
+    """The token of every provider fee quoted on this chain (``ChainSetup.fee_token``)."""
     state_ttl: float = 0.0
     """How long an NFT's on-chain metadata state read is reused (0: never)."""
     state_cache: dict[str, tuple[float, int]] = field(
         default_factory=dict, compare=False, repr=False)
     """NFT address -> (monotonic time read, state); see ``chain.nft.metadata_state``."""
+
+    @property
+    def compute_address(self) -> str:
+        """Who must receive compute orders: the provider's wallet on this chain."""
+        return self.provider_address
 
     def contract_address(self, name: str) -> str:
         """Address of an Ocean contract on this chain; 503 if the address file lacks it."""
@@ -171,46 +184,44 @@ def rpc_session() -> aiohttp.ClientSession:
     )
 
 
-def load_addresses(settings: Settings) -> dict[int, dict[str, str]]:
+def load_addresses(address_file: Path | None) -> dict[int, dict[str, str]]:
     """Contract addresses per chain from ``ADDRESS_FILE`` or the packaged file."""
-    path: Path = settings.address_file or packaged_address_file_path()
+    path: Path = address_file or packaged_address_file_path()
     try:
         return load_address_file(path)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"ADDRESS_FILE cannot be read: {exc}") from exc
 
 
-async def discover_chains(settings: Settings, http: httpx.AsyncClient) -> Chains:
-    """Build the chain table from settings (one RPC call in single-URL mode)."""
-    addresses = load_addresses(settings)
+async def discover_chains(setup: ChainSetup, http: httpx.AsyncClient) -> Chains:
+    """Build the chain table from ``setup`` (one RPC call in single-URL mode)."""
+    addresses = load_addresses(setup.address_file)
     session = rpc_session()
 
-    def config(chain_id: int, url: str, key: str) -> ChainConfig:
+    def config(chain_id: int, url: str) -> ChainConfig:
+        key = setup.provider_key(chain_id)
+        contracts = addresses.get(chain_id, {})
         return ChainConfig(
             chain_id, url, key, Account.from_key(key).address,
-            build_web3(url, settings.rpc_timeout, session, chain_id),
-            addresses.get(chain_id, {}),
-            state_ttl=settings.chain_state_ttl,
+            build_web3(url, setup.rpc_timeout, session, chain_id), contracts,
+            fee_token=setup.fee_token(chain_id, contracts), state_ttl=setup.state_ttl,
         )
 
-    if settings.network_urls:
-        chains = Chains(
-            {
-                cid: config(cid, url, settings.provider_keys[cid])
-                for cid, url in settings.network_urls.items()
-            }
-        )
-    else:
-        assert settings.network_url is not None and settings.provider_key is not None
-        try:
-            cid = await rpc_chain_id(http, settings.network_url, settings.rpc_timeout)
-        except BaseException:
-            await session.close()
-            raise
-        chains = Chains({cid: config(cid, settings.network_url, settings.provider_key)})
-    for chain in chains.by_id.values():
+    try:
+        if setup.rpc_urls.is_map:
+            by_id = {cid: config(cid, url) for cid, url in setup.rpc_urls.by_chain.items()}
+        else:
+            url = setup.rpc_urls.single
+            if url is None:
+                raise ConfigurationError("NETWORK_URL is required")
+            cid = await rpc_chain_id(http, url, setup.rpc_timeout)
+            by_id = {cid: config(cid, url)}
+    except BaseException:
+        await session.close()
+        raise
+    for chain in by_id.values():
         await warm_up(chain)
-    return Chains(chains.by_id, session)
+    return Chains(by_id, session)
 
 
 async def warm_up(chain: ChainConfig) -> None:

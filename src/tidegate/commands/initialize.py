@@ -18,7 +18,7 @@ from tidegate.assets.resolver import Resolver, resolve_asset
 from tidegate.auth.nonces import nonce_as_int
 from tidegate.chain.clients import ChainConfig, Chains
 from tidegate.errors import BadRequestError
-from tidegate.fees.quotes import fee_token, quote_provider_fee
+from tidegate.fees.quotes import quote_provider_fee
 from tidegate.files.info import file_info
 from tidegate.files.objects import StorageContext, parse_file_object
 from tidegate.files.service_files import decrypt_service_files
@@ -34,14 +34,6 @@ class InitializeRequest:
     transfer_tx: str | None = None
     file_index: str | None = None
     userdata: Any = None
-
-
-@dataclass(frozen=True)
-class AccessFees:
-    """Configured access fee: token (None: the chain's OCEAN) and amount in base units."""
-
-    token: str | None
-    amount: int
 
 
 def parse_file_index(raw: str | None) -> int | None:
@@ -81,9 +73,12 @@ async def check_file_reachable(
 
 async def initialize_access(
     req: InitializeRequest, *, resolver: Resolver, chains: Chains, store: Store,
-    orders: OrderValidator, storage: StorageContext, fees: AccessFees,
+    orders: OrderValidator, storage: StorageContext, fee_amount: int,
 ) -> dict[str, Any]:
-    """The initialize answer for an access service."""
+    """The initialize answer for an access service.
+
+    The fee is ``fee_amount`` base units of the chain's fee token (``ChainConfig.fee_token``).
+    """
     asset, service, chain = await load_service(resolver, chains, req.did, req.service_id,
                                                req.consumer)
     if service.type == "compute":
@@ -102,13 +97,13 @@ async def initialize_access(
     index = parse_file_index(req.file_index)
     if index is not None:
         await check_file_reachable(asset, service, chain, storage, index, req.userdata)
-    fee = quote_provider_fee(chain, token=fee_token(chain, fees.token),
+    fee = quote_provider_fee(chain, token=chain.fee_token,
                              datatoken=service.datatoken, service_id=service.id,
-                             environment=None, valid_until=0, amount=fees.amount)
+                             environment=None, valid_until=0, amount=fee_amount)
     nonce = await store.get_nonce(checksum_address(req.consumer))
     return {
         "datatoken": service.raw.get("datatokenAddress", service.datatoken),
         "nonce": nonce_as_int(nonce),
         "providerFee": fee.to_json(),
-        "computeAddress": chain.provider_address,
+        "computeAddress": chain.compute_address,
     }

@@ -1,16 +1,21 @@
-"""Compute configuration: environments, runtimes and sandbox options from settings.
+"""Compute configuration: the engines, their environments, runtimes and sandbox options.
+
+The composition root hands in plain values (:class:`ComputeOptions`, the operator-service
+URL and key); the chains carry each chain's fee token and compute address.
 
 With no ``TIDEGATE_COMPUTE_ENVIRONMENTS``, every configured chain gets one free local
 environment (:func:`default_environment`): id ``tidegate-local-free`` (with several
 chains, ``tidegate-local-free-<chainId>`` so ids stay unique), 1 CPU, 1 GB RAM, 1 GB
-disk, 2 jobs at once, 600 s per job, price 0, fee token = ``PROVIDER_FEE_TOKEN`` or
-the chain's OCEAN (else the zero address), compute consumer = the chain's provider
-address (the provider wallet is the compute consumer of local environments).
+disk, 2 jobs at once, 600 s per job, price 0, fee token = the chain's fee token
+(``PROVIDER_FEE_TOKEN`` or the chain's OCEAN, else the zero address), compute consumer =
+the chain's compute address (the provider wallet is the compute consumer of local
+environments).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
@@ -22,17 +27,14 @@ from tidegate.chain.clients import ChainConfig, Chains
 from tidegate.compute.engines.local import LocalEngine
 from tidegate.compute.engines.operator_service import OperatorServiceEngine
 from tidegate.compute.environments import Environment
-from tidegate.compute.runtimes import RuntimeRule, build_runtime_rules
+from tidegate.compute.runtimes import build_runtime_rules
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.errors import ConfigurationError
-from tidegate.fees.quotes import fee_token
 from tidegate.files.storages import StorageContext
-from tidegate.settings import Settings
 from tidegate.stores.base import Store
 
-__all__ = ["DEFAULT_ENVIRONMENT_ID", "compute_dir", "compute_environments",
-           "default_environment", "local_engine", "operator_engine", "runtime_rules",
-           "sandbox_options"]
+__all__ = ["DEFAULT_ENVIRONMENT_ID", "ComputeOptions", "compute_environments",
+           "default_environment", "local_engine", "operator_engine"]
 
 DEFAULT_ENVIRONMENT_ID: Final = "tidegate-local-free"
 _SETTING: Final = "TIDEGATE_COMPUTE_ENVIRONMENTS"
@@ -41,17 +43,25 @@ _KEYS: Final = frozenset({"id", "chainId", "cpu", "cpuNumber", "ramGB", "diskGB"
                           "description", "desc", "consumerAddress", "storageExpiry"})
 
 
-def _chain_fee_token(settings: Settings, chain: ChainConfig) -> str:
-    configured = settings.provider_fee_tokens.get(chain.chain_id) or settings.provider_fee_token
-    return fee_token(chain, configured)
+@dataclass(frozen=True)
+class ComputeOptions:
+    """The local engine's configuration (``TIDEGATE_COMPUTE_*``), as plain values."""
+
+    environments: Sequence[Mapping[str, Any]] | None
+    """``TIDEGATE_COMPUTE_ENVIRONMENTS`` entries; None: one default per chain."""
+    runtimes: Sequence[Mapping[str, Any]] | None
+    """``TIDEGATE_COMPUTE_RUNTIMES`` entries; None: the default table."""
+    directory: Path
+    """Where job inputs, outputs and logs live."""
+    sandbox: SandboxOptions
 
 
-def default_environment(settings: Settings, chain: ChainConfig, *, suffix: bool) -> Environment:
+def default_environment(chain: ChainConfig, *, suffix: bool) -> Environment:
     """The free local environment of ``chain`` (see the module docstring)."""
     env_id = f"{DEFAULT_ENVIRONMENT_ID}-{chain.chain_id}" if suffix else DEFAULT_ENVIRONMENT_ID
     return Environment(id=env_id, chain_id=chain.chain_id,
-                       consumer_address=chain.provider_address,
-                       fee_token=_chain_fee_token(settings, chain), price_min=Decimal(0),
+                       consumer_address=chain.compute_address,
+                       fee_token=chain.fee_token, price_min=Decimal(0),
                        cpu_number=1, ram_gb=1.0, disk_gb=1.0, max_jobs=2,
                        max_job_duration=600, description="Free local sandboxed compute")
 
@@ -73,8 +83,7 @@ def _address(entry: Mapping[str, Any], key: str, default: str, where: str) -> st
     return str(to_checksum_address(value))
 
 
-def _environment(settings: Settings, chains: Chains, entry: Mapping[str, Any],
-                 where: str) -> Environment:
+def _environment(chains: Chains, entry: Mapping[str, Any], where: str) -> Environment:
     unknown = set(entry) - _KEYS
     if unknown:
         raise ConfigurationError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
@@ -98,8 +107,8 @@ def _environment(settings: Settings, chains: Chains, entry: Mapping[str, Any],
                                  "description a string")
     return Environment(
         id=env_id, chain_id=chain.chain_id,
-        consumer_address=_address(entry, "consumerAddress", chain.provider_address, where),
-        fee_token=_address(entry, "feeToken", _chain_fee_token(settings, chain), where),
+        consumer_address=_address(entry, "consumerAddress", chain.compute_address, where),
+        fee_token=_address(entry, "feeToken", chain.fee_token, where),
         price_min=price,
         cpu_number=_number(entry, "cpu", _number(entry, "cpuNumber", 1, where, integer=True,
                                                   minimum=1), where, integer=True, minimum=1),
@@ -112,7 +121,8 @@ def _environment(settings: Settings, chains: Chains, entry: Mapping[str, Any],
         description=description, allow_network=allow_network)
 
 
-def compute_environments(settings: Settings, chains: Chains) -> list[Environment]:
+def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
+                         chains: Chains) -> list[Environment]:
     """The local engine's environments (``TIDEGATE_COMPUTE_ENVIRONMENTS`` or defaults).
 
     Each entry: ``{"id", "chainId", "cpu"?, "ramGB"?, "diskGB"?, "maxJobs"?,
@@ -120,49 +130,32 @@ def compute_environments(settings: Settings, chains: Chains) -> list[Environment
     "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?}``.
     Raises ConfigurationError naming the bad entry (ids must be unique).
     """
-    if settings.compute_environments is None:
+    if entries is None:
         ids = chains.ids
-        return [default_environment(settings, chains.by_id[c], suffix=len(ids) > 1)
-                for c in ids]
-    envs = [_environment(settings, chains, entry, f"{_SETTING}[{i}]")
-            for i, entry in enumerate(settings.compute_environments)]
+        return [default_environment(chains.by_id[c], suffix=len(ids) > 1) for c in ids]
+    envs = [_environment(chains, entry, f"{_SETTING}[{i}]") for i, entry in enumerate(entries)]
     if len({env.id for env in envs}) != len(envs):
         raise ConfigurationError(f"{_SETTING}: environment ids must be unique")
     return envs
 
 
-def runtime_rules(settings: Settings) -> tuple[RuntimeRule, ...]:
-    """The runtime table (``TIDEGATE_COMPUTE_RUNTIMES`` or the defaults)."""
-    return build_runtime_rules(settings.compute_runtimes)
-
-
-def sandbox_options(settings: Settings) -> SandboxOptions:
-    """Sandbox options from the ``TIDEGATE_COMPUTE_*`` settings."""
-    return SandboxOptions(unsafe_no_sandbox=settings.compute_unsafe_no_sandbox,
-                          sandbox_uid=settings.compute_sandbox_uid,
-                          max_processes=max(1, settings.compute_max_processes),
-                          tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024)
-
-
-def compute_dir(settings: Settings) -> Path:
-    """Where the local engine keeps job files (``TIDEGATE_COMPUTE_DIR``)."""
-    return settings.compute_dir or settings.data_dir / "compute"
-
-
-def local_engine(settings: Settings, store: Store, storage: StorageContext,
+def local_engine(options: ComputeOptions, store: Store, storage: StorageContext,
                  chains: Chains) -> LocalEngine:
     """The local engine as configured (call :meth:`LocalEngine.open` at start-up)."""
-    return LocalEngine(store, storage, compute_environments(settings, chains),
-                       compute_dir(settings), runtime_rules(settings),
-                       sandbox_options(settings))
+    return LocalEngine(store, storage, compute_environments(options.environments, chains),
+                       options.directory, build_runtime_rules(options.runtimes),
+                       options.sandbox)
 
 
-def operator_engine(settings: Settings, http: httpx.AsyncClient,
-                    chains: Chains) -> OperatorServiceEngine | None:
-    """The operator-service engine when ``OPERATOR_SERVICE_URL`` is set, else None."""
-    key = settings.chain_independent_key or next(iter(settings.provider_keys.values()), None)
-    if settings.operator_service_url is None or key is None:
+def operator_engine(url: str | None, key: str, http: httpx.AsyncClient, chains: Chains, *,
+                    metadata_uri: str = "") -> OperatorServiceEngine | None:
+    """The operator-service engine when ``url`` (``OPERATOR_SERVICE_URL``) is set, else None.
+
+    ``key`` signs the requests: the chain-independent key (``Settings.chain_independent_key``).
+    ``metadata_uri`` is sent as the jobs' ``output.metadataUri`` (``AQUARIUS_URL``).
+    """
+    if url is None:
         return None
-    tokens = {c: _chain_fee_token(settings, chains.by_id[c]) for c in chains.ids}
-    return OperatorServiceEngine(http, settings.operator_service_url, key, chains.ids,
-                                 fee_tokens=tokens, metadata_uri=settings.aquarius_url or "")
+    tokens = {c: chains.by_id[c].fee_token for c in chains.ids}
+    return OperatorServiceEngine(http, url, key, chains.ids, fee_tokens=tokens,
+                                 metadata_uri=metadata_uri)

@@ -263,7 +263,7 @@ def _index_state(settings: Settings) -> _IndexState:
     """What the store (the index) already holds, read through the store's own API."""
 
     async def read() -> _IndexState:
-        store = build_store(settings)
+        store = build_store(settings.database_url, settings.sqlite_path)
         await store.open()
         try:
             return _IndexState(await store.get_cursor(_METADATA_CURSOR),
@@ -275,7 +275,7 @@ def _index_state(settings: Settings) -> _IndexState:
 
 
 def _index_location(settings: Settings) -> str:
-    url = settings.database_url
+    url = None if settings.database_url is None else settings.database_url.get_secret_value()
     if url is None:
         return str(settings.sqlite_path)
     return url.removeprefix("sqlite://") if url.startswith("sqlite://") else "TIDEGATE_DATABASE_URL"
@@ -290,7 +290,7 @@ def _refusal(reason: str, directory: Path, settings: Settings) -> DevModeError:
 
 
 def _sqlite_files(settings: Settings) -> list[Path]:
-    url = settings.database_url
+    url = None if settings.database_url is None else settings.database_url.get_secret_value()
     if url is None:
         db = settings.sqlite_path
     elif url.startswith("sqlite://"):

@@ -11,15 +11,6 @@ from tidegate.chain.contracts import load_artifact
 from tidegate.chain.rpc import rpc
 from tidegate.fees.provider_fees import ProviderFee, build_provider_data, sign_provider_fee
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-
-
-def fee_token(chain: ChainConfig, configured: str | None) -> str:
-    """``PROVIDER_FEE_TOKEN`` for the chain, else its OCEAN token, else the zero address."""
-    if configured:
-        return configured
-    return chain.addresses.get("Ocean", ZERO_ADDRESS)
-
 
 def quote_provider_fee(
     chain: ChainConfig, *, token: str, datatoken: str, service_id: str,

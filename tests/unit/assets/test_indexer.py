@@ -191,7 +191,8 @@ async def test_an_rpc_failing_twice_mid_scan_loses_nothing(
     session = rpc_session()
     flaky = ChainConfig(chain_config.chain_id, flaky_rpc.url, chain_config.provider_key,
                         chain_config.provider_address,
-                        build_web3(flaky_rpc.url, 10, session), chain_config.addresses)
+                        build_web3(flaky_rpc.url, 10, session), chain_config.addresses,
+                        fee_token=chain_config.fee_token)
     indexer = ChainIndexer(flaky, store, IndexerOptions(chunk_blocks=10))
     failures = 0
     try:

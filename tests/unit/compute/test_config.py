@@ -14,14 +14,11 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 
 from tests.helpers import PROVIDER_ADDRESS, PROVIDER_KEY
+from tidegate.app import chain_setup, compute_options
 from tidegate.chain.clients import ChainConfig, Chains
-from tidegate.compute.config import (
-    compute_dir,
-    compute_environments,
-    operator_engine,
-    runtime_rules,
-    sandbox_options,
-)
+from tidegate.chain.setup import ChainSetup, PerChain
+from tidegate.compute.config import compute_environments, operator_engine
+from tidegate.compute.runtimes import build_runtime_rules
 from tidegate.errors import ConfigurationError
 from tidegate.settings import Settings
 
@@ -29,16 +26,21 @@ OCEAN = to_checksum_address("0x2473f4f7bf40ed9310838d1bb4b82d7e29e6ee3d")
 OTHER_KEY = "0x" + "12" * 32
 
 
-def _chain(chain_id: int, key: str = PROVIDER_KEY, ocean: str | None = OCEAN) -> ChainConfig:
+def _chain(chain_id: int, key: str = PROVIDER_KEY, ocean: str | None = OCEAN,
+           setup: ChainSetup | None = None) -> ChainConfig:
+    """A chain as discover_chains builds it (fee token by ``setup``'s rule)."""
+    addresses = {"Ocean": ocean} if ocean else {}
+    token = (setup or ChainSetup(rpc_urls=PerChain(), provider_keys=PerChain())).fee_token(
+        chain_id, addresses)
     return ChainConfig(chain_id, "http://127.0.0.1:9", key, Account.from_key(key).address,
-                       None, {"Ocean": ocean} if ocean else {})  # type: ignore[arg-type]
+                       None, addresses, fee_token=token)  # type: ignore[arg-type]
 
 
 CHAINS = Chains({8996: _chain(8996)})
 
 
 def test_default_environment_per_chain(make_settings: Callable[..., Settings]) -> None:
-    [env] = compute_environments(make_settings(), CHAINS)
+    [env] = compute_environments(make_settings().compute_environments, CHAINS)
     assert env.to_json() == {
         "id": "tidegate-local-free", "chainId": 8996, "consumerAddress": PROVIDER_ADDRESS,
         "feeToken": OCEAN, "priceMin": 0.0, "free": True, "cpuNumber": 1, "cpuType": "local",
@@ -46,20 +48,20 @@ def test_default_environment_per_chain(make_settings: Callable[..., Settings]) -
         "currentJobs": 0, "maxJobDuration": 600, "storageExpiry": 86400,
         "desc": "Free local sandboxed compute", "lastSeen": 0}
     assert not env.allow_network
-    two = Chains({8996: _chain(8996), 137: _chain(137, OTHER_KEY, ocean=None)})
     fee = "0x" + "ab" * 20
-    envs = compute_environments(make_settings(PROVIDER_FEE_TOKEN=json.dumps({"137": fee,
-                                                                             "8996": OCEAN}),
-                                              PROVIDER_PRIVATE_KEY=json.dumps(
-                                                  {"8996": PROVIDER_KEY, "137": OTHER_KEY}),
-                                              NETWORK_URL=json.dumps(
-                                                  {"8996": "http://a", "137": "http://b"})),
-                                two)
+    settings = make_settings(PROVIDER_FEE_TOKEN=json.dumps({"137": fee, "8996": OCEAN}),
+                             PROVIDER_PRIVATE_KEY=json.dumps(
+                                 {"8996": PROVIDER_KEY, "137": OTHER_KEY}),
+                             NETWORK_URL=json.dumps({"8996": "http://a", "137": "http://b"}))
+    setup = chain_setup(settings)
+    two = Chains({8996: _chain(8996, setup=setup),
+                  137: _chain(137, OTHER_KEY, ocean=None, setup=setup)})
+    envs = compute_environments(settings.compute_environments, two)
     assert [(e.id, e.chain_id, e.fee_token) for e in envs] == [
         ("tidegate-local-free-137", 137, fee), ("tidegate-local-free-8996", 8996, OCEAN)]
     assert envs[0].consumer_address == Account.from_key(OTHER_KEY).address
     no_ocean = Chains({8996: _chain(8996, ocean=None)})
-    assert compute_environments(make_settings(), no_ocean)[0].fee_token == "0x" + "00" * 20
+    assert compute_environments(None, no_ocean)[0].fee_token == "0x" + "00" * 20
 
 
 def test_configured_environments(make_settings: Callable[..., Settings]) -> None:
@@ -70,7 +72,7 @@ def test_configured_environments(make_settings: Callable[..., Settings]) -> None
         {"id": "small", "chainId": "8996"},
     ]
     settings = make_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=json.dumps(entries))
-    big, small = compute_environments(settings, CHAINS)
+    big, small = compute_environments(settings.compute_environments, CHAINS)
     assert (big.cpu_number, big.ram_gb, big.disk_gb, big.max_jobs, big.max_job_duration) == (
         4, 8.0, 20.5, 3, 3600)
     assert big.price_min == Decimal("0.25") and not big.free and big.allow_network
@@ -97,7 +99,7 @@ def test_environment_errors(make_settings: Callable[..., Settings], entries: lis
                             message: str) -> None:
     settings = make_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=json.dumps(entries))
     with pytest.raises(ConfigurationError, match=message):
-        compute_environments(settings, CHAINS)
+        compute_environments(settings.compute_environments, CHAINS)
 
 
 @pytest.mark.parametrize("name", ["TIDEGATE_COMPUTE_ENVIRONMENTS", "TIDEGATE_COMPUTE_RUNTIMES"])
@@ -112,8 +114,8 @@ def test_compute_settings(make_settings: Callable[..., Settings], tmp_path: Path
     defaults = make_settings()
     assert (defaults.compute_unsafe_no_sandbox, defaults.compute_sandbox_uid,
             defaults.compute_max_processes, defaults.compute_tmp_mb) == (False, 61000, 64, 64)
-    assert compute_dir(defaults) == tmp_path / "compute"
-    options = sandbox_options(defaults)
+    assert compute_options(defaults).directory == tmp_path / "compute"
+    options = compute_options(defaults).sandbox
     assert not options.unsafe_no_sandbox and options.tmp_bytes == 64 * 1024 * 1024
     custom = make_settings(TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX="true",
                            TIDEGATE_COMPUTE_DIR=str(tmp_path / "jobs"),
@@ -121,18 +123,18 @@ def test_compute_settings(make_settings: Callable[..., Settings], tmp_path: Path
                            TIDEGATE_COMPUTE_MAX_PROCESSES="16", TIDEGATE_COMPUTE_TMP_MB="8",
                            TIDEGATE_COMPUTE_RUNTIMES=json.dumps(
                                [{"image": "python", "runtime": "python"}]))
-    options = sandbox_options(custom)
+    options = compute_options(custom).sandbox
     assert options.unsafe_no_sandbox and options.sandbox_uid == 70000
     assert options.max_processes == 16 and options.tmp_bytes == 8 * 1024 * 1024
-    assert compute_dir(custom) == tmp_path / "jobs"
-    assert [r.image for r in runtime_rules(custom)] == ["python"]
+    assert compute_options(custom).directory == tmp_path / "jobs"
+    assert [r.image for r in build_runtime_rules(compute_options(custom).runtimes)] == [
+        "python"]
     with pytest.raises(ConfigurationError, match="TIDEGATE_COMPUTE_MAX_PROCESSES"):
         make_settings(TIDEGATE_COMPUTE_MAX_PROCESSES="-3")
 
 
-async def test_operator_engine_only_with_a_url(make_settings: Callable[..., Settings]) -> None:
+async def test_operator_engine_only_with_a_url() -> None:
     async with httpx.AsyncClient() as http:
-        assert operator_engine(make_settings(), http, CHAINS) is None
-        engine = operator_engine(make_settings(OPERATOR_SERVICE_URL="http://op:8050"), http,
-                                 CHAINS)
+        assert operator_engine(None, PROVIDER_KEY, http, CHAINS) is None
+        engine = operator_engine("http://op:8050", PROVIDER_KEY, http, CHAINS)
         assert engine is not None and engine.address == PROVIDER_ADDRESS

@@ -15,7 +15,7 @@ from tidegate.api.params import Params, parse_params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.commands.download import DownloadRequest, download_file
-from tidegate.commands.initialize import AccessFees, InitializeRequest, initialize_access
+from tidegate.commands.initialize import InitializeRequest, initialize_access
 from tidegate.files.open import FileStream
 
 
@@ -62,7 +62,7 @@ async def get_initialize(request: Request) -> Response:
                           userdata=parse_userdata(p.userdata)),
         resolver=svc.resolver, chains=svc.chains, store=svc.store, orders=svc.orders,
         storage=svc.storage,
-        fees=AccessFees(svc.settings.provider_fee_token, svc.settings.access_fee_amount),
+        fee_amount=svc.settings.access_fee_amount,
     )
     return JsonResponse(answer)
 

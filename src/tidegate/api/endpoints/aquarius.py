@@ -18,7 +18,7 @@ from tidegate.api.params import read_body
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.assets.validation import validation_proof
-from tidegate.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from tidegate.errors import BadRequestError, NotFoundError
 
 BASE = "/api/aquarius/assets"
 _MAX_BODY = 1024 * 1024
@@ -63,13 +63,9 @@ async def post_validate(request: Request) -> Response:
         ddo = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequestError("The DDO is not valid JSON.", code="invalid_json") from None
-    svc = services(request)
-    key = svc.settings.chain_independent_key
-    if key is None and svc.chains.ids:
-        key = svc.chains.get(svc.chains.ids[0]).provider_key
-    if key is None:
-        raise ServiceUnavailableError("No validator key is configured.")
-    return JsonResponse(validation_proof(body, ddo, key))
+    # The same key as operator-service requests: one rule (Settings.chain_independent_key).
+    key = services(request).settings.chain_independent_key
+    return JsonResponse(validation_proof(body, ddo, key.get_secret_value()))
 
 
 ENDPOINTS = [
