@@ -1,4 +1,4 @@
-"""The ``tidegate`` command: serve, dev, publish."""
+"""The ``tidegate`` command: serve, dev, publish; order, download, compute (consumers)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import cast
 import click
 import uvicorn
 
+from tidegate import __version__
+from tidegate.consumer.cli import download_command, order_command
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
 from tidegate.settings import Settings
@@ -26,9 +28,14 @@ def load_settings() -> Settings:
         sys.exit(2)
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="tidegate")
 def main() -> None:
     """Tidegate: a wire-compatible Ocean Protocol Provider."""
+
+
+main.add_command(order_command)
+main.add_command(download_command)
 
 
 @main.command()
