@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.server_helpers import serving
+from tests.api.server_helpers import free_port, serving
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
 from tidegate.assets.publishing import PublishedAsset
 from tidegate.chain.ocean_txs import ONE_TOKEN, contract
@@ -110,3 +110,188 @@ async def test_order_then_download(stack: Stack, tmp_path: Path) -> None:
     assert not list(out.glob("*.part"))
     # Nothing more was spent.
     assert ocean.functions.balanceOf(stack.harness.consumer.address).call() == after
+
+
+async def test_download_orders_first_and_then_reuses(stack: Stack, tmp_path: Path) -> None:
+    asset = await stack.publish(pricing="dispenser")
+    first = await stack.run("download", asset.did, "--out", str(tmp_path / "a"),
+                            "--provider-url", stack.url)
+    assert first.code == 0, first.err
+    assert "from the dispenser (free)" in first.out
+    assert (tmp_path / "a" / "data.csv").read_bytes() == ORIGIN_FILES["data.csv"]
+    second = await stack.run("download", asset.did, "--out", str(tmp_path / "b"),
+                             "--provider-url", stack.url)
+    assert second.code == 0, second.err
+    assert order_tx(second) == order_tx(first)
+    assert "a still-valid order was reused" in second.out
+    assert (tmp_path / "b" / "data.csv").read_bytes() == ORIGIN_FILES["data.csv"]
+
+
+async def test_order_spends_a_held_datatoken(stack: Stack) -> None:
+    asset = await stack.publish()  # plain pricing: the publisher mints to the consumer
+    stack.harness.give_datatokens(asset, ONE_TOKEN)
+    dt = contract(stack.harness.chain.w3, "ERC20Template", asset.datatoken_address)
+    result = await stack.run("order", asset.did, "--metadata-url", stack.url)
+    assert result.code == 0, result.err
+    assert "1 TDT you held" in result.out
+    assert dt.functions.balanceOf(stack.harness.consumer.address).call() == 0
+    # Nothing left to buy it with: a plain datatoken has no exchange or dispenser.
+    other = await stack.publish(name="unpriced")
+    result = await stack.run("order", other.did, "--metadata-url", stack.url)
+    assert result.code == 1
+    assert "holds no TDT" in result.err and "no active fixed-rate exchange" in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+async def test_resume_of_a_partial_file(stack: Stack, tmp_path: Path) -> None:
+    asset = await stack.publish(files=[{"type": "url", "url": stack.harness.origin + "/big.bin"}],
+                                pricing="dispenser")
+    body = ORIGIN_FILES["big.bin"]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "big.bin.part").write_bytes(body[:300_000])
+    result = await stack.run("download", asset.did, "--out", str(out),
+                             "--provider-url", stack.url)
+    assert result.code == 0, result.err
+    assert "resumed at 300000 bytes" in result.out and "sha256 verified" in result.out
+    assert (out / "big.bin").read_bytes() == body
+    assert not (out / "big.bin.part").exists()
+
+    # A .part that is not the start of the file: the checksum catches it, the part goes.
+    (out / "big.bin").unlink()
+    (out / "big.bin.part").write_bytes(b"x" * 1000)
+    result = await stack.run("download", asset.did, "--out", str(out),
+                             "--provider-url", stack.url)
+    assert result.code == 1
+    assert "is not the provider's" in result.err and "the file was removed" in result.err
+    assert not (out / "big.bin.part").exists() and not (out / "big.bin").exists()
+    # Run again: a clean download.
+    result = await stack.run("download", asset.did, "--out", str(out),
+                             "--provider-url", stack.url)
+    assert result.code == 0, result.err
+    assert (out / "big.bin").read_bytes() == body
+
+
+def run_in_pty(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; (exit code, what it showed)."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "tidegate", *args], stdin=slave,
+                            stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(60), b"".join(chunks).decode("utf-8", "replace")
+
+
+async def test_progress_bar_in_a_terminal(stack: Stack, tmp_path: Path) -> None:
+    asset = await stack.publish(files=[{"type": "url", "url": stack.harness.origin + "/big.bin"}],
+                                pricing="dispenser")
+    env = stack.env(TERM="xterm-256color", COLUMNS="120")
+    code, shown = await asyncio.to_thread(
+        run_in_pty, ["download", asset.did, "--out", str(tmp_path), "--provider-url",
+                     stack.url], env)
+    assert code == 0, shown
+    assert (tmp_path / "big.bin").read_bytes() == ORIGIN_FILES["big.bin"]
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    assert "━" in plain  # the bar
+    assert re.search(r"1\.0/1\.0 MB", plain), plain  # size: done / total
+    assert re.search(r"\d+(\.\d+)? [kMG]B/s", plain), plain  # speed
+    assert stack.key not in shown
+
+
+async def test_unknown_did_and_unreachable_services(stack: Stack, tmp_path: Path) -> None:
+    unknown = "did:op:" + "0" * 64
+    result = await stack.run("order", unknown, "--provider-url", stack.url)
+    assert result.code == 1
+    assert result.err == (f"tidegate order: the metadata cache at {stack.url} knows no asset "
+                          f"{unknown}\n")
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = await stack.run("download", unknown, "--out", str(tmp_path), "--provider-url",
+                             dead)
+    assert result.code == 1
+    assert result.err == (f"tidegate download: the metadata cache at {dead} did not answer "
+                          f"(ConnectError)\n")
+
+    asset = await stack.publish()
+    result = await stack.run("order", asset.did, "--metadata-url", stack.url,
+                             "--provider-url", dead)
+    assert result.code == 1
+    assert result.err == f"tidegate order: the provider at {dead} did not answer (ConnectError)\n"
+
+    result = await stack.run("order", "not-a-did", "--provider-url", stack.url)
+    assert result.code == 2 and "is not an Ocean DID" in result.err
+
+
+async def test_provider_refusal_is_reported_with_its_reason(stack: Stack) -> None:
+    consumer = stack.harness.consumer.address
+    asset = await stack.publish(credentials={"allow": [], "deny": [
+        {"type": "address", "values": [consumer.lower()]}]})
+    result = await stack.run("order", asset.did, "--provider-url", stack.url)
+    assert result.code == 1
+    assert result.err.startswith("tidegate order: the provider refused to quote the order "
+                                 "(HTTP 400): "), result.err
+    assert "CREDENTIAL_IN_DENY_LIST" in result.err and result.err.count("\n") == 1
+
+
+def test_bad_options_are_one_line() -> None:
+    from click.testing import CliRunner
+
+    from tidegate.cli import main
+
+    runner = CliRunner()
+    did = "did:op:" + "0" * 64
+    env = {"TIDEGATE_RPC_URL": "http://127.0.0.1:9", "TIDEGATE_CONSUMER_KEY": "0x1234"}
+    result = runner.invoke(main, ["order", did, "--provider-url", "http://127.0.0.1:9"], env=env)
+    assert (result.exit_code, result.stderr) == (
+        2, "tidegate order: the consumer key is not a private key (64 hex digits)\n")
+    assert "1234" not in result.output
+    result = runner.invoke(main, ["order", did], env={**env, "TIDEGATE_CONSUMER_KEY": None})
+    assert result.exit_code == 2 and "--key" in result.stderr
+    env["TIDEGATE_CONSUMER_KEY"] = "0x" + "11" * 32
+    result = runner.invoke(main, ["order", did], env=env)
+    assert result.exit_code == 2 and "--metadata-url or --provider-url" in result.stderr
+    assert "11" * 32 not in result.output
+    result = runner.invoke(main, ["download", did, "--out", "x", "--provider-url", "ftp://x"],
+                           env=env)
+    assert result.exit_code == 2 and "must be an http:// or https:// URL" in result.stderr
+
+
+def test_version_and_short_help() -> None:
+    from click.testing import CliRunner
+
+    from tidegate import __version__
+    from tidegate.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["--version"])
+    assert (result.exit_code, result.output) == (0, f"tidegate, version {__version__}\n")
+    for command in ([], ["serve"], ["publish"], ["order"], ["download"], ["compute"]):
+        result = runner.invoke(main, [*command, "-h"])
+        assert result.exit_code == 0, (command, result.output)
+        assert result.output.startswith("Usage:"), command
+    for command, variables in {
+        "order": ["TIDEGATE_CONSUMER_KEY", "TIDEGATE_RPC_URL", "TIDEGATE_PROVIDER_URL",
+                  "TIDEGATE_METADATA_URL"],
+        "download": ["TIDEGATE_CONSUMER_KEY", "TIDEGATE_RPC_URL"],
+        "compute": ["TIDEGATE_CONSUMER_KEY", "TIDEGATE_RPC_URL"],
+        "publish": ["TIDEGATE_PUBLISHER_KEY"],
+    }.items():
+        shown = runner.invoke(main, [command, "-h"]).output
+        for variable in variables:
+            assert variable in shown, (command, variable)
