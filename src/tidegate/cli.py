@@ -13,7 +13,7 @@ import click
 import uvicorn
 
 from tidegate import __version__
-from tidegate.consumer.cli import download_command, order_command
+from tidegate.consumer.cli import compute_command, download_command, order_command
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
 from tidegate.settings import Settings
@@ -36,6 +36,7 @@ def main() -> None:
 
 main.add_command(order_command)
 main.add_command(download_command)
+main.add_command(compute_command)
 
 
 @main.command()

@@ -103,10 +103,10 @@ async def test_order_then_download(stack: Stack, tmp_path: Path) -> None:
                                  "--provider-url", stack.url)
     assert downloaded.code == 0, downloaded.err
     assert order_tx(downloaded) == tx  # the earlier order is reused
-    assert "reused" in downloaded.out
     assert (out / "data.csv").read_bytes() == ORIGIN_FILES["data.csv"]
     assert (out / "big.bin").read_bytes() == ORIGIN_FILES["big.bin"]
     assert "sha256 verified" in downloaded.out
+    assert "reusing a still-valid order" in downloaded.out
     assert not list(out.glob("*.part"))
     # Nothing more was spent.
     assert ocean.functions.balanceOf(stack.harness.consumer.address).call() == after
@@ -295,3 +295,43 @@ def test_version_and_short_help() -> None:
         shown = runner.invoke(main, [command, "-h"]).output
         for variable in variables:
             assert variable in shown, (command, variable)
+
+
+PYTHON = {"entrypoint": "python $ALGO", "image": "python", "tag": "3.11",
+          "checksum": "sha256:" + "ab" * 32}
+
+
+async def test_compute_job_end_to_end(stack: Stack, tmp_path: Path) -> None:
+    dataset = await stack.publish(name="compute dataset", services=("compute",),
+                                  pricing="dispenser", compute={
+                                      "allowRawAlgorithm": False, "allowNetworkAccess": False,
+                                      "publisherTrustedAlgorithmPublishers": [],
+                                      "publisherTrustedAlgorithms": []})
+    algorithm = await stack.publish(
+        name="algorithm", type="algorithm", services=("access",), pricing="dispenser",
+        files=[{"type": "url", "url": f"{stack.harness.origin}/count.py"}],
+        algorithm={"language": "python", "version": "1", "container": PYTHON})
+    out = tmp_path / "results"
+    result = await stack.run("compute", dataset.did, "--algorithm", algorithm.did,
+                             "--out", str(out), "--provider-url", stack.url)
+    assert result.code == 0, result.out + result.err
+    assert result.out.count("from the dispenser (free)") == 2, result.out
+    assert "Started job" in result.out and "Job completed" in result.out
+    saved = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert b"lines=3" in saved.values(), saved
+    assert any(b"counted" in body for body in saved.values()), saved  # the algorithm's log
+    assert "Running algorithm" in result.err or "Job completed" in result.err
+
+    # Again: both orders are still valid; the job asks for a longer validity than their
+    # fees were quoted for, so (as ocean.py) they are renewed with reuseOrder: no datatoken.
+    again = await stack.run("compute", dataset.did, "--algorithm", algorithm.did,
+                            "--out", str(tmp_path / "again"), "--provider-url", stack.url)
+    assert again.code == 0, again.out + again.err
+    assert again.out.count("renewed the provider fee of a still-valid order") == 2, again.out
+    assert "from the dispenser" not in again.out
+    assert (tmp_path / "again" / "result.txt").read_bytes() == b"lines=3"
+
+    # A dataset given as the algorithm: refused before anything is spent.
+    wrong = await stack.run("compute", dataset.did, "--algorithm", dataset.did,
+                            "--out", str(out), "--provider-url", stack.url)
+    assert wrong.code == 2 and "is not an algorithm" in wrong.err

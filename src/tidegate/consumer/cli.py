@@ -122,8 +122,8 @@ def order_command(did: str, rpc_url: str, key: str, provider_url: str | None,
     session = open_session(rpc_url, key, provider_url, metadata_url)
     with session.http:
         ref, outcome = order_access(session, did, service_id)
-    click.echo(f"{'Reused' if outcome.reused else 'Ordered'} service {ref.id} of {did} "
-               f"({ref.name}) for {session.wallet.address}")
+    click.echo(f"Service {ref.id} of {did} ({ref.name}) for {session.wallet.address}: "
+               f"{outcome.summary}")
     print_order(outcome)
 
 
@@ -154,8 +154,7 @@ def download_command(did: str, out_dir: Path, file_index: int | None, rpc_url: s
     session = open_session(rpc_url, key, provider_url, metadata_url)
     with session.http:
         ref, outcome = order_access(session, did, service_id)
-        click.echo(f"{'Reusing the order' if outcome.reused else 'Ordered'} for service "
-                   f"{ref.id} of {did}")
+        click.echo(f"Service {ref.id} of {did}: {outcome.summary}")
         print_order(outcome)
         provider = session.provider_for(ref)
         targets = plan_files(provider, ref, file_index)
@@ -166,3 +165,58 @@ def download_command(did: str, out_dir: Path, file_index: int | None, rpc_url: s
         resumed = f", resumed at {item.resumed_from} bytes" if item.resumed_from else ""
         click.echo(f"Saved {item.path} ({item.size} bytes, {check}{resumed}; "
                    f"sha256 {item.sha256})")
+
+
+@click.command("compute", epilog=ENVIRONMENT_HELP)
+@click.argument("did")
+@click.option("--algorithm", "algorithm_did", required=True, metavar="ALGO_DID",
+              help="DID of the published algorithm to run on the dataset")
+@click.option("--algorithm-service", default=None, metavar="ID",
+              help="Service id of the algorithm (default: its first access service)")
+@click.option("--env", "env_id", default=None, metavar="ID",
+              help="Compute environment id (default: the provider's first free one, else "
+                   "its first)")
+@click.option("--duration", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="How long the job may run; the provider fee is quoted for it (default: "
+                   "the environment's maxJobDuration)")
+@click.option("--out", "out_dir", required=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Directory for the job's results and logs (created if needed)")
+@consumer_options
+@run_command("compute")
+def compute_command(did: str, algorithm_did: str, algorithm_service: str | None,
+                    env_id: str | None, duration: int | None, out_dir: Path, rpc_url: str,
+                    key: str, provider_url: str | None, metadata_url: str | None,
+                    service_id: str | None) -> None:
+    """Run the algorithm ALGO_DID on DID's compute service and fetch the results into DIR.
+
+    Orders the dataset and the algorithm for the environment's compute address unless
+    still-valid orders exist (initializeCompute), starts the job with a signed request,
+    shows its status live until it ends, then downloads every result (output and logs)
+    with signed computeResult requests. Exit code 1 if the job did not complete.
+    """
+    from rich.console import Console
+
+    from tidegate.consumer.compute import run_job
+
+    session = open_session(rpc_url, key, provider_url, metadata_url)
+
+    def on_order(label: str, outcome: OrderOutcome) -> None:
+        click.echo(f"{label.capitalize()}: {outcome.summary}")
+        print_order(outcome)
+
+    def on_start(job_id: str) -> None:
+        click.echo(f"Started job {job_id}")
+
+    with session.http:
+        outcome = run_job(session, did, algorithm_did, service_id=service_id,
+                          algorithm_service=algorithm_service, env_id=env_id,
+                          duration=duration, out_dir=out_dir, console=Console(stderr=True),
+                          on_order=on_order, on_start=on_start)
+    for path, size, kind in outcome.saved:
+        click.echo(f"Saved {path} ({kind}, {size} bytes)")
+    if not outcome.succeeded:
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        logs = f"; its logs are in {out_dir}" if outcome.saved else ""
+        raise ConsumerError(f"job {outcome.job_id} ended: {outcome.status_text}{detail}{logs}")
+    click.echo(f"Job {outcome.job_id}: {outcome.status_text}")

@@ -132,6 +132,25 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
+def save_stream(response: Any, path: Path, progress: Progress, label: str) -> int:
+    """Write a streamed body to ``path`` (through ``path.part``); returns its size."""
+    part = path.with_name(path.name + ".part")
+    total = _int_or_none(response.headers.get("content-length"))
+    task = progress.add_task(label, total=total)
+    size = 0
+    try:
+        with part.open("wb") as handle:
+            for chunk in response.iter_bytes(CHUNK):
+                handle.write(chunk)
+                size += len(chunk)
+                progress.advance(task, len(chunk))
+        os.replace(part, path)
+    except OSError as exc:
+        raise ConsumerError(f"cannot write {path}: {exc.strerror}") from None
+    progress.update(task, total=size, completed=size)
+    return size
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -240,6 +259,10 @@ def download_all(provider: Provider, wallet: Wallet, ref: ServiceRef, order_tx: 
     saved = []
     with progress_bar(console) as progress:
         for target in targets:
-            saved.append(download_file(provider, wallet, ref, order_tx, target, out_dir,
-                                       progress))
+            try:
+                saved.append(download_file(provider, wallet, ref, order_tx, target, out_dir,
+                                           progress))
+            except OSError as exc:
+                raise ConsumerError(f"cannot write {out_dir / target.name}: "
+                                    f"{exc.strerror}") from None
     return saved

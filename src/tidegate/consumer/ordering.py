@@ -174,6 +174,16 @@ class OrderOutcome:
     provider_fee: Cost | None = None
     gas_wei: int = 0
     transactions: list[str] = field(default_factory=list)
+    reused_from: str = ""
+    """The earlier order a ``reuseOrder`` renewed."""
+
+    @property
+    def summary(self) -> str:
+        if self.reused:
+            return "reusing a still-valid order"
+        if self.datatoken_from == "reuseOrder":
+            return "renewed the provider fee of a still-valid order"
+        return "ordered"
 
     def describe(self) -> list[tuple[str, str]]:
         """(label, text) lines for the terminal."""
@@ -184,7 +194,7 @@ class OrderOutcome:
         elif self.datatoken_from == "dispenser":
             got = f"1 {self.datatoken_symbol} from the dispenser (free)"
         elif self.datatoken_from == "reuseOrder":
-            got = "none spent (reuseOrder with a fresh provider fee)"
+            got = f"none spent (reuseOrder of {self.reused_from} with a fresh provider fee)"
         else:
             got = f"1 {self.datatoken_symbol} you held"
         return [
@@ -377,7 +387,7 @@ def reuse_order(chain: Chain, ref: ServiceRef, order_tx: str, fee: ProviderFee) 
         bytes.fromhex(order_tx.removeprefix("0x")), fee.as_contract_tuple()))
     return OrderOutcome(
         tx=receipt["transactionHash"].to_0x_hex(), datatoken_from="reuseOrder",
-        provider_fee=provider_cost, gas_wei=chain.spent.gas_wei - before[0],
+        reused_from=order_tx, provider_fee=provider_cost, gas_wei=chain.spent.gas_wei - before[0],
         transactions=chain.spent.transactions[before[1]:])
 
 
