@@ -39,7 +39,9 @@ main.add_command(download_command)
 main.add_command(compute_command)
 
 
-@main.command()
+@main.command(epilog="Environment: PROVIDER_PRIVATE_KEY, NETWORK_URL, ADDRESS_FILE, "
+                     "AQUARIUS_URL, TIDEGATE_DATA_DIR, TIDEGATE_DATABASE_URL, LOG_LEVEL and "
+                     "the rest of docs/configuration.md.")
 @click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server
 @click.option("--port", default=8030, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)

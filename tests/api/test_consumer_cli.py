@@ -291,6 +291,7 @@ def test_version_and_short_help() -> None:
         "download": ["TIDEGATE_CONSUMER_KEY", "TIDEGATE_RPC_URL"],
         "compute": ["TIDEGATE_CONSUMER_KEY", "TIDEGATE_RPC_URL"],
         "publish": ["TIDEGATE_PUBLISHER_KEY"],
+        "serve": ["PROVIDER_PRIVATE_KEY", "NETWORK_URL"],
     }.items():
         shown = runner.invoke(main, [command, "-h"]).output
         for variable in variables:
@@ -335,3 +336,73 @@ async def test_compute_job_end_to_end(stack: Stack, tmp_path: Path) -> None:
     wrong = await stack.run("compute", dataset.did, "--algorithm", dataset.did,
                             "--out", str(out), "--provider-url", stack.url)
     assert wrong.code == 2 and "is not an algorithm" in wrong.err
+
+
+class CuttingProxy:
+    """Relays to the provider; cuts the first download (no Range) after ``budget`` bytes."""
+
+    def __init__(self, upstream: str, budget: int) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.budget = budget
+        self.cut = False
+        self.ranges: list[str] = []
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        limit: list[int | None] = [None]
+
+        async def requests() -> None:
+            while data := await reader.read(65536):
+                head = data.decode("latin-1").lower()
+                if "/api/services/download" in head:
+                    match = re.search(r"\r\nrange: *([^\r]+)", head)
+                    if match:
+                        self.ranges.append(match.group(1))
+                    elif not self.cut:
+                        self.cut = True
+                        limit[0] = self.budget
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def responses() -> None:
+            while data := await up_reader.read(65536):
+                if limit[0] is not None:
+                    if len(data) >= limit[0]:
+                        writer.write(data[: limit[0]])
+                        await writer.drain()
+                        writer.transport.abort()
+                        return
+                    limit[0] -= len(data)
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(requests()), asyncio.create_task(responses())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        writer.transport.abort()
+        up_writer.close()
+
+
+async def test_broken_connection_resumes_with_range(stack: Stack, tmp_path: Path) -> None:
+    asset = await stack.publish(files=[{"type": "url", "url": stack.harness.origin + "/big.bin"}],
+                                pricing="dispenser")
+    proxy = CuttingProxy(stack.url, budget=200_000)
+    async with proxy as url:
+        result = await stack.run("download", asset.did, "--out", str(tmp_path),
+                                 "--provider-url", url, "--metadata-url", stack.url)
+    assert result.code == 0, result.err
+    assert proxy.cut and len(proxy.ranges) == 1 and proxy.ranges[0].startswith("bytes=")
+    assert int(proxy.ranges[0].removeprefix("bytes=").rstrip("-")) > 0
+    assert (tmp_path / "big.bin").read_bytes() == ORIGIN_FILES["big.bin"]
+    assert "sha256 verified" in result.out

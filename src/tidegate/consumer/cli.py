@@ -72,7 +72,7 @@ def run_command(name: str) -> Callable[[F], F]:
                 click.echo(f"tidegate {name}: interrupted (a download resumes when run again)",
                            err=True)
                 sys.exit(130)
-            except (click.exceptions.Exit, click.ClickException, SystemExit):
+            except (click.exceptions.Exit, click.ClickException):
                 raise
             except Exception as exc:
                 if os.environ.get("TIDEGATE_DEBUG"):

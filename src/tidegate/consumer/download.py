@@ -36,6 +36,7 @@ from tidegate.consumer.http import Provider, TransferInterruptedError
 from tidegate.consumer.ordering import ServiceRef
 
 CHUNK = 256 * 1024
+"""Read size when hashing a finished file."""
 RETRIES = 3
 """Automatic resumes after a broken connection, per file."""
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
@@ -140,7 +141,7 @@ def save_stream(response: Any, path: Path, progress: Progress, label: str) -> in
     size = 0
     try:
         with part.open("wb") as handle:
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_bytes():
                 handle.write(chunk)
                 size += len(chunk)
                 progress.advance(task, len(chunk))
@@ -221,7 +222,9 @@ def download_file(provider: Provider, wallet: Wallet, ref: ServiceRef, order_tx:
                 else:
                     progress.update(task, total=total, completed=have)
                 with part.open(mode) as handle:
-                    for chunk in response.iter_bytes(CHUNK):
+                    # Chunks as they arrive (at most a socket read each): what came before
+                    # a broken connection is on disk, and the resume starts after it.
+                    for chunk in response.iter_bytes():
                         handle.write(chunk)
                         progress.advance(task, len(chunk))
         except TransferInterruptedError as exc:
