@@ -234,6 +234,11 @@ async def test_unknown_did_and_unreachable_services(stack: Stack, tmp_path: Path
     assert result.code == 1
     assert result.err == f"tidegate order: the provider at {dead} did not answer (ConnectError)\n"
 
+    result = await stack.run("order", asset.did, "--provider-url", stack.url, "--rpc", dead)
+    assert result.code == 1
+    assert result.err == ("tidegate order: the chain RPC failed while reading the chain id "
+                          "(ConnectionError)\n")
+
     result = await stack.run("order", "not-a-did", "--provider-url", stack.url)
     assert result.code == 2 and "is not an Ocean DID" in result.err
 
