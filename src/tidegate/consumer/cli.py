@@ -8,7 +8,6 @@ never a traceback (``TIDEGATE_DEBUG=1`` shows one), never the key.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +50,8 @@ def consumer_options(function: F) -> F:
         click.option("--service", "service_id", default=None, metavar="ID",
                      help="Service id in the DDO (default: the first service of the right "
                           "type)"),
+        click.option("--debug", is_flag=True, envvar="TIDEGATE_DEBUG", hidden=True,
+                     help="Show the traceback of an unexpected error (or TIDEGATE_DEBUG=1)"),
     ]
     for option in reversed(options):
         function = option(function)
@@ -63,6 +64,7 @@ def run_command(name: str) -> Callable[[F], F]:
     def wrap(function: F) -> F:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            debug = bool(kwargs.pop("debug", False))
             try:
                 return function(*args, **kwargs)
             except ConsumerError as exc:
@@ -75,7 +77,7 @@ def run_command(name: str) -> Callable[[F], F]:
             except (click.exceptions.Exit, click.ClickException):
                 raise
             except Exception as exc:
-                if os.environ.get("TIDEGATE_DEBUG"):
+                if debug:
                     raise
                 click.echo(f"tidegate {name}: unexpected error ({type(exc).__name__}); set "
                            f"TIDEGATE_DEBUG=1 to see where", err=True)
