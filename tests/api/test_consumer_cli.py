@@ -20,8 +20,8 @@ import pytest
 
 from tests.api.server_helpers import free_port, serving
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
-from tidegate.assets.publishing import PublishedAsset
-from tidegate.chain.ocean_txs import ONE_TOKEN, contract
+from tidegate.dev.ocean_txs import ONE_TOKEN, contract
+from tidegate.dev.publishing import PublishedAsset
 from tidegate.settings import Settings
 
 TX = re.compile(r"order tx\s+(0x[0-9a-f]{64})")
