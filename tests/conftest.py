@@ -37,6 +37,16 @@ def base_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def offline_address_file(directory: Path) -> Path:
+    """A barge-layout address file for chain 8996 with made-up contract addresses: what
+    ``tidegate serve``'s start-up checks require of a chain (tests with no real chain)."""
+    path = directory / "address.json"
+    fake = {name: "0x" + f"{n:02x}" * 20 for n, name in enumerate(
+        ("Ocean", "Router", "FixedPrice", "Dispenser", "ERC721Factory"), start=1)}
+    path.write_text(json.dumps({"development": {"chainId": 8996, "startBlock": 0, **fake}}))
+    return path
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def build(**overrides: str) -> Settings:

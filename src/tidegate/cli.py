@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import socket
 import sys
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 import uvicorn
@@ -17,6 +19,9 @@ from tidegate.consumer.cli import compute_command, download_command, order_comma
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
 from tidegate.settings import Settings
+
+if TYPE_CHECKING:
+    from tidegate.startup import StartupReport
 
 
 def load_settings() -> Settings:
@@ -39,16 +44,62 @@ main.add_command(download_command)
 main.add_command(compute_command)
 
 
-@main.command(epilog="Environment: PROVIDER_PRIVATE_KEY, NETWORK_URL, ADDRESS_FILE, "
-                     "AQUARIUS_URL, TIDEGATE_DATA_DIR, TIDEGATE_DATABASE_URL, LOG_LEVEL and "
-                     "the rest of docs/configuration.md.")
+_SERVE_ENV = ("Environment: PROVIDER_PRIVATE_KEY, NETWORK_URL, ADDRESS_FILE, AQUARIUS_URL, "
+              "TIDEGATE_DATA_DIR, TIDEGATE_DATABASE_URL, LOG_LEVEL and the rest of "
+              "docs/configuration.md.")
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (taken, not ours), else None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"--host {host} --port {port}: cannot listen there ({exc.strerror})"
+    return None
+
+
+def run_startup_checks(settings: Settings, host: str | None = None,
+                       port: int | None = None) -> StartupReport:
+    """The start-up checks, or exit 3 with each problem on its own line."""
+    from tidegate.startup import StartupError, check_startup
+
+    problems: list[str] = []
+    if host is not None and port is not None:
+        taken = _port_problem(host, port)
+        if taken:
+            problems.append(taken)
+    try:
+        report = asyncio.run(check_startup(settings))
+    except StartupError as exc:
+        problems += exc.problems
+    if problems:
+        click.echo("tidegate: cannot start:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(3)
+    return report
+
+
+@main.command(epilog=_SERVE_ENV)
 @click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server
-@click.option("--port", default=8030, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--port", default=8030, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API; all other configuration comes from the environment."""
+    """Serve the API; all other configuration comes from the environment.
+
+    Before listening it opens the store and every chain once and stops (exit status
+    3, each problem named) if something cannot work; exit status 2 is a bad setting.
+    """
     settings = load_settings()
     configure_logging(settings.log_level)
+    report = run_startup_checks(settings, host, port)
+    log = logging.getLogger("tidegate.startup")
+    log.info("Tidegate %s on http://%s:%d with %d worker(s)", __version__, host, port, workers)
+    for line in report.lines():
+        (log.warning if line.startswith("warning:") else log.info)("%s", line)
     uvicorn.run(
         "tidegate.app:app_from_env",
         factory=True,
@@ -62,6 +113,19 @@ def serve(host: str, port: int, workers: int) -> None:
         proxy_headers=False,
         timeout_keep_alive=30,
     )
+
+
+@main.command(epilog=_SERVE_ENV)
+def check() -> None:
+    """Run serve's start-up checks without serving: exit 0 and print what would be
+    served, or exit 2 (bad setting) / 3 (a resource cannot be opened) naming each
+    problem."""
+    settings = load_settings()
+    configure_logging("ERROR")
+    report = run_startup_checks(settings)
+    click.echo(f"tidegate {__version__}: the configuration works.")
+    for line in report.lines():
+        click.echo(f"  {line}")
 
 
 @main.command()

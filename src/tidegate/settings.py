@@ -175,7 +175,9 @@ def _seconds(*, zero_allowed: bool = False) -> Callable[[Any], float]:
 
 
 def _path(value: Any) -> Path:
-    return Path(_text(value)).expanduser()
+    # Absolute at once: the compute sandbox binds paths by name, and a relative data
+    # directory would name another place for a process whose working directory differs.
+    return Path(_text(value)).expanduser().absolute()
 
 
 def _addresses(value: Any) -> tuple[str, ...]:
@@ -213,8 +215,14 @@ def _root_path(value: Any) -> str:
     return prefix
 
 
-def _upper(value: Any) -> str:
-    return _text(value).upper()
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: Any) -> str:
+    level = _text(value).strip().upper()
+    if level not in _LOG_LEVELS:
+        raise _problem("must be one of " + ", ".join(_LOG_LEVELS))
+    return level
 
 
 # A parser runs before pydantic's own check, on the whole (optional) type: so that a bad
@@ -269,7 +277,7 @@ class Settings(BaseSettings):
     request_timeout: Seconds = Field(10.0, validation_alias="REQUEST_TIMEOUT")
     ipfs_gateway: Gateway = Field(DEFAULT_IPFS_GATEWAY, validation_alias="IPFS_GATEWAY")
     arweave_gateway: Gateway = Field(DEFAULT_ARWEAVE_GATEWAY, validation_alias="ARWEAVE_GATEWAY")
-    log_level: Annotated[str, BeforeValidator(_upper)] = Field(
+    log_level: Annotated[str, BeforeValidator(_log_level)] = Field(
         "INFO", validation_alias="LOG_LEVEL")
     # --- Tidegate settings ------------------------------------------------------------
     auth_token_secret: SecretStr | None = Field(
@@ -286,7 +294,8 @@ class Settings(BaseSettings):
     pending_tx_wait: Seconds = Field(5.0, validation_alias="TIDEGATE_PENDING_TX_WAIT")
     database_url: Annotated[SecretStr | None, BeforeValidator(_database_url)] = Field(
         None, validation_alias="TIDEGATE_DATABASE_URL")
-    data_dir: UserPath = Field(Path("data"), validation_alias="TIDEGATE_DATA_DIR")
+    data_dir: UserPath = Field(default_factory=lambda: Path("data").absolute(),
+                               validation_alias="TIDEGATE_DATA_DIR")
     max_encrypt_bytes: Count = Field(DEFAULT_MAX_ENCRYPT_BYTES,
                                      validation_alias="TIDEGATE_MAX_ENCRYPT_BYTES")
     root_path: Annotated[str, BeforeValidator(_root_path)] = Field(

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import base_env
+from tests.conftest import base_env, offline_address_file
 from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, sign_like_ocean_js
 
 
@@ -50,7 +50,8 @@ class Server:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    yield {**base_env(tmp_path), "TIDEGATE_ACCESS_LOG": "true"}
+    yield {**base_env(tmp_path), "TIDEGATE_ACCESS_LOG": "true",
+           "ADDRESS_FILE": str(offline_address_file(tmp_path))}
 
 
 def test_state_survives_restart_and_logs_hold_no_secrets(

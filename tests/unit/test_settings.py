@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pydantic
 import pytest
@@ -152,7 +153,8 @@ def test_names_and_forms_of_the_reference() -> None:
     assert s.indexer_enabled is False  # an Aquarius resolves DDOs
     assert (s.log_level, s.root_path) == ("DEBUG", "/provider")
     blank = Settings.from_env({**BASE, "TIDEGATE_DATA_DIR": "  ", "TIDEGATE_INDEXER": ""})
-    assert str(blank.data_dir) == "data" and blank.indexer_enabled is False
+    # Relative paths are made absolute (the sandbox binds them by name).
+    assert blank.data_dir == Path("data").absolute() and blank.indexer_enabled is False
 
 
 @pytest.mark.parametrize(("env", "chosen"), [
@@ -166,3 +168,13 @@ def test_names_and_forms_of_the_reference() -> None:
 def test_one_chain_independent_key(env: dict[str, str], chosen: str) -> None:
     """UNIVERSAL_PRIVATE_KEY, else the single key, else the lowest chain id's key."""
     assert Settings.from_env({**BASE, **env}).chain_independent_key.get_secret_value() == chosen
+
+
+def test_paths_are_absolute_and_log_levels_checked(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env({**BASE, "TIDEGATE_DATA_DIR": "./state", "ADDRESS_FILE": "a.json"})
+    assert s.data_dir == tmp_path / "state" and s.address_file == tmp_path / "a.json"
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({**BASE, "LOG_LEVEL": "LOUD"})
+    assert "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in str(caught.value)
