@@ -5,8 +5,16 @@ BIN = $(VENV)/bin
 
 .PHONY: setup dev test lint unit e2e-setup anvil-setup test-anvil bench clean
 
+# bubblewrap is the compute sandbox; without it Tidegate serves everything but compute
+# (jobs are refused with the reason), so a failed install is reported, not fatal.
 setup: $(VENV)/.installed
-	@command -v bwrap >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q bubblewrap) || true
+	@if ! command -v bwrap >/dev/null; then \
+	  echo "setup: installing bubblewrap (the compute sandbox) with apt-get"; \
+	  if ! (command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -q bubblewrap >/dev/null); then \
+	    echo "setup: could not install bubblewrap: compute jobs will be refused (docs/compute.md)" >&2; \
+	  fi; \
+	fi
 
 # pyproject.toml declares ranges; constraints.txt pins the versions CI tests.
 $(VENV)/.installed: pyproject.toml constraints.txt

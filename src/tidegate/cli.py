@@ -130,7 +130,8 @@ def check() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8030, show_default=True, type=int)
+@click.option("--port", default=8030, show_default=True, type=click.IntRange(0, 65535),
+              help="Tidegate's port (0: any free port)")
 @click.option("--rpc-port", default=8545, show_default=True, type=int,
               help="JSON-RPC port of the dev chain, as barge's (0: any free port)")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -156,6 +157,19 @@ def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
     """
     from tidegate.dev.devmode import ChainChoice, DevModeError, run_dev
 
+    taken = [f"{problem} (another `tidegate dev` or barge running? choose another with "
+             f"{option}, or {option} 0 for any free port)"
+             for option, number in (("--port", port), ("--rpc-port", rpc_port))
+             if number and (problem := _port_problem(host if option == "--port" else
+                                                     "127.0.0.1", number))]
+    if taken:
+        for problem in taken:
+            click.echo(f"tidegate dev: {problem}", err=True)
+        sys.exit(1)
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
     configure_logging("WARNING")  # until the settings are read
     try:
         with contextlib.suppress(KeyboardInterrupt):

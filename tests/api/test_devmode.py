@@ -272,7 +272,7 @@ def test_cli_reports_a_bad_environment_and_a_refusal(tmp_path: Path) -> None:
     from tidegate.cli import main
 
     runner = CliRunner()
-    bad = runner.invoke(main, ["dev", "--rpc-port", "0", "--chain", "embedded",
+    bad = runner.invoke(main, ["dev", "--port", "0", "--rpc-port", "0", "--chain", "embedded",
                                "--data-dir", str(tmp_path)],
                         env={"PROVIDER_PRIVATE_KEY": "0x1234"})
     assert bad.exit_code == 2
@@ -290,11 +290,34 @@ def test_cli_reports_a_bad_environment_and_a_refusal(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(foreign_index())
-    refused = runner.invoke(main, ["dev", "--rpc-port", "0", "--chain", "embedded"],
+    refused = runner.invoke(main, ["dev", "--port", "0", "--rpc-port", "0",
+                                   "--chain", "embedded"],
                             env={"TIDEGATE_DATA_DIR": str(tmp_path)})
     assert refused.exit_code == 1
     assert "holds an index from another chain" in refused.output
     assert "--fresh" in refused.output
+
+
+def test_cli_names_a_taken_port(tmp_path: Path) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from tidegate.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for option in ("--port", "--rpc-port"):
+            other = "--rpc-port" if option == "--port" else "--port"
+            result = CliRunner().invoke(main, ["dev", option, port, other, "0",
+                                               "--data-dir", str(tmp_path)])
+            assert result.exit_code == 1, result.output
+            assert f"--port {port}: cannot listen there (Address already in use)" in \
+                result.output
+            assert f"choose another with {option}, or {option} 0" in result.output
+            assert "Traceback" not in result.output
 
 
 def test_find_anvil_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
