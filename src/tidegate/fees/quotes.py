@@ -10,8 +10,7 @@ from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.rpc import rpc
 from tidegate.fees.provider_fees import ProviderFee, build_provider_data, sign_provider_fee
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+from tidegate.types import ZERO_ADDRESS
 
 
 def fee_token(chain: ChainConfig, configured: str | None) -> str:

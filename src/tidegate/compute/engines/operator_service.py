@@ -41,13 +41,13 @@ from tidegate.errors import (
     UnauthorizedError,
 )
 from tidegate.files.storages import safe_filename
+from tidegate.types import ZERO_ADDRESS
 
 __all__ = ["OperatorEnvironment", "OperatorJobRecord", "OperatorServiceEngine",
            "provider_signature"]
 
 logger = logging.getLogger(__name__)
 
-ZERO_ADDRESS: Final = "0x0000000000000000000000000000000000000000"
 _RETRY_STATUSES: Final = frozenset({502, 503, 504})
 _FILENAME: Final = re.compile(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', re.IGNORECASE)
 
