@@ -1,20 +1,63 @@
-"""Is an asset consumable by this consumer? (metadata state, credentials)."""
+"""Consumability: may this asset be used now, by this consumer? One home for the rules.
+
+The data NFT's ``metaDataState`` (:class:`MetadataState`) decides what a provider
+does with an asset: orders and downloads need an active or unlisted asset; an
+indexer may still decrypt the DDO of a temporarily disabled one; end-of-life,
+deprecated and revoked assets are refused with their own codes. On top of the
+state, the DDO's credentials allow or deny consumers by address.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from enum import IntEnum
+from typing import Any, Final
 
 from tidegate.assets.ddo import Asset
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.nft import metadata_state
-from tidegate.errors import BadRequestError
+from tidegate.errors import BadRequestError, ForbiddenError
 
-CONSUMABLE_STATES = {0, 5}  # ACTIVE, UNLISTED
+
+class MetadataState(IntEnum):
+    """``ERC721Template.metaDataState`` values (Ocean contracts)."""
+
+    ACTIVE = 0
+    END_OF_LIFE = 1
+    DEPRECATED = 2
+    REVOKED = 3
+    TEMPORARILY_DISABLED = 4
+    UNLISTED = 5
+
+
+CONSUMABLE_STATES: Final = frozenset({MetadataState.ACTIVE, MetadataState.UNLISTED})
+"""States in which an asset may be ordered, downloaded and computed on."""
+DECRYPTABLE_STATES: Final = frozenset({MetadataState.ACTIVE, MetadataState.TEMPORARILY_DISABLED,
+                                       MetadataState.UNLISTED})
+"""States in which ``/decrypt`` hands an indexer the DDO."""
+_DECRYPT_REFUSALS: Final = {
+    MetadataState.END_OF_LIFE: ("Asset end of life", "asset_end_of_life"),
+    MetadataState.DEPRECATED: ("Asset deprecated", "asset_deprecated"),
+    MetadataState.REVOKED: ("Asset revoked", "asset_revoked"),
+}
 
 
 class NotConsumableError(BadRequestError):
     code = "asset_not_consumable"
+
+
+def check_decryptable(state: int) -> None:
+    """Raise unless an indexer may decrypt a DDO whose NFT is in ``state``.
+
+    End of life, deprecated and revoked: 403 with their codes (the reference's answers);
+    a state the contracts do not define: 400 ``invalid_metadata_state``.
+    """
+    if state in DECRYPTABLE_STATES:
+        return
+    if state in _DECRYPT_REFUSALS:
+        message, code = _DECRYPT_REFUSALS[MetadataState(state)]
+        raise ForbiddenError(message, code=code)
+    raise BadRequestError("Invalid MetadataState", code="invalid_metadata_state")
 
 
 def _addresses(credentials: Mapping[str, Any], kind: str) -> list[str] | None:
@@ -49,7 +92,11 @@ def check_credentials(asset: Asset, consumer: str) -> None:
 
 
 async def check_consumable(chain: ChainConfig, asset: Asset, consumer: str) -> None:
-    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` now."""
+    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` now.
+
+    The indexed state is checked first (no chain call for a disabled asset), then the
+    credentials, then the NFT's current state on chain (a revocation since indexing).
+    """
     if not asset.metadata or asset.nft_state not in CONSUMABLE_STATES:
         raise NotConsumableError(
             f"Error: Access to asset {asset.did} was denied with code: "
