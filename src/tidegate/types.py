@@ -89,7 +89,8 @@ def parse_field(rule: Callable[[Any], Any], raw: object, field: str) -> Any:
 
 
 def digits_value(raw: object) -> int | None:
-    """The integer ``raw`` spells, or None: a JSON integer (not a bool) or 1-20 ASCII digits.
+    """The integer ``raw`` spells, or None: a non-negative JSON integer (not a bool) or
+    1-20 ASCII digits.
 
     The one integer parser for request values: no sign, no spaces, no Unicode digits,
     no exponent, no fraction (a JSON float is refused too; no client sends one).
@@ -97,7 +98,7 @@ def digits_value(raw: object) -> int | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return raw
+        return raw if raw >= 0 else None
     if isinstance(raw, str) and 0 < len(raw) <= INT_TEXT_MAX and raw.isascii() \
             and raw.isdigit():
         return int(raw)
@@ -280,7 +281,7 @@ def _address_text(raw: object) -> str:
 
 _ADDRESS_SCHEMA: Final = {
     "type": "string", "pattern": "^(0x)?[0-9a-fA-F]{40}$",
-    "description": "An Ethereum address: lower or upper case, or EIP-55 mixed case.",
+    "description": "An Ethereum address, in any letter case (as eth_utils reads it).",
     "examples": ["0x" + "ab" * 20]}
 def _checksum(raw: object) -> str:
     return checksum_address(_address_text(raw))

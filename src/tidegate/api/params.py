@@ -19,7 +19,7 @@ JSON types) is a ``validation_error`` listing every field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import orjson
 import pydantic
@@ -150,6 +150,9 @@ def _is_text(field: FieldInfo) -> bool:
 
 def _wire_rules(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
     """Document in the JSON Schema what :class:`Params` does beyond pydantic's defaults."""
+    groups = getattr(model, "required_one_of", ())
+    if groups:
+        schema["anyOf"] = [{"required": list(group)} for group in groups]
     required = set(schema.get("required", ()))
     for name, prop in schema.get("properties", {}).items():
         field = model.model_fields.get(name)
@@ -183,6 +186,9 @@ class Params(pydantic.BaseModel):
         coerce_numbers_to_str=True, extra="ignore", str_strip_whitespace=False,
         arbitrary_types_allowed=True, json_schema_extra=_wire_rules,
     )
+    required_one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    """Alternative sets of fields, one of which must be given (a rule across fields that
+    the model's validators enforce and the JSON Schema states as ``anyOf``)."""
 
     @pydantic.model_validator(mode="before")
     @classmethod

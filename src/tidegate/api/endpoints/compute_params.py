@@ -10,7 +10,7 @@ computeResult ``consumerAddress + jobId + index + nonce``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Final, Self
 
 import orjson
 import pydantic
@@ -63,9 +63,12 @@ def _meta(raw: object) -> dict[str, Any] | None:
     return dict(raw) or None  # {} names no algorithm
 
 
+_META_OBJECT: Final = {"type": "object", "minProperties": 1}
 AlgorithmMeta = Annotated[dict[str, Any] | None, pydantic.PlainValidator(_meta),
                           pydantic.WithJsonSchema({
-                              "anyOf": [{"type": "object"}, {"type": "string"}],
+                              "anyOf": [_META_OBJECT, {"type": "string",
+                                                       "contentMediaType": "application/json",
+                                                       "contentSchema": _META_OBJECT}],
                               "description": "A raw algorithm: rawcode or url, and a "
                                              "container (an object, or its JSON text)."})]
 
@@ -89,8 +92,10 @@ OrderedDataset = Annotated[OrderedDatasetParams, pydantic.BeforeValidator(_objec
 
 
 class AlgorithmParams(Params):
-    """A published algorithm (``documentId``, ``serviceId``, ``transferTxId`` to start)
-    or a raw one (``meta``)."""
+    """A raw algorithm (``meta``, which wins), or a published one (``documentId`` and
+    ``serviceId``; compute start also needs its order, ``transferTxId``)."""
+
+    required_one_of = (("meta",), ("documentId", "serviceId"))
 
     documentId: Did | None = None
     serviceId: str | None = None

@@ -37,6 +37,8 @@ class DecryptParams(Params):
     ``documentHash``. Signed: (transactionId, or dataNftAddress without one) +
     decrypterAddress + chainId + nonce, or an AuthToken header."""
 
+    required_one_of = (("transactionId",), ("encryptedDocument", "flags", "documentHash"))
+
     decrypterAddress: AddressText
     chainId: ChainIdParam
     dataNftAddress: AddressText

@@ -59,7 +59,11 @@ _Abi = Annotated[Any, pydantic.WithJsonSchema({"type": "object"})]
 
 
 class FileInfoParams(RawKept):
-    """``did`` + ``serviceId``, or a file object; ``checksum`` asks for sha256s."""
+    """``did`` + ``serviceId``, or a file object (``type`` and its keys; ``url`` for url,
+    ``hash`` for ipfs, ``transactionId`` for arweave are required with the type);
+    ``checksum`` asks for sha256s."""
+
+    required_one_of = (("did", "serviceId"), ("type",))
 
     did: Did | None = None
     serviceId: str | None = None
