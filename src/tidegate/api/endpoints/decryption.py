@@ -49,22 +49,23 @@ class DecryptParams(Params):
     flags: Flags | None = None
     documentHash: Bytes32 | None = None
 
+    def _document(self) -> DocumentByTransaction | DirectDocument | None:
+        if self.transactionId is not None:
+            return DocumentByTransaction(self.transactionId)
+        if self.encryptedDocument is None or self.flags is None or self.documentHash is None:
+            return None
+        return DirectDocument(self.encryptedDocument, self.flags, self.documentHash)
+
     @pydantic.model_validator(mode="after")
     def _document_named(self) -> Self:
-        if self.transactionId is None and (self.encryptedDocument is None or self.flags is None
-                                           or self.documentHash is None):
+        if self._document() is None:
             fail("missing_document",
                  "Give transactionId, or encryptedDocument, flags and documentHash.")
         return self
 
     def command(self, auth_token: str | None) -> DecryptDocument:
-        document: DocumentByTransaction | DirectDocument
-        if self.transactionId is not None:
-            document = DocumentByTransaction(self.transactionId)
-        else:
-            assert self.encryptedDocument is not None and self.flags is not None
-            assert self.documentHash is not None
-            document = DirectDocument(self.encryptedDocument, self.flags, self.documentHash)
+        document = self._document()
+        assert document is not None  # the model validator refused the request otherwise
         return DecryptDocument(
             chain_id=self.chainId.value, data_nft=checksum_address(self.dataNftAddress),
             document=document,

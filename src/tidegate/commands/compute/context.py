@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegate.assets.consumability import check_consumable
+from tidegate.assets.ddo import Asset, Service
 from tidegate.assets.resolver import Resolver, resolve_asset
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.chain.clients import Chains
@@ -96,12 +97,10 @@ async def dataset_service(ctx: ComputeContext, index: int, dataset: DatasetRef, 
     return found
 
 
-async def algorithm_service(ctx: ComputeContext, algorithm: AlgorithmRef,
+async def algorithm_service(ctx: ComputeContext, asset: Asset, service: Service,
                             consumer: str) -> AssetService:
     """The published algorithm's service, once the consumer may use it."""
-    assert algorithm.asset is not None and algorithm.service is not None
-    chain = ctx.chains.get(algorithm.asset.chain_id)
-    found = AssetService(algorithm.asset, algorithm.service, chain)
+    chain = ctx.chains.get(asset.chain_id)
     # The preamble's consumability check, on the asset already resolved.
-    await check_consumable(chain, algorithm.asset, consumer)
-    return found
+    await check_consumable(chain, asset, consumer)
+    return AssetService(asset, service, chain)

@@ -96,8 +96,8 @@ async def initialize_compute(ctx: ComputeContext, cmd: InitializeCompute) -> Com
         quotes.append(await _quote(ctx, found, dataset.transfer_tx, cmd.consumer, env,
                                    cmd.valid_until, pays=index == 0))
     algorithm_quote = None
-    if algorithm.asset is not None:
-        found = await algorithm_service(ctx, algorithm, cmd.consumer)
+    if algorithm.asset is not None and algorithm.service is not None:  # published
+        found = await algorithm_service(ctx, algorithm.asset, algorithm.service, cmd.consumer)
         algorithm_quote = await _quote(ctx, found, cmd.algorithm.transfer_tx, cmd.consumer,
                                        env, cmd.valid_until, pays=False)
     return ComputeQuotes(quotes, algorithm_quote)

@@ -66,8 +66,8 @@ async def _job_algorithm(ctx: ComputeContext, cmd: StartCompute, algorithm: Algo
                          consumer: str, env: Environment,
                          orders: list[tuple[ValidatedOrder, ChainConfig]]) -> JobAlgorithm:
     request = cmd.algorithm
-    if algorithm.asset is not None:
-        found = await algorithm_service(ctx, algorithm, consumer)
+    if algorithm.asset is not None and algorithm.service is not None:  # published
+        found = await algorithm_service(ctx, algorithm.asset, algorithm.service, consumer)
         orders.append((await _order(ctx, found, request.transfer_tx, consumer, env,
                                     "algorithm.transferTxId"), found.chain))
         return JobAlgorithm(
