@@ -142,3 +142,16 @@ async def test_content_length_and_path_numbers_are_parsed_strictly(
     for chain_id in ("²", "9" * 5000, "-1", "8996.0"):
         r = await chain_client.get(f"/api/aquarius/chains/status/{quote(chain_id)}")
         assert (r.status_code, r.json()["code"]) == (404, "chain_not_indexed"), chain_id
+
+
+async def test_unicode_digits_elsewhere_in_requests(chain_client: httpx.AsyncClient) -> None:
+    # Aquarius query paging, a query_string term, a posted smartcontract file's chainId:
+    # each once reached int()/float() with text that only str.isdigit() accepts.
+    for body in ({"query": {"match_all": {}}, "size": "²"}, {"from": "9" * 5000},
+                 {"query": {"query_string": {"query": "²"}}}):
+        r = await chain_client.post("/api/aquarius/assets/query", json=body)
+        assert r.status_code < 500, (body, r.text)
+    r = await chain_client.post("/api/services/fileinfo", json={
+        "type": "smartcontract", "chainId": "²", "address": "0x" + "11" * 20,
+        "abi": {"type": "function", "name": "f", "inputs": [], "stateMutability": "view"}})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_file_object")

@@ -41,7 +41,7 @@ from tidegate.errors import (
     UnauthorizedError,
 )
 from tidegate.files.storages import safe_filename
-from tidegate.types import ZERO_ADDRESS
+from tidegate.types import ZERO_ADDRESS, digits_value
 
 __all__ = ["OperatorEnvironment", "OperatorJobRecord", "OperatorServiceEngine",
            "provider_signature"]
@@ -336,8 +336,9 @@ class OperatorServiceEngine:
             content_type = response.headers.get("content-type", "application/octet-stream")
             length = response.headers.get("content-length", "")
             encoded = response.headers.get("content-encoding", "identity") != "identity"
-            if length.isdigit() and not encoded:
-                return ResultStream(name, int(length), content_type, _relay(response))
+            size = digits_value(length)
+            if size is not None and not encoded:
+                return ResultStream(name, size, content_type, _relay(response))
             body = await _bounded(response, self._max_unsized)
         except BaseException:
             await response.aclose()
