@@ -16,10 +16,10 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from tidegate.api.context import Services
+from tidegate.api.cors import cors_middleware
 from tidegate.api.endpoints import (
     access,
     aquarius,
@@ -197,8 +197,7 @@ def create_app(settings: Settings) -> TidegateApp:
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(ObservabilityMiddleware, metrics=metrics, log_access=settings.access_log),
-            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-                       allow_headers=["*"], expose_headers=["Content-Disposition"]),
+            cors_middleware(),
         ],
     )
     app.state.endpoints = endpoints

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tidegate.api.cors import allow_any_origin
 from tidegate.api.responses import JsonResponse
 from tidegate.errors import TidegateError
 
@@ -26,11 +27,6 @@ _HTTP_CODES = {
 }
 
 
-def _cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
 async def tidegate_error(request: Request, exc: Exception) -> Response:
     return error_response(exc, request.url.path)
 
@@ -42,7 +38,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         404: "Not found.",
         405: "Method not allowed.",
     }.get(exc.status_code, str(exc.detail))
-    return _cors(
+    return allow_any_origin(
         JsonResponse({"error": text, "code": code}, status_code=exc.status_code,
                      headers=dict(exc.headers or {}))
     )
@@ -57,9 +53,9 @@ def error_response(exc: Exception, route: str) -> Response:
     if isinstance(exc, TidegateError):
         if exc.status >= 500:
             log.warning("%s failed: %s (%s)", route, exc.code, type(exc.__cause__).__name__)
-        return _cors(JsonResponse(exc.body(), status_code=exc.status))
+        return allow_any_origin(JsonResponse(exc.body(), status_code=exc.status))
     log.error("%s failed: unexpected %s", route, type(exc).__name__)
-    return _cors(
+    return allow_any_origin(
         JsonResponse({"error": "Internal server error.", "code": "internal_error"},
                      status_code=500)
     )

@@ -21,8 +21,9 @@ from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
+from tidegate.api.cors import ALLOW_ORIGIN, EXPOSE_HEADERS, VARY, raw_header
+from tidegate.api.endpoints.nonce import nonce_answer
 from tidegate.api.middleware import Metrics, log_access
-from tidegate.auth.nonces import reported_nonce
 from tidegate.types import checksum_address, is_address
 
 __all__ = ["HotRoutes", "TidegateApp"]
@@ -31,9 +32,9 @@ NONCE_PATH: Final = "/api/services/nonce"
 _NONCE_QUERY: Final = re.compile(rb"userAddress=(0x[0-9a-fA-F]{40})")
 _JSON: Final = (b"content-type", b"application/json")
 # What CORSMiddleware (allow_origins=["*"]) adds: Vary always, the rest on cross-origin.
-_ALLOW_ORIGIN: Final = (b"access-control-allow-origin", b"*")
-_EXPOSE: Final = (b"access-control-expose-headers", b"Content-Disposition")
-_VARY: Final = (b"vary", b"Origin")
+_ALLOW_ORIGIN: Final = raw_header(ALLOW_ORIGIN)
+_EXPOSE: Final = raw_header(EXPOSE_HEADERS)
+_VARY: Final = raw_header(VARY)
 
 
 def _inspect_headers(scope: Scope) -> tuple[bool, bool]:
@@ -100,10 +101,10 @@ class HotRoutes:
         if not is_address(text):
             return None
         try:
-            stored = await services.store.get_nonce(checksum_address(text))
+            answer = await nonce_answer(services.store, checksum_address(text))
         except Exception:  # the full route answers (and logs) the store error
             return None
-        return orjson.dumps({"nonce": reported_nonce(stored)})
+        return orjson.dumps(answer)
 
 
 class TidegateApp(Starlette):

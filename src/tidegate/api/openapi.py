@@ -1,13 +1,20 @@
-"""OpenAPI 3.1 document generated from the route table."""
+"""OpenAPI 3.1 document generated from the route table and its request models.
+
+The schemas are the JSON Schemas of the very models that validate each request
+(:mod:`tidegate.api.params`): required fields, types, patterns and bounds come from
+the vocabulary types of :mod:`tidegate.types`, so a request the document calls valid
+is accepted and one it calls invalid is refused.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from tidegate import __version__
+from tidegate.api.params import NoParams
 from tidegate.api.routes import Endpoint
 
-_ERROR_SCHEMA = {
+_ERROR_SCHEMA: Final = {
     "type": "object",
     "properties": {
         "error": {"type": "string"},
@@ -16,30 +23,39 @@ _ERROR_SCHEMA = {
     },
     "required": ["error", "code"],
 }
+_REF: Final = "#/components/schemas/{model}"
 
 
-def _operation(endpoint: Endpoint) -> dict[str, Any]:
+def _parameters(schema: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    return [{"name": name, "in": where, "required": where == "path" or name in required,
+             "schema": prop} for name, prop in schema.get("properties", {}).items()]
+
+
+def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": endpoint.name, "summary": endpoint.summary}
-    schema = endpoint.params.model_json_schema() if endpoint.params else None
-    if schema is not None and endpoint.body in ("params", "raw"):
-        required = set(schema.get("required", []))
-        op["parameters"] = [
-            {"name": name, "in": "query", "required": name in required, "schema": prop}
-            for name, prop in schema.get("properties", {}).items()
-        ]
-        if endpoint.body == "params":
-            op["description"] = (
-                "Parameters may also be sent as a JSON object body when the query is empty."
-            )
-    if endpoint.body == "raw":
+    if endpoint.params is not NoParams:
+        schema = endpoint.params.model_json_schema(ref_template=_REF)
+        components.update(schema.pop("$defs", {}))
+        if endpoint.source in ("params", "query"):
+            op["parameters"] = _parameters(schema, "query")
+        elif endpoint.source == "path":
+            op["parameters"] = _parameters(schema, "path")
+        if endpoint.source in ("params", "json"):
+            op["requestBody"] = {"required": endpoint.source == "json",
+                                 "content": {"application/json": {"schema": schema}}}
+        if endpoint.source == "params":
+            op["description"] = ("Parameters come from the query string, or from a JSON "
+                                 "object body when the query is empty (never both).")
+    if endpoint.free_body == "bytes":
         op["requestBody"] = {
             "required": True,
             "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                  "format": "binary"}}},
         }
-    elif endpoint.body == "json" and schema is not None:
+    elif endpoint.free_body == "json":
         op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": schema}}}
+                             "content": {"application/json": {"schema": {"type": "object"}}}}
     responses: dict[str, Any] = {
         str(status): {"description": text} for status, text in endpoint.responses
     } or {"200": {"description": "Success"}}
@@ -54,12 +70,15 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
 def openapi_document(endpoints: list[Endpoint], root_path: str) -> dict[str, Any]:
     """Describe every endpoint, its parameters and its error shape."""
     paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
+            endpoint, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tidegate", "version": __version__,
                  "description": "Wire-compatible Ocean Protocol Provider"},
         "servers": [{"url": root_path or "/"}],
         "paths": paths,
+        "components": {"schemas": components},
     }

@@ -1,10 +1,15 @@
-"""The route table: one list of endpoints feeds the router, ``GET /`` and OpenAPI."""
+"""The route table: one list of endpoints feeds the router, ``GET /`` and OpenAPI.
+
+Each endpoint names its request model and where its parameters come from; the route
+parses the request into that model before the handler runs, so a handler only ever
+sees valid, typed parameters, and OpenAPI describes the model that validated them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 from starlette.requests import Request
@@ -12,8 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tidegate.api.errors import error_response
+from tidegate.api.params import NoParams, parse_model, read_json, read_params
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request, Any], Awaitable[Response]]
+"""``handler(request, params)``: ``params`` is an instance of the endpoint's model."""
+Source = Literal["params", "json", "query", "path", "none"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +30,9 @@ class Endpoint:
 
     ``name`` is the key in the root document's ``serviceEndpoints`` (exactly the
     reference's names); endpoints with ``service=False`` (health, docs) are not
-    listed there. ``params`` documents the parameters in OpenAPI; ``body`` says
-    whether they come as query-or-JSON (``params``), a JSON body or raw bytes.
+    listed there. ``params`` is the request model, read from ``source`` (see
+    :mod:`tidegate.api.params`); ``free_body``: the handler reads the body as it is,
+    bytes (encrypt) or free-form JSON (an Elasticsearch query, a DDO).
     """
 
     name: str
@@ -31,18 +40,33 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    params: type[pydantic.BaseModel] | None = None
-    body: Literal["params", "json", "raw", "none"] = "params"
+    params: type[pydantic.BaseModel] = NoParams
+    source: Source = "params"
+    free_body: Literal["bytes", "json"] | None = None
     service: bool = True
     responses: tuple[tuple[int, str], ...] = ()
 
+    async def parse(self, request: Request) -> pydantic.BaseModel:
+        """The request's parameters, validated into :attr:`params` (the one parse)."""
+        if self.source == "params":
+            data: dict[str, Any] = await read_params(request)
+        elif self.source == "json":
+            data = await read_json(request)
+        elif self.source == "query":
+            data = dict(request.query_params)
+        elif self.source == "path":
+            data = dict(request.path_params)
+        else:
+            data = {}
+        return parse_model(self.params, data)
 
-def _guarded(endpoint: Endpoint) -> Handler:
+
+def _guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     route = f"{endpoint.method} {endpoint.path}"
 
     async def handle(request: Request) -> Response:
         try:
-            return await endpoint.handler(request)
+            return await endpoint.handler(request, await endpoint.parse(request))
         except Exception as exc:
             return error_response(exc, route)
 

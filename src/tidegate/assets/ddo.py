@@ -11,10 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from tidegate.errors import BadRequestError
 from tidegate.types import checksum_address, is_address
+
+METADATA_REQUIRED: Final = ("created", "updated", "type", "name", "description", "author",
+                             "license")
+"""Keys ``metadata`` must have (DDO v4), checked by ``ddo/validate``."""
+SERVICE_REQUIRED: Final = ("id", "type", "files", "datatokenAddress", "serviceEndpoint",
+                           "timeout")
+"""Keys every service must have (DDO v4). ``ddo/validate`` requires them all."""
+SERVICE_DEFAULTS: Final = {"timeout": 0}
+"""Required keys a *reader* tolerates missing, with the value assumed: a DDO already on
+chain that omits them is still served (0 = orders never expire), as the reference."""
 
 
 class MalformedAssetError(BadRequestError):
@@ -45,14 +55,13 @@ class Service:
     def parse(cls, index: int, raw: object) -> Service:
         if not isinstance(raw, Mapping):
             raise MalformedAssetError(f"Service {index} is not an object.")
-        missing = [k for k in ("id", "type", "datatokenAddress", "serviceEndpoint", "files")
-                   if k not in raw]
+        missing = [k for k in SERVICE_REQUIRED if k not in raw and k not in SERVICE_DEFAULTS]
         if missing:
             raise MalformedAssetError(f"Service {index} lacks {', '.join(missing)}.")
         datatoken = str(raw["datatokenAddress"])
         if not is_address(datatoken):
             raise MalformedAssetError(f"Service {index} has an invalid datatokenAddress.")
-        timeout = raw.get("timeout", 0)
+        timeout = raw.get("timeout", SERVICE_DEFAULTS["timeout"])
         if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
             raise MalformedAssetError(f"Service {index} has an invalid timeout.")
         compute = raw.get("compute") or {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,10 +34,9 @@ from tidegate.chain.nft import nft_contract
 from tidegate.chain.rpc import concurrently, rpc
 from tidegate.errors import BadRequestError
 from tidegate.fees.provider_fees import ProviderFee, verify_provider_fee_signature
-from tidegate.types import checksum_address
+from tidegate.types import TX_HASH_TEXT, checksum_address
 
 ONE_DATATOKEN = 10**18
-_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 class OrderInvalidError(BadRequestError):
@@ -201,7 +199,7 @@ class OrderValidator:
         now: float | None = None,
     ) -> ValidatedOrder:
         """Check order ``tx_id`` for ``service``; raise OrderInvalidError with the reason."""
-        if not _TX_HASH.fullmatch(tx_id):
+        if not TX_HASH_TEXT.fullmatch(tx_id):
             raise OrderInvalidError("The transferTxId is not a transaction hash.")
         order = self._cached(chain, tx_id, service)
         head = self._head_times.get(chain.chain_id)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegate.errors import BadRequestError
+from tidegate.types import digits_value
 
 MAX_RESULT_WINDOW = 10_000
 DEFAULT_SIZE = 10
@@ -263,8 +264,8 @@ def _integer(value: Any, name: str, default: int) -> int:
         return default
     if isinstance(value, bool):
         raise InvalidQueryError(f"{name} must be a non-negative integer.")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):  # ASCII digits only: "²" passes isdigit() but not int()
+        value = digits_value(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or value < 0:

@@ -538,7 +538,7 @@ class SearchIndex:
         postings = self._tokens.get(path, {})
         values = self._values.get(path, {})
         found = [postings.get(token), values.get(token)]
-        if token.isdigit():
+        if token.isascii() and token.isdigit():  # float("²") raises
             found.append(values.get(float(token)))
         return _union(found)
 

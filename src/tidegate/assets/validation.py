@@ -13,13 +13,10 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import is_address
 
-from tidegate.assets.ddo import did_for
+from tidegate.assets.ddo import METADATA_REQUIRED, SERVICE_REQUIRED, did_for
 from tidegate.errors import ValidationError
-
-_METADATA_REQUIRED = ("created", "updated", "type", "name", "description", "author", "license")
-_SERVICE_REQUIRED = ("id", "type", "files", "datatokenAddress", "serviceEndpoint", "timeout")
+from tidegate.types import is_address
 
 
 def ddo_problems(ddo: Any) -> dict[str, str]:
@@ -46,7 +43,7 @@ def ddo_problems(ddo: Any) -> dict[str, str]:
     if not isinstance(metadata, Mapping):
         problems["metadata"] = "The metadata object is required."
     else:
-        for key in _METADATA_REQUIRED:
+        for key in METADATA_REQUIRED:
             if key not in metadata:
                 problems[f"metadata.{key}"] = f"The metadata.{key} field is required."
         if metadata.get("type") not in (None, "dataset", "algorithm"):
@@ -59,7 +56,7 @@ def ddo_problems(ddo: Any) -> dict[str, str]:
             if not isinstance(service, Mapping):
                 problems[f"services[{i}]"] = "A service must be an object."
                 continue
-            for key in _SERVICE_REQUIRED:
+            for key in SERVICE_REQUIRED:
                 if key not in service:
                     problems[f"services[{i}].{key}"] = f"The {key} field is required."
             if service.get("type") not in (None, "access", "compute"):

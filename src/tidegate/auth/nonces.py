@@ -8,17 +8,17 @@ comparison runs inside SQLite and PostgreSQL in one atomic statement.
 
 from __future__ import annotations
 
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal
 
-from tidegate.errors import BadRequestError, UnauthorizedError
+from tidegate.errors import UnauthorizedError
 from tidegate.stores.base import Store
+from tidegate.types import MAX_NONCE, Nonce
+
+__all__ = ["MAX_NONCE", "Nonce", "NonceReusedError", "check_nonce", "consume_nonce",
+           "current_nonce", "nonce_as_int", "parse_nonce", "reported_nonce", "sort_key"]
 
 _INT_DIGITS = 40
 _FRAC_DIGITS = 18
-MAX_NONCE = 2**63 - 1
-"""The largest nonce accepted: its integer part is reported as a JSON integer, which
-every client (and orjson) keeps exactly up to int64; nanosecond timestamps (~1.8e18)
-fit."""
 # Enough precision for 40 integer digits and 18 fractional ones, exactly.
 _CONTEXT = Context(prec=_INT_DIGITS + _FRAC_DIGITS + 4)
 
@@ -28,17 +28,8 @@ class NonceReusedError(UnauthorizedError):
 
 
 def parse_nonce(raw: str) -> Decimal:
-    """Parse a nonce as received; raises BadRequestError if it is not a usable number."""
-    try:
-        value = Decimal(raw.strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise BadRequestError("The nonce must be a number.", code="invalid_nonce") from exc
-    if not value.is_finite() or value < 0:
-        raise BadRequestError("The nonce must be a non-negative number.", code="invalid_nonce")
-    if value > MAX_NONCE:
-        raise BadRequestError(f"The nonce is too large (at most {MAX_NONCE}).",
-                              code="invalid_nonce")
-    return value
+    """The value of nonce text (:class:`tidegate.types.Nonce`'s rule); 400 ``invalid_nonce``."""
+    return Nonce.parse(raw).value
 
 
 def sort_key(value: Decimal) -> str:
@@ -58,6 +49,11 @@ def reported_nonce(stored: str | None) -> int:
     return 1 if stored is None else nonce_as_int(stored)
 
 
+async def current_nonce(store: Store, address: str) -> int:
+    """The nonce ``GET /nonce`` reports for the checksummed ``address`` (1 if none)."""
+    return reported_nonce(await store.get_nonce(address))
+
+
 def nonce_as_int(stored: str | None) -> int:
     """What ``GET /nonce`` reports: the integer part of the stored nonce, 0 if none.
 
@@ -70,27 +66,25 @@ def nonce_as_int(stored: str | None) -> int:
     return min(int(Decimal(stored)), MAX_NONCE)
 
 
-async def check_nonce(store: Store, address: str, raw: str) -> None:
-    """Refuse ``raw`` unless strictly greater than the stored nonce; store nothing.
+def _reused(nonce: Nonce, current: str | None) -> NonceReusedError:
+    return NonceReusedError(
+        f"Invalid nonce: {nonce.text} is not greater than the last used nonce "
+        f"({current}). Use GET /api/services/nonce and add 1."
+    )
+
+
+async def check_nonce(store: Store, address: str, nonce: Nonce) -> None:
+    """Refuse ``nonce`` unless strictly greater than the stored nonce; store nothing.
 
     For token-authenticated requests: a token is a bearer credential, so its holder
     must not be able to move the nonce that guards the owner's signed requests.
     """
-    value = parse_nonce(raw)
     current = await store.get_nonce(address)
-    if current is not None and sort_key(Decimal(current)) >= sort_key(value):
-        raise NonceReusedError(
-            f"Invalid nonce: {raw.strip()} is not greater than the last used nonce "
-            f"({current}). Use GET /api/services/nonce and add 1."
-        )
+    if current is not None and sort_key(Decimal(current)) >= sort_key(nonce.value):
+        raise _reused(nonce, current)
 
 
-async def consume_nonce(store: Store, address: str, raw: str) -> None:
-    """Accept ``raw`` for ``address`` only if strictly greater than the stored nonce."""
-    value = parse_nonce(raw)
-    if not await store.advance_nonce(address, sort_key(value), raw.strip()):
-        current = await store.get_nonce(address)
-        raise NonceReusedError(
-            f"Invalid nonce: {raw.strip()} is not greater than the last used nonce "
-            f"({current}). Use GET /api/services/nonce and add 1."
-        )
+async def consume_nonce(store: Store, address: str, nonce: Nonce) -> None:
+    """Accept ``nonce`` for ``address`` only if strictly greater than the stored nonce."""
+    if not await store.advance_nonce(address, sort_key(nonce.value), nonce.text):
+        raise _reused(nonce, await store.get_nonce(address))

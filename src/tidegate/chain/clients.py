@@ -91,13 +91,6 @@ class Chains:
         except KeyError:
             raise UnsupportedChainError(f"Unsupported chain id {chain_id}.") from None
 
-    def parse_and_get(self, raw: object) -> ChainConfig:
-        """Look up a chain id given as request text or JSON number."""
-        text = str(raw).strip() if raw is not None else ""
-        if not text.isdigit():
-            raise BadRequestError("The chainId must be an integer.", code="invalid_chain_id")
-        return self.get(int(text))
-
 
 async def rpc_chain_id(http: httpx.AsyncClient, url: str, rpc_timeout: float) -> int:
     """Ask an RPC for its chain id (``eth_chainId``)."""

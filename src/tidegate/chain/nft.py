@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
-from enum import IntEnum
 from functools import cache, lru_cache
 from typing import Any, Final
 
@@ -22,18 +20,7 @@ from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.rpc import ContractCallError, rpc
 from tidegate.errors import BadRequestError
-from tidegate.types import checksum_address
-
-_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-
-
-class MetadataState(IntEnum):
-    ACTIVE = 0
-    END_OF_LIFE = 1
-    DEPRECATED = 2
-    REVOKED = 3
-    TEMPORARILY_DISABLED = 4
-    UNLISTED = 5
+from tidegate.types import TX_HASH_TEXT, checksum_address
 
 
 @dataclass(frozen=True)
@@ -79,7 +66,7 @@ _GET_METADATA_OUTPUT: Final = ("string", "string", "uint8", "bool")
 
 
 async def metadata_state(chain: ChainConfig, nft: str) -> int:
-    """The on-chain ``metaDataState`` of a data NFT.
+    """The on-chain ``metaDataState`` of a data NFT (see ``assets.consumability``).
 
     Called on every initialize and download. A read is reused for ``chain.state_ttl``
     seconds (``TIDEGATE_CHAIN_STATE_TTL``, default 1 s: shorter than any real chain's
@@ -144,7 +131,7 @@ def _decode(w3: AsyncWeb3[Any], contract: Any, receipt: Any) -> MetadataEvent | 
 
 async def metadata_event_from_tx(chain: ChainConfig, nft: str, tx_hash: str) -> MetadataEvent:
     """The metadata event that ``nft`` emitted in transaction ``tx_hash``."""
-    if not _TX_HASH.fullmatch(tx_hash):
+    if not TX_HASH_TEXT.fullmatch(tx_hash):
         raise BadRequestError("Failed to process transaction id.", code="invalid_transaction")
     try:
         receipt = await rpc(chain.web3.eth.get_transaction_receipt(HexBytes(tx_hash)),

@@ -1,48 +1,43 @@
-"""Create and delete auth tokens (signed ``address + nonce``, no AuthToken allowed)."""
+"""Create and delete auth tokens (signed ``address + nonce``; a token cannot stand in)."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, replace
 
-from tidegate.auth.request_auth import RequestAuthenticator
-from tidegate.auth.signatures import auth_token_message
+from tidegate.auth.request_auth import RequestAuthenticator, SignedRequest
 from tidegate.auth.tokens import AuthTokens
-from tidegate.errors import BadRequestError
 
 
-def parse_expiration(raw: str) -> int:
-    """A future UTC timestamp in whole seconds."""
-    text = raw.strip()
-    if not text.isdigit():
-        raise BadRequestError("The expiration must be an integer timestamp.",
-                              code="invalid_expiration")
-    value = int(text)
-    if value <= int(time.time()):
-        raise BadRequestError("Invalid timestamp provided: expiration must be in the future.",
-                              code="invalid_expiration")
-    return value
+@dataclass(frozen=True)
+class CreateAuthToken:
+    """Issue a token for the signer of ``proof``, valid until ``expires`` (UNIX seconds)."""
+
+    proof: SignedRequest
+    expires: int
 
 
-async def create_auth_token(
-    authenticator: RequestAuthenticator, tokens: AuthTokens, *, address: str, nonce: str,
-    signature: str, expiration: str,
-) -> str:
-    """Issue a token for ``address`` after verifying its signed request."""
-    expires = parse_expiration(expiration)
-    signer = await authenticator.authenticate(
-        signer=address, message=auth_token_message(address), nonce=nonce,
-        signature=signature, auth_token=None, allow_token=False,
-    )
-    return await tokens.create(signer, expires)
+@dataclass(frozen=True)
+class DeleteAuthToken:
+    """Revoke ``token``, which must belong to the signer of ``proof``."""
+
+    proof: SignedRequest
+    token: str
 
 
-async def delete_auth_token(
-    authenticator: RequestAuthenticator, tokens: AuthTokens, *, address: str, nonce: str,
-    signature: str, token: str,
-) -> None:
-    """Revoke ``token`` (which must belong to ``address``) after a signed request."""
-    signer = await authenticator.authenticate(
-        signer=address, message=auth_token_message(address), nonce=nonce,
-        signature=signature, auth_token=None, allow_token=False,
-    )
-    await tokens.revoke(token, signer)
+def _signature_only(proof: SignedRequest) -> SignedRequest:
+    # A token must not mint or revoke tokens: only a fresh signature counts.
+    return replace(proof, allow_token=False)
+
+
+async def create_auth_token(cmd: CreateAuthToken, authenticator: RequestAuthenticator,
+                            tokens: AuthTokens) -> str:
+    """The new token, after verifying the signed request."""
+    signer = await authenticator.authenticate(_signature_only(cmd.proof))
+    return await tokens.create(signer, cmd.expires)
+
+
+async def delete_auth_token(cmd: DeleteAuthToken, authenticator: RequestAuthenticator,
+                            tokens: AuthTokens) -> None:
+    """Revoke the token after verifying the signed request."""
+    signer = await authenticator.authenticate(_signature_only(cmd.proof))
+    await tokens.revoke(cmd.token, signer)

@@ -1,4 +1,4 @@
-"""``download``: a consumer who ordered gets file ``fileIndex`` of an access service.
+"""``download``: a consumer who ordered gets file ``file_index`` of an access service.
 
 Order of checks: the signed request (nonce consumed atomically), the asset and its
 consumability, the service, the on-chain order, the file index; then exactly one
@@ -12,54 +12,45 @@ from typing import Any
 
 from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import Resolver
-from tidegate.auth.request_auth import RequestAuthenticator
-from tidegate.auth.signatures import download_message
+from tidegate.auth.request_auth import RequestAuthenticator, SignedRequest
 from tidegate.chain.clients import Chains
-from tidegate.commands.initialize import load_service, parse_file_index
+from tidegate.commands.asset_services import consumable_service, service_file
 from tidegate.errors import BadRequestError
-from tidegate.files.objects import StorageContext, parse_file_object
+from tidegate.files.objects import StorageContext
 from tidegate.files.open import FileStream, open_file
-from tidegate.files.service_files import decrypt_service_files
 
 
 @dataclass(frozen=True)
-class DownloadRequest:
+class DownloadFile:
+    """Stream file ``file_index`` of service ``service_id`` of ``did``, ordered in
+    ``transfer_tx`` by the signer of ``proof`` (the consumer).
+
+    ``range_header``: the client's ``Range``, passed upstream unless the file sets one.
+    """
+
     did: str
     service_id: str
-    consumer: str
     transfer_tx: str
-    file_index: str
-    nonce: str
-    signature: str | None
-    auth_token: str | None
-    userdata: Any = None
+    file_index: int
+    proof: SignedRequest
+    userdata: dict[str, Any] | None = None
     range_header: str | None = None
 
 
 async def download_file(
-    req: DownloadRequest, *, authenticator: RequestAuthenticator, resolver: Resolver,
+    cmd: DownloadFile, *, authenticator: RequestAuthenticator, resolver: Resolver,
     chains: Chains, orders: OrderValidator, storage: StorageContext,
     compute_consumers: frozenset[str] = frozenset(),
 ) -> FileStream:
     """Authorise the download and open the file (nothing is streamed yet)."""
-    consumer = await authenticator.authenticate(
-        signer=req.consumer, message=download_message(req.did), nonce=req.nonce,
-        signature=req.signature, auth_token=req.auth_token,
-    )
-    asset, service, chain = await load_service(resolver, chains, req.did, req.service_id,
-                                               consumer)
+    consumer = await authenticator.authenticate(cmd.proof)
+    found = await consumable_service(resolver, chains, cmd.did, cmd.service_id, consumer)
     # Compute services are downloadable only by a compute engine's own wallet
     # (which fetches the job's inputs).
-    if service.type != "access" and consumer not in compute_consumers:
-        raise BadRequestError(f"Service with index={req.service_id} is not an access service.",
+    if found.service.type != "access" and consumer not in compute_consumers:
+        raise BadRequestError(f"Service with index={cmd.service_id} is not an access service.",
                               code="not_access_service")
-    await orders.validate(chain, asset=asset, service=service, tx_id=req.transfer_tx,
-                          sender=consumer)
-    index = parse_file_index(req.file_index)
-    if index is None:
-        raise BadRequestError("The fileIndex is required.", code="invalid_file_index")
-    files = decrypt_service_files(asset, service, chain.provider_key)
-    if index >= len(files):
-        raise BadRequestError(f"No such fileIndex {index}.", code="invalid_file_index")
-    return await open_file(parse_file_object(files[index], req.userdata), storage,
-                           range_header=req.range_header)
+    await orders.validate(found.chain, asset=found.asset, service=found.service,
+                          tx_id=cmd.transfer_tx, sender=consumer)
+    file = await service_file(found, cmd.file_index, cmd.userdata)
+    return await open_file(file, storage, range_header=cmd.range_header)

@@ -33,8 +33,8 @@ from web3.types import TxParams, TxReceipt
 
 from tidegate.chain.contracts import load_artifact
 from tidegate.fees.provider_fees import ProviderFee
+from tidegate.types import ZERO_ADDRESS
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 MAX_UINT256 = 2**256 - 1
 ONE_TOKEN = 10**18
 Variant = Literal["plain", "fixed_rate", "dispenser"]

@@ -27,12 +27,11 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from tidegate.types import checksum_address
+from tidegate.types import HEX_DATA, checksum_address
 
 _UINT256_MAX = 2**256 - 1
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _WORD = re.compile(r"0x[0-9a-fA-F]{64}")
-_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
 
 def _address(value: str, what: str) -> str:
@@ -87,10 +86,12 @@ class ProviderFee:
             fee_address, fee_token = data["providerFeeAddress"], data["providerFeeToken"]
         except KeyError as exc:
             raise ValueError(f"provider fee lacks {exc.args[0]!r}") from None
-        if isinstance(amount, str) and amount.isdigit():
+        # ASCII digits only (``isdigit`` alone takes "²"); uint256 has at most 78.
+        if isinstance(amount, str) and amount.isascii() and amount.isdigit() \
+                and len(amount) <= 78:
             amount = int(amount)
         for name, value, pattern in (
-            ("providerData", provider_data, _HEX),
+            ("providerData", provider_data, HEX_DATA),
             ("r", r, _WORD),
             ("s", s, _WORD),
         ):

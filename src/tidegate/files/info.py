@@ -22,6 +22,7 @@ from tidegate.errors import TidegateError
 from tidegate.files.objects import FileObject, HttpFileObject, SmartContractFile
 from tidegate.files.safe_fetch import DEFAULT_CHUNK_SIZE, UpstreamResponse
 from tidegate.files.storages import StorageContext
+from tidegate.types import digits_value
 
 __all__ = ["content_length", "file_info"]
 
@@ -42,9 +43,9 @@ def content_length(headers: Any) -> str:
     reference gave ``"99/1234"``).
     """
     encoding = str(headers.get("content-encoding", "identity")).strip().lower()
-    declared = str(headers.get("content-length", "")).strip()
-    if declared.isdigit() and encoding == "identity":
-        return str(int(declared))
+    declared = digits_value(str(headers.get("content-length", "")).strip())
+    if declared is not None and encoding == "identity":  # an origin may send "²"
+        return str(declared)
     match = _CONTENT_RANGE.match(str(headers.get("content-range", "")))
     return match.group(1) if match else ""
 

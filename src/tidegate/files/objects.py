@@ -67,8 +67,8 @@ FILE_TYPES: Final[Mapping[str, _Parser]] = {
 def parse_file_object(raw: object, userdata: object | None = None) -> FileObject:
     """The typed file for ``raw``, with the consumer's ``userdata`` attached.
 
-    ``userdata`` is the request's (an object, or JSON text; undecodable text counts as
-    ``{}``); a ``userdata`` key inside ``raw`` is ignored, as the reference overwrites
+    ``userdata`` is the request's (an object, or JSON text; text that is not an object
+    is dropped); a ``userdata`` key inside ``raw`` is ignored, as the reference overwrites
     it. Raises :class:`FileObjectError` (400, ``invalid_file_object``) with the
     reference's messages: "cannot decrypt files for this service." (empty), "malformed
     file object." (not an object, no type, bad headers), "Unsupported type x", and the

@@ -17,7 +17,6 @@ the reference.
 from __future__ import annotations
 
 import logging
-import re
 from functools import lru_cache
 from typing import Any, Final
 
@@ -26,14 +25,13 @@ import orjson
 from tidegate.assets.ddo import Asset, Service
 from tidegate.crypto import ecies
 from tidegate.errors import BadRequestError
-from tidegate.types import checksum_address, is_address
+from tidegate.types import HEX_BYTES, checksum_address, is_address
 
 __all__ = ["FilesUnavailableError", "decrypt_service_files"]
 
 logger = logging.getLogger(__name__)
 
 _PLAIN_LIST_VERSIONS: Final = frozenset({"4.0.0"})
-_HEX: Final = re.compile(r"^(0x)?(?:[0-9a-fA-F]{2})+$")
 _BINDING_KEYS: Final = ("datatokenAddress", "nftAddress", "files")
 
 
@@ -75,7 +73,7 @@ def decrypt_service_files(
     not the JSON the DDO version requires, the datatoken or NFT binding does not
     match, or an entry is not an object.
     """
-    if not _HEX.match(service.files):
+    if not service.files.removeprefix("0x") or not HEX_BYTES.fullmatch(service.files):
         raise _refuse(asset, service, "files is not hex")
     try:
         plaintext = _decrypt(provider_key, service.files)

@@ -237,8 +237,9 @@ def test_userdata_is_the_requests() -> None:
     assert parse_file_object(raw).userdata is None
     assert parse_file_object(raw, {"a": 1}).userdata == {"a": 1}
     assert parse_file_object(raw, '{"a": 2}').userdata == {"a": 2}
-    assert normalise_userdata("not json") == {}
-    assert normalise_userdata("[1, 2]") == {}
+    # Undecodable (or non-object) userdata is dropped, as the reference's download.
+    assert normalise_userdata("not json") is None
+    assert normalise_userdata("[1, 2]") is None
     assert normalise_userdata({}) is None
     assert normalise_userdata("") is None
 

@@ -13,6 +13,7 @@ from tests.conftest import start_app
 from tests.faults import CuttableProxy
 from tidegate.settings import Settings
 from tidegate.stores.boundary import StoreUnavailableError
+from tidegate.stores.migrations import MIGRATIONS
 from tidegate.stores.postgres import PostgresStore
 from tidegate.stores.sqlite import SqliteStore
 
@@ -80,6 +81,9 @@ async def test_postgres_statement_errors_are_not_hidden(fresh_pg_url: str) -> No
             async with store.pool.acquire() as conn:
                 await conn.execute("ALTER TABLE nonces_hidden RENAME TO nonces")
     finally:
+        # The schema is the session's: later tests (test_replay_postgres) need the table.
+        async with store.pool.acquire() as conn:
+            await conn.execute(MIGRATIONS[0][0])
         await store.close()
 
 

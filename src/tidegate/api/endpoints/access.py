@@ -5,66 +5,83 @@ from __future__ import annotations
 import mimetypes
 from typing import Any
 
-import orjson
+import pydantic
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tidegate.api.context import services
-from tidegate.api.params import Params, parse_params
+from tidegate.api.params import Params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
-from tidegate.commands.download import DownloadRequest, download_file
-from tidegate.commands.initialize import InitializeRequest, initialize_access
+from tidegate.auth.request_auth import SignedRequest
+from tidegate.auth.signatures import download_message
+from tidegate.commands.download import DownloadFile, download_file
+from tidegate.commands.initialize import (
+    AccessQuote,
+    InitializeAccess,
+    ValidOrder,
+    initialize_access,
+)
 from tidegate.files.open import FileStream
-
-
-def parse_userdata(raw: Any) -> Any:
-    """``userdata`` arrives as a JSON string (query) or an object (JSON body)."""
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, str):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None  # as the reference: undecodable userdata is dropped
-    return raw
+from tidegate.types import (
+    AddressText,
+    ChecksumAddress,
+    Did,
+    FileIndex,
+    Nonce,
+    OrderTxHash,
+    Userdata,
+)
 
 
 class InitializeParams(Params):
-    documentId: str
+    documentId: Did
     serviceId: str
-    consumerAddress: str
-    transferTxId: str | None = None
-    fileIndex: str | None = None
-    userdata: Any = None
-    environment: str | None = None
-    validUntil: str | None = None
+    consumerAddress: ChecksumAddress
+    transferTxId: OrderTxHash | None = None
+    fileIndex: FileIndex | None = None
+    userdata: Userdata = None
+    environment: str | None = pydantic.Field(
+        None, description="Accepted and ignored (ocean.js sends it; access has none).")
+    validUntil: str | None = pydantic.Field(
+        None, description="Accepted and ignored (ocean.js sends it; access fees have none).")
 
 
 class DownloadParams(Params):
-    documentId: str
+    documentId: Did
     serviceId: str
-    consumerAddress: str
-    transferTxId: str
-    fileIndex: str
-    nonce: str
+    consumerAddress: AddressText
+    transferTxId: OrderTxHash
+    fileIndex: FileIndex
+    nonce: Nonce
     signature: str | None = None
-    userdata: Any = None
+    userdata: Userdata = None
 
 
-async def get_initialize(request: Request) -> Response:
-    p = await parse_params(request, InitializeParams)
+def render_quote(answer: ValidOrder | AccessQuote) -> dict[str, Any]:
+    """The wire form of an initialize answer."""
+    if isinstance(answer, ValidOrder):
+        return {"validOrder": answer.order_tx}
+    return {
+        "datatoken": answer.datatoken,
+        "nonce": answer.nonce,
+        "providerFee": answer.provider_fee.to_json(),
+        "computeAddress": answer.compute_address,
+    }
+
+
+async def get_initialize(request: Request, p: InitializeParams) -> Response:
     svc = services(request)
     answer = await initialize_access(
-        InitializeRequest(did=p.documentId, service_id=p.serviceId, consumer=p.consumerAddress,
-                          transfer_tx=p.transferTxId, file_index=p.fileIndex,
-                          userdata=parse_userdata(p.userdata)),
+        InitializeAccess(did=p.documentId, service_id=p.serviceId, consumer=p.consumerAddress,
+                         transfer_tx=p.transferTxId, file_index=p.fileIndex,
+                         userdata=p.userdata),
         resolver=svc.resolver, chains=svc.chains, store=svc.store, orders=svc.orders,
         storage=svc.storage,
         fee_amount=svc.settings.access_fee_amount,
     )
-    return JsonResponse(answer)
+    return JsonResponse(render_quote(answer))
 
 
 def _download_headers(stream: FileStream) -> dict[str, str]:
@@ -101,15 +118,16 @@ class RelayResponse(StreamingResponse):
             await self.stream.aclose()
 
 
-async def get_download(request: Request) -> Response:
-    p = await parse_params(request, DownloadParams)
+async def get_download(request: Request, p: DownloadParams) -> Response:
     svc = services(request)
     stream = await download_file(
-        DownloadRequest(
-            did=p.documentId, service_id=p.serviceId, consumer=p.consumerAddress,
-            transfer_tx=p.transferTxId, file_index=p.fileIndex, nonce=p.nonce,
-            signature=p.signature, auth_token=request.headers.get("AuthToken"),
-            userdata=parse_userdata(p.userdata), range_header=request.headers.get("Range"),
+        DownloadFile(
+            did=p.documentId, service_id=p.serviceId, transfer_tx=p.transferTxId,
+            file_index=p.fileIndex, userdata=p.userdata,
+            range_header=request.headers.get("Range"),
+            proof=SignedRequest(signer=p.consumerAddress, message=download_message(p.documentId),
+                                nonce=p.nonce, signature=p.signature,
+                                auth_token=request.headers.get("AuthToken")),
         ),
         authenticator=svc.authenticator, resolver=svc.resolver, chains=svc.chains,
         orders=svc.orders, storage=svc.storage,

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
-from tidegate.api.params import read_body
+from tidegate.api.params import NoParams, Params, decode_json, json_object, read_body
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.assets.validation import validation_proof
-from tidegate.errors import BadRequestError, NotFoundError
+from tidegate.errors import NotFoundError
+from tidegate.types import Did
 
 BASE = "/api/aquarius/assets"
 _MAX_BODY = 1024 * 1024
@@ -28,41 +28,37 @@ class DdoNotFoundError(NotFoundError):
     code = "ddo_not_found"
 
 
-async def _document(request: Request) -> dict[str, Any]:
-    did = request.path_params["did"]
+class DidPath(Params):
+    did: Did
+
+
+async def _document(request: Request, did: str) -> dict[str, Any]:
     raw = await services(request).resolver.resolve_raw(did)
     if raw is None:
         raise DdoNotFoundError(f"Asset DID {did} not found in Elasticsearch.")
     return raw
 
 
-async def get_ddo(request: Request) -> Response:
-    return JsonResponse(await _document(request))
+async def get_ddo(request: Request, p: DidPath) -> Response:
+    return JsonResponse(await _document(request, p.did))
 
 
-async def get_metadata(request: Request) -> Response:
-    return JsonResponse((await _document(request)).get("metadata", {}))
+async def get_metadata(request: Request, p: DidPath) -> Response:
+    return JsonResponse((await _document(request, p.did)).get("metadata", {}))
 
 
-async def post_query(request: Request) -> Response:
-    body = await read_body(request, _MAX_BODY)
-    try:
-        query = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError:
-        raise BadRequestError("The query is not valid JSON.", code="invalid_json") from None
-    if not isinstance(query, dict):
-        raise BadRequestError("The query must be a JSON object.", code="invalid_json")
+async def post_query(request: Request, _: NoParams) -> Response:
+    # The body is an Elasticsearch query (free-form): read as it is.
+    query = json_object(await read_body(request, _MAX_BODY), "The query")
     # The index catches up with the store's change feed, then answers from postings.
     result = await services(request).search_index.search(query)
     return JsonResponse(result.render())
 
 
-async def post_validate(request: Request) -> Response:
+async def post_validate(request: Request, _: NoParams) -> Response:
+    # The body is the DDO, whose exact bytes are hashed: read as it is.
     body = await read_body(request, _MAX_BODY)
-    try:
-        ddo = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequestError("The DDO is not valid JSON.", code="invalid_json") from None
+    ddo = decode_json(body, "The DDO")
     # The same key as operator-service requests: one rule (Settings.chain_independent_key).
     key = services(request).settings.chain_independent_key
     return JsonResponse(validation_proof(body, ddo, key.get_secret_value()))
@@ -70,12 +66,15 @@ async def post_validate(request: Request) -> Response:
 
 ENDPOINTS = [
     Endpoint("aquariusDdo", "GET", BASE + "/ddo/{did}", get_ddo,
-             "The DDO of a DID (Aquarius-compatible)", body="none", service=False),
-    Endpoint("aquariusMetadata", "GET", BASE + "/metadata/{did}", get_metadata,
-             "The metadata of a DID (Aquarius-compatible)", body="none", service=False),
-    Endpoint("aquariusQuery", "POST", BASE + "/query", post_query,
-             "Elasticsearch-style search over indexed DDOs", body="none", service=False),
-    Endpoint("aquariusValidate", "POST", BASE + "/ddo/validate", post_validate,
-             "Validate a DDO and sign its hash (proof for setMetaData)", body="none",
+             "The DDO of a DID (Aquarius-compatible)", params=DidPath, source="path",
              service=False),
+    Endpoint("aquariusMetadata", "GET", BASE + "/metadata/{did}", get_metadata,
+             "The metadata of a DID (Aquarius-compatible)", params=DidPath, source="path",
+             service=False),
+    Endpoint("aquariusQuery", "POST", BASE + "/query", post_query,
+             "Elasticsearch-style search over indexed DDOs", source="none", free_body="json",
+             service=False),
+    Endpoint("aquariusValidate", "POST", BASE + "/ddo/validate", post_validate,
+             "Validate a DDO and sign its hash (proof for setMetaData)", source="none",
+             free_body="json", service=False),
 ]

@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from tidegate.api.context import services
-from tidegate.api.params import read_body
+from tidegate.api.params import NoParams, Params, decode_json, read_body
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.assets.resolver import Resolver
 from tidegate.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from tidegate.types import digits_value
 
 BASE = "/api/aquarius"
 _MAX_BODY = 1024 * 1024
@@ -43,9 +43,9 @@ def _payload(request: Request, body: bytes) -> object:
     if request.query_params:
         return dict(request.query_params)
     try:
-        return orjson.loads(body) if body.strip() else None
-    except orjson.JSONDecodeError:
-        return None
+        return decode_json(body, empty=None)
+    except BadRequestError:
+        return None  # Aquarius answers its own "could not be converted" for bad JSON
 
 
 async def _name(resolver: Resolver, did: str, limit: asyncio.Semaphore) -> object:
@@ -55,7 +55,11 @@ async def _name(resolver: Resolver, did: str, limit: asyncio.Semaphore) -> objec
     return metadata.get("name", "") if isinstance(metadata, dict) else ""
 
 
-async def post_names(request: Request) -> Response:
+class ChainPath(Params):
+    chain_id: str
+
+
+async def post_names(request: Request, _: NoParams) -> Response:
     data = _payload(request, await read_body(request, _MAX_BODY))
     if not isinstance(data, dict):
         raise InvalidPayloadError(
@@ -76,24 +80,25 @@ async def post_names(request: Request) -> Response:
     return JsonResponse(dict(zip(dids, names, strict=True)))
 
 
-async def get_chains_list(request: Request) -> Response:
+async def get_chains_list(request: Request, _: NoParams) -> Response:
     svc = services(request)
     if not svc.settings.indexer_enabled or not svc.chains.ids:
         raise NotFoundError("No chains found.", code="no_chains")
     return JsonResponse({str(chain_id): True for chain_id in svc.chains.ids})
 
 
-async def get_chain_status(request: Request) -> Response:
-    raw = str(request.path_params["chain_id"])
+async def get_chain_status(request: Request, p: ChainPath) -> Response:
+    chain_id = digits_value(p.chain_id)
     last = None
-    if raw.isascii() and raw.isdigit():
-        last = await services(request).store.get_cursor(f"metadata:{int(raw)}")
+    if chain_id is not None:
+        last = await services(request).store.get_cursor(f"metadata:{chain_id}")
     if last is None:
-        raise ChainNotIndexedError(f"Chain {raw} is not indexed.")
+        # As Aquarius: whatever the path says, a chain it does not index is a 404.
+        raise ChainNotIndexedError(f"Chain {p.chain_id} is not indexed.")
     return JsonResponse({"last_block": last})
 
 
-async def get_health(request: Request) -> Response:
+async def get_health(request: Request, _: NoParams) -> Response:
     """Aquarius' ``/health`` (Tidegate's own ``/health`` is its liveness probe)."""
     try:
         await services(request).store.ping()
@@ -105,13 +110,14 @@ async def get_health(request: Request) -> Response:
 
 ENDPOINTS = [
     Endpoint("aquariusNames", "POST", BASE + "/assets/names", post_names,
-             "Names of assets by DID (Aquarius-compatible)", body="none", service=False),
+             "Names of assets by DID (Aquarius-compatible)", source="none", free_body="json",
+             service=False),
     Endpoint("aquariusChains", "GET", BASE + "/chains/list", get_chains_list,
-             "Chains the built-in indexer follows (Aquarius-compatible)", body="none",
+             "Chains the built-in indexer follows (Aquarius-compatible)", source="none",
              service=False),
     Endpoint("aquariusChainStatus", "GET", BASE + "/chains/status/{chain_id}",
              get_chain_status, "Last block indexed on a chain (Aquarius-compatible)",
-             body="none", service=False),
+             params=ChainPath, source="path", service=False),
     Endpoint("aquariusHealth", "GET", BASE + "/health", get_health,
-             "Index store reachable (Aquarius' health answer)", body="none", service=False),
+             "Index store reachable (Aquarius' health answer)", source="none", service=False),
 ]

@@ -1,114 +1,105 @@
-"""Compute-to-data endpoints (reference names: computeStart, computeStatus, ...)."""
+"""Compute-to-data endpoints (reference names: computeStart, computeStatus, ...).
+
+Request models: :mod:`tidegate.api.endpoints.compute_params`. Every answer about
+jobs is a list of job objects (ocean.py and ocean.js read element 0).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tidegate.api.context import services
-from tidegate.api.params import MAX_PARAMS_BODY, Params, read_body, read_params
+from tidegate.api.endpoints.access import render_quote
+from tidegate.api.endpoints.compute_params import (
+    ContainerParams,
+    EnvironmentsParams,
+    InitializeComputeParams,
+    JobParams,
+    ResultParams,
+    SignedJobParams,
+    StartComputeParams,
+)
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
-from tidegate.auth.signatures import compute_message
-from tidegate.commands import compute as use_cases
-from tidegate.commands.compute_checks import check_container_fields
-from tidegate.errors import BadRequestError
+from tidegate.commands.compute.context import ComputeContext
+from tidegate.commands.compute.delete import delete_compute
+from tidegate.commands.compute.environments import compute_environments
+from tidegate.commands.compute.initialize import ComputeQuote, ComputeQuotes, initialize_compute
+from tidegate.commands.compute.result import compute_result
+from tidegate.commands.compute.start import start_compute
+from tidegate.commands.compute.status import compute_status
+from tidegate.commands.compute.stop import stop_compute
+from tidegate.commands.initialize import ValidOrder
+from tidegate.compute.jobs import JobRecord
 
 
-def _context(request: Request) -> use_cases.ComputeContext:
+def _context(request: Request) -> ComputeContext:
     svc = services(request)
-    return use_cases.ComputeContext(
+    return ComputeContext(
         resolver=svc.resolver, chains=svc.chains, orders=svc.orders, storage=svc.storage,
         engine=svc.engine, authenticator=svc.authenticator)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    """Compute start and initializeCompute read the JSON body (as the reference)."""
-    body = await read_body(request, MAX_PARAMS_BODY)
-    try:
-        data = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError:
-        raise BadRequestError("The request body is not valid JSON.", code="invalid_json") \
-            from None
-    if not isinstance(data, dict):
-        raise BadRequestError("The request body must be a JSON object.", code="invalid_json")
-    return data
+def _jobs(records: list[JobRecord]) -> JsonResponse:
+    return JsonResponse([record.to_json() for record in records])
 
 
-class EnvironmentsParams(Params):
-    chainId: str | None = None
+def _quote(quote: ComputeQuote | ValidOrder) -> dict[str, Any]:
+    if isinstance(quote, ValidOrder):
+        return render_quote(quote)
+    answer: dict[str, Any] = {"datatoken": quote.datatoken,
+                              "providerFee": quote.provider_fee.to_json()}
+    if quote.valid_order:
+        answer["validOrder"] = quote.valid_order
+    return answer
 
 
-class StatusParams(Params):
-    consumerAddress: str
-    jobId: str | None = None
-    documentId: str | None = None
-    nonce: str | None = None
-    signature: str | None = None
+def render_quotes(quotes: ComputeQuotes) -> dict[str, Any]:
+    """``{"datasets": [...], "algorithm": ...}``: one quote per input, in request order."""
+    answer: dict[str, Any] = {"datasets": [_quote(q) for q in quotes.datasets]}
+    if quotes.algorithm is not None:
+        answer["algorithm"] = _quote(quotes.algorithm)
+    return answer
 
 
-class ResultParams(Params):
-    consumerAddress: str
-    jobId: str
-    index: str
-    nonce: str
-    signature: str | None = None
-
-
-async def get_environments(request: Request) -> Response:
-    envs = await services(request).engine.environments()
-    answer: dict[str, list[dict[str, Any]]] = {
-        str(cid): [] for cid in services(request).chains.ids}
-    for env in envs:
-        answer.setdefault(str(env.chain_id), []).append(env.to_json())
-    return JsonResponse(answer)
-
-
-async def post_initialize_compute(request: Request) -> Response:
-    return JsonResponse(await use_cases.initialize_compute(_context(request),
-                                                           await _json_body(request)))
-
-
-async def post_compute(request: Request) -> Response:
-    jobs = await use_cases.start_compute(_context(request), await _json_body(request),
-                                         request.headers.get("AuthToken"))
-    return JsonResponse(jobs)
-
-
-async def get_compute(request: Request) -> Response:
-    params = await read_params(request)
+async def get_environments(request: Request, p: EnvironmentsParams) -> Response:
     svc = services(request)
-    if svc.settings.compute_status_signed:
-        owner = str(params.get("consumerAddress") or "")
-        await svc.authenticator.authenticate(
-            signer=owner,
-            message=compute_message(owner, str(params.get("jobId") or ""),
-                                    str(params.get("documentId") or "")),
-            nonce=str(params.get("nonce") or ""), signature=params.get("signature") or None,
-            auth_token=request.headers.get("AuthToken"))
-    return JsonResponse(await use_cases.compute_status(_context(request), params))
+    envs = await compute_environments(svc.engine, svc.chains)
+    return JsonResponse({str(chain_id): [env.to_json() for env in chain_envs]
+                         for chain_id, chain_envs in envs.items()})
 
 
-async def put_compute(request: Request) -> Response:
-    params = await read_params(request)
-    return JsonResponse(await use_cases.stop_compute(_context(request), params,
-                                                     request.headers.get("AuthToken")))
+async def post_initialize_compute(request: Request, p: InitializeComputeParams) -> Response:
+    return JsonResponse(render_quotes(await initialize_compute(_context(request), p.command())))
 
 
-async def delete_compute(request: Request) -> Response:
-    params = await read_params(request)
-    return JsonResponse(await use_cases.delete_compute(_context(request), params,
-                                                       request.headers.get("AuthToken")))
+async def post_compute(request: Request, p: StartComputeParams) -> Response:
+    record = await start_compute(_context(request), p.command(request.headers.get("AuthToken")))
+    return _jobs([record])
 
 
-async def get_compute_result(request: Request) -> Response:
-    params = await read_params(request)
-    result = await use_cases.compute_result(_context(request), params,
-                                            request.headers.get("AuthToken"))
+async def get_compute(request: Request, p: JobParams) -> Response:
+    signed = services(request).settings.compute_status_signed
+    selection = p.selection(request.headers.get("AuthToken"))
+    return _jobs(await compute_status(_context(request), selection, signed=signed))
+
+
+async def put_compute(request: Request, p: SignedJobParams) -> Response:
+    selection = p.selection(request.headers.get("AuthToken"))
+    return _jobs(await stop_compute(_context(request), selection))
+
+
+async def delete_compute_jobs(request: Request, p: SignedJobParams) -> Response:
+    selection = p.selection(request.headers.get("AuthToken"))
+    return _jobs(await delete_compute(_context(request), selection))
+
+
+async def get_compute_result(request: Request, p: ResultParams) -> Response:
+    result = await compute_result(_context(request), p.command(request.headers.get("AuthToken")))
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in result.chunks:
@@ -119,10 +110,8 @@ async def get_compute_result(request: Request) -> Response:
         "Content-Disposition": f"attachment;filename={result.filename}"})
 
 
-async def post_validate_container(request: Request) -> Response:
-    body = await _json_body(request)
-    check_container_fields(body)
-    return JsonResponse(body)
+async def post_validate_container(request: Request, p: ContainerParams) -> Response:
+    return JsonResponse(p.raw)  # valid: echoed as posted
 
 
 ENDPOINTS = [
@@ -131,19 +120,22 @@ ENDPOINTS = [
              params=EnvironmentsParams),
     Endpoint("initializeCompute", "POST", "/api/services/initializeCompute",
              post_initialize_compute, "Quotes for the datasets and algorithm of a job",
-             body="none"),
+             params=InitializeComputeParams, source="json"),
     Endpoint("computeStart", "POST", "/api/services/compute", post_compute,
-             "Start a job (signed consumerAddress + dataset.documentId + nonce)", body="none"),
+             "Start a job (signed consumerAddress + dataset.documentId + nonce)",
+             params=StartComputeParams, source="json"),
     Endpoint("computeStatus", "GET", "/api/services/compute", get_compute,
-             "Status of the consumer's jobs", params=StatusParams),
+             "Status of the consumer's jobs (unsigned unless TIDEGATE_COMPUTE_STATUS_SIGNED)",
+             params=JobParams),
     Endpoint("computeStop", "PUT", "/api/services/compute", put_compute,
              "Stop jobs (signed consumerAddress + jobId + documentId + nonce)",
-             params=StatusParams),
-    Endpoint("computeDelete", "DELETE", "/api/services/compute", delete_compute,
-             "Delete jobs and their results (signed like stop)", params=StatusParams),
+             params=SignedJobParams),
+    Endpoint("computeDelete", "DELETE", "/api/services/compute", delete_compute_jobs,
+             "Delete jobs and their results (signed like stop)", params=SignedJobParams),
     Endpoint("computeResult", "GET", "/api/services/computeResult", get_compute_result,
              "Download a job result (signed consumerAddress + jobId + index + nonce)",
              params=ResultParams),
     Endpoint("validateContainer", "POST", "/api/services/validateContainer",
-             post_validate_container, "Check a container description", body="none"),
+             post_validate_container, "Check a container description",
+             params=ContainerParams, source="json"),
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,19 +12,26 @@ from tidegate.api.context import services
 from tidegate.api.params import Params, read_body
 from tidegate.api.routes import Endpoint
 from tidegate.commands.encrypt import encrypt_document
-from tidegate.errors import BadRequestError
+from tidegate.types import ChainIdParam, fail
 
 
 class EncryptParams(Params):
-    chainId: str
+    """The query string; the body is the document, as raw bytes."""
+
+    chainId: ChainIdParam
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _chain_id_given(cls, data: Any) -> Any:
+        # The reference's own answer (and code) for a missing chainId.
+        if isinstance(data, dict) and not data.get("chainId"):
+            fail("missing_chain_id", "Missing chainId query parameter.")
+        return data
 
 
-async def post_encrypt(request: Request) -> Response:
+async def post_encrypt(request: Request, p: EncryptParams) -> Response:
     svc = services(request)
-    raw_chain = request.query_params.get("chainId")
-    if raw_chain is None:
-        raise BadRequestError("Missing chainId query parameter.", code="missing_chain_id")
-    chain = svc.chains.parse_and_get(raw_chain)
+    chain = svc.chains.get(p.chainId.value)
     # Any content type: ocean.py sends LZMA bytes, ocean.js JSON text; never decode.
     body = await read_body(request, svc.settings.max_encrypt_bytes)
     # Exactly ``text/plain`` (no charset): ocean.py's tests compare the header, and the
@@ -34,5 +44,5 @@ async def post_encrypt(request: Request) -> Response:
 ENDPOINTS = [
     Endpoint("encrypt", "POST", "/api/services/encrypt", post_encrypt,
              "ECIES-encrypt the raw request body to the provider key of chainId",
-             params=EncryptParams, body="raw"),
+             params=EncryptParams, source="query", free_body="bytes"),
 ]

@@ -6,25 +6,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
-from tidegate.api.params import Params, parse_params
+from tidegate.api.params import Params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
-from tidegate.auth.nonces import reported_nonce
-from tidegate.errors import BadRequestError
-from tidegate.types import checksum_address, is_address
+from tidegate.auth.nonces import current_nonce
+from tidegate.stores.base import Store
+from tidegate.types import ChecksumAddress
 
 
 class NonceParams(Params):
-    userAddress: str
+    userAddress: ChecksumAddress
 
 
-async def get_nonce(request: Request) -> Response:
-    params = await parse_params(request, NonceParams)
-    if not is_address(params.userAddress):
-        raise BadRequestError("The userAddress is not an Ethereum address.",
-                              code="invalid_address")
-    stored = await services(request).store.get_nonce(checksum_address(params.userAddress))
-    return JsonResponse({"nonce": reported_nonce(stored)})
+async def nonce_answer(store: Store, address: str) -> dict[str, int]:
+    """The answer for the checksummed ``address``: ``{"nonce": N}``, N a JSON integer.
+
+    The one rendering of the nonce, for this route and its fast path.
+    """
+    return {"nonce": await current_nonce(store, address)}
+
+
+async def get_nonce(request: Request, p: NonceParams) -> Response:
+    return JsonResponse(await nonce_answer(services(request).store, p.userAddress))
 
 
 ENDPOINTS = [

@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from tidegate.api.context import services
 from tidegate.api.openapi import openapi_document
+from tidegate.api.params import NoParams, Params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.chain.clients import ChainConfig
@@ -37,7 +38,7 @@ _DOCS_ASSETS = {
 _DOCS_DIR = Path(str(swagger_ui_path))
 
 
-async def get_health(request: Request) -> Response:
+async def get_health(request: Request, _: NoParams) -> Response:
     return JsonResponse({"status": "ok"})
 
 
@@ -49,7 +50,7 @@ async def _chain_ok(chain: ChainConfig) -> bool:
     return True
 
 
-async def get_ready(request: Request) -> Response:
+async def get_ready(request: Request, _: NoParams) -> Response:
     """200 when the store and every chain RPC answer; 503 naming what does not."""
     svc = services(request)
     try:
@@ -69,24 +70,28 @@ async def get_ready(request: Request) -> Response:
     return JsonResponse(body)
 
 
-async def get_metrics(request: Request) -> Response:
+async def get_metrics(request: Request, _: NoParams) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def get_openapi(request: Request) -> Response:
+async def get_openapi(request: Request, _: NoParams) -> Response:
     settings = services(request).settings
     return JsonResponse(openapi_document(request.app.state.endpoints, settings.root_path))
 
 
-async def get_docs(request: Request) -> Response:
+async def get_docs(request: Request, _: NoParams) -> Response:
     root = services(request).settings.root_path
     return HTMLResponse(_DOCS_HTML.replace("OPENAPI_URL", root + "/openapi.json")
                         .replace("ASSETS", root + "/docs/assets"))
 
 
-async def get_docs_asset(request: Request) -> Response:
-    name = request.path_params["name"]
+class DocsAssetPath(Params):
+    name: str
+
+
+async def get_docs_asset(request: Request, p: DocsAssetPath) -> Response:
+    name = p.name
     media_type = _DOCS_ASSETS.get(name)
     if media_type is None:
         return JsonResponse({"error": "Not found.", "code": "not_found"}, status_code=404)
@@ -95,14 +100,15 @@ async def get_docs_asset(request: Request) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("health", "GET", "/health", get_health, "Liveness", body="none", service=False),
+    Endpoint("health", "GET", "/health", get_health, "Liveness", source="none", service=False),
     Endpoint("ready", "GET", "/health/ready", get_ready, "Readiness (store reachable)",
-             body="none", service=False),
-    Endpoint("metrics", "GET", "/metrics", get_metrics, "Prometheus metrics", body="none",
+             source="none", service=False),
+    Endpoint("metrics", "GET", "/metrics", get_metrics, "Prometheus metrics", source="none",
              service=False),
     Endpoint("openapi", "GET", "/openapi.json", get_openapi, "This OpenAPI document",
-             body="none", service=False),
-    Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", body="none", service=False),
+             source="none", service=False),
+    Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", source="none", service=False),
     Endpoint("docsAsset", "GET", "/docs/assets/{name}", get_docs_asset,
-             "Swagger UI's files (served by Tidegate, no CDN)", body="none", service=False),
+             "Swagger UI's files (served by Tidegate, no CDN)", params=DocsAssetPath,
+             source="path", service=False),
 ]

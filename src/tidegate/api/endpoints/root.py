@@ -7,6 +7,8 @@ from starlette.responses import Response
 
 from tidegate import __version__
 from tidegate.api.context import services
+from tidegate.api.cors import allow_any_origin
+from tidegate.api.params import NoParams
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint, service_endpoints
 
@@ -30,17 +32,16 @@ def root_document(request: Request) -> dict[str, object]:
     return document
 
 
-async def get_root(request: Request) -> Response:
+async def get_root(request: Request, _: NoParams) -> Response:
     # The document only changes with configuration: render it once per process.
     cached: bytes | None = getattr(request.app.state, "root_body", None)
     if cached is None:
         cached = bytes(JsonResponse(root_document(request)).body)
         request.app.state.root_body = cached
-    return Response(cached, media_type="application/json",
-                    headers={"Access-Control-Allow-Origin": "*"})
+    return allow_any_origin(Response(cached, media_type="application/json"))
 
 
 ENDPOINTS = [
     Endpoint("root", "GET", "/", get_root, "Provider identity, chains and service map",
-             body="none", service=False),
+             source="none", service=False),
 ]

@@ -41,13 +41,13 @@ from tidegate.errors import (
     UnauthorizedError,
 )
 from tidegate.files.storages import safe_filename
+from tidegate.types import ZERO_ADDRESS, digits_value
 
 __all__ = ["OperatorEnvironment", "OperatorJobRecord", "OperatorServiceEngine",
            "provider_signature"]
 
 logger = logging.getLogger(__name__)
 
-ZERO_ADDRESS: Final = "0x0000000000000000000000000000000000000000"
 _RETRY_STATUSES: Final = frozenset({502, 503, 504})
 _FILENAME: Final = re.compile(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', re.IGNORECASE)
 
@@ -336,8 +336,9 @@ class OperatorServiceEngine:
             content_type = response.headers.get("content-type", "application/octet-stream")
             length = response.headers.get("content-length", "")
             encoded = response.headers.get("content-encoding", "identity") != "identity"
-            if length.isdigit() and not encoded:
-                return ResultStream(name, int(length), content_type, _relay(response))
+            size = digits_value(length)
+            if size is not None and not encoded:
+                return ResultStream(name, size, content_type, _relay(response))
             body = await _bounded(response, self._max_unsized)
         except BaseException:
             await response.aclose()

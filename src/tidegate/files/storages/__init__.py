@@ -26,6 +26,7 @@ import httpx
 from tidegate.chain.clients import Chains
 from tidegate.errors import BadRequestError, ServiceUnavailableError
 from tidegate.files.safe_fetch import SafeFetcher
+from tidegate.types import userdata_object
 
 __all__ = [
     "MALFORMED",
@@ -187,24 +188,12 @@ def parse_headers(raw: object) -> dict[str, str]:
 
 
 def normalise_userdata(raw: object) -> dict[str, Any] | None:
-    """The request's ``userdata`` as an object, or ``None`` when empty.
+    """The request's ``userdata`` as an object, or ``None`` when empty or undecodable.
 
-    As the reference: an object is used as is; text is JSON-decoded and anything
-    undecodable (or not an object) becomes ``{}``; an empty value means "none".
+    The one rule of :func:`tidegate.types.userdata_object` (the reference's download:
+    text that does not decode to an object is dropped).
     """
-    if not raw:
-        return None
-    if isinstance(raw, Mapping):
-        return dict(raw)
-    if isinstance(raw, str | bytes):
-        try:
-            decoded = json.loads(raw)
-        except ValueError:
-            return {}
-        if isinstance(decoded, dict):
-            return dict(decoded) or None
-        return {}
-    return {}
+    return userdata_object(raw)
 
 
 def _query_value(value: object) -> str:

@@ -20,6 +20,7 @@ from tidegate.chain.clients import ChainConfig
 from tidegate.chain.rpc import ContractCallError, rpc
 from tidegate.errors import BadRequestError
 from tidegate.files.storages import FileObject, FileObjectError, StorageContext, shown
+from tidegate.types import digits_value
 
 _READ_ONLY: Final = frozenset({"view", "pure"})
 _INVALID_ABI: Final = "invalid abi"
@@ -44,8 +45,9 @@ def _chain_id(raw: object) -> int | None:
         return None
     if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw)
+    value = digits_value(raw.strip()) if isinstance(raw, str) else None
+    if value is not None:  # ASCII digits only: "²" passes isdigit() but not int()
+        return value
     raise FileObjectError("malformed smartcontract type, invalid chainId")
 
 

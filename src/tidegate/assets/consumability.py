@@ -1,0 +1,106 @@
+"""Consumability: may this asset be used now, by this consumer? One home for the rules.
+
+The data NFT's ``metaDataState`` (:class:`MetadataState`) decides what a provider
+does with an asset: orders and downloads need an active or unlisted asset; an
+indexer may still decrypt the DDO of a temporarily disabled one; end-of-life,
+deprecated and revoked assets are refused with their own codes. On top of the
+state, the DDO's credentials allow or deny consumers by address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum
+from typing import Any, Final
+
+from tidegate.assets.ddo import Asset
+from tidegate.chain.clients import ChainConfig
+from tidegate.chain.nft import metadata_state
+from tidegate.errors import BadRequestError, ForbiddenError
+
+
+class MetadataState(IntEnum):
+    """``ERC721Template.metaDataState`` values (Ocean contracts)."""
+
+    ACTIVE = 0
+    END_OF_LIFE = 1
+    DEPRECATED = 2
+    REVOKED = 3
+    TEMPORARILY_DISABLED = 4
+    UNLISTED = 5
+
+
+CONSUMABLE_STATES: Final = frozenset({MetadataState.ACTIVE, MetadataState.UNLISTED})
+"""States in which an asset may be ordered, downloaded and computed on."""
+DECRYPTABLE_STATES: Final = frozenset({MetadataState.ACTIVE, MetadataState.TEMPORARILY_DISABLED,
+                                       MetadataState.UNLISTED})
+"""States in which ``/decrypt`` hands an indexer the DDO."""
+_DECRYPT_REFUSALS: Final = {
+    MetadataState.END_OF_LIFE: ("Asset end of life", "asset_end_of_life"),
+    MetadataState.DEPRECATED: ("Asset deprecated", "asset_deprecated"),
+    MetadataState.REVOKED: ("Asset revoked", "asset_revoked"),
+}
+
+
+class NotConsumableError(BadRequestError):
+    code = "asset_not_consumable"
+
+
+def check_decryptable(state: int) -> None:
+    """Raise unless an indexer may decrypt a DDO whose NFT is in ``state``.
+
+    End of life, deprecated and revoked: 403 with their codes (the reference's answers);
+    a state the contracts do not define: 400 ``invalid_metadata_state``.
+    """
+    if state in DECRYPTABLE_STATES:
+        return
+    if state in _DECRYPT_REFUSALS:
+        message, code = _DECRYPT_REFUSALS[MetadataState(state)]
+        raise ForbiddenError(message, code=code)
+    raise BadRequestError("Invalid MetadataState", code="invalid_metadata_state")
+
+
+def _addresses(credentials: Mapping[str, Any], kind: str) -> list[str] | None:
+    entries = credentials.get(kind)
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if isinstance(entry, Mapping) and entry.get("type") == "address":
+            values = entry.get("values")
+            if not isinstance(values, list):
+                raise NotConsumableError("Asset malformed: credentials without values.",
+                                         code="asset_malformed")
+            return [str(v).lower() for v in values]
+    return None
+
+
+def check_credentials(asset: Asset, consumer: str) -> None:
+    """Allow list (if non-empty) must contain the consumer; else the deny list must not."""
+    allow = _addresses(asset.credentials, "allow")
+    deny = _addresses(asset.credentials, "deny")
+    who = consumer.lower()
+    if allow:
+        if who not in allow:
+            raise NotConsumableError(
+                f"Error: Access to asset {asset.did} was denied with code: "
+                "ConsumableCodes.CREDENTIAL_NOT_IN_ALLOW_LIST.",
+                code="credential_not_in_allow_list")
+    elif deny and who in deny:
+        raise NotConsumableError(
+            f"Error: Access to asset {asset.did} was denied with code: "
+            "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.", code="credential_in_deny_list")
+
+
+async def check_consumable(chain: ChainConfig, asset: Asset, consumer: str) -> None:
+    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` now.
+
+    The indexed state is checked first (no chain call for a disabled asset), then the
+    credentials, then the NFT's current state on chain (a revocation since indexing).
+    """
+    if not asset.metadata or asset.nft_state not in CONSUMABLE_STATES:
+        raise NotConsumableError(
+            f"Error: Access to asset {asset.did} was denied with code: "
+            "ConsumableCodes.ASSET_DISABLED.", code="asset_disabled")
+    check_credentials(asset, consumer)
+    if await metadata_state(chain, asset.nft_address) not in CONSUMABLE_STATES:
+        raise NotConsumableError("Asset is not consumable.")
