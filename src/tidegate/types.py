@@ -1,18 +1,11 @@
-"""Shared vocabulary types."""
+"""Shared vocabulary: Ethereum addresses, checked and checksummed (cached)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NewType
 
 from eth_utils import is_address as eth_is_address
 from eth_utils import to_checksum_address
-
-ChainId = NewType("ChainId", int)
-Address = NewType("Address", str)
-"""An EIP-55 checksummed Ethereum address."""
-Did = NewType("Did", str)
-TxHash = NewType("TxHash", str)
 
 
 @lru_cache(maxsize=16384)
