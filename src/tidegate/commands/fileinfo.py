@@ -1,6 +1,6 @@
 """fileinfo: details of a published service's files, or of one posted file object.
 
-Two request forms (reference §4.5; what ocean.py and ocean.js send):
+Two request forms (the reference Provider's; what ocean.py and ocean.js send):
 
 * ``{"did", "serviceId", "checksum"?, "userdata"?}``: resolve the asset, decrypt the
   service's files with the provider key of its chain, one entry per file, in order;
