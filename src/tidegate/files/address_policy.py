@@ -261,6 +261,8 @@ def default_ssl_context() -> ssl.SSLContext:
     """Certificate checks against certifi's CA bundle (the trust httpx gave the relay).
 
     Not the system store: the bundle is the same on every host and in every image.
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``, which httpx read, are not read here (only
+    settings.py reads the environment); a private CA would need a setting.
     """
     return ssl.create_default_context(cafile=certifi.where())
 
