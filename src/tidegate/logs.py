@@ -1,23 +1,124 @@
-"""Logging set-up: one JSON line per record on stderr."""
+"""Logging set-up: one JSON line per record on stderr.
+
+A record that carries an exception (``logger.exception``, ``exc_info=``) gets, as
+separate fields: ``exc_type`` (qualified class name), ``exc_message`` (scrubbed, see
+:func:`scrub`), ``traceback`` (frames, innermost last, as ``{"file", "line",
+"function"}``: never local values, source text or arguments) and, for a chained
+exception, ``exc_causes`` (type and scrubbed message of each ``__cause__`` /
+``__context__``, outermost first).
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import sys
+import traceback
+from types import TracebackType
+from typing import Any, Final
 
 import orjson
 
+__all__ = ["JsonFormatter", "configure_logging", "scrub"]
+
+#: Most frames kept per traceback (the innermost: where it failed).
+MAX_FRAMES: Final = 40
+#: Longest exception message kept, after scrubbing.
+MAX_MESSAGE: Final = 500
+_MAX_CAUSES: Final = 5
+
+_SCRUBBERS: Final = (
+    # Any URL: the scheme stays; host, path, userinfo and query may all be secrets
+    # (file URLs are the publisher's, RPC URLs carry API keys in the path).
+    (re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{1,15})://[^\s'\"<>]+"), r"\1://<redacted>"),
+    # A query string outside a URL: "?a=1&b=2".
+    (re.compile(r"\?[^\s'\"<>=?]+=[^\s'\"<>]*"), "?<redacted>"),
+    # "Bearer <token>", "Basic <credentials>" (before the names: "Authorization: Bearer").
+    (re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+"), r"\1 <redacted>"),
+    # name=value / name: value for credential-like names.
+    (re.compile(
+        r"(?i)\b([\w-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+        r"|private[_-]?key|signature|authorization|cookie|credential)s?[\w-]*)"
+        r"(['\"]?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"),
+     r"\1\2<redacted>"),
+    # JSON Web Tokens (auth tokens).
+    (re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"), "<jwt redacted>"),
+    # Private keys, hashes and signatures: 64 or more hex digits, with or without 0x.
+    (re.compile(r"\b(?:0x)?[0-9A-Fa-f]{64,}\b"), "<hex redacted>"),
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` without URLs (but their scheme), query strings, long hex, tokens or
+    credential values; cut to :data:`MAX_MESSAGE` characters."""
+    for pattern, replacement in _SCRUBBERS:
+        text = pattern.sub(replacement, text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+
+
+@functools.lru_cache(maxsize=1024)
+def _short_path(filename: str) -> str:
+    """``filename`` relative to the import root it was loaded from (``aiohttp/client.py``)."""
+    best = ""
+    for root in sys.path:
+        if root and filename.startswith(root.rstrip("/") + "/") and len(root) > len(best):
+            best = root.rstrip("/")
+    return filename[len(best) + 1:] if best else filename
+
+
+def _frames(tb: TracebackType | None) -> list[dict[str, Any]]:
+    frames = traceback.extract_tb(tb)[-MAX_FRAMES:]
+    return [{"file": _short_path(frame.filename), "line": frame.lineno,
+             "function": frame.name} for frame in frames]
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else \
+        f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _exception_fields(exc: BaseException) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "exc_type": _type_name(exc),
+        "exc_message": scrub(str(exc)),
+        "traceback": _frames(exc.__traceback__),
+    }
+    causes: list[dict[str, str]] = []
+    seen = {id(exc)}
+    inner = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    while inner is not None and id(inner) not in seen and len(causes) < _MAX_CAUSES:
+        seen.add(id(inner))
+        causes.append({"type": _type_name(inner), "message": scrub(str(inner))})
+        inner = inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)
+    if causes:
+        fields["exc_causes"] = causes
+    return fields
+
 
 class JsonFormatter(logging.Formatter):
-    """Render records as compact JSON (message already free of secrets by policy)."""
+    """Render records as compact JSON.
+
+    The message is taken as written (free of secrets by policy: log types, codes and
+    counts, never request data); exception fields are scrubbed here, because a
+    third-party exception's text can hold a URL or a key.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        return orjson.dumps({
+        line: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
-        }).decode()
+        }
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            try:
+                line.update(_exception_fields(exc))
+            except Exception:  # a broken __str__ must not lose the log line
+                line["exc_type"] = type(exc).__name__
+        return orjson.dumps(line).decode()
 
 
 def configure_logging(level: str) -> None:

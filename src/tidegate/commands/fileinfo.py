@@ -1,6 +1,6 @@
 """fileinfo: details of a published service's files, or of one posted file object.
 
-Two forms (reference §4.5; what ocean.py and ocean.js send): a DID and service id
+Two forms (the reference Provider's; what ocean.py and ocean.js send): a DID and service id
 (resolve the asset, decrypt the service's files with the provider key of its chain:
 one entry per file, in order), or one file object (a one-entry list). The request's
 shape is checked at the edge (``tidegate.api.endpoints.files``).

@@ -1,7 +1,7 @@
 """An in-process EVM with the Ocean v4 contracts: the embedded dev chain and test chain.
 
-Built on web3's ``EthereumTesterProvider`` over eth-tester's py-evm backend, adjusted as
-``/work/shared/spec/chain-setup.md`` prescribes: chain id 8996 everywhere, the barge
+Built on web3's ``EthereumTesterProvider`` over eth-tester's py-evm backend, adjusted to
+behave like barge's chain: chain id 8996 everywhere, the barge
 mnemonic and HD path (so addresses match barge, anvil and ganache), a quick gas
 estimator, and one lock around every access because eth-tester is not thread-safe.
 

@@ -12,7 +12,7 @@ and ``eth_signTypedData_v4`` (what ethers' ``JsonRpcSigner`` and so ocean.js sen
 it offers ``evm_snapshot``/``evm_revert``/``evm_mine``/``evm_increaseTime``.
 
 Stdlib ``ThreadingHTTPServer`` with keep-alive; Nagle is disabled, because otherwise
-every keep-alive request waits about 40 ms for a delayed ACK (chain-setup.md §4).
+every keep-alive request waits about 40 ms for a delayed ACK (measured).
 """
 
 from __future__ import annotations

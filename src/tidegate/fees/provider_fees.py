@@ -1,7 +1,7 @@
 """Provider fees: ``providerData``, the fee hash, signing and verifying, the amount.
 
 The byte formats are what ``ERC20Template._checkProviderFee`` checks on chain and
-what the reference Provider emits (reference-provider.md §6.1)::
+what the reference Provider emits (its ``ocean_provider/utils/provider_fees.py``)::
 
     h = keccak256(abi.encodePacked(bytes providerData, address feeAddress,
                                    address feeToken, uint256 amount, uint256 validUntil))

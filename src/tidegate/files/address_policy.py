@@ -29,22 +29,21 @@ import asyncio
 import contextlib
 import contextvars
 import enum
-import functools
 import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self, cast
+from typing import Final, Self
 
 import aiohttp
-import httpx
+import certifi
 from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.client_proto import ResponseHandler
 
-from tidegate.files.read_budget import BudgetedReads, ReadBudget
+from tidegate.files.aiohttp_internals import refuse_resend, use_budgeted_reads
+from tidegate.files.read_budget import ReadBudget
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -258,6 +257,16 @@ def _pinned_address(address: str, pin: ConnectionPin) -> bool:
         return False
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """Certificate checks against certifi's CA bundle (the trust httpx gave the relay).
+
+    Not the system store: the bundle is the same on every host and in every image.
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``, which httpx read, are not read here (only
+    settings.py reads the environment); a private CA would need a setting.
+    """
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class PinnedAsyncClient:
     """A pooled aiohttp client that connects only to pinned, checked addresses.
 
@@ -292,8 +301,7 @@ class PinnedAsyncClient:
         read_bufsize: int = 16 * 1024,
         read_budget: int = 4 * 1024 * 1024,
     ) -> None:
-        # httpx's default context: certifi's CA bundle (or SSL_CERT_FILE/SSL_CERT_DIR).
-        self._ssl_context = ssl_context if ssl_context is not None else httpx.create_ssl_context()
+        self._ssl_context = ssl_context if ssl_context is not None else default_ssl_context()
         self._limit = limit
         self._keepalive_timeout = keepalive_timeout
         self._read_bufsize = read_bufsize
@@ -314,21 +322,17 @@ class PinnedAsyncClient:
                 socket_factory=_pinned_socket,
                 happy_eyeballs_delay=None,  # try the pinned addresses in order
             )
-            # aiohttp has no public hook for its protocol class; the read-size test in
-            # tests/unit/files fails if a new aiohttp version stops using this one.
-            connector._factory = cast("functools.partial[ResponseHandler]", functools.partial(
-                BudgetedReads, loop=asyncio.get_running_loop(), budget=self.read_budget))
-            session = aiohttp.ClientSession(
+            use_budgeted_reads(connector, self.read_budget)  # aiohttp_internals, item 1
+            self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
                 read_bufsize=self._read_bufsize,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60),
+                # Exactly one request per hop: aiohttp would resend an idempotent
+                # request once when the connection drops before the answer.
+                middlewares=(refuse_resend,),
             )
-            # Exactly one request per hop: aiohttp would resend an idempotent request
-            # once when the connection drops before the answer.
-            session._retry_connection = False
-            self._session = session
         return self._session
 
     async def aclose(self) -> None:

@@ -1,7 +1,8 @@
 """File objects: parse a posted or decrypted JSON object into a typed, validated file.
 
 :func:`parse_file_object` is the one entry point; the per-type modules live in
-:mod:`tidegate.files.storages`. Types and their keys (reference §7.4):
+:mod:`tidegate.files.storages`. Types and their keys (as the reference Provider's
+``ocean_provider/file_types/`` reads them):
 
 * ``url``: ``url``, ``method`` (get/post, any case), ``headers``;
 * ``ipfs``: ``hash`` (via ``IPFS_GATEWAY`` → ``{gateway}/ipfs/{hash}``);

@@ -2,7 +2,9 @@
 
 Every request for a file's bytes goes through :class:`SafeFetcher`. Per hop it:
 
-1. accepts only ``http``/``https`` URLs with a host and without credentials;
+1. parses the URL once into the ``yarl.URL`` that is checked and sent
+   (:mod:`tidegate.files.urls`) and accepts only ``http``/``https`` URLs with a host
+   and without credentials;
 2. resolves the host once (A and AAAA) and refuses the request if *any* address is not
    allowed by :mod:`tidegate.files.address_policy` (DNS failure is a refusal too);
 3. connects only to those checked addresses (:class:`PinnedAsyncClient`, an aiohttp
@@ -29,7 +31,6 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import aiohttp
-import httpx
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -44,7 +45,16 @@ from tidegate.files.address_policy import (
     pinned,
     system_resolver,
 )
+from tidegate.files.aiohttp_internals import stop_read_timer
 from tidegate.files.read_budget import ReadBudget
+from tidegate.files.urls import (
+    DEFAULT_PORTS,
+    InvalidUrl,
+    join_url,
+    parse_url,
+    scheme_of,
+    with_params,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -71,7 +81,6 @@ DEFAULT_CHUNK_SIZE: Final = 64 * 1024
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _METHODS: Final = frozenset({"GET", "HEAD", "POST"})
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # Framing and routing headers are derived from the URL and body, never taken from a DDO.
 _DROPPED_HEADERS: Final = ("host", "content-length", "transfer-encoding", "connection")
 # Credentials meant for one origin must not follow a redirect to another.
@@ -147,13 +156,10 @@ class FetchPolicy:
         )
 
 
-def redact_url(url: str | httpx.URL) -> str:
+def redact_url(url: str | yarl.URL) -> str:
     """What may be logged about ``url``: its scheme (``"https"``), or ``"<url>"``."""
-    try:
-        scheme = httpx.URL(url).scheme
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return "<url>"
-    return scheme if scheme in _DEFAULT_PORTS else "<url>"
+    scheme = scheme_of(url)
+    return scheme if scheme in DEFAULT_PORTS else "<url>"
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -186,22 +192,33 @@ def _translate(exc: BaseException) -> TidegateError:
     return UpstreamUnavailableError(f"the file's server failed to answer ({_root_cause(exc)})")
 
 
-def _parse_url(url: str | httpx.URL) -> httpx.URL:
+def _parse_url(url: str | yarl.URL) -> yarl.URL:
+    """The URL to send, normalised (:mod:`tidegate.files.urls`), or a refusal.
+
+    The edge of the download path: text (or a caller's ``yarl.URL``, rendered and
+    parsed again, so that it passes the same checks) becomes the one URL object that
+    is checked, pinned and sent.
+    """
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
+        parsed = parse_url(url if isinstance(url, str) else str(url))
+    except InvalidUrl:
         raise UnsafeUrlError("the file URL is not a valid URL") from None
-    if parsed.scheme not in _DEFAULT_PORTS:
+    return _allowed(parsed)
+
+
+def _allowed(parsed: yarl.URL) -> yarl.URL:
+    """``parsed`` if the fetcher may send it: http(s), a host, no credentials."""
+    if parsed.scheme not in DEFAULT_PORTS:
         raise UnsafeUrlError("only http and https file URLs are allowed")
-    if parsed.userinfo:
+    if parsed.raw_user is not None or parsed.raw_password is not None:
         raise UnsafeUrlError("file URLs with credentials are not allowed")
     if not parsed.raw_host:
         raise UnsafeUrlError("the file URL has no host")
     return parsed
 
 
-def _origin(url: httpx.URL) -> tuple[str, bytes, int]:
-    return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
+def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, url.raw_host, url.port
 
 
 def _declared_length(response: aiohttp.ClientResponse) -> int | None:
@@ -226,7 +243,7 @@ class UpstreamResponse:
     """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, url: httpx.URL, max_bytes: int | None,
+        self, response: aiohttp.ClientResponse, url: yarl.URL, max_bytes: int | None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, read_timeout: float | None = None,
         budget: ReadBudget | None = None,
     ) -> None:
@@ -250,7 +267,7 @@ class UpstreamResponse:
         return self._response.headers
 
     @property
-    def url(self) -> httpx.URL:
+    def url(self) -> yarl.URL:
         """The final URL after redirects (for a filename). Sensitive: never log it."""
         return self._url
 
@@ -306,12 +323,10 @@ class UpstreamResponse:
         take them. Same cap, error translation and closing as :meth:`iter_bytes`.
         """
         content = self._response.content
-        connection = self._response.connection
-        protocol = connection.protocol if connection is not None else None
-        if self._read_timeout is not None and protocol is not None:
+        if self._read_timeout is not None:
             # aiohttp re-arms its read timer on every socket read: at hundreds of
             # streams that was 9% of the loop. Time only the waits instead.
-            protocol.read_timeout = None
+            stop_read_timer(self._response)
         received = 0
         try:
             while True:
@@ -392,7 +407,7 @@ class SafeFetcher:
     async def open(
         self,
         method: str,
-        url: str | httpx.URL,
+        url: str | yarl.URL,
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
@@ -418,7 +433,7 @@ class SafeFetcher:
         cap = min(caps) if caps else None
         current = _parse_url(url)
         if params:
-            current = current.copy_merge_params(params)
+            current = with_params(current, params)
         hop_headers: CIMultiDict[str] = CIMultiDict(headers or {})
         for name in _DROPPED_HEADERS:
             hop_headers.popall(name, None)
@@ -448,8 +463,8 @@ class SafeFetcher:
                 return upstream
             await UpstreamResponse(response, current, cap).aclose()
             try:
-                target = _parse_url(current.join(location))
-            except httpx.InvalidURL:
+                target = _allowed(join_url(current, location))
+            except InvalidUrl:
                 raise UpstreamUnavailableError("the file's server sent a bad redirect") from None
             if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
                 method, body = "GET", None
@@ -464,7 +479,7 @@ class SafeFetcher:
     async def read_limited(
         self,
         method: str,
-        url: str | httpx.URL,
+        url: str | yarl.URL,
         *,
         limit: int,
         headers: Mapping[str, str] | None = None,
@@ -487,16 +502,16 @@ class SafeFetcher:
                 )
             return await response.read()
 
-    async def _check(self, url: httpx.URL) -> ConnectionPin:
+    async def _check(self, url: yarl.URL) -> ConnectionPin:
         """Resolve the URL's host once and return the addresses, all of them allowed."""
-        host = url.raw_host.decode("ascii")
+        host = url.raw_host or ""
         addresses = await self._addresses(host)
         allow_private = self._policy.allow_private_addresses
         for address in addresses:
             if not is_allowed(address, allow_private_addresses=allow_private):
                 logger.info("refused an outbound file request: non-public address")
                 raise UnsafeUrlError("the file's host resolves to a non-public address")
-        port = url.port or _DEFAULT_PORTS[url.scheme]
+        port = url.port or DEFAULT_PORTS[url.scheme]
         return ConnectionPin(host, port, tuple(str(address) for address in addresses))
 
     async def _addresses(self, host: str) -> list[IPAddress]:
@@ -518,21 +533,16 @@ class SafeFetcher:
     async def _send(
         self,
         method: str,
-        url: httpx.URL,
+        url: yarl.URL,
         headers: CIMultiDict[str],
         body: bytes | None,
         pin: ConnectionPin,
     ) -> aiohttp.ClientResponse:
         try:
-            # httpx.URL is already percent-encoded: yarl must not quote it again.
-            target = yarl.URL(str(url), encoded=True)
-        except ValueError:
-            raise UnsafeUrlError("the file URL is not a valid URL") from None
-        try:
             with pinned(pin):
                 return await self._client.session.request(
                     method,
-                    target,
+                    url,  # already encoded (urls.parse_url): aiohttp sends it as is
                     headers=headers,
                     data=body,
                     allow_redirects=False,

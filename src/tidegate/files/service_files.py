@@ -1,4 +1,4 @@
-"""Decrypt a service's ``files`` and check what binds them to the asset (reference §7.3).
+"""Decrypt a service's ``files`` and check what binds them to the asset.
 
 ``services[].files`` is the ``0x`` hex of an ECIES ciphertext made by ``/encrypt`` for
 this provider. Its UTF-8 JSON plaintext is, by DDO ``version``:

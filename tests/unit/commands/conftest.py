@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tidegate.assets.publishing import PublishedAsset
 
 from tests.chain_fixtures import ChainHarness
 from tests.conftest import open_store
@@ -27,6 +26,7 @@ from tidegate.assets.resolver import IndexedResolver
 from tidegate.auth.request_auth import RequestAuthenticator, SignedRequest
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import ChainConfig, Chains
+from tidegate.dev.publishing import PublishedAsset
 from tidegate.files.objects import StorageContext
 from tidegate.stores.base import Store
 from tidegate.types import Nonce

@@ -20,7 +20,6 @@ from tests.helpers import CONSUMER_ADDRESS, OTHER_KEY, PROVIDER_ADDRESS
 from tests.unit.commands.conftest import Deps, signed
 from tidegate.assets.orders import OrderInvalidError
 from tidegate.auth.signatures import InvalidSignatureError, compute_message
-from tidegate.chain import ocean_txs
 from tidegate.commands.compute.checks import ComputeRefusedError
 from tidegate.commands.compute.context import AlgorithmRequest, ComputeContext, DatasetRef
 from tidegate.commands.compute.initialize import (
@@ -32,6 +31,7 @@ from tidegate.commands.compute.start import StartCompute, start_compute
 from tidegate.compute.engines.base import JobSpec, ResultStream
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobRecord
+from tidegate.dev import ocean_txs
 from tidegate.errors import BadRequestError
 
 PYTHON = {"entrypoint": "python $ALGO", "image": "python", "tag": "3.11",
@@ -105,7 +105,7 @@ async def ordered(deps: Deps, ctx: ComputeContext, dataset: Any,
         environment="env", valid_until=int(time.time()) + 600))
     [quote] = quotes.datasets
     assert isinstance(quote, ComputeQuote) and quotes.algorithm is None
-    return str(ocean_txs.start_order(deps.harness.chain.w3, deps.harness.consumer,
+    return str(ocean_txs.start_order(deps.harness.txs, deps.harness.consumer,
                                      dataset.datatoken_address, consumer, 0,
                                      quote.provider_fee))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from tidegate.assets.publishing import compact_json
 
 from tests.helpers import CONSUMER_ADDRESS, OTHER_ADDRESS
 from tests.unit.commands.conftest import Deps, signed
@@ -17,6 +16,7 @@ from tidegate.commands.decrypt import (
     decrypt_ddo,
 )
 from tidegate.dev.ocean_txs import set_metadata_state
+from tidegate.dev.publishing import compact_json
 from tidegate.errors import BadRequestError, ForbiddenError, TidegateError
 
 
@@ -49,7 +49,7 @@ async def test_a_direct_document(deps: Deps) -> None:
 async def test_metadata_states(deps: Deps, state: int, error: type[TidegateError] | None,
                                code: str | None) -> None:
     asset = await deps.publish()
-    set_metadata_state(deps.harness.chain.w3, deps.harness.publisher, asset.nft_address, state)
+    set_metadata_state(deps.harness.txs, deps.harness.publisher, asset.nft_address, state)
     cmd = by_transaction(asset.metadata_tx, asset.nft_address)
     if error is None:
         assert await decrypt_ddo(cmd, deps.chains, deps.authenticator, ())

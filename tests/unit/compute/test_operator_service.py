@@ -1,7 +1,8 @@
 """The operator-service engine against a recorded-contract fake (no cluster runs here).
 
-The fake is a small HTTP server answering as the Ocean operator-service does per the
-reference (§5.1, §5.2, §5.4, §5.5, §5.9) and recording every request it receives, so
+The fake is a small HTTP server answering as the Ocean operator-service does for the
+reference Provider (signing, environments, start, status/stop/delete, results) and
+recording every request it receives, so
 these tests check what Tidegate sends (routes, query parameters, the workflow
 document, provider signatures) and how it reads the answers.
 """

@@ -27,7 +27,7 @@ OTHER_KEY = "0x" + "11" * 32
 OCEAN = "0x2473f4F7bf40ed9310838edFCA6262C17A59DF64"
 DT = "0xC7EC1970B09224B317c52d92f37F5e1E4fF6B687"
 
-# Decoded providerData observed from the reference Provider (reference-provider.md §6.1).
+# Decoded providerData observed from the reference Provider.
 REFERENCE_DATA = (
     b'{"environment":null,"timestamp":1795533607.358028,'
     b'"dt":"0xC7EC1970B09224B317c52d92f37F5e1E4fF6B687","id":"test"}'

@@ -130,7 +130,7 @@ async def get_download(request: Request, p: DownloadParams) -> Response:
                                 auth_token=request.headers.get("AuthToken")),
         ),
         authenticator=svc.authenticator, resolver=svc.resolver, chains=svc.chains,
-        orders=svc.orders, storage=svc.storage,
+        orders=svc.orders, storage=svc.storage, compute=svc.engine,
     )
     return RelayResponse(stream)
 

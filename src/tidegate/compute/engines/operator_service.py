@@ -1,6 +1,7 @@
 """The operator-service engine: Ocean's C2D API in front of Kubernetes clusters.
 
-Tidegate talks to ``{OPERATOR_SERVICE_URL}/api/v1/operator/<x>`` (reference §5) as the
+Tidegate talks to ``{OPERATOR_SERVICE_URL}/api/v1/operator/<x>`` (as the reference
+Provider's ``ocean_provider/utils/compute.py`` does) as the
 provider: every request carries ``providerAddress``, a ``nonce`` (``time.time_ns()``,
 strictly increasing) and ``providerSignature``, the provider key's signature of
 ``owner + jobId + nonce`` (``owner + nonce`` without a job id) in the reference's
@@ -260,7 +261,7 @@ class OperatorServiceEngine:
         """Any image: the cluster pulls it (validateContainer checks the fields)."""
 
     def workflow(self, spec: JobSpec) -> dict[str, Any]:
-        """The ``POST compute`` body of reference §5.4 (signature and nonce included)."""
+        """The ``POST compute`` body the reference Provider sends (signature and nonce included)."""
         inputs = []
         for index, item in enumerate(spec.inputs):
             remote: dict[str, Any] = {"txId": item.transfer_tx, "serviceId": item.service_id}
@@ -351,7 +352,8 @@ class OperatorServiceEngine:
 
 
 def _algorithm(algorithm: JobAlgorithm) -> dict[str, Any]:
-    """The stage's ``algorithm`` (reference §5.4): a published DID or raw meta."""
+    """The stage's ``algorithm``, as the reference Provider builds it: a published DID or raw
+    meta."""
     container = dict(algorithm.container)
     if algorithm.did:
         # Service id and order tx are optional JobAlgorithm fields (newer base.py).

@@ -21,11 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-import httpx
+import yarl
 
 from tidegate.chain.clients import Chains
 from tidegate.errors import BadRequestError, ServiceUnavailableError
 from tidegate.files.safe_fetch import SafeFetcher
+from tidegate.files.urls import parse_url
 from tidegate.types import userdata_object
 
 __all__ = [
@@ -136,11 +137,11 @@ class HttpFileObject(FileObject):
         """The upstream request; raises :class:`GatewayNotConfiguredError` if needed."""
 
     @abstractmethod
-    def download_filename(self, final_url: httpx.URL) -> str:
+    def download_filename(self, final_url: yarl.URL) -> str:
         """A name safe for ``Content-Disposition: attachment;filename=NAME``."""
 
     @abstractmethod
-    def info_filename(self, final_url: httpx.URL) -> str:
+    def info_filename(self, final_url: yarl.URL) -> str:
         """The ``filename`` fileinfo reports (may be ``""``)."""
 
 
@@ -219,11 +220,11 @@ def query_params(userdata: Mapping[str, Any] | None) -> dict[str, str | list[str
     return params or None
 
 
-def last_path_segment(url: httpx.URL | str) -> str:
+def last_path_segment(url: yarl.URL | str) -> str:
     """The (percent-decoded) text after the last ``/`` of the URL's path."""
     try:
-        path = httpx.URL(url).path
-    except (httpx.InvalidURL, TypeError, ValueError):
+        path = (url if isinstance(url, yarl.URL) else parse_url(url)).path
+    except ValueError:  # InvalidUrl, or an escape yarl cannot decode
         return ""
     return path.rsplit("/", 1)[-1]
 

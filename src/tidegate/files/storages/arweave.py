@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
+import yarl
 
 from tidegate.files.storages import (
     FileObjectError,
@@ -60,8 +60,8 @@ class ArweaveFile(HttpFileObject):
         url = f"{ctx.arweave_gateway.rstrip('/')}/{self.transaction_id}"
         return UpstreamRequest("GET", url, self.headers, params=query_params(self.userdata))
 
-    def download_filename(self, final_url: httpx.URL) -> str:
+    def download_filename(self, final_url: yarl.URL) -> str:
         return random_filename()
 
-    def info_filename(self, final_url: httpx.URL) -> str:
+    def info_filename(self, final_url: yarl.URL) -> str:
         return ""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
+import yarl
 
 from tidegate.files.storages import (
     FileObjectError,
@@ -52,8 +52,8 @@ class GraphqlFile(HttpFileObject):
             body["variables"] = dict(self.userdata)
         return UpstreamRequest("POST", self.url, self.headers, json=body)
 
-    def download_filename(self, final_url: httpx.URL) -> str:
+    def download_filename(self, final_url: yarl.URL) -> str:
         return random_filename()
 
-    def info_filename(self, final_url: httpx.URL) -> str:
+    def info_filename(self, final_url: yarl.URL) -> str:
         return last_path_segment(final_url)

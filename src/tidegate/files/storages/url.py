@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-import httpx
+import yarl
 
 from tidegate.files.storages import (
     MISSING_KEYS,
@@ -68,8 +68,8 @@ class UrlFile(HttpFileObject):
             return UpstreamRequest("POST", self.url, self.headers, json=self.userdata or None)
         return UpstreamRequest("GET", self.url, self.headers, params=query_params(self.userdata))
 
-    def download_filename(self, final_url: httpx.URL) -> str:
+    def download_filename(self, final_url: yarl.URL) -> str:
         return safe_filename(last_path_segment(final_url))
 
-    def info_filename(self, final_url: httpx.URL) -> str:
+    def info_filename(self, final_url: yarl.URL) -> str:
         return last_path_segment(final_url)
