@@ -71,7 +71,9 @@ async def test_order_of_another_service_or_datatoken(harness: ChainHarness,
 
 
 async def test_timeout_and_reuse(harness: ChainHarness, chain_config: Any) -> None:
-    asset = harness.publish(timeout=60)
+    # An hour, not a minute: on anvil a reverted snapshot can leave the next block's
+    # timestamp behind the wall clock, which a short timeout would count as expiry.
+    asset = harness.publish(timeout=3600)
     harness.give_datatokens(asset)
     tx = order_asset(harness, asset)
     a = parsed(asset)
@@ -80,7 +82,7 @@ async def test_timeout_and_reuse(harness: ChainHarness, chain_config: Any) -> No
                                      sender=harness.consumer.address)
     with pytest.raises(OrderInvalidError, match="expired"):
         await validator.validate(chain_config, asset=a, service=a.services[0], tx_id=tx,
-                                 sender=harness.consumer.address, now=order.timestamp + 61)
+                                 sender=harness.consumer.address, now=order.timestamp + 3601)
     fee = sign_provider_fee(PROVIDER_KEY, provider_data=build_provider_data(
         None, time.time(), asset.datatoken_address, "0"), fee_token=harness.addresses["Ocean"],
         fee_amount=0, valid_until=0)
