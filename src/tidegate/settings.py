@@ -10,6 +10,7 @@ operator can switch with the same environment; settings the reference lacks use
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -88,6 +89,8 @@ class Settings:
     compute_sandbox_uid: int = 61000
     compute_max_processes: int = 64
     compute_tmp_mb: int = 64
+    rate_limit: RateLimitSettings = field(default_factory=lambda: RateLimitSettings())
+    """``TIDEGATE_RATE_LIMIT*``, ``TIDEGATE_TRUSTED_PROXIES``, ``TIDEGATE_REDIS_URL``."""
 
     @property
     def multichain(self) -> bool:
@@ -186,6 +189,7 @@ class _Parser:
             compute_sandbox_uid=self._int("TIDEGATE_COMPUTE_SANDBOX_UID", 61000),
             compute_max_processes=self._int("TIDEGATE_COMPUTE_MAX_PROCESSES", 64),
             compute_tmp_mb=self._int("TIDEGATE_COMPUTE_TMP_MB", 64),
+            rate_limit=rate_limit_from_env(self.env, self.problems),
         )
         if self.problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))
@@ -342,3 +346,109 @@ class _Parser:
             self.problems.append("TIDEGATE_ROOT_PATH must look like /prefix")
             return ""
         return raw
+
+
+# --- rate limiting ---------------------------------------------------------------------
+# One self-contained block: RateLimitSettings and rate_limit_from_env (it reads only the
+# variables below and reports problems the way the parser above does).
+
+RATE_LIMIT_CLASSES = ("status", "read", "signed", "probe")
+"""Route classes, each with its own token bucket per client address and per signer."""
+
+
+@dataclass(frozen=True)
+class ClassLimit:
+    """A GCRA / token bucket: ``rate`` requests per second on average, ``burst`` at once.
+
+    ``rate`` 0 means the class is not limited.
+    """
+
+    rate: float
+    burst: int
+
+
+DEFAULT_RATE_LIMITS: Mapping[str, ClassLimit] = {
+    "status": ClassLimit(20.0, 120),
+    "read": ClassLimit(20.0, 120),
+    "signed": ClassLimit(10.0, 120),
+    "probe": ClassLimit(5.0, 120),
+}
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Rate limiting per client address and per signer (docs/configuration.md)."""
+
+    enabled: bool = True
+    limits: Mapping[str, ClassLimit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+    """Peers whose ``X-Forwarded-For`` is believed (empty: the socket peer is the client)."""
+    redis_url: str | None = None
+    """Share the buckets through this Redis; else through the database (SQLite or PostgreSQL)."""
+    sync_interval: float = 0.1
+    """Seconds between two exchanges of a worker's counts with the shared state."""
+
+
+def rate_limit_from_env(env: Mapping[str, str], problems: list[str]) -> RateLimitSettings:
+    """``RateLimitSettings`` from ``env``; each invalid variable appends to ``problems``."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    enabled = True
+    raw = get("TIDEGATE_RATE_LIMIT")
+    if raw is not None:
+        if raw.lower() in _TRUE | _FALSE:
+            enabled = raw.lower() in _TRUE
+        else:
+            problems.append("TIDEGATE_RATE_LIMIT must be a boolean (true/false)")
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for name, default in DEFAULT_RATE_LIMITS.items():
+        prefix = f"TIDEGATE_RATE_LIMIT_{name.upper()}"
+        rate, burst = default.rate, default.burst
+        raw = get(prefix + "_RATE")
+        if raw is not None:
+            try:
+                rate = float(raw)
+            except ValueError:
+                rate = -1.0
+            if not 0 <= rate <= 100_000:  # beyond, 1/rate vanishes in a timestamp's precision
+                problems.append(f"{prefix}_RATE must be a number of requests/s from 0 to "
+                                "100000")
+                rate = default.rate
+        raw = get(prefix + "_BURST")
+        if raw is not None:
+            if raw.isdigit() and int(raw) >= 1:
+                burst = int(raw)
+            else:
+                problems.append(f"{prefix}_BURST must be a positive integer")
+        limits[name] = ClassLimit(rate, burst)
+    proxies: list[IpNetwork] = []
+    raw = get("TIDEGATE_TRUSTED_PROXIES")
+    for item in (raw or "").replace(",", " ").split():
+        try:
+            proxies.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            problems.append("TIDEGATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges")
+            break
+    redis_url = get("TIDEGATE_REDIS_URL")
+    if redis_url is not None and not re.match(r"^(rediss?|unix)://\S+$", redis_url):
+        # Never echo the value: it can carry a password.
+        problems.append("TIDEGATE_REDIS_URL must be redis://, rediss:// or unix://")
+        redis_url = None
+    interval = 0.1
+    raw = get("TIDEGATE_RATE_LIMIT_SYNC_INTERVAL")
+    if raw is not None:
+        try:
+            interval = float(raw)
+        except ValueError:
+            interval = -1.0
+        if not 0.01 <= interval <= 10:
+            problems.append("TIDEGATE_RATE_LIMIT_SYNC_INTERVAL must be between 0.01 and 10 "
+                            "seconds")
+            interval = 0.1
+    return RateLimitSettings(enabled=enabled, limits=limits, trusted_proxies=tuple(proxies),
+                             redis_url=redis_url, sync_interval=interval)
