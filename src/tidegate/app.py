@@ -46,6 +46,8 @@ from tidegate.compute.config import local_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
+from tidegate.ratelimit.backends import shared_state
+from tidegate.ratelimit.gate import RateGate
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
 
@@ -71,10 +73,22 @@ def create_app(settings: Settings) -> TidegateApp:
     """The ASGI application for ``settings``; clients are built in its lifespan."""
     endpoints = all_endpoints()
     metrics = Metrics()
+    gate: RateGate | None = None
+    if settings.rate_limit.enabled:
+        shared = shared_state(settings)
+        gate = RateGate(settings.rate_limit, endpoints, metrics, root_path=settings.root_path,
+                        access_log=settings.access_log, backend_name=shared.name)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if gate is not None:
+                # Each worker limits on its own at once; the batches to the shared state
+                # (Redis or the database) start here and fail open.
+                await shared.open()
+                stack.push_async_callback(shared.close)
+                gate.limiter.start(shared, gate.stats)
+                stack.push_async_callback(gate.limiter.stop)
             http = await stack.enter_async_context(httpx.AsyncClient())
             # Asset files get their own client: it connects only to checked addresses.
             files_http = await stack.enter_async_context(
@@ -118,7 +132,8 @@ def create_app(settings: Settings) -> TidegateApp:
                 store=store,
                 chains=chains,
                 tokens=tokens,
-                authenticator=RequestAuthenticator(store, tokens),
+                authenticator=RequestAuthenticator(
+                    store, tokens, signer_limit=gate.check_signer if gate else None),
                 resolver=resolver,
                 fetcher=fetcher,
                 orders=OrderValidator(settings.pending_tx_wait),
@@ -168,11 +183,13 @@ def create_app(settings: Settings) -> TidegateApp:
         middleware=[
             Middleware(ObservabilityMiddleware, metrics=metrics, log_access=settings.access_log),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-                       allow_headers=["*"], expose_headers=["Content-Disposition"]),
+                       allow_headers=["*"],
+                       expose_headers=["Content-Disposition", "Retry-After"]),
         ],
     )
     app.state.endpoints = endpoints
     app.state.metrics = metrics
+    app.rate_gate = gate
     if settings.fast_routes:
         app.hot_routes = HotRoutes(app.state, metrics, root_path=settings.root_path,
                                    access_log=settings.access_log)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 from starlette.applications import Starlette
@@ -25,6 +25,9 @@ from tidegate.api.middleware import Metrics, log_access
 from tidegate.auth.nonces import reported_nonce
 from tidegate.types import checksum_address, is_address
 
+if TYPE_CHECKING:
+    from tidegate.ratelimit.gate import RateGate
+
 __all__ = ["HotRoutes", "TidegateApp"]
 
 NONCE_PATH: Final = "/api/services/nonce"
@@ -32,7 +35,7 @@ _NONCE_QUERY: Final = re.compile(rb"userAddress=(0x[0-9a-fA-F]{40})")
 _JSON: Final = (b"content-type", b"application/json")
 # What CORSMiddleware (allow_origins=["*"]) adds: Vary always, the rest on cross-origin.
 _ALLOW_ORIGIN: Final = (b"access-control-allow-origin", b"*")
-_EXPOSE: Final = (b"access-control-expose-headers", b"Content-Disposition")
+_EXPOSE: Final = (b"access-control-expose-headers", b"Content-Disposition, Retry-After")
 _VARY: Final = (b"vary", b"Origin")
 
 
@@ -107,12 +110,28 @@ class HotRoutes:
 
 
 class TidegateApp(Starlette):
-    """Starlette, with :class:`HotRoutes` in front of its middleware stack."""
+    """Starlette, with the rate limit's door and :class:`HotRoutes` in front of its
+    middleware stack."""
 
     hot_routes: HotRoutes | None = None
+    rate_gate: RateGate | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hot = self.hot_routes
-        if scope["type"] == "http" and hot is not None and await hot.answer(scope, send):
-            return
+        if scope["type"] == "http":
+            gate = self.rate_gate
+            if gate is None:
+                limit = None
+            else:
+                limit, wait = gate.check(scope)
+                if wait and limit is not None:
+                    if wait < 0:  # a client this worker does not know yet
+                        wait = await gate.settle(scope, limit)
+                    if wait:
+                        await gate.refuse(scope, send, limit, wait)
+                        return
+            hot = self.hot_routes
+            if hot is not None and await hot.answer(scope, send):
+                return
+            if gate is not None:
+                gate.enter(limit)  # for the per-signer limit, once the signer is known
         await super().__call__(scope, receive, send)
