@@ -34,6 +34,7 @@ from tidegate.api.endpoints import (
 from tidegate.api.errors import EXCEPTION_HANDLERS
 from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
+from tidegate.api.ratelimit import RateGate
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
 from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
@@ -47,7 +48,6 @@ from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.ratelimit.backends import shared_state
-from tidegate.ratelimit.gate import RateGate
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
 
@@ -75,7 +75,8 @@ def create_app(settings: Settings) -> TidegateApp:
     metrics = Metrics()
     gate: RateGate | None = None
     if settings.rate_limit.enabled:
-        shared = shared_state(settings)
+        shared = shared_state(settings.rate_limit, settings.database_url,
+                              settings.sqlite_path)
         gate = RateGate(settings.rate_limit, endpoints, metrics, root_path=settings.root_path,
                         access_log=settings.access_log, backend_name=shared.name)
 

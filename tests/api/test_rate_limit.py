@@ -21,8 +21,8 @@ from tests.helpers import (
     sign_like_ocean_js,
 )
 from tidegate.api.fastpath import TidegateApp
+from tidegate.api.ratelimit import RateGate
 from tidegate.app import create_app
-from tidegate.ratelimit.gate import RateGate
 from tidegate.settings import Settings
 
 NONCE = f"/api/services/nonce?userAddress={CONSUMER_ADDRESS}"

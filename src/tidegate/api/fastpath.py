@@ -26,7 +26,7 @@ from tidegate.auth.nonces import reported_nonce
 from tidegate.types import checksum_address, is_address
 
 if TYPE_CHECKING:
-    from tidegate.ratelimit.gate import RateGate
+    from tidegate.api.ratelimit import RateGate
 
 __all__ = ["HotRoutes", "TidegateApp"]
 

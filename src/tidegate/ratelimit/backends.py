@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from tidegate.ratelimit.buckets import SharedState
-from tidegate.settings import Settings
+from tidegate.settings import RateLimitSettings
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -230,13 +230,14 @@ class SqliteState:
             self._thread = None
 
 
-def shared_state(settings: Settings) -> SharedState:
-    """Redis if configured, else the database kind the store uses."""
-    if settings.rate_limit.redis_url:
-        return RedisState(settings.rate_limit.redis_url)
-    url = settings.database_url
-    if url is not None and url.startswith("postgres"):
-        return PostgresState(url)
-    store_file = (Path(url.removeprefix("sqlite://")) if url is not None
-                  else settings.sqlite_path)
+def shared_state(settings: RateLimitSettings, database_url: str | None,
+                 sqlite_path: Path) -> SharedState:
+    """Redis if configured, else the kind of database the store uses (``database_url``,
+    ``TIDEGATE_DATABASE_URL``; ``sqlite_path``: the store's file when it is unset)."""
+    if settings.redis_url:
+        return RedisState(settings.redis_url)
+    if database_url is not None and database_url.startswith("postgres"):
+        return PostgresState(database_url)
+    store_file = (Path(database_url.removeprefix("sqlite://")) if database_url is not None
+                  else sqlite_path)
     return SqliteState(store_file.with_name("ratelimit.db"))

@@ -14,12 +14,12 @@ as their IPv4 address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
-from starlette.types import Scope
-
 from tidegate.settings import IpNetwork
+
+Headers = Iterable[tuple[bytes, bytes]]
 
 _CACHE_LIMIT: Final = 65536
 _UNKNOWN: Final = "unknown"
@@ -48,7 +48,8 @@ def _key(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 
 class ClientKeys:
-    """Maps a request's scope to its client key (cached: the hot path is a dict lookup)."""
+    """Maps a request's peer and headers to its client key (cached: the hot path is a dict
+    lookup)."""
 
     def __init__(self, trusted: Sequence[IpNetwork]) -> None:
         self.trusted = tuple(trusted)
@@ -56,11 +57,11 @@ class ClientKeys:
         self._trusted_peers: dict[str, bool] = {}
         self._forwarded: dict[bytes, str] = {}
 
-    def key(self, scope: Scope) -> str:
-        client = scope.get("client")
+    def key(self, client: tuple[str, int] | None, headers: Headers) -> str:
+        """The key of a request from ``client`` (the ASGI ``(host, port)`` of the peer)."""
         host = client[0] if client else ""
         if self.trusted and self._is_trusted_host(host):
-            return self._from_forwarded(scope, host)
+            return self._from_forwarded(headers, host)
         key = self._peers.get(host)
         if key is None:
             key = self._peer_key(host)
@@ -87,8 +88,8 @@ class ClientKeys:
             self._trusted_peers[host] = known
         return known
 
-    def _from_forwarded(self, scope: Scope, peer: str) -> str:
-        values = [v for name, v in scope["headers"] if name == b"x-forwarded-for"]
+    def _from_forwarded(self, headers: Headers, peer: str) -> str:
+        values = [v for name, v in headers if name == b"x-forwarded-for"]
         if not values:
             return self._peers.get(peer) or self._peer_key(peer)
         raw = b",".join(values)

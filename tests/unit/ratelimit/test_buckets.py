@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tidegate.api.ratelimit import retry_after
 from tidegate.ratelimit.backends import PostgresState, RedisState, SqliteState
 from tidegate.ratelimit.buckets import UNKNOWN, Bucket, Limiter, SharedState
-from tidegate.ratelimit.gate import retry_after
 from tidegate.settings import ClassLimit
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -157,7 +157,8 @@ class RateGate:
         limit = self.route(scope["method"], scope["path"])
         if limit is None or limit.address is None:
             return limit, 0
-        wait = limit.address.take(self.clients.key(scope), self.clock())
+        key = self.clients.key(scope.get("client"), scope["headers"])
+        wait = limit.address.take(key, self.clock())
         if wait > 0:
             self.stats.refused(limit.name, "address")
         return limit, wait
@@ -167,7 +168,7 @@ class RateGate:
         bucket = limit.address
         if bucket is None:
             return 0
-        key = self.clients.key(scope)
+        key = self.clients.key(scope.get("client"), scope["headers"])
         await self.limiter.fetch(bucket, key)
         wait = bucket.take(key, self.clock())
         if wait > 0:
