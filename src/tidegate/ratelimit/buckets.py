@@ -104,16 +104,17 @@ class Bucket:
         elif tat < now:
             tat = now
         tat += self.interval
-        wait = tat - now - self.tolerance
-        if wait > 0:
+        ahead = tat - now
+        if ahead > self.tolerance:
             if key not in self.pending:
                 self.pending[key] = 0  # learn the other workers' count at the next batch
-            return wait
+            return ahead - self.tolerance
         self.tat[key] = tat
-        if tat - now > self.half:
+        if ahead > self.half:
             self.hot.add(key)
-        count = self.pending.get(key, 0) + 1
-        self.pending[key] = count
+        pending = self.pending
+        count = pending.get(key, 0) + 1
+        pending[key] = count
         if count == self.threshold:
             self.wake()
         return 0

@@ -53,7 +53,8 @@ class ClientKeys:
 
     def __init__(self, trusted: Sequence[IpNetwork]) -> None:
         self.trusted = tuple(trusted)
-        self._peers: dict[str, str] = {}
+        self.peer_keys: dict[str, str] = {}
+        """Peer host -> key, for peers that are no trusted proxy (read by the gate)."""
         self._trusted_peers: dict[str, bool] = {}
         self._forwarded: dict[bytes, str] = {}
 
@@ -62,7 +63,7 @@ class ClientKeys:
         host = client[0] if client else ""
         if self.trusted and self._is_trusted_host(host):
             return self._from_forwarded(headers, host)
-        key = self._peers.get(host)
+        key = self.peer_keys.get(host)
         if key is None:
             key = self._peer_key(host)
         return key
@@ -70,9 +71,9 @@ class ClientKeys:
     def _peer_key(self, host: str) -> str:
         address = _parse(host) if host else None
         key = _key(address) if address is not None else (host[:64] or _UNKNOWN)
-        if len(self._peers) >= _CACHE_LIMIT:
-            self._peers.clear()
-        self._peers[host] = key
+        if len(self.peer_keys) >= _CACHE_LIMIT:
+            self.peer_keys.clear()
+        self.peer_keys[host] = key
         return key
 
     def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -91,7 +92,7 @@ class ClientKeys:
     def _from_forwarded(self, headers: Headers, peer: str) -> str:
         values = [v for name, v in headers if name == b"x-forwarded-for"]
         if not values:
-            return self._peers.get(peer) or self._peer_key(peer)
+            return self.peer_keys.get(peer) or self._peer_key(peer)
         raw = b",".join(values)
         key = self._forwarded.get(raw)
         if key is None:
