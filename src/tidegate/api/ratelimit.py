@@ -92,8 +92,9 @@ class _Stats:
             ["backend"], registry=metrics.registry).labels(backend)
         self.up = Gauge(
             "tidegate_rate_limit_backend_up",
-            "1 when the last exchange with the rate limit's shared state succeeded",
+            "0 from a failed exchange with the rate limit's shared state until one succeeds",
             ["backend"], registry=metrics.registry).labels(backend)
+        self.up.set(1)
         self._children: dict[tuple[str, str], Any] = {}
 
     def refused(self, route_class: str, kind: str) -> None:
