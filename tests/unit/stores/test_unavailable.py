@@ -66,14 +66,19 @@ async def test_postgres_down_is_unavailable_then_recovers(
 
 
 async def test_postgres_statement_errors_are_not_hidden(fresh_pg_url: str) -> None:
+    # The schema is shared by the session's tests: hide the table, then restore it.
     store = PostgresStore(fresh_pg_url)
     await store.open()
     try:
         async with store.pool.acquire() as conn:
-            await conn.execute("DROP TABLE nonces")
-        with pytest.raises(Exception) as caught:
-            await store.get_nonce(ADDRESS)
-        assert not isinstance(caught.value, StoreUnavailableError)
+            await conn.execute("ALTER TABLE nonces RENAME TO nonces_hidden")
+        try:
+            with pytest.raises(Exception) as caught:
+                await store.get_nonce(ADDRESS)
+            assert not isinstance(caught.value, StoreUnavailableError)
+        finally:
+            async with store.pool.acquire() as conn:
+                await conn.execute("ALTER TABLE nonces_hidden RENAME TO nonces")
     finally:
         await store.close()
 
