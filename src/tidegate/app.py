@@ -36,6 +36,7 @@ from tidegate.api.endpoints import (
 from tidegate.api.errors import EXCEPTION_HANDLERS
 from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
+from tidegate.api.ratelimit import RateGate
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
 from tidegate.assets.orders import OrderValidator
@@ -50,6 +51,7 @@ from tidegate.compute.engines.base import ComputeEngine
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
+from tidegate.ratelimit.backends import shared_state
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
 
@@ -97,10 +99,24 @@ def create_app(settings: Settings) -> TidegateApp:
     """The ASGI application for ``settings``; clients are built in its lifespan."""
     endpoints = all_endpoints()
     metrics = Metrics()
+    gate: RateGate | None = None
+    if settings.rate_limit.enabled:
+        database_url = (settings.database_url.get_secret_value()
+                        if settings.database_url is not None else None)
+        shared = shared_state(settings.rate_limit, database_url, settings.sqlite_path)
+        gate = RateGate(settings.rate_limit, endpoints, metrics, root_path=settings.root_path,
+                        access_log=settings.access_log, backend_name=shared.name)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if gate is not None:
+                # Each worker limits on its own at once; the batches to the shared state
+                # (Redis or the database) start here and fail open.
+                await shared.open()
+                stack.push_async_callback(shared.close)
+                gate.limiter.start(shared, gate.stats)
+                stack.push_async_callback(gate.limiter.stop)
             http = await stack.enter_async_context(httpx.AsyncClient())
             # Asset files get their own client: it connects only to checked addresses.
             files_http = await stack.enter_async_context(
@@ -148,7 +164,8 @@ def create_app(settings: Settings) -> TidegateApp:
                 store=store,
                 chains=chains,
                 tokens=tokens,
-                authenticator=RequestAuthenticator(store, tokens),
+                authenticator=RequestAuthenticator(
+                    store, tokens, signer_limit=gate.check_signer if gate else None),
                 resolver=resolver,
                 fetcher=fetcher,
                 orders=OrderValidator(settings.pending_tx_wait),
@@ -202,6 +219,7 @@ def create_app(settings: Settings) -> TidegateApp:
     )
     app.state.endpoints = endpoints
     app.state.metrics = metrics
+    app.rate_gate = gate
     if settings.fast_routes:
         app.hot_routes = HotRoutes(app.state, metrics, root_path=settings.root_path,
                                    access_log=settings.access_log)

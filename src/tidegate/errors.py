@@ -29,6 +29,11 @@ class TidegateError(Exception):
         """The JSON body for this error (without the status)."""
         return {"error": self.message, "code": self.code}
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (``Retry-After`` of a 429)."""
+        return {}
+
 
 class BadRequestError(TidegateError):
     status = 400
@@ -73,6 +78,21 @@ class MethodNotAllowedError(TidegateError):
 class PayloadTooLargeError(TidegateError):
     status = 413
     code = "payload_too_large"
+
+
+class RateLimitedError(TidegateError):
+    """Too many requests from one client address or signer."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamError(TidegateError):

@@ -13,10 +13,12 @@ value. Secrets are :class:`~pydantic.SecretStr` from the moment they are read, s
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -25,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    SkipValidation,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -240,6 +243,112 @@ MaybeUserPath = Annotated[Path | None, BeforeValidator(_path)]
 MaybeJsonObjects = Annotated[tuple[dict[str, Any], ...] | None, BeforeValidator(_json_objects)]
 
 
+# --- rate limiting ---------------------------------------------------------------------
+# One self-contained block: RateLimitSettings and rate_limit_from_env (it reads only the
+# variables below and reports problems the way the parser above does).
+
+RATE_LIMIT_CLASSES = ("status", "read", "signed", "probe")
+"""Route classes, each with its own token bucket per client address and per signer."""
+
+
+@dataclass(frozen=True)
+class ClassLimit:
+    """A GCRA / token bucket: ``rate`` requests per second on average, ``burst`` at once.
+
+    ``rate`` 0 means the class is not limited.
+    """
+
+    rate: float
+    burst: int
+
+
+DEFAULT_RATE_LIMITS: Mapping[str, ClassLimit] = {
+    "status": ClassLimit(20.0, 120),
+    "read": ClassLimit(20.0, 120),
+    "signed": ClassLimit(10.0, 120),
+    "probe": ClassLimit(5.0, 120),
+}
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Rate limiting per client address and per signer (docs/configuration.md)."""
+
+    enabled: bool = True
+    limits: Mapping[str, ClassLimit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+    """Peers whose ``X-Forwarded-For`` is believed (empty: the socket peer is the client)."""
+    redis_url: str | None = field(default=None, repr=False)
+    """Share the buckets through this Redis; else through the database (SQLite or PostgreSQL)."""
+    sync_interval: float = 0.1
+    """Seconds between two exchanges of a worker's counts with the shared state."""
+
+
+def rate_limit_from_env(env: Mapping[str, str], problems: list[str]) -> RateLimitSettings:
+    """``RateLimitSettings`` from ``env``; each invalid variable appends to ``problems``."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    enabled = True
+    raw = get("TIDEGATE_RATE_LIMIT")
+    if raw is not None:
+        if raw.lower() in _TRUE | _FALSE:
+            enabled = raw.lower() in _TRUE
+        else:
+            problems.append("TIDEGATE_RATE_LIMIT must be a boolean (true/false)")
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for name, default in DEFAULT_RATE_LIMITS.items():
+        prefix = f"TIDEGATE_RATE_LIMIT_{name.upper()}"
+        rate, burst = default.rate, default.burst
+        raw = get(prefix + "_RATE")
+        if raw is not None:
+            try:
+                rate = float(raw)
+            except ValueError:
+                rate = -1.0
+            if not 0 <= rate <= 100_000:  # beyond, 1/rate vanishes in a timestamp's precision
+                problems.append(f"{prefix}_RATE must be a number of requests/s from 0 to "
+                                "100000")
+                rate = default.rate
+        raw = get(prefix + "_BURST")
+        if raw is not None:
+            if raw.isdigit() and int(raw) >= 1:
+                burst = int(raw)
+            else:
+                problems.append(f"{prefix}_BURST must be a positive integer")
+        limits[name] = ClassLimit(rate, burst)
+    proxies: list[IpNetwork] = []
+    raw = get("TIDEGATE_TRUSTED_PROXIES")
+    for item in (raw or "").replace(",", " ").split():
+        try:
+            proxies.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            problems.append("TIDEGATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges")
+            break
+    redis_url = get("TIDEGATE_REDIS_URL")
+    if redis_url is not None and not re.match(r"^(rediss?|unix)://\S+$", redis_url):
+        # Never echo the value: it can carry a password.
+        problems.append("TIDEGATE_REDIS_URL must be redis://, rediss:// or unix://")
+        redis_url = None
+    interval = 0.1
+    raw = get("TIDEGATE_RATE_LIMIT_SYNC_INTERVAL")
+    if raw is not None:
+        try:
+            interval = float(raw)
+        except ValueError:
+            interval = -1.0
+        if not 0.01 <= interval <= 10:
+            problems.append("TIDEGATE_RATE_LIMIT_SYNC_INTERVAL must be between 0.01 and 10 "
+                            "seconds")
+            interval = 0.1
+    return RateLimitSettings(enabled=enabled, limits=limits, trusted_proxies=tuple(proxies),
+                             redis_url=redis_url, sync_interval=interval)
+
+
 class Settings(BaseSettings):
     """Everything configurable about one Tidegate process; build it with :meth:`from_env`.
 
@@ -320,6 +429,10 @@ class Settings(BaseSettings):
     compute_sandbox_uid: Count = Field(61000, validation_alias="TIDEGATE_COMPUTE_SANDBOX_UID")
     compute_max_processes: Count = Field(64, validation_alias="TIDEGATE_COMPUTE_MAX_PROCESSES")
     compute_tmp_mb: Count = Field(64, validation_alias="TIDEGATE_COMPUTE_TMP_MB")
+    rate_limit: Annotated[RateLimitSettings, SkipValidation] = Field(
+        default_factory=RateLimitSettings)
+    """``TIDEGATE_RATE_LIMIT*``, ``TIDEGATE_TRUSTED_PROXIES``, ``TIDEGATE_REDIS_URL`` (read by
+    :func:`rate_limit_from_env`, which :meth:`from_env` calls)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -404,12 +517,18 @@ class Settings(BaseSettings):
 
         Raises ConfigurationError naming every bad or missing variable.
         """
-        values = _Environment(cls, os.environ if environ is None else environ)()
+        env = os.environ if environ is None else environ
+        rate_problems: list[str] = []
+        rate_limit = rate_limit_from_env(env, rate_problems)
+        values = _Environment(cls, env)()
         try:
-            return cls(**values)
+            settings = cls(**values, rate_limit=rate_limit)
         except ValidationError as exc:
             raise ConfigurationError(
-                "invalid configuration: " + "; ".join(_problems(exc))) from None
+                "invalid configuration: " + "; ".join(_problems(exc) + rate_problems)) from None
+        if rate_problems:
+            raise ConfigurationError("invalid configuration: " + "; ".join(rate_problems))
+        return settings
 
 
 class _Environment(EnvSettingsSource):

@@ -14,15 +14,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 ALLOW_ORIGIN: Final = ("Access-Control-Allow-Origin", "*")
-EXPOSE_HEADERS: Final = ("Access-Control-Expose-Headers", "Content-Disposition")
-"""Browsers may read the download's file name."""
+EXPOSE_HEADERS: Final = ("Access-Control-Expose-Headers", "Content-Disposition, Retry-After")
+"""Browsers may read the download's file name and a 429's ``Retry-After``."""
 VARY: Final = ("Vary", "Origin")
 
 
 def cors_middleware() -> Middleware:
     """The app's CORS middleware: any origin, method and header; file names exposed."""
     return Middleware(CORSMiddleware, allow_origins=[ALLOW_ORIGIN[1]], allow_methods=["*"],
-                      allow_headers=["*"], expose_headers=[EXPOSE_HEADERS[1]])
+                      allow_headers=["*"],
+                      expose_headers=[h.strip() for h in EXPOSE_HEADERS[1].split(",")])
 
 
 def allow_any_origin(response: Response) -> Response:

@@ -53,7 +53,8 @@ def error_response(exc: Exception, route: str) -> Response:
     if isinstance(exc, TidegateError):
         if exc.status >= 500:
             log.warning("%s failed: %s (%s)", route, exc.code, type(exc.__cause__).__name__)
-        return allow_any_origin(JsonResponse(exc.body(), status_code=exc.status))
+        return allow_any_origin(JsonResponse(exc.body(), status_code=exc.status,
+                                             headers=exc.headers or None))
     log.error("%s failed: unexpected %s", route, type(exc).__name__)
     return allow_any_origin(
         JsonResponse({"error": "Internal server error.", "code": "internal_error"},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 from starlette.applications import Starlette
@@ -25,6 +25,9 @@ from tidegate.api.cors import ALLOW_ORIGIN, EXPOSE_HEADERS, VARY, raw_header
 from tidegate.api.endpoints.nonce import nonce_answer
 from tidegate.api.middleware import Metrics, log_access
 from tidegate.types import checksum_address, is_address
+
+if TYPE_CHECKING:
+    from tidegate.api.ratelimit import RateGate
 
 __all__ = ["HotRoutes", "TidegateApp"]
 
@@ -108,12 +111,28 @@ class HotRoutes:
 
 
 class TidegateApp(Starlette):
-    """Starlette, with :class:`HotRoutes` in front of its middleware stack."""
+    """Starlette, with the rate limit's door and :class:`HotRoutes` in front of its
+    middleware stack."""
 
     hot_routes: HotRoutes | None = None
+    rate_gate: RateGate | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hot = self.hot_routes
-        if scope["type"] == "http" and hot is not None and await hot.answer(scope, send):
-            return
+        if scope["type"] == "http":
+            gate = self.rate_gate
+            if gate is None:
+                limit = None
+            else:
+                limit, wait = gate.check(scope)
+                if wait and limit is not None:
+                    if wait < 0:  # a client this worker does not know yet
+                        wait = await gate.settle(scope, limit)
+                    if wait:
+                        await gate.refuse(scope, send, limit, wait)
+                        return
+            hot = self.hot_routes
+            if hot is not None and await hot.answer(scope, send):
+                return
+            if gate is not None:
+                gate.enter(limit)  # for the per-signer limit, once the signer is known
         await super().__call__(scope, receive, send)

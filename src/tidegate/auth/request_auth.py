@@ -5,10 +5,15 @@ nonce is consumed, so nobody can burn another address's nonces; the nonce is the
 checked and advanced in one atomic store operation. With an AuthToken instead of a
 signature the nonce is checked but not advanced: whoever holds a token must not be
 able to lock its owner out of signed requests with a huge nonce.
+
+The per-signer rate limit (``signer_limit``) runs once the signer is proven and before
+the nonce is consumed: nobody can spend another address's budget by naming it, and a
+refused request can be sent again unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tidegate.auth.nonces import check_nonce, consume_nonce
@@ -40,9 +45,12 @@ class SignedRequest:
 class RequestAuthenticator:
     """Checks who signed a request and consumes its nonce."""
 
-    def __init__(self, store: Store, tokens: AuthTokens) -> None:
+    def __init__(self, store: Store, tokens: AuthTokens,
+                 signer_limit: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.tokens = tokens
+        self.signer_limit = signer_limit
+        """Called with the verified signer; raises to refuse (the rate limit's hook)."""
 
     async def authenticate(self, request: SignedRequest) -> str:
         """Return the checksummed signer after verifying ``message + nonce``.
@@ -63,9 +71,13 @@ class RequestAuthenticator:
             holder = await self.tokens.verify(request.auth_token)
             if holder != address:
                 raise InvalidTokenError("Token is invalid.")
+            if self.signer_limit is not None:
+                await self.signer_limit(address)
             await check_nonce(self.store, address, request.nonce)
             return address
         else:
             raise InvalidSignatureError("Missing signature or AuthToken.", code="missing_signature")
+        if self.signer_limit is not None:
+            await self.signer_limit(address)
         await consume_nonce(self.store, address, request.nonce)
         return address

@@ -81,6 +81,8 @@ DEV_DEFAULTS: Mapping[str, str] = {
     "IPFS_GATEWAY": "https://ipfs.io",
     "ARWEAVE_GATEWAY": "https://arweave.net/",
     "TIDEGATE_INDEXER_POLL_INTERVAL": "0.2",
+    # One developer on loopback, whose test suites fire hundreds of requests a second.
+    "TIDEGATE_RATE_LIMIT": "false",
 }
 ANVIL_BALANCE_ETH = 10_000
 STATE_INTERVAL = 2

@@ -1,0 +1,1 @@
+"""Rate limiting per client address and per signer (docs/configuration.md)."""
