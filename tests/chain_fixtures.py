@@ -232,6 +232,8 @@ def chain_settings(harness: ChainHarness, tmp_path: Path) -> Callable[..., Setti
             # Tests change NFT states and expect the next request to see it at once;
             # the reuse window itself is tested in tests/unit/chain/test_nft.py.
             "TIDEGATE_CHAIN_STATE_TTL": "0",
+            # Many requests from one address; tests/api/test_rate_limit.py turns it on.
+            "TIDEGATE_RATE_LIMIT": "false",
         }
         env.update(overrides)
         return Settings.from_env(env)

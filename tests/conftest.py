@@ -32,6 +32,8 @@ def base_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         # No gateways (set empty): tests never reach the public ipfs.io / arweave.net.
         "IPFS_GATEWAY": "",
         "ARWEAVE_GATEWAY": "",
+        # Tests fire many requests from one address; the limiter's own tests turn it on.
+        "TIDEGATE_RATE_LIMIT": "false",
     }
     env.update(overrides)
     return env

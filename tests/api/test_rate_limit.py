@@ -70,7 +70,9 @@ class Running:
 
 @asynccontextmanager
 async def running(tmp_path: Path, **env: str) -> AsyncIterator[Running]:
-    app = create_app(Settings.from_env(base_env(tmp_path, **env)))
+    # base_env turns the limiter off for the other tests: on here unless a test says.
+    limited = {"TIDEGATE_RATE_LIMIT": "true", **env}
+    app = create_app(Settings.from_env(base_env(tmp_path, **limited)))
     async with app.router.lifespan_context(app):
         run = Running(app)
         try:
@@ -304,7 +306,8 @@ async def test_the_off_switch(tmp_path: Path) -> None:
 
 async def test_a_class_with_rate_zero_is_not_limited(
         make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(TIDEGATE_RATE_LIMIT_PROBE_RATE="0"))
+    app = create_app(make_settings(TIDEGATE_RATE_LIMIT="true",
+                                   TIDEGATE_RATE_LIMIT_PROBE_RATE="0"))
     assert app.rate_gate is not None
     limit = app.rate_gate.route("POST", FILEINFO)
     assert limit is not None and limit.address is None

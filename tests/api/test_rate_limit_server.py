@@ -53,7 +53,7 @@ def serve(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
 
 def test_two_processes_on_one_data_dir_share_the_limit(tmp_path: Path) -> None:
     env = base_env(tmp_path, ADDRESS_FILE=str(offline_address_file(tmp_path)),
-                   TIDEGATE_RATE_LIMIT_READ_BURST="10",
+                   TIDEGATE_RATE_LIMIT="true", TIDEGATE_RATE_LIMIT_READ_BURST="10",
                    TIDEGATE_RATE_LIMIT_READ_RATE="0.01")
     with serve(env, tmp_path / "a.log") as one, serve(env, tmp_path / "b.log") as two:
         with httpx.Client(base_url=one) as client:
@@ -68,7 +68,8 @@ def test_two_processes_on_one_data_dir_share_the_limit(tmp_path: Path) -> None:
 def test_serve_with_two_workers_stops_300_back_to_back_requests(tmp_path: Path) -> None:
     """Default limits: the read class lets 120 through at once, for both workers together
     (without sharing, each worker would admit its own 120)."""
-    env = base_env(tmp_path, ADDRESS_FILE=str(offline_address_file(tmp_path)))
+    env = base_env(tmp_path, ADDRESS_FILE=str(offline_address_file(tmp_path)),
+                   TIDEGATE_RATE_LIMIT="true")
     with serve(env, tmp_path / "server.log", workers=2) as url:
         time.sleep(2)  # both workers up
 
