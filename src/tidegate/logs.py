@@ -79,7 +79,8 @@ def _type_name(exc: BaseException) -> str:
         f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _exception_fields(exc: BaseException) -> dict[str, Any]:
+def exception_fields(exc: BaseException) -> dict[str, Any]:
+    """The scrubbed fields of an exception: type, message, frames, causes."""
     fields: dict[str, Any] = {
         "exc_type": _type_name(exc),
         "exc_message": scrub(str(exc)),
@@ -95,6 +96,10 @@ def _exception_fields(exc: BaseException) -> dict[str, Any]:
     if causes:
         fields["exc_causes"] = causes
     return fields
+
+
+EXCEPTION_EXTRA = "tidegate_exception"
+"""``extra={EXCEPTION_EXTRA: exc}``: the JSON line carries the scrubbed exception."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -113,9 +118,14 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         exc = record.exc_info[1] if record.exc_info else None
+        attached = getattr(record, EXCEPTION_EXTRA, None)
+        if exc is None and isinstance(attached, BaseException):
+            # Passed as an extra, not exc_info: handlers other than this one (pytest's,
+            # a library's) would print exc_info's text unscrubbed.
+            exc = attached
         if exc is not None:
             try:
-                line.update(_exception_fields(exc))
+                line.update(exception_fields(exc))
             except Exception:  # a broken __str__ must not lose the log line
                 line["exc_type"] = type(exc).__name__
         return orjson.dumps(line).decode()

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from tidegate.api.cors import allow_any_origin
 from tidegate.api.responses import JsonResponse
 from tidegate.errors import TidegateError
+from tidegate.logs import EXCEPTION_EXTRA
 
 log = logging.getLogger("tidegate.errors")
 
@@ -47,15 +48,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def error_response(exc: Exception, route: str) -> Response:
     """The response for any exception raised by an endpoint.
 
-    Unknown exceptions log their type and the route only: their text may contain
-    URLs or secrets, and the traceback is not written to the log at all.
+    Unknown exceptions log their type and the route in the message; the JSON log line
+    also carries the exception scrubbed (type, message without URLs or keys, frames:
+    file, line, function), never the request.
     """
     if isinstance(exc, TidegateError):
         if exc.status >= 500:
             log.warning("%s failed: %s (%s)", route, exc.code, type(exc.__cause__).__name__)
         return allow_any_origin(JsonResponse(exc.body(), status_code=exc.status,
                                              headers=exc.headers or None))
-    log.error("%s failed: unexpected %s", route, type(exc).__name__)
+    log.error("%s failed: unexpected %s", route, type(exc).__name__,
+              extra={EXCEPTION_EXTRA: exc})
     return allow_any_origin(
         JsonResponse({"error": "Internal server error.", "code": "internal_error"},
                      status_code=500)
