@@ -51,6 +51,7 @@ from tidegate.compute.engines.base import ComputeEngine
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
+from tidegate.logs import configure_logging
 from tidegate.ratelimit.backends import shared_state
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
@@ -227,5 +228,11 @@ def create_app(settings: Settings) -> TidegateApp:
 
 
 def app_from_env() -> TidegateApp:
-    """Factory for ``uvicorn --factory`` (each worker reads the same environment)."""
-    return create_app(Settings.from_env())
+    """Factory for ``uvicorn --factory`` (each worker reads the same environment).
+
+    Logging is configured here too: with ``--workers N`` uvicorn starts each worker as
+    a new process, which inherits none of the parent's configuration.
+    """
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -94,7 +94,7 @@ def serve(host: str, port: int, workers: int) -> None:
     3, each problem named) if something cannot work; exit status 2 is a bad setting.
     """
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     report = run_startup_checks(settings, host, port)
     log = logging.getLogger("tidegate.startup")
     log.info("Tidegate %s on http://%s:%d with %d worker(s)", __version__, host, port, workers)

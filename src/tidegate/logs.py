@@ -14,13 +14,14 @@ import functools
 import logging
 import re
 import sys
+import time
 import traceback
 from types import TracebackType
 from typing import Any, Final
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging", "scrub"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "scrub"]
 
 #: Most frames kept per traceback (the innermost: where it failed).
 MAX_FRAMES: Final = 40
@@ -98,6 +99,9 @@ def exception_fields(exc: BaseException) -> dict[str, Any]:
     return fields
 
 
+FIELDS_EXTRA = "tidegate_fields"
+"""``extra={FIELDS_EXTRA: {...}}``: fields the JSON line carries at its top level (the
+access log's method, route, status ...); the text format appends them as key=value."""
 EXCEPTION_EXTRA = "tidegate_exception"
 """``extra={EXCEPTION_EXTRA: exc}``: the JSON line carries the scrubbed exception."""
 
@@ -117,6 +121,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, FIELDS_EXTRA, None)
+        if isinstance(fields, dict):
+            line.update(fields)
         exc = record.exc_info[1] if record.exc_info else None
         attached = getattr(record, EXCEPTION_EXTRA, None)
         if exc is None and isinstance(attached, BaseException):
@@ -131,13 +138,47 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
-def configure_logging(level: str) -> None:
-    """Send every logger to stderr as JSON at ``level``."""
+class TextFormatter(logging.Formatter):
+    """For humans (``LOG_FORMAT=text``): time, level, logger, message, then the fields as
+    key=value; exceptions as their scrubbed type and message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(record.created))
+        text = f"{when} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        fields = getattr(record, FIELDS_EXTRA, None)
+        if isinstance(fields, dict):
+            text += "".join(f" {k}={v}" for k, v in fields.items())
+        exc = record.exc_info[1] if record.exc_info else getattr(record, EXCEPTION_EXTRA, None)
+        if isinstance(exc, BaseException):
+            text += f" [{_type_name(exc)}: {scrub(str(exc))}]"
+        return text
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def configure_logging(level: str, log_format: str = "json") -> None:
+    """Send every logger to stderr, one JSON line per record (or text), at ``level``.
+
+    Called in every process that logs: the CLI, and each ``serve`` worker (uvicorn
+    starts workers as new processes, which inherit no logging configuration).
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if log_format == "text" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # uvicorn's loggers have handlers of their own when it configured them: use ours.
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers[:] = []
+        uvicorn_logger.propagate = True
+    # Never uvicorn's access log: its request line carries the query string (signatures,
+    # tokens). Tidegate writes its own (tidegate.access), without it.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
+    uvicorn_access.disabled = True
     # Libraries that would log URLs (RPC endpoints, origins) stay at WARNING.
     for noisy in ("httpx", "httpcore", "web3", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

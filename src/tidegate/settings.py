@@ -221,6 +221,13 @@ def _root_path(value: Any) -> str:
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def _log_format(value: Any) -> str:
+    form = _text(value).strip().lower()
+    if form not in ("json", "text"):
+        raise _problem("must be json or text")
+    return form
+
+
 def _log_level(value: Any) -> str:
     level = _text(value).strip().upper()
     if level not in _LOG_LEVELS:
@@ -388,6 +395,8 @@ class Settings(BaseSettings):
     arweave_gateway: Gateway = Field(DEFAULT_ARWEAVE_GATEWAY, validation_alias="ARWEAVE_GATEWAY")
     log_level: Annotated[str, BeforeValidator(_log_level)] = Field(
         "INFO", validation_alias="LOG_LEVEL")
+    log_format: Annotated[str, BeforeValidator(_log_format)] = Field(
+        "json", validation_alias="LOG_FORMAT")
     # --- Tidegate settings ------------------------------------------------------------
     auth_token_secret: SecretStr | None = Field(
         None, validation_alias="TIDEGATE_AUTH_TOKEN_SECRET")

@@ -104,3 +104,61 @@ def test_bad_configuration_exits_with_message(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "PROVIDER_PRIVATE_KEY must be a 32-byte hex private key" in proc.stderr
+
+
+def test_two_workers_log_json_lines_with_access_records(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path), "TIDEGATE_ACCESS_LOG": "true", "LOG_LEVEL": "INFO",
+           "ADDRESS_FILE": str(offline_address_file(tmp_path))}
+    port = free_port()
+    log = tmp_path / "workers.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tidegate", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2"],
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        given = httpx.get(url + "/api/services/nonce", params={"userAddress": CONSUMER_ADDRESS},
+                          headers={"X-Request-ID": "trace-42"})
+        assert given.headers["x-request-id"] == "trace-42"
+        fresh = httpx.get(url + "/api/aquarius/assets/ddo/did:op:" + "ab" * 32,
+                          headers={"X-Request-ID": "not a token; drop"})
+        assert fresh.status_code == 404 and len(fresh.headers["x-request-id"]) == 16
+        time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    lines = log.read_text().splitlines()
+    assert lines
+    records = [json.loads(line) for line in lines]  # every stderr line is JSON
+    access = [r for r in records if r["logger"] == "tidegate.access"]
+    by_id = {r["request_id"]: r for r in access}
+    assert by_id["trace-42"]["route"] == "/api/services/nonce"
+    assert by_id["trace-42"]["status"] == 200 and by_id["trace-42"]["bytes"] > 0
+    assert by_id[fresh.headers["x-request-id"]]["status"] == 404
+    assert all("?" not in r["path"] and isinstance(r["ms"], float) for r in access)
+    assert any(r["logger"] == "tidegate.startup" for r in records)
+
+
+def test_text_log_format_for_humans(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tidegate", "serve", "--port", "1"],
+        env={**os.environ, **base_env(tmp_path), "LOG_FORMAT": "loud"},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "LOG_FORMAT must be json or text" in proc.stderr
+    import logging
+
+    from tidegate.logs import FIELDS_EXTRA, TextFormatter
+
+    record = logging.LogRecord("tidegate.access", logging.INFO, __file__, 1, "GET / %d",
+                               (200,), None)
+    setattr(record, FIELDS_EXTRA, {"status": 200, "ms": 1.5})
+    text = TextFormatter().format(record)
+    assert text.endswith("INFO    tidegate.access: GET / 200 status=200 ms=1.5")

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from tidegate.api.cors import ALLOW_ORIGIN, EXPOSE_HEADERS, VARY, raw_header
 from tidegate.api.endpoints.nonce import nonce_answer
-from tidegate.api.middleware import Metrics, log_access
+from tidegate.api.middleware import Metrics, log_access, request_id
 from tidegate.types import checksum_address, is_address
 
 if TYPE_CHECKING:
@@ -40,15 +40,18 @@ _EXPOSE: Final = raw_header(EXPOSE_HEADERS)
 _VARY: Final = raw_header(VARY)
 
 
-def _inspect_headers(scope: Scope) -> tuple[bool, bool]:
-    """(has a body, has an Origin header)."""
+def _inspect_headers(scope: Scope) -> tuple[bool, bool, bytes | None]:
+    """(has a body, has an Origin header, the X-Request-ID given)."""
     body = origin = False
+    rid = None
     for name, value in scope["headers"]:
         if name == b"origin":
             origin = True
         elif (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
             body = True
-    return body, origin
+        elif name == b"x-request-id":
+            rid = value
+    return body, origin, rid
 
 
 class HotRoutes:
@@ -70,7 +73,7 @@ class HotRoutes:
         path = scope["path"]
         if scope["method"] != "GET" or (path != "/" and path != self._nonce_path):
             return False  # every other request: two comparisons, nothing more
-        has_body, has_origin = _inspect_headers(scope)
+        has_body, has_origin, given_id = _inspect_headers(scope)
         if has_body:  # parameters may come as JSON: the full route merges them
             return False
         started = time.perf_counter()
@@ -87,12 +90,14 @@ class HotRoutes:
         if has_origin:
             headers.append(_EXPOSE)
         headers.append(_VARY)
+        rid = request_id(given_id)
+        headers.append((b"x-request-id", rid))
         self._metrics.observe_start("GET", route, time.perf_counter() - started)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self._metrics.count("GET", route, 200)
         if self._access_log:
-            log_access("GET", route, 200, started)
+            log_access("GET", route, 200, started, path=path, sent=len(body), rid=rid)
         return True
 
     async def _nonce_body(self, query: bytes) -> bytes | None:

@@ -1,19 +1,23 @@
 """Pure ASGI middleware: Prometheus metrics and JSON access logs.
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed downloads pass through untouched.
-The access log records method, route template, status and duration only: never
-the query string (signatures, tokens) nor headers.
+The access log records method, route template, path, status, duration, bytes and the
+request id (``X-Request-ID``, accepted or generated, returned): never the query string
+(signatures, tokens) nor other headers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidegate.logs import FIELDS_EXTRA
 
 access_log = logging.getLogger("tidegate.access")
 
@@ -52,15 +56,30 @@ class Metrics:
         counter.inc()
 
 
-def log_access(method: str, route: str, status: int, started: float) -> None:
-    """One JSON access-log line (no query string, no headers)."""
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id(incoming: bytes | None) -> bytes:
+    """The client's ``X-Request-ID`` when it is a plain token (≤ 64 characters), else a
+    fresh one: it is echoed in the response and in the access log, so it must be safe."""
+    if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return os.urandom(8).hex().encode()
+
+
+def log_access(method: str, route: str, status: int, started: float, *, path: str = "",
+               sent: int = 0, rid: bytes = b"") -> None:
+    """One access-log record with real fields: no query string, no headers but the id."""
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(orjson.dumps({
+        access_log.info("%s %s %d", method, route, status, extra={FIELDS_EXTRA: {
             "method": method,
             "route": route,
+            "path": path or route,
             "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 2),
-        }).decode())
+            "bytes": sent,
+            "request_id": rid.decode("ascii"),
+        }})
 
 
 def _route_label(scope: Scope) -> str:
@@ -83,13 +102,18 @@ class ObservabilityMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        sent = 0
+        rid = request_id(next((v for k, v in scope["headers"] if k == b"x-request-id"), None))
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
                 self.metrics.observe_start(scope["method"], _route_label(scope),
                                            time.perf_counter() - start)
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -98,4 +122,5 @@ class ObservabilityMiddleware:
             route = _route_label(scope)
             self.metrics.count(scope["method"], route, status)
             if self.log_access:
-                log_access(scope["method"], route, status, start)
+                log_access(scope["method"], route, status, start, path=scope["path"],
+                           sent=sent, rid=rid)

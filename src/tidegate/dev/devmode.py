@@ -645,7 +645,7 @@ async def run_dev(
                                   chain=chain, fresh=fresh, anvil=anvil)
     try:
         try:
-            configure_logging(env.settings.log_level)
+            configure_logging(env.settings.log_level, env.settings.log_format)
         except ValueError as exc:
             raise ConfigurationError(f"LOG_LEVEL: {exc}") from exc
         server = uvicorn.Server(uvicorn.Config(create_app(env.settings), host=host, port=port,
