@@ -17,7 +17,7 @@ import uvicorn
 from tidegate import __version__
 from tidegate.consumer.cli import compute_command, download_command, order_command
 from tidegate.errors import ConfigurationError
-from tidegate.logs import configure_logging
+from tidegate.logs import FIELDS_EXTRA, configure_logging
 from tidegate.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _port_problem(host: str, port: int) -> str | None:
 
 def run_startup_checks(settings: Settings, host: str | None = None,
                        port: int | None = None) -> StartupReport:
-    """The start-up checks, or exit 3 with each problem on its own line."""
+    """The start-up checks, or exit 2 with each problem on its own line."""
     from tidegate.startup import StartupError, check_startup
 
     problems: list[str] = []
@@ -79,7 +79,7 @@ def run_startup_checks(settings: Settings, host: str | None = None,
         click.echo("tidegate: cannot start:", err=True)
         for problem in problems:
             click.echo(f"  - {problem}", err=True)
-        sys.exit(3)
+        sys.exit(2)
     return report
 
 
@@ -91,15 +91,23 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API; all other configuration comes from the environment.
 
     Before listening it opens the store and every chain once and stops (exit status
-    3, each problem named) if something cannot work; exit status 2 is a bad setting.
+    2, each problem named) if a setting is wrong or something it names cannot work.
     """
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     report = run_startup_checks(settings, host, port)
     log = logging.getLogger("tidegate.startup")
-    log.info("Tidegate %s on http://%s:%d with %d worker(s)", __version__, host, port, workers)
-    for line in report.lines():
-        (log.warning if line.startswith("warning:") else log.info)("%s", line)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    url = f"http://{shown_host}:{port}"
+    # One structured record on stderr (JSON-only), one human line on stdout.
+    log.info("Tidegate %s starting on %s", __version__, url, extra={FIELDS_EXTRA: {
+        "version": __version__, "url": url, "docs": url + settings.root_path + "/docs",
+        "workers": workers, **report.fields()}})
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    click.echo(f"Tidegate {__version__} on {url} ({workers} worker(s)): "
+               + "; ".join(report.lines(with_warnings=False))
+               + f"; API docs {url}{settings.root_path}/docs")
     uvicorn.run(
         "tidegate.app:app_from_env",
         factory=True,
@@ -118,8 +126,8 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command(epilog=_SERVE_ENV)
 def check() -> None:
     """Run serve's start-up checks without serving: exit 0 and print what would be
-    served, or exit 2 (bad setting) / 3 (a resource cannot be opened) naming each
-    problem."""
+    served, or exit 2 naming each problem (a bad setting, or a resource that cannot be
+    used)."""
     settings = load_settings()
     configure_logging("ERROR")
     report = run_startup_checks(settings)

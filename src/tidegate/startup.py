@@ -58,13 +58,20 @@ class StartupReport:
     compute: str
     warnings: list[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
+    def fields(self) -> dict[str, object]:
+        """The banner as structured log fields (no secret: addresses, hosts and paths)."""
+        return {"chains": [{"chain_id": c.chain_id, "provider_address": c.provider_address,
+                            "fee_token": c.fee_token, "rpc": c.rpc} for c in self.chains],
+                "store": self.store, "data_dir": self.data_dir, "metadata": self.metadata,
+                "compute": self.compute}
+
+    def lines(self, *, with_warnings: bool = True) -> list[str]:
         """Human-readable, one fact per line (no secret: addresses and paths only)."""
         out = [f"chain {c.chain_id}: provider {c.provider_address}, fee token {c.fee_token}, "
                f"RPC {c.rpc}" for c in self.chains]
         out += [f"store: {self.store}", f"data dir: {self.data_dir}",
                 f"metadata: {self.metadata}", f"compute: {self.compute}"]
-        return out + [f"warning: {w}" for w in self.warnings]
+        return out + ([f"warning: {w}" for w in self.warnings] if with_warnings else [])
 
 
 def describe_store(settings: Settings) -> str:

@@ -1,5 +1,5 @@
 """`tidegate serve` / `tidegate check` at start: each problem named, no traceback, no
-secret; exit status 2 for a bad setting, 3 for a resource that cannot be used."""
+secret; exit status 2 for a bad setting and for a resource that cannot be used."""
 
 import asyncio
 import json
@@ -45,22 +45,22 @@ def assert_clean(output: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "overrides", "status", "expected"), [
-    ("address file missing", {"ADDRESS_FILE": "/nonexistent/address.json"}, 3,
+    ("address file missing", {"ADDRESS_FILE": "/nonexistent/address.json"}, 2,
      "ADDRESS_FILE cannot be read"),
-    ("address file not JSON", {"ADDRESS_FILE": "NOTJSON"}, 3, "ADDRESS_FILE cannot be read"),
-    ("data dir under /proc", {"TIDEGATE_DATA_DIR": "/proc/tidegate"}, 3, "TIDEGATE_DATA_DIR"),
-    ("data dir is a file", {"TIDEGATE_DATA_DIR": "/etc/hostname"}, 3,
+    ("address file not JSON", {"ADDRESS_FILE": "NOTJSON"}, 2, "ADDRESS_FILE cannot be read"),
+    ("data dir under /proc", {"TIDEGATE_DATA_DIR": "/proc/tidegate"}, 2, "TIDEGATE_DATA_DIR"),
+    ("data dir is a file", {"TIDEGATE_DATA_DIR": "/etc/hostname"}, 2,
      "TIDEGATE_DATA_DIR /etc/hostname is not a directory"),
     ("database missing", {"TIDEGATE_DATABASE_URL":
                           f"postgresql://postgres:{SECRET_PASSWORD}@127.0.0.1:5432/no_such_db"},
-     3, 'TIDEGATE_DATABASE_URL: the store cannot be opened (postgresql 127.0.0.1:5432/no_such_db)'
+     2, 'TIDEGATE_DATABASE_URL: the store cannot be opened (postgresql 127.0.0.1:5432/no_such_db)'
         ': database "no_such_db" does not exist'),
     ("single RPC down", {"NETWORK_URL": "http://127.0.0.1:9",
-                         "PROVIDER_PRIVATE_KEY": PROVIDER_KEY}, 3,
+                         "PROVIDER_PRIVATE_KEY": PROVIDER_KEY}, 2,
      "NETWORK_URL: the RPC did not answer eth_chainId"),
     ("chain not in address file", {"NETWORK_URL": json.dumps({"5": "http://127.0.0.1:9"}),
                                    "PROVIDER_PRIVATE_KEY": json.dumps({"5": PROVIDER_KEY}),
-                                   "ADDRESS_FILE": "OFFLINE"}, 3,
+                                   "ADDRESS_FILE": "OFFLINE"}, 2,
      "ADDRESS_FILE has no contracts for chain 5"),
     ("log level", {"LOG_LEVEL": "LOUD"}, 2,
      "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
@@ -98,7 +98,7 @@ async def test_bad_options_and_a_taken_port(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         code, output = await tidegate("serve", "--host", "127.0.0.1", "--port", str(port),
                                       env=offline(tmp_path))
-    assert code == 3, output
+    assert code == 2, output
     assert f"--host 127.0.0.1 --port {port}: cannot listen there" in output
     assert_clean(output)
 
@@ -126,7 +126,7 @@ async def test_an_rpc_serving_another_chain_is_refused(harness: ChainHarness,
            "NETWORK_URL": json.dumps({"1": harness.rpc.url}),
            "TIDEGATE_DATA_DIR": str(tmp_path), "IPFS_GATEWAY": "", "ARWEAVE_GATEWAY": ""}
     code, output = await tidegate("check", env=env)
-    assert code == 3, output
+    assert code == 2, output
     assert "NETWORK_URL: the RPC configured for chain 1 serves chain 8996" in output
     assert harness.rpc.url not in output
     assert_clean(output)
