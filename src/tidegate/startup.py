@@ -26,8 +26,7 @@ from tidegate.compute.sandbox import Sandbox
 from tidegate.errors import ConfigurationError
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
-
-ZERO_ADDRESS = "0x" + "0" * 40
+from tidegate.types import ZERO_ADDRESS
 
 
 class StartupError(ConfigurationError):
@@ -85,10 +84,15 @@ def describe_store(settings: Settings) -> str:
     return f"postgresql {parts.hostname or 'localhost'}{port}{parts.path or ''}"
 
 
-def _cause(exc: BaseException) -> str:
-    """The innermost reason of a failure, without URLs or credentials."""
+def _innermost(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None:
         exc = exc.__cause__
+    return exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost reason of a failure, without URLs or credentials."""
+    exc = _innermost(exc)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror + (f" ({exc.filename})" if exc.filename else "")
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -134,12 +138,6 @@ async def _check_chains(settings: Settings, problems: list[str],
                     for cid in chains.ids]
         finally:
             await chains.close()
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc
 
 
 async def _check_chain(chains: Chains, chain_id: int, http: httpx.AsyncClient,

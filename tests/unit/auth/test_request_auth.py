@@ -1,11 +1,9 @@
 """RequestAuthenticator on both real stores, with real signatures and tokens."""
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import open_store
 from tests.helpers import (
     CONSUMER_ADDRESS,
     CONSUMER_KEY,
@@ -23,16 +21,6 @@ from tidegate.stores.base import Store
 from tidegate.types import Nonce
 
 MESSAGE = "did:op:" + "ab" * 32
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = open_store(store_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

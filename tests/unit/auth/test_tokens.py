@@ -1,28 +1,16 @@
 """Auth tokens against both real stores: issue, verify, revoke, and revoked stays revoked."""
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from eth_utils import to_checksum_address
 
-from tests.conftest import open_store
 from tidegate.auth.tokens import AuthTokens, InvalidTokenError
 from tidegate.stores.base import Store
 
 ALICE = to_checksum_address("0x8a5fa8d8aa6b2b7e5b0f4f0f4f3e8c1a5e4d0a11")
 BOB = "0x1111111111111111111111111111111111111111"
 SECRET = "unit-test-token-secret-0123456789abcdef"
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = open_store(store_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def later(seconds: int = 3600) -> int:
