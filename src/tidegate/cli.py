@@ -49,7 +49,7 @@ _SERVE_ENV = ("Environment: PROVIDER_PRIVATE_KEY, NETWORK_URL, ADDRESS_FILE, AQU
               "docs/configuration.md.")
 
 
-def _port_problem(host: str, port: int) -> str | None:
+def _port_problem(host: str, port: int, option: str = "--port") -> str | None:
     """Why ``host:port`` cannot be listened on (taken, not ours), else None."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -57,7 +57,7 @@ def _port_problem(host: str, port: int) -> str | None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            return f"--host {host} --port {port}: cannot listen there ({exc.strerror})"
+            return f"--host {host} {option} {port}: cannot listen there ({exc.strerror})"
     return None
 
 
@@ -169,7 +169,7 @@ def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
              f"{option}, or {option} 0 for any free port)"
              for option, number in (("--port", port), ("--rpc-port", rpc_port))
              if number and (problem := _port_problem(host if option == "--port" else
-                                                     "127.0.0.1", number))]
+                                                     "127.0.0.1", number, option))]
     if taken:
         for problem in taken:
             click.echo(f"tidegate dev: {problem}", err=True)

@@ -314,7 +314,7 @@ def test_cli_names_a_taken_port(tmp_path: Path) -> None:
             result = CliRunner().invoke(main, ["dev", option, port, other, "0",
                                                "--data-dir", str(tmp_path)])
             assert result.exit_code == 1, result.output
-            assert f"--port {port}: cannot listen there (Address already in use)" in \
+            assert f"{option} {port}: cannot listen there (Address already in use)" in \
                 result.output
             assert f"choose another with {option}, or {option} 0" in result.output
             assert "Traceback" not in result.output
