@@ -26,7 +26,7 @@ from web3 import Web3
 from bench.procs import Proc, free_port
 from tidegate.chain.contracts import write_address_file
 from tidegate.crypto import ecies
-from tidegate.dev import deploy
+from tidegate.dev import anvil_node, deploy
 from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
 from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, mint_datatoken, start_order
 from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
@@ -39,14 +39,8 @@ PROVIDER_ADDRESS = Account.from_key(PROVIDER_KEY).address
 
 
 def find_anvil() -> Path | None:
-    override = os.environ.get("TIDEGATE_ANVIL")
-    if override:
-        return Path(override)
-    for candidate in sorted((REPO / "tools/anvil/node_modules").glob(
-            "@foundry-rs/anvil-*/bin/anvil")):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """``TIDEGATE_ANVIL``, anvil on ``PATH``, or the one ``make anvil-setup`` installs."""
+    return anvil_node.find_anvil(os.environ.get("TIDEGATE_ANVIL"), roots=[REPO])
 
 
 def start_chain(kind: str) -> tuple[Proc, str, str]:

@@ -2,7 +2,7 @@
 
 Imported by tests/conftest.py. The chain is the in-process ``DevChain`` (eth-tester)
 behind its JSON-RPC shim, or, with ``TIDEGATE_TEST_CHAIN=anvil`` (``make test-anvil``),
-an anvil node from npm (tests/anvil.py): the same tests then run against a real
+an anvil node from npm (tidegate.dev.anvil_node): the same tests then run against a real
 JSON-RPC node. Tests see the chain through :class:`ChainFacade`, which both satisfy.
 Tests that use the chain get the ``chain`` marker; tests marked ``devchain_only``
 (DevChain internals, the RPC shim) are skipped on anvil.
@@ -35,6 +35,8 @@ from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, mint_datatoken
 from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.dev.rpc_shim import start_rpc_server
 from tidegate.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 ORIGIN_FILES = {
     "data.csv": b"a,b\n1,2\n3,4\n",
@@ -69,7 +71,7 @@ def chain_backend() -> str:
 
 
 class ChainFacade(Protocol):
-    """What tests use of a chain; ``DevChain`` and ``tests.anvil.AnvilChain`` satisfy it."""
+    """What tests use of a chain: ``DevChain`` or ``tidegate.dev.anvil_node.NodeChain``."""
 
     w3: Web3
     accounts: list[LocalAccount]
@@ -161,25 +163,30 @@ def mark_chain_tests(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(
                 reason="eth-tester specific (DevChain internals or the RPC shim): "
                        "not run with TIDEGATE_TEST_CHAIN=anvil"))
-    if anvil and uses_chain:
-        from tests.anvil import find_anvil
+    if anvil and uses_chain and _find_test_anvil() is None:
+        raise pytest.UsageError(
+            "TIDEGATE_TEST_CHAIN=anvil, but anvil is not installed in "
+            "tools/anvil/node_modules: run `make anvil-setup`"
+        )
 
-        if find_anvil() is None:
-            raise pytest.UsageError(
-                "TIDEGATE_TEST_CHAIN=anvil, but anvil is not installed in "
-                "tools/anvil/node_modules: run `make anvil-setup`"
-            )
+
+def _find_test_anvil() -> Path | None:
+    """``TIDEGATE_ANVIL``, else anvil on ``PATH``, else what ``make anvil-setup`` installs."""
+    from tidegate.dev.anvil_node import find_anvil
+
+    return find_anvil(os.environ.get("TIDEGATE_ANVIL"), roots=[REPO])
 
 
 def _start_chain(stack: contextlib.ExitStack) -> tuple[ChainFacade, RpcEndpoint]:
     """A chain with the Ocean contracts deployed, and its JSON-RPC endpoint."""
     if chain_backend() == "anvil":
-        from tests.anvil import AnvilChain, AnvilNode, find_anvil
+        from tidegate.dev.anvil_node import AnvilNode, NodeChain
 
-        binary = find_anvil()
+        binary = _find_test_anvil()
         assert binary is not None  # checked at collection
-        node = stack.enter_context(AnvilNode(binary))
-        anvil = AnvilChain(node.url)
+        # Port 0: a free one; a large balance: the suites fund many wallets.
+        node = stack.enter_context(AnvilNode(binary, port=0, balance_eth=1_000_000))
+        anvil = NodeChain(node.url)
         anvil.deploy_ocean_contracts()
         return anvil, node
     chain = DevChain()

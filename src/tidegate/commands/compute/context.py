@@ -11,7 +11,7 @@ from tidegate.assets.ddo import Asset, Service
 from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import Resolver, resolve_asset
 from tidegate.auth.request_auth import RequestAuthenticator
-from tidegate.chain.clients import Chains
+from tidegate.chain.clients import ChainConfig, Chains
 from tidegate.commands.asset_services import AssetService, consumable_service
 from tidegate.commands.compute.checks import (
     AlgorithmRef,
@@ -22,6 +22,8 @@ from tidegate.commands.compute.checks import (
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.compute.environments import Environment
 from tidegate.errors import BadRequestError
+from tidegate.fees.provider_fees import compute_fee_amount
+from tidegate.fees.quotes import token_decimals
 from tidegate.files.objects import StorageContext
 
 
@@ -71,6 +73,16 @@ async def find_environment(engine: ComputeEngine, env_id: str) -> Environment:
         if env.id == env_id:
             return env
     raise BadRequestError("Compute environment does not exist", code="unknown_environment")
+
+
+async def compute_time_fee(chain: ChainConfig, env: Environment, since: int,
+                           until: int) -> int:
+    """What ``until - since`` seconds of ``env`` cost, in base units of its fee token
+    (0 for a free environment): the one rule that quotes and the start check share."""
+    if env.free:
+        return 0
+    decimals = await token_decimals(chain, env.fee_token)
+    return compute_fee_amount(until, since, env.price_min, decimals)
 
 
 async def resolve_algorithm(ctx: ComputeContext, request: AlgorithmRequest) -> AlgorithmRef:

@@ -18,14 +18,15 @@ from tidegate.commands.compute.context import (
     ComputeContext,
     DatasetRef,
     algorithm_service,
+    compute_time_fee,
     dataset_service,
     find_environment,
     resolve_algorithm,
 )
 from tidegate.commands.initialize import ValidOrder
 from tidegate.compute.environments import Environment
-from tidegate.fees.provider_fees import ProviderFee, compute_fee_amount
-from tidegate.fees.quotes import quote_provider_fee, token_decimals
+from tidegate.fees.provider_fees import ProviderFee
+from tidegate.fees.quotes import quote_provider_fee
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,7 @@ async def _quote(ctx: ComputeContext, found: AssetService, transfer_tx: str | No
             if valid_until <= order.fee.fee.valid_until:
                 return ValidOrder(order.order_tx)
             valid_order = order.order_tx
-    amount = 0
-    if pays and not env.free:
-        decimals = await token_decimals(chain, env.fee_token)
-        amount = compute_fee_amount(valid_until, int(time.time()), env.price_min, decimals)
+    amount = await compute_time_fee(chain, env, int(time.time()), valid_until) if pays else 0
     fee = quote_provider_fee(chain, token=env.fee_token, datatoken=service.datatoken,
                              service_id=service.id, environment=env.id,
                              valid_until=valid_until, amount=amount)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 
 from tidegate.assets.orders import OrderInvalidError, ValidatedOrder
 from tidegate.auth.request_auth import SignedRequest
@@ -23,6 +22,7 @@ from tidegate.commands.compute.context import (
     ComputeContext,
     DatasetRef,
     algorithm_service,
+    compute_time_fee,
     dataset_service,
     find_environment,
     resolve_algorithm,
@@ -31,8 +31,6 @@ from tidegate.compute.engines.base import JobAlgorithm, JobInput, JobSpec
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobRecord
 from tidegate.errors import ValidationError
-from tidegate.fees.provider_fees import compute_fee_amount
-from tidegate.fees.quotes import token_decimals
 from tidegate.types import checksum_address
 
 
@@ -99,9 +97,7 @@ async def _check_fees(orders: list[tuple[ValidatedOrder, ChainConfig]],
     if not env.free:
         order, chain = orders[0]
         started = float(order.fee.provider_data.get("timestamp", now))
-        decimals = await token_decimals(chain, env.fee_token)
-        required = compute_fee_amount(valid_until, int(started), Decimal(env.price_min),
-                                      decimals)
+        required = await compute_time_fee(chain, env, int(started), valid_until)
         paid = sum(o.fee.fee.provider_fee_amount for o, _ in orders
                    if o.fee.fee.provider_fee_token.lower() == env.fee_token.lower())
         if paid < required:
