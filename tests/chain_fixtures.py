@@ -28,9 +28,9 @@ from web3 import Web3
 from tests.helpers import PROVIDER_KEY
 from tidegate.chain.contracts import write_address_file
 from tidegate.crypto import ecies
+from tidegate.dev.demo_origin import serve_directory
 from tidegate.dev.deploy import OceanAddresses
 from tidegate.dev.devchain import DevChain
-from tidegate.dev.devmode import serve_directory
 from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, mint_datatoken
 from tidegate.dev.publishing import AssetDescription, PublishedAsset, publish_asset
 from tidegate.dev.rpc_shim import start_rpc_server

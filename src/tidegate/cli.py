@@ -163,7 +163,8 @@ def dev(host: str, port: int, rpc_port: int, data_dir: Path | None, chain: str,
     Reads the same environment as `serve` (PROVIDER_PRIVATE_KEY, gateways, compute
     settings, LOG_LEVEL ...); dev defaults fill in what is unset (docs/dev.md).
     """
-    from tidegate.dev.devmode import ChainChoice, DevModeError, run_dev
+    from tidegate.dev.dev_state import DevModeError
+    from tidegate.dev.devmode import ChainChoice, run_dev
 
     taken = [f"{problem} (another `tidegate dev` or barge running? choose another with "
              f"{option}, or {option} 0 for any free port)"

@@ -25,12 +25,10 @@ from web3 import Web3
 
 from tidegate.app import create_app
 from tidegate.dev.anvil_node import find_anvil, free_port
+from tidegate.dev.dev_state import MANIFEST_FILE, STATE_FILE, DevModeError
 from tidegate.dev.devmode import (
     DEV_PROVIDER_KEY,
-    MANIFEST_FILE,
-    STATE_FILE,
     DevEnvironment,
-    DevModeError,
     dev_environ,
     prepare_demo,
     start_dev_environment,

@@ -11,7 +11,7 @@ import pytest
 
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
 from tests.conftest import start_app
-from tidegate.dev.devmode import serve_directory
+from tidegate.dev.demo_origin import serve_directory
 from tidegate.settings import Settings
 
 FILEINFO = "/api/services/fileinfo"

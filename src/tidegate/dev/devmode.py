@@ -27,11 +27,8 @@ import contextlib
 import functools
 import http.server
 import importlib.util
-import io
 import json
 import logging
-import os
-import re
 import shutil
 import signal
 import sys
@@ -53,13 +50,26 @@ from tidegate.app import create_app
 from tidegate.chain.contracts import write_address_file
 from tidegate.dev.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
 from tidegate.dev.barge import DEV_CHAIN_ID
+from tidegate.dev.demo_origin import serve_directory
 from tidegate.dev.deploy import OceanAddresses
+from tidegate.dev.dev_state import (
+    ADDRESS_FILE,
+    MANIFEST_FILE,
+    STATE_FILE,
+    DevModeError,
+    chain_fingerprint,
+    forget,
+    has_code,
+    index_state,
+    read_json,
+    refusal,
+    write_json,
+)
 from tidegate.dev.ocean_txs import ONE_TOKEN, Transactor, contract, mint_datatoken
 from tidegate.dev.publishing import AssetDescription, publish_asset
 from tidegate.errors import ConfigurationError
 from tidegate.logs import configure_logging
 from tidegate.settings import Settings
-from tidegate.stores.factory import build_store
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +98,7 @@ ANVIL_BALANCE_ETH = 10_000
 STATE_INTERVAL = 2
 """Seconds between anvil's state dumps: a killed session loses at most this much chain."""
 
-STATE_FILE = "chain-state.json"
-MANIFEST_FILE = "dev-chain.json"
-ADDRESS_FILE = "address.json"
 ANVIL_LOG = "anvil.log"
-_METADATA_CURSOR = f"metadata:{DEV_CHAIN_ID}"  # the indexer's cursor (assets/indexer.py)
-
-
-class DevModeError(RuntimeError):
-    """``tidegate dev`` cannot start as asked; the message says why and what to do."""
 
 
 class DevChainLike(Protocol):
@@ -142,7 +144,7 @@ class DevEnvironment:
 
     def save_manifest(self) -> None:
         if self.persistent:
-            _write_json(self.data_dir / MANIFEST_FILE, self.manifest)
+            write_json(self.data_dir / MANIFEST_FILE, self.manifest)
 
     def close(self) -> None:
         """Stop the demo origin and the chain (anvil saves its state); remove a temporary
@@ -183,161 +185,6 @@ def dev_environ(
 
 def _ignored_settings(environ: Mapping[str, str]) -> list[str]:
     return [n for n in ("NETWORK_URL", "ADDRESS_FILE") if environ.get(n, "").strip()]
-
-
-# -- demo origin -----------------------------------------------------------------------
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with single-range support (like any real origin)."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-    def send_head(self) -> Any:
-        spec = self.headers.get("Range")
-        path = Path(self.translate_path(self.path))
-        if not spec or not path.is_file():
-            return super().send_head()
-        size = path.stat().st_size
-        match = _RANGE.match(spec.strip())
-        start = end = -1
-        if match and (match.group(1) or match.group(2)):
-            if match.group(1):
-                start = int(match.group(1))
-                end = int(match.group(2)) if match.group(2) else size - 1
-            else:
-                start, end = max(size - int(match.group(2)), 0), size - 1
-        if start < 0 or start >= size or end < start:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        end = min(end, size - 1)
-        with path.open("rb") as handle:
-            handle.seek(start)
-            body = handle.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        return io.BytesIO(body)
-
-
-class _OriginServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-download (a range probe, a cancelled fetch) is normal.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def serve_directory(
-    directory: Path, port: int = 0
-) -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve ``directory`` on loopback (port 0: a free one): the demo asset's origin."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = _OriginServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="tidegate-demo-files").start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-# -- chain and index consistency -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _IndexState:
-    cursor: int | None
-    documents: int
-
-    @property
-    def empty(self) -> bool:
-        return self.cursor is None and self.documents == 0
-
-
-def _index_state(settings: Settings) -> _IndexState:
-    """What the store (the index) already holds, read through the store's own API."""
-
-    async def read() -> _IndexState:
-        store = build_store(settings.database_url, settings.sqlite_path)
-        await store.open()
-        try:
-            return _IndexState(await store.get_cursor(_METADATA_CURSOR),
-                               len(await store.list_ddos()))
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
-
-
-def _index_location(settings: Settings) -> str:
-    url = None if settings.database_url is None else settings.database_url.get_secret_value()
-    if url is None:
-        return str(settings.sqlite_path)
-    return url.removeprefix("sqlite://") if url.startswith("sqlite://") else "TIDEGATE_DATABASE_URL"
-
-
-def _refusal(reason: str, directory: Path, settings: Settings) -> DevModeError:
-    return DevModeError(
-        f"{reason}. The index ({_index_location(settings)}) would list assets that do not "
-        f"exist on the chain. Use another --data-dir, or run again with --fresh to discard "
-        f"the chain state and the index in {directory}."
-    )
-
-
-def _sqlite_files(settings: Settings) -> list[Path]:
-    url = None if settings.database_url is None else settings.database_url.get_secret_value()
-    if url is None:
-        db = settings.sqlite_path
-    elif url.startswith("sqlite://"):
-        db = Path(url.removeprefix("sqlite://"))
-    else:
-        raise DevModeError(
-            "--fresh cannot reset the database named by TIDEGATE_DATABASE_URL: empty it "
-            "yourself, or unset TIDEGATE_DATABASE_URL to keep the index in --data-dir"
-        )
-    return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
-
-
-def _forget(directory: Path, settings: Settings) -> None:
-    """``--fresh``: remove the chain state, the deployment record and the index."""
-    doomed = [directory / STATE_FILE, directory / MANIFEST_FILE, directory / ADDRESS_FILE,
-              *_sqlite_files(settings)]
-    for path in doomed:
-        path.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise DevModeError(f"{path} is unreadable ({exc}): remove it or use --fresh") from exc
-    return value if isinstance(value, dict) else None
-
-
-def _write_json(path: Path, value: Mapping[str, Any]) -> None:
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
-
-
-def _fingerprint(w3: Web3) -> dict[str, Any]:
-    genesis = w3.eth.get_block(0)
-    return {"chainId": int(w3.eth.chain_id), "genesisHash": genesis["hash"].to_0x_hex()}
-
-
-def _has_code(w3: Web3, address: object) -> bool:
-    if not isinstance(address, str) or not Web3.is_address(address):
-        return False
-    return len(w3.eth.get_code(Web3.to_checksum_address(address))) > 0
 
 
 # -- start -----------------------------------------------------------------------------
@@ -454,11 +301,11 @@ def _start_in(
     for name in _ignored_settings(source):
         _notice(f"{name} is ignored: dev mode runs its own chain ({rpc_url})")
     if fresh and persistent:
-        _forget(directory, settings)
+        forget(directory, settings)
     binary = _find_node(chain, anvil)
     backend: Literal["anvil", "embedded"] = "anvil" if binary is not None else "embedded"
-    index = _index_state(settings)
-    manifest = (_read_json(directory / MANIFEST_FILE) if persistent else None) or {}
+    index = index_state(settings)
+    manifest = (read_json(directory / MANIFEST_FILE) if persistent else None) or {}
     state_file = directory / STATE_FILE
     if not index.empty and not (persistent and backend == "anvil" and state_file.exists()):
         # Whatever starts now is a new chain: refuse before starting it.
@@ -469,7 +316,7 @@ def _start_in(
         else:
             reason = ("the index belongs to a chain that is gone: the in-process chain "
                       "cannot keep its state (install anvil: `make anvil-setup`)")
-        raise _refusal(reason, directory, settings)
+        raise refusal(reason, directory, settings)
 
     closers: list[Callable[[], None]] = []
     if not persistent:  # runs last: after the chain and the origin have stopped
@@ -477,16 +324,16 @@ def _start_in(
     try:
         dev_chain, discard = _start_chain(binary, directory, persistent, port, closers)
         w3 = dev_chain.w3
-        fingerprint = _fingerprint(w3)
+        fingerprint = chain_fingerprint(w3)
         recorded = manifest.get("addresses")
         same_chain = manifest.get("fingerprint") == fingerprint and isinstance(recorded, dict)
         missing = sorted(set(OceanAddresses.__required_keys__) - set(recorded or ()))
-        reuse = same_chain and not missing and _has_code(w3, manifest["addresses"].get("Ocean"))
+        reuse = same_chain and not missing and has_code(w3, manifest["addresses"].get("Ocean"))
         if reuse:
             head = int(w3.eth.block_number)
             if index.cursor is not None and index.cursor > head:
                 discard()
-                raise _refusal(
+                raise refusal(
                     f"the index has seen block {index.cursor} but the saved chain ends at "
                     f"block {head} (the last session was killed before anvil saved its state)",
                     directory, settings)
@@ -502,7 +349,7 @@ def _start_in(
                     reason = f"the chain in {state_file} is not the one the index was built from"
                 else:
                     reason = f"{directory} holds an index from another chain"
-                raise _refusal(reason, directory, settings)
+                raise refusal(reason, directory, settings)
             dev_chain.deploy_ocean_contracts()
             assert dev_chain.addresses is not None
             manifest = {"fingerprint": fingerprint, "addresses": dict(dev_chain.addresses)}
@@ -557,7 +404,7 @@ def prepare_demo(env: DevEnvironment, provider_url: str) -> DemoAsset:
             and recorded.get("providerUrl") == provider_url
             and recorded.get("providerAddress") == provider_address
             and recorded.get("filesUrl") == env.files_url
-            and _has_code(env.chain.w3, recorded.get("nft"))):
+            and has_code(env.chain.w3, recorded.get("nft"))):
         return DemoAsset(str(recorded["did"]), str(recorded["nft"]),
                          str(recorded["datatoken"]), reused=True)
     asset = publish_demo(env, provider_url, provider_address)
