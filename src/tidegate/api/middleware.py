@@ -8,11 +8,12 @@ request id (``X-Request-ID``, accepted or generated, returned): never the query 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 import time
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +58,10 @@ class Metrics:
 
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+# Generated ids: a random per-process prefix and a counter. Unique across workers and
+# restarts (the prefix), not secret (they are echoed), and no syscall per request.
+_ID_PREFIX: Final = os.urandom(4).hex()
+_id_counter = itertools.count(1)
 
 
 def request_id(incoming: bytes | None) -> bytes:
@@ -64,7 +69,7 @@ def request_id(incoming: bytes | None) -> bytes:
     fresh one: it is echoed in the response and in the access log, so it must be safe."""
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return os.urandom(8).hex().encode()
+    return f"{_ID_PREFIX}{next(_id_counter):08x}".encode()
 
 
 def log_access(method: str, route: str, status: int, started: float, *, path: str = "",

@@ -62,6 +62,8 @@ def nonce_as_int(stored: str | None) -> int:
     """
     if stored is None:
         return 0
+    if stored.isascii() and stored.isdigit():  # the common case, without a Decimal
+        return min(int(stored), MAX_NONCE)
     # Clamped: a row stored before MAX_NONCE existed must not break the JSON answer.
     return min(int(Decimal(stored)), MAX_NONCE)
 
