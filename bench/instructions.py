@@ -10,6 +10,7 @@ two revisions can be compared on a busy machine:
 
     python -m bench.instructions [--routes nonce,root,bad_initialize] [--requests 2000]
                                  [--src DIR]...    # one column per source tree
+                                 [--env NAME=VALUE]...  # settings for every run
 
 ``--src`` puts another checkout's ``src`` first on ``PYTHONPATH`` (e.g. a worktree of an
 older commit), so one run prints both revisions side by side.
@@ -113,9 +114,10 @@ async def _drive(route: str, count: int) -> None:
     print(json.dumps({"statuses": statuses}), file=sys.stderr)
 
 
-def _instructions(src: Path, route: str, count: int, workdir: Path) -> int:
+def _instructions(src: Path, route: str, count: int, workdir: Path,
+                  extra: dict[str, str]) -> int:
     outfile = workdir / f"callgrind.{route}.{count}.out"
-    env = {**os.environ, **_environment(workdir), "PYTHONPATH": str(src)}
+    env = {**os.environ, **_environment(workdir), **extra, "PYTHONPATH": str(src)}
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}",
            sys.executable, "-m", "bench.instructions", "--child", route, str(count)]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
@@ -132,15 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--src", action="append", default=[], metavar="DIR")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every run (e.g. TIDEGATE_RATE_LIMIT=true)")
     parser.add_argument("--child", nargs=2, metavar=("ROUTE", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         asyncio.run(_drive(args.child[0], int(args.child[1])))
         return 0
     sources = [Path(s).resolve() for s in args.src] or [REPO / "src"]
+    extra = dict(item.split("=", 1) for item in args.env)
     routes = [r for r in args.routes.split(",") if r]
     print(f"instructions per request (callgrind; {args.requests} requests after "
-          f"{args.warmup} warm-up, in-process ASGI)")
+          f"{args.warmup} warm-up, in-process ASGI)"
+          + (f"; settings {' '.join(args.env)}" if args.env else ""))
     header = "| route | " + " | ".join(str(s) for s in sources) + " |"
     print(header)
     print("|---|" + "---|" * len(sources))
@@ -148,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for src in sources:
             with tempfile.TemporaryDirectory(prefix="tg-instr-") as tmp:
-                base = _instructions(src, route, args.warmup, Path(tmp))
+                base = _instructions(src, route, args.warmup, Path(tmp), extra)
             with tempfile.TemporaryDirectory(prefix="tg-instr-") as tmp:
-                full = _instructions(src, route, args.warmup + args.requests, Path(tmp))
+                full = _instructions(src, route, args.warmup + args.requests, Path(tmp),
+                                     extra)
             cells.append(f"{(full - base) / args.requests:,.0f}")
         print(f"| {route} | " + " | ".join(cells) + " |", flush=True)
     return 0
