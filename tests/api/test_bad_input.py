@@ -155,3 +155,67 @@ async def test_unicode_digits_elsewhere_in_requests(chain_client: httpx.AsyncCli
         "type": "smartcontract", "chainId": "²", "address": "0x" + "11" * 20,
         "abi": {"type": "function", "name": "f", "inputs": [], "stateMutability": "view"}})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_file_object")
+
+
+# --- headers, encodings and sizes ------------------------------------------------------
+
+ODD_RANGES = ["bytes=abc", "bytes=5-1", "bytes=0-1,5-9", "items=0-1", "bytes=-", "bytes=",
+              "bytes=99999999999999999999999-", "bytes=--1", "bytes=0-1,", "bytes=²-3",
+              "bytes=" + "1" * 5000 + "-"]
+
+
+@pytest.mark.parametrize("range_header", ODD_RANGES)
+async def test_malformed_and_multi_range_headers(harness: Any, chain_client: httpx.AsyncClient,
+                                                 range_header: str) -> None:
+    """A Range Tidegate cannot serve exactly is answered 416 (JSON) or ignored (the whole
+    file, 200): never a 500, never a wrong slice presented as the one asked for."""
+    from tests.api.access_helpers import download_params, order
+    from tests.chain_fixtures import ORIGIN_FILES, wait_for_ddo
+
+    asset = harness.publish(files=[{"type": "url", "url": harness.origin + "/big.bin"}])
+    harness.give_datatokens(asset)
+    await wait_for_ddo(chain_client, asset.did)
+    tx = await order(chain_client, harness, asset)
+    r = await chain_client.get("/api/services/download", params=download_params(asset, tx),
+                               headers={"Range": range_header.encode()})
+    assert r.status_code in (200, 416), (range_header, r.status_code, r.text[:200])
+    if r.status_code == 200:
+        assert r.content == ORIGIN_FILES["big.bin"]
+    else:
+        assert r.json()["error"]
+
+
+async def test_invalid_utf8_in_query_and_body(chain_client: httpx.AsyncClient) -> None:
+    endpoints = (await chain_client.get("/")).json()["serviceEndpoints"]
+    for name, (method, path) in endpoints.items():
+        r = await chain_client.request(method, path + "?documentId=%ff%fe&nonce=%c3%28")
+        assert 400 <= r.status_code < 500 or r.status_code in (200, 201), (name, r.text)
+        assert r.status_code < 300 or r.json()["error"], name
+        r = await chain_client.request(method, path, content=b'{"documentId": "\xff\xfe"}',
+                                       headers={"Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500 or r.status_code in (200, 201), (name, r.text)
+        assert r.status_code < 300 or r.json()["error"], name
+
+
+async def test_duplicate_parameters_are_refused_or_read_once(
+        chain_client: httpx.AsyncClient) -> None:
+    """Two values for one parameter: never a 500, and never a signature checked against
+    one value while another is used (the nonce below is refused as a whole)."""
+    endpoints = (await chain_client.get("/")).json()["serviceEndpoints"]
+    for name, (method, path) in endpoints.items():
+        r = await chain_client.request(method, path + "?nonce=1&nonce=2&documentId=a"
+                                                      "&documentId=b&chainId=8996&chainId=1")
+        assert r.status_code < 500, (name, r.status_code, r.text)
+        assert r.status_code < 300 or r.json()["error"], name
+
+
+async def test_oversized_bodies_are_refused(chain_client: httpx.AsyncClient) -> None:
+    big = b'{"documentId": "' + b"a" * (20 * 1024 * 1024) + b'"}'
+    for method, path in (("POST", "/api/services/initializeCompute"),
+                         ("POST", "/api/services/fileinfo"),
+                         ("POST", "/api/services/encrypt?chainId=8996"),
+                         ("POST", "/api/aquarius/assets/query")):
+        r = await chain_client.request(method, path, content=big,
+                                       headers={"Content-Type": "application/json"})
+        assert r.status_code == 413, (path, r.status_code, r.text[:200])
+        assert r.json()["error"]

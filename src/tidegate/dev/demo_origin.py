@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

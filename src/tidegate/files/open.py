@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from tidegate.errors import TidegateError
 from tidegate.files.objects import FileObject, HttpFileObject, SmartContractFile
+from tidegate.files.ranges import RangeNotSatisfiableError
 from tidegate.files.safe_fetch import UpstreamResponse, UpstreamUnavailableError
 from tidegate.files.storages import StorageContext, random_filename
 
@@ -25,13 +25,6 @@ logger = logging.getLogger(__name__)
 #: Upstream headers a download may relay (lowercase names).
 RELAYED_HEADERS: Final = ("content-type", "content-length", "content-range",
                           "content-disposition", "accept-ranges")
-
-
-class RangeNotSatisfiableError(TidegateError):
-    """The origin refused the client's ``Range`` (416): the client's request is at fault."""
-
-    status = 416
-    code = "range_not_satisfiable"
 
 
 @dataclass

@@ -24,6 +24,7 @@ from tidegate.commands.initialize import (
     initialize_access,
 )
 from tidegate.files.open import FileStream
+from tidegate.files.ranges import client_range
 from tidegate.types import (
     AddressText,
     ChecksumAddress,
@@ -124,7 +125,7 @@ async def get_download(request: Request, p: DownloadParams) -> Response:
         DownloadFile(
             did=p.documentId, service_id=p.serviceId, transfer_tx=p.transferTxId,
             file_index=p.fileIndex, userdata=p.userdata,
-            range_header=request.headers.get("Range"),
+            range_header=client_range(request.headers.get("Range")),
             proof=SignedRequest(signer=p.consumerAddress, message=download_message(p.documentId),
                                 nonce=p.nonce, signature=p.signature,
                                 auth_token=request.headers.get("AuthToken")),
