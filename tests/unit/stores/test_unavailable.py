@@ -126,6 +126,8 @@ async def test_api_answers_503_while_postgres_is_down(
         assert r.status_code == 503
         assert r.json()["code"] == "store_unavailable"
         assert str(proxy.port) not in r.text
+        ready = await client.get("/health/ready")
+        assert (ready.status_code, ready.json()["store"]) == (503, "unavailable")
         await proxy.restore()
         for _ in range(100):
             r = await client.get(f"/api/aquarius/assets/ddo/{did}")
@@ -133,6 +135,7 @@ async def test_api_answers_503_while_postgres_is_down(
                 break
             await asyncio.sleep(0.1)
         assert r.status_code == 404
+        assert (await client.get("/health/ready")).json()["store"] == "ok"
 
 
 async def test_postgres_restarted_under_load_gives_only_503s_then_recovers(
