@@ -4,9 +4,9 @@ wrk figures (bench.run) move with whatever else the two cores are doing; compari
 revisions of Tidegate that way needs a quiet machine. This bench drives Tidegate's ASGI
 application in-process (no sockets, no uvicorn: the HTTP parser is not Tidegate's code)
 and counts the CPU instructions of N requests to one route with valgrind's callgrind,
-as the difference between a run of W + N requests and a run of W requests (start-up,
-imports and warm-up cancel out). The count is repeatable to a fraction of a percent, so
-two revisions can be compared on a busy machine:
+between two dumps of its counters (``callgrind_control -d``) after start-up and W
+warm-up requests per route, so neither is in a figure. The count is repeatable to a
+fraction of a percent, so two revisions can be compared on a busy machine:
 
     python -m bench.instructions [--routes nonce,root,bad_initialize] [--requests 2000]
                                  [--src DIR]...    # one column per source tree
@@ -26,7 +26,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +62,17 @@ def _environment(workdir: Path) -> dict[str, str]:
     }
 
 
-async def _drive(route: str, count: int) -> None:
-    """Child process: lifespan start-up, then ``count`` requests to ``route``."""
+async def _serve_commands(warmup: int) -> None:
+    """Child process: lifespan start-up, ``warmup`` requests to every route, then one
+    batch per ``ROUTE COUNT`` line read from stdin (``DONE`` after each)."""
     from tidegate.app import app_from_env
 
     app: Any = app_from_env()
-    method, path, query = ROUTES[route]
-    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    shutdown_done = asyncio.Event()
-    await startup.put({"type": "lifespan.startup"})
-    ready = asyncio.Event()
+    lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    ready, stopped = asyncio.Event(), asyncio.Event()
 
     async def lifespan_receive() -> dict[str, Any]:
-        return await startup.get()
+        return await lifespan_in.get()
 
     async def lifespan_send(message: dict[str, Any]) -> None:
         if message["type"] == "lifespan.startup.complete":
@@ -83,48 +80,97 @@ async def _drive(route: str, count: int) -> None:
         elif message["type"] == "lifespan.startup.failed":
             raise SystemExit(f"start-up failed: {message.get('message')}")
         elif message["type"] == "lifespan.shutdown.complete":
-            shutdown_done.set()
+            stopped.set()
 
+    await lifespan_in.put({"type": "lifespan.startup"})
     lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
                                         "state": {}}, lifespan_receive, lifespan_send))
     await ready.wait()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": query.encode(), "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8030"), (b"user-agent", b"bench")],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8030), "state": {},
-    }
-    statuses: dict[int, int] = {}
+    statuses: dict[str, dict[int, int]] = {}
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    def sender() -> Callable[[dict[str, Any]], Any]:
+    async def run(route: str, count: int) -> None:
+        method, path, query = ROUTES[route]
+        seen = statuses.setdefault(route, {})
+
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                statuses[message["status"]] = statuses.get(message["status"], 0) + 1
-        return send
+                seen[message["status"]] = seen.get(message["status"], 0) + 1
 
-    for _ in range(count):
-        await app(dict(scope), receive, sender())
-    await startup.put({"type": "lifespan.shutdown"})
-    await shutdown_done.wait()
+        for _ in range(count):
+            scope = {
+                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "method": method, "scheme": "http", "path": path,
+                "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+                "headers": [(b"host", b"127.0.0.1:8030"), (b"user-agent", b"bench")],
+                "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8030), "state": {},
+            }
+            await app(scope, receive, send)
+
+    for route in ROUTES:
+        await run(route, warmup)
+    print("READY", flush=True)
+    loop = asyncio.get_running_loop()
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).split():
+        route, count = line[0], int(line[1])
+        if route != "noop":
+            await run(route, count)
+        print("DONE", flush=True)
+    await lifespan_in.put({"type": "lifespan.shutdown"})
+    await stopped.wait()
     await lifespan
     print(json.dumps({"statuses": statuses}), file=sys.stderr)
 
 
-def _instructions(src: Path, route: str, count: int, workdir: Path,
-                  extra: dict[str, str]) -> int:
-    outfile = workdir / f"callgrind.{route}.{count}.out"
-    env = {**os.environ, **_environment(workdir), **extra, "PYTHONPATH": str(src)}
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}",
-           sys.executable, "-m", "bench.instructions", "--child", route, str(count)]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    match = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or match is None:
-        raise SystemExit(f"callgrind run failed ({src}, {route}, {count}):\n{done.stderr[-2000:]}")
-    return int(match.group(1))
+class _Counted:
+    """One valgrind process running :func:`_serve_commands`; :meth:`count` is the
+    instructions of one batch: callgrind dumps (and zeroes) its counters before and after
+    it (``callgrind_control -d``), so start-up and warm-up are never in a figure."""
+
+    def __init__(self, src: Path, workdir: Path, extra: dict[str, str], warmup: int) -> None:
+        self._out = workdir / "callgrind.out"
+        env = {**os.environ, **_environment(workdir), **extra, "PYTHONPATH": str(src)}
+        self._proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self._out}",
+             sys.executable, "-m", "bench.instructions", "--child", str(warmup)],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self._dumps = 0
+        self._expect("READY")
+
+    def _expect(self, word: str) -> None:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if line != word:
+            self._proc.kill()
+            _, err = self._proc.communicate()
+            raise SystemExit(f"the measured process said {line!r}:\n{err[-3000:]}")
+
+    def _dump(self) -> int:
+        subprocess.run(["callgrind_control", "-d", str(self._proc.pid)], check=True,
+                       capture_output=True)
+        self._dumps += 1
+        dump = self._out.with_name(f"{self._out.name}.{self._dumps}")
+        text = dump.read_text(errors="replace")
+        match = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if match is None:
+            raise SystemExit(f"no totals in {dump}")
+        return int(match.group(1))
+
+    def count(self, route: str, requests: int) -> int:
+        assert self._proc.stdin is not None
+        self._dump()
+        self._proc.stdin.write(f"{route} {requests}\n")
+        self._proc.stdin.flush()
+        self._expect("DONE")
+        return self._dump()
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        self._proc.wait(timeout=600)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", action="append", default=[], metavar="DIR")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every run (e.g. TIDEGATE_RATE_LIMIT=true)")
-    parser.add_argument("--child", nargs=2, metavar=("ROUTE", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="WARMUP", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        asyncio.run(_drive(args.child[0], int(args.child[1])))
+    if args.child is not None:
+        asyncio.run(_serve_commands(args.child))
         return 0
     sources = [Path(s).resolve() for s in args.src] or [REPO / "src"]
     extra = dict(item.split("=", 1) for item in args.env)
@@ -150,15 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     header = "| route | " + " | ".join(str(s) for s in sources) + " |"
     print(header)
     print("|---|" + "---|" * len(sources))
+    columns: dict[Path, dict[str, int]] = {}
+    for src in sources:
+        with tempfile.TemporaryDirectory(prefix="tg-instr-") as tmp:
+            counted = _Counted(src, Path(tmp), extra, args.warmup)
+            try:
+                # The batch overhead (a stdin line, a print) is measured and subtracted.
+                overhead = counted.count("noop", 0)
+                columns[src] = {route: counted.count(route, args.requests) - overhead
+                                for route in routes}
+            finally:
+                counted.close()
     for route in routes:
-        cells = []
-        for src in sources:
-            with tempfile.TemporaryDirectory(prefix="tg-instr-") as tmp:
-                base = _instructions(src, route, args.warmup, Path(tmp), extra)
-            with tempfile.TemporaryDirectory(prefix="tg-instr-") as tmp:
-                full = _instructions(src, route, args.warmup + args.requests, Path(tmp),
-                                     extra)
-            cells.append(f"{(full - base) / args.requests:,.0f}")
+        cells = [f"{columns[src][route] / args.requests:,.0f}" for src in sources]
         print(f"| {route} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
