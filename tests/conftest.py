@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.helpers import PROVIDER_KEY
+from tests.secret_watch import WATCH
 from tidegate.app import create_app
 from tidegate.settings import Settings
 from tidegate.stores.postgres import PostgresStore
@@ -108,7 +110,9 @@ async def start_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tidegate") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://tidegate",
+                                     event_hooks={"response": [WATCH.check_response]}
+                                     ) as client:
             yield client
 
 
@@ -138,3 +142,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from tests.chain_fixtures import mark_chain_tests
 
     mark_chain_tests(items)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # INFO records too (a production log level), not only warnings; a test's own
+    # caplog.set_level still lowers it.
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger().addHandler(WATCH)
+
+
+@pytest.fixture(autouse=True)
+def _no_provider_key_anywhere() -> Iterator[None]:
+    """Fails the test whose log lines or error bodies held the provider key."""
+    WATCH.hits.clear()
+    yield
+    hits, WATCH.hits[:] = list(WATCH.hits), []
+    assert not hits, "the provider key leaked:\n" + "\n".join(hits)

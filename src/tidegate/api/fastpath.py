@@ -109,7 +109,7 @@ class HotRoutes:
         if not is_address(text):
             return None
         try:
-            answer = await nonce_answer(services.store, checksum_address(text))
+            answer = nonce_answer(await services.store.get_nonce(checksum_address(text)))
         except Exception:  # the full route answers (and logs) the store error
             return None
         return orjson.dumps(answer)

@@ -15,7 +15,7 @@ from tidegate.stores.base import Store
 from tidegate.types import MAX_NONCE, Nonce
 
 __all__ = ["MAX_NONCE", "Nonce", "NonceReusedError", "check_nonce", "consume_nonce",
-           "current_nonce", "nonce_as_int", "parse_nonce", "reported_nonce", "sort_key"]
+           "nonce_as_int", "parse_nonce", "reported_nonce", "sort_key"]
 
 _INT_DIGITS = 40
 _FRAC_DIGITS = 18
@@ -47,11 +47,6 @@ def reported_nonce(stored: str | None) -> int:
     own tests assert a non-zero nonce.
     """
     return 1 if stored is None else nonce_as_int(stored)
-
-
-async def current_nonce(store: Store, address: str) -> int:
-    """The nonce ``GET /nonce`` reports for the checksummed ``address`` (1 if none)."""
-    return reported_nonce(await store.get_nonce(address))
 
 
 def nonce_as_int(stored: str | None) -> int:
