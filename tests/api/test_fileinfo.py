@@ -15,7 +15,6 @@ from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
 from tests.conftest import start_app
 from tests.local_http import LocalServer, QuietHandler
 from tidegate.dev.demo_origin import serve_directory
-from tidegate.files.reasons import REASONS
 from tidegate.settings import Settings
 
 FILEINFO = "/api/services/fileinfo"
@@ -327,8 +326,3 @@ async def test_each_file_of_a_list_has_its_own_reason(
         (1, "not_found"), (2, "unresolved_host")]
     assert_no_url(r)
 
-
-def test_every_reason_is_documented() -> None:
-    docs = (Path(__file__).parents[2] / "docs" / "compatibility.md").read_text()
-    for reason in REASONS:
-        assert f"`{reason}`" in docs, reason

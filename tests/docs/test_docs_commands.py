@@ -51,7 +51,7 @@ from eth_account import Account
 from pydantic import SecretStr
 
 from tests.conftest import PG_ADMIN_URL
-from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC
+from tidegate.dev.barge import BARGE_HD_PATH, BARGE_MNEMONIC, DEV_CHAIN_ID
 from tidegate.dev.demo_origin import serve_directory
 from tidegate.dev.devmode import CONSUMER, DEV_PROVIDER_KEY, PUBLISHER
 
@@ -473,3 +473,31 @@ def test_blocks_are_found_in_every_form() -> None:
     assert ("", True) in forms and ("sh", False) in forms
     assert any(b.mode == "server" for b in BLOCKS)
     assert any(b.mode == "make" for b in BLOCKS)
+
+
+def test_the_default_compute_environment_is_as_documented(stack: DevStack) -> None:
+    """docs/compute.md's table of the free local environment, against the dev stack's
+    `computeEnvironments` (the dev stack sets no compute configuration)."""
+    text = (ROOT / "docs" / "compute.md").read_text(encoding="utf-8")
+    table = text.split("every configured chain gets one **free local\nenvironment**:", 1)[1]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in table.strip().split("\n\n", 1)[0].splitlines()[2:]]
+    assert len(rows) >= 10
+    root = httpx.get(stack.provider_url + "/", timeout=10).json()
+    environments = httpx.get(stack.provider_url + "/api/services/computeEnvironments",
+                             timeout=10).json()
+    chain_id = str(DEV_CHAIN_ID)
+    env = environments[chain_id][0]
+    ocean = json.loads(stack.address_file.read_text())["development"]["Ocean"]
+    for field, documented in rows:
+        name = field.strip("`")
+        assert name in env, f"compute.md documents {name}, which the answer does not have"
+        first = documented.split()[0].strip("`")
+        if name == "feeToken":  # PROVIDER_FEE_TOKEN is unset: the chain's OCEAN
+            assert env[name] == ocean
+        elif name == "consumerAddress":
+            assert env[name] == root["providerAddresses"][chain_id]
+        elif name in ("id", "desc"):
+            assert env[name] == documented.strip("`").split("` (")[0].split("`")[0], name
+        else:
+            assert float(env[name]) == float(first), name
