@@ -9,13 +9,16 @@
 # Two stages: the first builds Tidegate and installs it, with the exact versions CI
 # tests (constraints.txt), into a virtual environment; the second copies only that
 # environment onto the same slim Python base and runs it as an unprivileged user.
-# Building needs PyPI and nothing else (no npm, no git; apt only with
-# --build-arg BUBBLEWRAP=1). Every dependency has wheels for linux amd64 and arm64,
-# so no compiler is needed.
+# Building needs PyPI (or a mirror of it: PIP_INDEX_URL) and nothing else (no npm, no
+# git; apt only with --build-arg BUBBLEWRAP=1). Binary wheels are preferred and the
+# build stage has no compiler: a pinned version without a wheel for the platform fails
+# the build (then add build-essential to the build stage).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# A PyPI mirror for a build without internet: --build-arg PIP_INDEX_URL=http://mirror/simple
+ARG PIP_INDEX_URL=https://pypi.org/simple
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_PREFER_BINARY=1
