@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -235,35 +236,103 @@ def deploy_contracts(rpc_url: str, key: str, address_file: Path, network: str) -
     click.echo(json.dumps(addresses, indent=2))
 
 
-@main.command()
+def _publish_epilog() -> str:
+    from tidegate.dev.publishing import DESCRIPTION_KEYS
+
+    # \b keeps click from re-wrapping the table.
+    def row(key: str, default: str, meaning: str) -> str:
+        when = f"({default})" if default.startswith("required") else f"(default: {default})"
+        return textwrap.fill(f"{meaning} {when}", width=79, initial_indent=f"  {key:<12} ",
+                             subsequent_indent=" " * 15)
+
+    keys = "\n".join(row(key, *about) for key, about in DESCRIPTION_KEYS.items())
+    return ("\b\nKeys of the description file (any other key is refused):\n" + keys
+            + "\n\nMore: docs/publishing.md")
+
+
+def _mint_amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
+    from tidegate.dev.publishing import token_amount
+
+    if value is None:
+        return 0
+    try:
+        return token_amount(value, "--mint")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+class _PublishCommand(click.Command):
+    """``publish``, whose help lists the description keys: read from ``dev/`` only when
+    the help is shown, so that importing the CLI (``serve``) never loads the dev wing."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = _publish_epilog()
+        super().format_epilog(ctx, formatter)
+
+
+@main.command(cls=_PublishCommand)
 @click.argument("description", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain")
 @click.option("--key", "key", required=True, envvar="TIDEGATE_PUBLISHER_KEY",
-              help="Publisher private key, 0x hex (or TIDEGATE_PUBLISHER_KEY); pays the gas "
-                   "and owns the data NFT")
+              help="Publisher private key, 0x hex (or TIDEGATE_PUBLISHER_KEY, better: "
+                   "command lines are visible to other users); pays the gas and owns the "
+                   "data NFT")
 @click.option("--provider-url", required=True,
               help="The provider that encrypts the files and DDO (and serves them)")
 @click.option("--address-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               default=None, help="Barge-layout address file (default: ocean-contracts' own)")
+@click.option("--mint", "mint", default=None, metavar="N", callback=_mint_amount,
+              help="Mint N datatokens (a decimal number) to the publisher after publishing; "
+                   "any pricing (default: none)")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the ids as one JSON object instead of labelled lines")
 def publish(description: Path, rpc_url: str, key: str, provider_url: str,
-            address_file: Path | None) -> None:
-    """Publish an asset described by a JSON file (see docs/publishing.md)."""
+            address_file: Path | None, mint: int, as_json: bool) -> None:
+    """Publish an asset described by a JSON file: data NFT, datatoken (with its
+    fixed-rate exchange or dispenser), encrypted files, DDO on chain.
+
+    Prints the DID, the NFT and datatoken addresses, the exchange id or the dispenser,
+    and the transaction hashes.
+    """
     import json
 
-    from tidegate.dev.publisher import PublishError, publish_from_description
-    from tidegate.dev.publishing import AssetDescription
+    from eth_account import Account
+
+    from tidegate.dev.publisher import (
+        PublishError,
+        dumps,
+        publish_from_description,
+        published_text,
+    )
+    from tidegate.dev.publishing import AssetDescription, DescriptionError
 
     try:
-        parsed = AssetDescription.from_json(json.loads(description.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint="DESCRIPTION") from None
+        raw = json.loads(description.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError) as exc:
+        click.echo(f"tidegate publish: {description}: cannot be read ({exc})", err=True)
+        sys.exit(2)
+    except json.JSONDecodeError as exc:
+        click.echo(f"tidegate publish: {description}: not JSON ({exc})", err=True)
+        sys.exit(2)
+    try:
+        parsed = AssetDescription.from_json(raw)
+    except DescriptionError as exc:
+        click.echo(f"tidegate publish: {description} cannot be published:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(2)
+    provider = provider_url.strip().rstrip("/")
+    if not provider.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http:// or https:// URL",
+                                 param_hint="--provider-url")
     try:
         asset = publish_from_description(parsed, rpc_url=rpc_url, key=key,
-                                         provider_url=provider_url.rstrip("/"),
-                                         address_file=address_file)
+                                         provider_url=provider, address_file=address_file,
+                                         mint=mint)
     except PublishError as exc:
-        click.echo(f"tidegate: publishing failed: {exc}", err=True)
+        click.echo(f"tidegate publish: {exc}", err=True)
         sys.exit(1)
-    click.echo(json.dumps({"did": asset.did, "nftAddress": asset.nft_address,
-                           "datatokenAddress": asset.datatoken_address,
-                           "metadataTx": asset.metadata_tx}, indent=2))
+    if as_json:
+        click.echo(dumps(asset))
+    else:
+        click.echo(published_text(asset, provider, Account.from_key(key).address))

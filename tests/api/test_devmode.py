@@ -337,3 +337,41 @@ def test_find_anvil_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     on_path.chmod(0o755)
     monkeypatch.setenv("PATH", str(on_path.parent))
     assert find_anvil(roots=[tmp_path]) == on_path
+
+
+def test_ctrl_c_while_the_demo_is_published_stops_cleanly(tmp_path: Path) -> None:
+    """SIGINT as soon as the provider answers, while the demo asset is being published:
+    exit 0, no traceback (the demo's calls to the stopping server used to raise)."""
+    import signal
+    import subprocess
+    import sys
+
+    import tidegate
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidegate", "dev", "--port", str(port), "--rpc-port", "0",
+         "--chain", "embedded"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("TIDEGATE_")},
+             # This checkout's package, whatever the working directory.
+             "PYTHONPATH": str(Path(tidegate.__file__).resolve().parents[1])})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        out = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 0, out
+    assert "Traceback" not in out, out

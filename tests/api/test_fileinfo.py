@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
 from tests.conftest import start_app
+from tests.local_http import LocalServer, QuietHandler
 from tidegate.dev.demo_origin import serve_directory
 from tidegate.settings import Settings
 
@@ -84,7 +87,9 @@ async def test_unknown_service_and_unreachable_files(harness: ChainHarness,
     r = await chain_client.post(FILEINFO, json={"did": asset.did, "serviceId": "7"})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_service_id")
     r = await chain_client.post(FILEINFO, json={"did": asset.did, "serviceId": "0"})
-    assert (r.status_code, r.json()) == (200, [{"index": 0, "valid": False, "type": "url"}])
+    assert (r.status_code, r.json()) == (200, [{"index": 0, "valid": False, "type": "url",
+                                                "reason": "not_found", "status": 404}])
+    assert_no_url(r)
 
 
 # --- a bare file object ----------------------------------------------------------------------
@@ -111,7 +116,9 @@ async def test_bare_file_object(origin: str, open_client: httpx.AsyncClient) -> 
 async def test_private_origin_is_invalid_by_default(origin: str,
                                                     client: httpx.AsyncClient) -> None:
     r = await client.post(FILEINFO, json={"type": "url", "url": origin + "/data.csv"})
-    assert (r.status_code, r.json()) == (200, [{"index": 0, "valid": False, "type": "url"}])
+    assert (r.status_code, r.json()) == (200, [{"index": 0, "valid": False, "type": "url",
+                                                "reason": "refused_address"}])
+    assert_no_url(r)
 
 
 async def test_unknown_did(client: httpx.AsyncClient) -> None:
@@ -182,9 +189,140 @@ async def test_missing_gateway_is_503(client: httpx.AsyncClient,
     assert "IPFS_GATEWAY" in r.json()["error"]
     # With a gateway (that does not answer) the file is just invalid.
     r = await open_client.post(FILEINFO, json={"type": "ipfs", "hash": "QmHash"})
-    assert (r.status_code, r.json()) == (200, [{"index": 0, "valid": False, "type": "ipfs"}])
+    assert (r.status_code, r.json()) == (200, [{"index": 0, "valid": False, "type": "ipfs",
+                                                "reason": "unreachable"}])
 
 
 async def test_listed_in_the_root_document(client: httpx.AsyncClient) -> None:
     endpoints = (await client.get("/")).json()["serviceEndpoints"]
     assert endpoints["fileinfo"] == ["POST", FILEINFO]
+
+
+# --- why a file is invalid: a reason code, never the URL ------------------------------------
+
+
+class _Origin(QuietHandler):
+    """Answers that make a file invalid, one per path."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path in ("/missing", "/gone"):
+            self._answer(404 if path == "/missing" else 410)
+        elif path == "/forbidden":
+            self._answer(403)
+        elif path == "/broken":
+            self._answer(503)
+        elif path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path == "/slow":
+            time.sleep(1.5)  # past the app's read timeout
+            self._answer(200)
+        elif path == "/cut.bin":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            self.wfile.write(b"only ten b")
+            self.close_connection = True
+        elif path == "/":
+            # 200 and nothing known: no type, no length (the body ends with the connection),
+            # no file name in the URL.
+            self.send_response_only(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+        else:
+            self._answer(200)
+
+    def _answer(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+@pytest.fixture
+def failing_origin() -> Iterator[str]:
+    with LocalServer(_Origin).running() as server:
+        yield server.url
+
+
+@pytest.fixture
+async def probe_client(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """May fetch from loopback; a short read timeout for the slow origin."""
+    async for client in start_app(make_settings(TIDEGATE_ALLOW_PRIVATE_URLS="true",
+                                                TIDEGATE_READ_TIMEOUT="0.5")):
+        yield client
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # nobody listens once it is closed
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(("path", "reason", "status"), [
+    ("/missing", "not_found", 404),
+    ("/gone", "not_found", 410),
+    ("/forbidden", "forbidden", 403),
+    ("/broken", "bad_status", 503),
+    ("/loop", "too_many_redirects", None),
+    ("/slow", "timeout", None),
+    ("/", "no_details", None),
+])
+async def test_invalid_files_carry_a_reason_never_the_url(
+        failing_origin: str, probe_client: httpx.AsyncClient, path: str, reason: str,
+        status: int | None) -> None:
+    r = await probe_client.post(FILEINFO, json={"type": "url", "url": failing_origin + path})
+    assert r.status_code == 200, r.text
+    expected = {"index": 0, "valid": False, "type": "url", "reason": reason}
+    if status is not None:
+        expected["status"] = status
+    assert r.json() == [expected]
+    assert_no_url(r)
+
+
+async def test_a_body_that_breaks_off_while_hashed_is_interrupted(
+        failing_origin: str, probe_client: httpx.AsyncClient) -> None:
+    url = failing_origin + "/cut.bin"
+    r = await probe_client.post(FILEINFO, json={"type": "url", "url": url, "checksum": True})
+    assert r.json() == [{"index": 0, "valid": False, "type": "url", "reason": "interrupted"}]
+    assert_no_url(r)
+    # Without a checksum only the head is read: the file looks fine.
+    r = await probe_client.post(FILEINFO, json={"type": "url", "url": url})
+    assert (r.json()[0]["valid"], r.json()[0]["contentLength"]) == (True, "100000")
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    (f"http://127.0.0.1:{closed_port()}/data.csv", "unreachable"),
+    ("http://no-such-host.invalid/data.csv", "unresolved_host"),
+    ("data.csv", "invalid_url"),
+    ("http://user:secret@127.0.0.1/data.csv", "invalid_url"),
+])
+async def test_urls_that_cannot_be_fetched(probe_client: httpx.AsyncClient, url: str,
+                                           reason: str) -> None:
+    r = await probe_client.post(FILEINFO, json={"type": "url", "url": url})
+    assert r.json() == [{"index": 0, "valid": False, "type": "url", "reason": reason}]
+    assert_no_url(r)
+    assert "secret" not in r.text and "no-such-host" not in r.text
+
+
+async def test_each_file_of_a_list_has_its_own_reason(
+        harness: ChainHarness, chain_client: httpx.AsyncClient) -> None:
+    asset = harness.publish(files=[{"type": "url", "url": harness.origin + "/data.csv"},
+                                   {"type": "url", "url": harness.origin + "/nope.csv"},
+                                   {"type": "url", "url": "http://no-such-host.invalid/x"}])
+    await wait_for_ddo(chain_client, asset.did)
+    r = await chain_client.post(FILEINFO, json={"did": asset.did, "serviceId": "0"})
+    answer = r.json()
+    assert answer[0]["valid"] is True and "reason" not in answer[0]
+    assert [(a["index"], a.get("reason")) for a in answer[1:]] == [
+        (1, "not_found"), (2, "unresolved_host")]
+    assert_no_url(r)
+

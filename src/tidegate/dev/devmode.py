@@ -505,7 +505,15 @@ async def run_dev(
                 return
             await asyncio.sleep(0.05)
         provider_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
-        demo = await asyncio.to_thread(prepare_demo, env, provider_url)
+        try:
+            demo = await asyncio.to_thread(prepare_demo, env, provider_url)
+        except Exception:
+            if not server.should_exit:
+                raise
+            # Ctrl-C while the demo was being published: the server is already going
+            # down, so the demo's calls to it fail; that is the stop asked for, not an error.
+            await serving
+            return
         if not await wait_until_resolved(provider_url, demo.did):
             _notice(f"{demo.did} does not resolve yet (is the indexer off, or AQUARIUS_URL set?)")
         print(_summary(env, provider_url, demo))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from eth_account.signers.local import LocalAccount
@@ -219,7 +220,37 @@ def _event_args(source: Contract, event: str, receipt: TxReceipt) -> list[Any]:
     return [log["args"] for log in decoded if log["address"] == source.address]
 
 
+@dataclass(frozen=True)
+class CreatedTokens:
+    """What one factory call created (addresses EIP-55, hashes ``0x`` hex).
+
+    ``exchange_id`` (``0x`` + 64 hex) and ``exchange`` (the FixedRateExchange contract)
+    only for ``fixed_rate``; ``dispenser`` only for ``dispenser``.
+    """
+
+    nft: str
+    datatoken: str
+    tx: str
+    exchange_id: str | None = None
+    exchange: str | None = None
+    dispenser: str | None = None
+
+
 def create_data_nft_with_datatoken(
+    txs: Transactor,
+    addresses: Mapping[str, object],
+    publisher: LocalAccount,
+    variant: Variant = "plain",
+    name: str = "Tidegate Data NFT",
+    symbol: str = "TDNFT",
+    **options: Any,
+) -> tuple[str, str]:
+    """:func:`create_asset_tokens`, returning ``(nft_address, datatoken_address)``."""
+    created = create_asset_tokens(txs, addresses, publisher, variant, name, symbol, **options)
+    return created.nft, created.datatoken
+
+
+def create_asset_tokens(
     txs: Transactor,
     addresses: Mapping[str, object],
     publisher: LocalAccount,
@@ -238,15 +269,15 @@ def create_data_nft_with_datatoken(
     market_fee: int = 0,
     dispenser_max_tokens: int = 100 * ONE_TOKEN,
     dispenser_max_balance: int = 100 * ONE_TOKEN,
-) -> tuple[str, str]:
+) -> CreatedTokens:
     """Create a data NFT and its first datatoken in one factory call.
 
     ``plain`` uses ERC20 template 1 (``createNftWithErc20``); ``fixed_rate`` (an FRE
     selling minted datatokens for ``rate`` base-token units each, OCEAN by default)
     and ``dispenser`` (free datatokens) use template 2, as only it can sell and order
     in one transaction. The publisher owns the NFT, mints and collects payments.
-    ``publish_market_fee`` is ``(address, token, amount)``. Returns
-    ``(nft_address, datatoken_address)``, both EIP-55.
+    ``publish_market_fee`` is ``(address, token, amount)``. The exchange id and the
+    dispenser come from the datatoken's own ``NewFixedRate``/``NewDispenser`` events.
     """
     factory = contract(txs.w3, "ERC721Factory", _address_of(addresses, "ERC721Factory"))
     me = publisher.address
@@ -288,7 +319,22 @@ def create_data_nft_with_datatoken(
     tokens = _event_args(factory, "TokenCreated", receipt)
     if len(nfts) != 1 or len(tokens) != 1:
         raise OceanTxError("the factory did not report exactly one NFT and one datatoken")
-    return str(nfts[0]["newTokenAddress"]), str(tokens[0]["newTokenAddress"])
+    nft, datatoken = str(nfts[0]["newTokenAddress"]), str(tokens[0]["newTokenAddress"])
+    created = CreatedTokens(nft=nft, datatoken=datatoken,
+                            tx=receipt["transactionHash"].to_0x_hex())
+    if variant == "plain":
+        return created
+    token = contract(txs.w3, "ERC20TemplateEnterprise", datatoken)
+    if variant == "fixed_rate":
+        rates = _event_args(token, "NewFixedRate", receipt)
+        if len(rates) != 1:
+            raise OceanTxError("the datatoken did not report exactly one fixed-rate exchange")
+        return replace(created, exchange_id="0x" + bytes(rates[0]["exchangeId"]).hex(),
+                       exchange=str(rates[0]["exchangeContract"]))
+    dispensers = _event_args(token, "NewDispenser", receipt)
+    if len(dispensers) != 1:
+        raise OceanTxError("the datatoken did not report exactly one dispenser")
+    return replace(created, dispenser=str(dispensers[0]["dispenserContract"]))
 
 
 def set_metadata(

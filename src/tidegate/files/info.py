@@ -20,6 +20,7 @@ from typing import Any, Final, cast
 
 from tidegate.errors import TidegateError
 from tidegate.files.objects import FileObject, HttpFileObject, SmartContractFile
+from tidegate.files.reasons import reason_for_call_error, reason_for_error, reason_for_status
 from tidegate.files.safe_fetch import DEFAULT_CHUNK_SIZE, UpstreamResponse
 from tidegate.files.storages import StorageContext
 from tidegate.types import digits_value
@@ -31,8 +32,13 @@ logger = logging.getLogger(__name__)
 _CONTENT_RANGE: Final = re.compile(r"^\s*bytes\s+(?:\d+-\d+|\*)/(\d+)\s*$", re.IGNORECASE)
 
 
-def _invalid(index: int, file: FileObject) -> dict[str, Any]:
-    return {"index": index, "valid": False, "type": file.type}
+def _invalid(index: int, file: FileObject, reason: str,
+             status: int | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"index": index, "valid": False, "type": file.type,
+                             "reason": reason}
+    if status is not None:
+        entry["status"] = status
+    return entry
 
 
 def content_length(headers: Any) -> str:
@@ -77,12 +83,13 @@ async def _http_info(
                                           params=request.params, json=request.json)
     except TidegateError as exc:
         logger.debug("fileinfo: %s file %d unreachable (%s)", file.type, index, exc.code)
-        return _invalid(index, file)
+        return _invalid(index, file, reason_for_error(exc))
     async with response:
         if not 200 <= response.status_code < 300:
             logger.debug("fileinfo: %s file %d answered %d", file.type, index,
                          response.status_code)
-            return _invalid(index, file)
+            return _invalid(index, file, reason_for_status(response.status_code),
+                            response.status_code)
         length = content_length(response.headers)
         content_type = response.headers.get("content-type", "").split(";")[0].strip()
         filename = file.info_filename(response.url)
@@ -94,13 +101,14 @@ async def _http_info(
             except TidegateError as exc:  # the body broke off: the file is not servable
                 logger.debug("fileinfo: %s file %d body failed (%s)", file.type, index,
                              exc.code)
-                return _invalid(index, file)
+                reason = reason_for_error(exc)
+                return _invalid(index, file, "interrupted" if reason == "unreachable" else reason)
             if digest is not None:
                 details = {"checksum": digest[0], "checksumType": "sha256"}
                 if not length and "content-range" not in response.headers:
                     length = str(digest[1])  # chunked: we counted the whole body
     if not (content_type or length or filename):
-        return _invalid(index, file)
+        return _invalid(index, file, "no_details")
     return {"index": index, "valid": True, "type": file.type, "contentLength": length,
             "contentType": content_type, "filename": filename, **details}
 
@@ -112,7 +120,7 @@ async def _smartcontract_info(
         content = await file.call(ctx)
     except TidegateError as exc:  # revert, bad userdata, unknown chain, RPC down
         logger.debug("fileinfo: smartcontract file %d failed (%s)", index, exc.code)
-        return _invalid(index, file)
+        return _invalid(index, file, reason_for_call_error(exc))
     # contentLength is an int here, as the reference (len of the JSON text).
     info: dict[str, Any] = {"index": index, "valid": True, "type": file.type,
                             "contentLength": len(content), "contentType": "application/json",
@@ -131,7 +139,9 @@ async def file_info(
     int for smartcontract), "contentType" (no parameters), "filename"}`` plus
     ``"checksum"``/``"checksumType": "sha256"`` when asked and the body is at most
     ``ctx.max_checksum_length`` bytes. Invalid (refused address, unreachable, non-2xx,
-    nothing known about the answer): ``{"index", "valid": false, "type"}``.
+    nothing known about the answer): ``{"index", "valid": false, "type", "reason"}``
+    (a code of :data:`tidegate.files.reasons.REASONS`, never the URL) plus ``"status"``
+    for an answer outside 2xx.
     Raises only :class:`GatewayNotConfiguredError` (503).
     """
     if isinstance(file, SmartContractFile):

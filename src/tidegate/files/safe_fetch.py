@@ -88,9 +88,17 @@ _CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "proxy-authorization")
 
 
 class UnsafeUrlError(BadRequestError):
-    """The URL may not be fetched: scheme, credentials, address, DNS failure or redirects."""
+    """The URL may not be fetched: scheme, credentials, address, DNS failure or redirects.
+
+    ``reason`` says which, for fileinfo (:mod:`tidegate.files.reasons`); the HTTP
+    ``code`` stays ``unsafe_url`` for every one.
+    """
 
     code = "unsafe_url"
+
+    def __init__(self, message: str, *, reason: str = "invalid_url") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UpstreamUnavailableError(UpstreamError):
@@ -474,7 +482,8 @@ class SafeFetcher:
                     hop_headers.popall(name, None)
             current = target
         logger.info("refused an outbound file request: more than %d redirects", hop)
-        raise UnsafeUrlError(f"too many redirects (more than {self._policy.max_redirects})")
+        raise UnsafeUrlError(f"too many redirects (more than {self._policy.max_redirects})",
+                             reason="too_many_redirects")
 
     async def read_limited(
         self,
@@ -510,7 +519,8 @@ class SafeFetcher:
         for address in addresses:
             if not is_allowed(address, allow_private_addresses=allow_private):
                 logger.info("refused an outbound file request: non-public address")
-                raise UnsafeUrlError("the file's host resolves to a non-public address")
+                raise UnsafeUrlError("the file's host resolves to a non-public address",
+                                     reason="refused_address")
         port = url.port or DEFAULT_PORTS[url.scheme]
         return ConnectionPin(host, port, tuple(str(address) for address in addresses))
 
@@ -527,7 +537,8 @@ class SafeFetcher:
             addresses = []
         if not addresses:
             logger.info("refused an outbound file request: host did not resolve")
-            raise UnsafeUrlError("the file's host could not be resolved")
+            raise UnsafeUrlError("the file's host could not be resolved",
+                                 reason="unresolved_host")
         return addresses
 
     async def _send(

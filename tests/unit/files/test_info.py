@@ -19,9 +19,24 @@ from tests.local_http import LocalServer, QuietHandler, local_fetcher
 
 from tidegate.chain.clients import ChainConfig, Chains
 from tidegate.chain.contracts import load_artifact
+from tidegate.errors import ServiceUnavailableError, TidegateError
 from tidegate.files.info import content_length, file_info
 from tidegate.files.objects import GatewayNotConfiguredError, StorageContext, parse_file_object
-from tidegate.files.safe_fetch import PinnedAsyncClient
+from tidegate.files.reasons import (
+    REASONS,
+    reason_for_call_error,
+    reason_for_error,
+    reason_for_status,
+)
+from tidegate.files.safe_fetch import (
+    FetchPolicy,
+    PinnedAsyncClient,
+    SafeFetcher,
+    UnsafeUrlError,
+    UpstreamTimeoutError,
+    UpstreamTooLargeError,
+    UpstreamUnavailableError,
+)
 
 CSV = b"a,b\n1,2\n3,4\n"
 BODY_1K = bytes(range(256)) * 4
@@ -197,7 +212,8 @@ async def test_probe_uses_the_files_method(origin: Origin, ctx: StorageContext) 
     post = await info(ctx, {"type": "url", "url": origin.url + "/post-only", "method": "post"})
     assert (post["valid"], post["contentLength"], post["filename"]) == (True, "2", "post-only")
     get = await info(ctx, {"type": "url", "url": origin.url + "/post-only"})
-    assert get == {"index": 0, "valid": False, "type": "url"}
+    assert get == {"index": 0, "valid": False, "type": "url", "reason": "bad_status",
+                   "status": 405}
 
 
 async def test_redirect_names_the_final_file(origin: Origin, ctx: StorageContext) -> None:
@@ -208,10 +224,11 @@ async def test_redirect_names_the_final_file(origin: Origin, ctx: StorageContext
 async def test_invalid_answers(origin: Origin, ctx: StorageContext) -> None:
     result = await info(ctx, {"type": "url", "url": origin.url + "/missing.csv"},
                         checksum=True, index=1)
-    assert result == {"index": 1, "valid": False, "type": "url"}
+    assert result == {"index": 1, "valid": False, "type": "url", "reason": "not_found",
+                      "status": 404}
     # Nothing known (no type, no length, no name): invalid, as the reference.
     assert await info(ctx, {"type": "url", "url": origin.url + "/"}) == {
-        "index": 0, "valid": False, "type": "url"}
+        "index": 0, "valid": False, "type": "url", "reason": "no_details"}
     # A name is enough; an empty file hashed has a known length.
     named = await info(ctx, {"type": "url", "url": origin.url + "/nothing-known"},
                        checksum=True)
@@ -227,13 +244,13 @@ async def test_unreachable_and_refused(origin: Origin, ctx: StorageContext,
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}/x.csv"
     assert await info(ctx, {"type": "url", "url": closed}) == {
-        "index": 0, "valid": False, "type": "url"}
+        "index": 0, "valid": False, "type": "url", "reason": "unreachable"}
     assert await info(ctx, {"type": "url", "url": "data.csv"}) == {
-        "index": 0, "valid": False, "type": "url"}
+        "index": 0, "valid": False, "type": "url", "reason": "invalid_url"}
     strict, client = await _ctx(allow_private=False)
     async with client:
         refused = await info(strict, {"type": "url", "url": origin.url + "/data.csv"})
-    assert refused == {"index": 0, "valid": False, "type": "url"}
+    assert refused == {"index": 0, "valid": False, "type": "url", "reason": "refused_address"}
     assert origin.requests["/data.csv"] == 0  # refused before connecting
     ours = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("tidegate"))
     assert "fileinfo: url file 0 unreachable" in ours
@@ -244,7 +261,7 @@ async def test_ipfs_arweave_graphql(origin: Origin, ctx: StorageContext) -> None
     gateways = StorageContext(origin.url, origin.url, ctx.chains, ctx.fetcher, MAX)
     # The local gateway has no such CID: 404, invalid; the reported type is kept.
     assert await info(gateways, {"type": "ipfs", "hash": "QmNope"}) == {
-        "index": 0, "valid": False, "type": "ipfs"}
+        "index": 0, "valid": False, "type": "ipfs", "reason": "not_found", "status": 404}
     arweave = await info(gateways, {"type": "arweave", "transactionId": "tx-1/data.csv"})
     assert (arweave["valid"], arweave["filename"], arweave["contentType"]) == (
         True, "", "text/csv")
@@ -270,4 +287,32 @@ async def test_smartcontract_info(harness: ChainHarness, ctx: StorageContext,
                       "contentLength": len(content), "contentType": "application/json",
                       "filename": "", "checksum": hashlib.sha256(content).hexdigest(),
                       "checksumType": "sha256"}
-    assert reverted == {"index": 0, "valid": False, "type": "smartcontract"}
+    assert reverted == {"index": 0, "valid": False, "type": "smartcontract",
+                        "reason": "call_failed"}
+
+
+async def test_a_file_over_the_fetchers_cap_is_too_large(origin: Origin) -> None:
+    """The app sets no cap on fileinfo today; a fetcher with one (``max_bytes``) refuses a
+    declared length above it before reading, and fileinfo says ``too_large``."""
+    client = PinnedAsyncClient()
+    policy = FetchPolicy(allow_private_addresses=True, connect_timeout=2, read_timeout=5,
+                         max_bytes=1024 * 1024)
+    capped = StorageContext(None, None, Chains({}), SafeFetcher(client, policy), MAX)
+    async with client:
+        result = await info(capped, {"type": "url", "url": origin.url + "/big-declared.bin"})
+    assert result == {"index": 0, "valid": False, "type": "url", "reason": "too_large"}
+
+
+def test_every_reason_given_is_listed() -> None:
+    errors = [UnsafeUrlError("x"), UnsafeUrlError("x", reason="refused_address"),
+              UnsafeUrlError("x", reason="not-a-listed-reason"), UpstreamTimeoutError("x"),
+              UpstreamTooLargeError("x"), UpstreamUnavailableError("x"), TidegateError("x")]
+    given = [reason_for_error(e) for e in errors]
+    assert given == ["invalid_url", "refused_address", "invalid_url", "timeout", "too_large",
+                     "unreachable", "unreachable"]
+    given += [reason_for_status(s) for s in (404, 410, 401, 403, 500, 302)]
+    given += [reason_for_call_error(e) for e in (ServiceUnavailableError("x"),
+                                                 TidegateError("x"))]
+    assert set(given) <= set(REASONS)
+    assert {reason_for_call_error(ServiceUnavailableError("x")),
+            reason_for_status(302)} == {"chain_unavailable", "bad_status"}
