@@ -431,8 +431,10 @@ class Sandbox:
         limit = reason
         if limit is None and sig == signal.SIGXCPU:
             limit = "cpu"
+        # At the quota counts: a file stopped at RLIMIT_FSIZE (= the quota) ends there,
+        # and Python ignores SIGXFSZ (the write fails with EFBIG instead).
         if limit is None and (sig == signal.SIGXFSZ
-                              or workspace.usage(limits.disk_bytes) > limits.disk_bytes):
+                              or workspace.usage(limits.disk_bytes) >= limits.disk_bytes):
             limit = "disk"
         if limit is None and killed.memory:
             limit = "memory"  # the kernel killed a process of the job (cgroup OOM)

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -116,12 +117,7 @@ class Workspace:
     def clear_scratch(self) -> None:
         """Empty ``logs`` (scratch, never a result) so it holds no disk after the run."""
         for entry in list(os.scandir(self.logs)) if self.logs.is_dir() else []:
-            path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(path, onerror=_force)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            _remove_tree(entry.path)
 
     def outputs_size(self) -> int:
         """Bytes of the regular files under ``outputs`` (symlinks are not followed)."""
@@ -151,8 +147,27 @@ class Workspace:
 
     def remove(self) -> None:
         """Delete everything, also directories the job made unreadable."""
-        if self.root.exists():
-            shutil.rmtree(self.root, onerror=_force)
+        _remove_tree(str(self.root))
+
+
+def _remove_tree(path: str) -> None:
+    """Remove ``path`` (a file, link or tree), links never followed.
+
+    ``rm`` first: it walks by directory descriptors, so trees deeper than Python's
+    recursion limit or PATH_MAX (a job can make them) go too. What it could not remove
+    (directories the job made unreadable, without root) is retried after a chmod.
+    """
+    if not os.path.lexists(path):
+        return
+    rm = shutil.which("rm", path="/usr/bin:/bin") or "rm"
+    subprocess.run([rm, "-rf", "--one-file-system", "--", path], check=False,  # noqa: S603
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=_force)
+        else:
+            os.unlink(path)
 
 
 def _force(func: Callable[..., object], path: str, _exc: object) -> None:

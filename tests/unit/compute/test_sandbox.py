@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,10 @@ from tests.unit.compute.conftest import (
     spec,
     wait_status,
 )
+from tidegate.compute.cgroups import discover
 from tidegate.compute.jobs import JobStatus
 from tidegate.compute.sandbox import Sandbox, SandboxOptions
+from tidegate.compute.workspace import Workspace
 
 ROOT = os.geteuid() == 0
 
@@ -130,15 +133,86 @@ json.dump({{"seen": seen, "writes": writes, "pids": pids, "uid": os.getuid(),
         assert report["nnp"] == "1"
 
 
-async def test_memory_limit(make_engine: EngineFactory) -> None:
+CGROUPS = discover()
+NO_CGROUPS = replace(TEST_OPTIONS, cgroups=False)
+needs_cgroups = pytest.mark.skipif(isinstance(CGROUPS, str),
+                                   reason=f"no usable cgroups here: {CGROUPS}")
+
+
+@pytest.mark.parametrize("options", [pytest.param(TEST_OPTIONS, marks=needs_cgroups,
+                                                  id="cgroup"),
+                                     pytest.param(NO_CGROUPS, id="rlimits")])
+async def test_memory_limit(make_engine: EngineFactory, options: SandboxOptions) -> None:
     env = environment(ram_gb=0.25)
-    engine = await make_engine(env)
+    engine = await make_engine(env, options=options)
+    assert (engine.sandbox.cgroups is not None) == options.cgroups
     job = spec(env, code="print('allocating', flush=True)\nblock = bytearray(600 * 2**20)")
     await engine.start(job)
     record = await finished(engine, job.job_id)
     assert record.status == JobStatus.COMPLETED
-    assert record.detail == "Memory limit exceeded (256 MB). Algorithm exit code 1."
-    assert b"MemoryError" in await result_bytes(engine, job.job_id)
+    log = await result_bytes(engine, job.job_id)
+    if options.cgroups:  # the kernel kills the job (SIGKILL) when its cgroup is full
+        assert record.detail == "Memory limit exceeded (256 MB). Algorithm exit code 137."
+        assert log == b"allocating\n"
+    else:  # each process's address space: the allocation fails inside the algorithm
+        assert record.detail == "Memory limit exceeded (256 MB). Algorithm exit code 1."
+        assert b"MemoryError" in log
+
+
+@needs_cgroups
+async def test_memory_is_bounded_per_job_not_per_process(make_engine: EngineFactory) -> None:
+    """Four processes of 100 MB each: every one is within 256 MB, the job is not."""
+    code = """
+import os, sys, time
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(100 * 2**20)
+        time.sleep(2)
+        os._exit(0)
+    children.append(pid)
+codes = [os.waitpid(pid, 0)[1] for pid in children]
+print("children", codes, flush=True)
+sys.exit(0 if all(code == 0 for code in codes) else 1)
+"""
+    env = environment(ram_gb=0.25)
+    per_job = await make_engine(env)
+    per_process = await make_engine(env, options=NO_CGROUPS)
+    bounded, unbounded = spec(env, code=code), spec(env, code=code)
+    await per_job.start(bounded)
+    record = await finished(per_job, bounded.job_id)
+    assert record.detail.startswith("Memory limit exceeded (256 MB)."), record.detail
+    await per_process.start(unbounded)
+    assert (await finished(per_process, unbounded.job_id)).detail == ""  # 400 MB in all
+
+
+@pytest.mark.parametrize("options", [pytest.param(TEST_OPTIONS, marks=needs_cgroups,
+                                                  id="cgroup"),
+                                     pytest.param(NO_CGROUPS, id="rlimits")])
+async def test_process_limit(make_engine: EngineFactory, options: SandboxOptions) -> None:
+    if not ROOT and not options.cgroups:
+        pytest.skip("without root or cgroups the limit counts every task of Tidegate's user")
+    env = environment()
+    engine = await make_engine(env, options=options)
+    code = """
+import os, time
+made = 0
+try:
+    for _ in range(100):
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        made += 1
+finally:
+    print("forked", made, flush=True)
+"""
+    job = spec(env, code=code)
+    await engine.start(job)
+    record = await finished(engine, job.job_id)
+    assert record.detail == "Process limit reached (32 processes). Algorithm exit code 1."
+    forked = int((await result_bytes(engine, job.job_id)).split(b"forked ")[1].split()[0])
+    assert 20 < forked < 32
 
 
 async def test_wall_clock_limit(make_engine: EngineFactory) -> None:
@@ -166,19 +240,84 @@ async def test_cpu_time_limit(make_engine: EngineFactory) -> None:
     assert record.detail == "CPU time limit exceeded (1 s of CPU time)."
 
 
-async def test_disk_limit(make_engine: EngineFactory) -> None:
-    env = environment(disk_gb=1 / 1024)  # 1 MiB of outputs
+DISK_DETAIL = ("Disk limit exceeded: /data/outputs, /data/logs and the log may total "
+               "1048576 bytes.")
+
+
+async def test_disk_limit(make_engine: EngineFactory, tmp_path: Path) -> None:
+    env = environment(disk_gb=1 / 1024)  # 1 MiB for outputs, logs and the log together
     engine = await make_engine(env)
     one_file = spec(env, code="open('/data/outputs/big', 'wb').write(b'x' * 5 * 2**20)")
     many_files = spec(env, code="import time\nfor i in range(100):\n"
                                 "    open(f'/data/outputs/f{i}', 'wb').write(b'y' * 300_000)\n"
                                 "time.sleep(30)")
-    await engine.start(one_file)
-    await engine.start(many_files)
-    for job in (one_file, many_files):
-        record = await finished(engine, job.job_id)
-        assert record.detail.startswith("Disk limit exceeded: outputs may total 1048576 bytes")
+    # /data/logs is not a result, but it is the job's disk too (issue #16: 2.83 GB
+    # written in a 1 GB environment).
+    logs = spec(env, code="import time\nfor i in range(100):\n"
+                          "    open(f'/data/logs/l{i}', 'wb').write(b'z' * 300_000)\n"
+                          "time.sleep(30)")
+    stdout = spec(env, code="import sys, time\nfor i in range(100):\n"
+                            "    sys.stdout.write('w' * 300_000)\n    sys.stdout.flush()\n"
+                            "time.sleep(30)")
+    # Empty files cost inodes: each entry counts 4 KiB, so 60,000 of them cannot be made.
+    empty = spec(env, code="import os, time\nfor i in range(60_000):\n"
+                           "    os.mkdir(f'/data/logs/d{i}')\ntime.sleep(30)")
+    jobs = (one_file, many_files, logs, stdout, empty)
+    for job in jobs:
+        await engine.start(job)
+    for job in jobs:
+        record = await finished(engine, job.job_id, within=30)
+        assert record.detail == DISK_DETAIL, (job.algorithm.rawcode, record.detail)
         assert all(r.filesize <= 1048576 for r in record.results)
+        # The scratch directory is emptied after the run.
+        assert list((tmp_path / "compute" / "jobs" / job.job_id / "data" / "logs").iterdir()) \
+            == []
+    [record] = await engine.jobs(None, empty.job_id, None)
+    assert len(record.results) == 1
+
+
+async def test_a_tree_too_deep_to_measure_counts_as_over_the_quota(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    """Paths beyond PATH_MAX cannot be measured: files there must not escape the quota."""
+    env = environment()
+    engine = await make_engine(env)
+    job = spec(env, code="import os, time\nos.chdir('/data/logs')\nfor _ in range(1500):\n"
+                         "    os.mkdir('abcd')\n    os.chdir('abcd')\n"
+                         "open('hidden', 'wb').write(b'h' * 2**20)\ntime.sleep(30)")
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=30)
+    assert record.detail.startswith("Disk limit exceeded: /data/outputs, /data/logs and the ")
+    workspace = Workspace(tmp_path / "compute" / "jobs" / job.job_id)
+    assert list(workspace.logs.iterdir()) == []  # removed, however deep
+    await engine.delete(job.owner, job.job_id, None)
+    assert not workspace.root.exists()
+
+
+async def test_outputs_beyond_the_cap_are_not_listed(make_engine: EngineFactory) -> None:
+    env = environment()
+    engine = await make_engine(env, options=replace(TEST_OPTIONS, max_output_files=5))
+    code = """
+import os
+for i in range(8):
+    open(f"/data/outputs/f{i}", "w").write(str(i))
+os.makedirs("/data/outputs/" + "n" * 200)
+open("/data/outputs/" + "n" * 200 + "/" + "m" * 100, "w").write("long name")
+deep = "/data/outputs/deep"
+os.makedirs(deep)
+os.chdir(deep)
+for _ in range(1500):  # deeper than Python's recursion limit
+    os.mkdir("a")
+    os.chdir("a")
+open("bottom", "w").write("b")
+"""
+    job = spec(env, code=code)
+    await engine.start(job)
+    record = await finished(engine, job.job_id)
+    assert [r.filename for r in record.results] == [
+        "f0", "f1", "f2", "f3", "f4", "algorithm.log"]
+    assert record.detail == ("5 output file(s) not listed (at most 5 are listed, "
+                             "paths longer than 255 characters never).")
+    assert len(json.dumps(record.to_json())) < 2000
 
 
 @pytest.mark.skipif(not ROOT, reason="counting the sandbox uid's processes needs root mode")

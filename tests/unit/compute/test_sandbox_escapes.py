@@ -145,7 +145,7 @@ class _Listeners:
         self._listen("unix", socket.AF_UNIX, socket.SOCK_STREAM, str(directory / "host.sock"))
         # /tmp of the host (the job's /tmp is its own): a socket a host service could have.
         self._listen("unix-tmp", socket.AF_UNIX, socket.SOCK_STREAM,
-                     f"/tmp/tidegate-escape-{uuid.uuid4().hex[:8]}.sock")  # noqa: S108
+                     f"/tmp/tidegate-escape-{uuid.uuid4().hex[:8]}.sock")
         self._listen("abstract", socket.AF_UNIX, socket.SOCK_STREAM,
                      f"\0tidegate-escape-{uuid.uuid4().hex}")
         self._stop = threading.Event()
