@@ -38,6 +38,7 @@ from typing import Final
 
 from tidegate.compute.cgroups import CgroupLayout, JobCgroup, discover
 from tidegate.compute.environments import Environment
+from tidegate.compute.seccomp import SeccompUnavailableError, compile_filter
 from tidegate.compute.workspace import Workspace
 from tidegate.errors import ServiceUnavailableError
 
@@ -81,6 +82,7 @@ class SandboxOptions:
     ``cgroups``: bound memory and processes per job with a cgroup when available
     (``cgroup_parent``: where to create them, default Tidegate's own cgroup); False
     keeps the per-process rlimits. ``max_output_files``: outputs listed per job.
+    ``seccomp``: load :mod:`tidegate.compute.seccomp`'s filter when libseccomp works.
     """
 
     bwrap: str = "bwrap"
@@ -95,6 +97,7 @@ class SandboxOptions:
     cgroups: bool = True
     cgroup_parent: str | None = None
     max_output_files: int = 256
+    seccomp: bool = True
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,14 @@ def _open_log(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
 
 
+def _memfd(content: bytes) -> int:
+    """An anonymous file holding ``content``, positioned at its start."""
+    fd = os.memfd_create("tidegate-seccomp", os.MFD_CLOEXEC)
+    os.write(fd, content)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 def _log_tail(path: Path, size: int = 64 * 1024) -> str:
     try:
         with path.open("rb") as handle:
@@ -180,6 +191,9 @@ class Sandbox:
         self.cgroups: CgroupLayout | None = None
         self.cgroup_reason = "not probed yet"
         """Why jobs have no cgroup (rlimits then), or "" when they have one."""
+        self._filters: dict[bool, bytes] = {}  # allow_network -> seccomp BPF program
+        self.seccomp_reason = "not probed yet"
+        """Why jobs run without a seccomp filter, or "" when they have one."""
 
     @property
     def unsafe(self) -> bool:
@@ -200,6 +214,16 @@ class Sandbox:
             self.cgroup_reason = found if isinstance(found, str) else ""
         elif not self.options.cgroups:
             self.cgroup_reason = "cgroups are disabled (TIDEGATE_COMPUTE_CGROUPS=false)"
+        self._filters, self.seccomp_reason = {}, "no sandbox"
+        if self.unavailable is None and not self.unsafe:
+            self.seccomp_reason = "seccomp is disabled (TIDEGATE_COMPUTE_SECCOMP=false)"
+            if self.options.seccomp:
+                try:
+                    self._filters = {net: compile_filter(allow_network=net)
+                                     for net in (False, True)}
+                    self.seccomp_reason = ""
+                except SeccompUnavailableError as exc:
+                    self.seccomp_reason = str(exc)
         if self.unavailable is not None or self.unsafe:
             return self.unavailable
         workspace = Workspace(scratch)
@@ -263,11 +287,12 @@ class Sandbox:
 
     def command(self, argv: Sequence[str], env: Mapping[str, str], workspace: Workspace,
                 limits: Limits, *, allow_network: bool, uid: int | None,
-                extra_paths: Sequence[str] = (),
-                cgroup: JobCgroup | None = None) -> list[str]:
+                extra_paths: Sequence[str] = (), cgroup: JobCgroup | None = None,
+                seccomp_fd: int | None = None) -> list[str]:
         """The full command line: joining ``cgroup`` (if any), prlimit, then bwrap
         (unless unsafe), then ``argv``. With a cgroup, memory and processes are its
-        limits, not the per-process RLIMIT_AS and RLIMIT_NPROC."""
+        limits, not the per-process RLIMIT_AS and RLIMIT_NPROC. ``seccomp_fd``: a
+        descriptor (inherited by bwrap) holding the filter bwrap loads before ``argv``."""
         cmd: list[str] = []
         if cgroup is not None:
             # The shell writes its own pid into the job's cgroups, then execs: every
@@ -287,6 +312,8 @@ class Sandbox:
         if self.unsafe:
             return [*cmd, *argv]
         cmd += [self._tools["bwrap"], "--die-with-parent", "--new-session", "--clearenv"]
+        if seccomp_fd is not None:
+            cmd += ["--seccomp", str(seccomp_fd)]
         if self.root_mode:
             cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
             cmd += [] if allow_network else ["--unshare-net"]
@@ -364,8 +391,11 @@ class Sandbox:
                     logger.warning("compute job runs without a cgroup: %s", exc.strerror)
                     await asyncio.to_thread(cgroup.remove)
                     cgroup = None
+            program = self._filters.get(allow_network) if not self.unsafe else None
+            seccomp_fd = _memfd(program) if program is not None else None
             cmd = self.command(argv, env, workspace, limits, allow_network=allow_network,
-                               uid=uid, extra_paths=extra_paths, cgroup=cgroup)
+                               uid=uid, extra_paths=extra_paths, cgroup=cgroup,
+                               seccomp_fd=seccomp_fd)
             log_fd = _open_log(workspace.log_file)
             try:
                 outer_env = ({"PATH": _SANDBOX_PATH, "LANG": "C.UTF-8", **env}
@@ -373,9 +403,12 @@ class Sandbox:
                 proc = await asyncio.create_subprocess_exec(
                     *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log_fd,
                     stderr=asyncio.subprocess.STDOUT, env=outer_env, start_new_session=True,
-                    cwd=str(workspace.data) if self.unsafe else "/")
+                    cwd=str(workspace.data) if self.unsafe else "/",
+                    pass_fds=() if seccomp_fd is None else (seccomp_fd,))
             finally:
                 os.close(log_fd)
+                if seccomp_fd is not None:
+                    os.close(seccomp_fd)
             reason = await self._watch(proc, workspace, limits, should_stop)
             killed = _Killed(memory=cgroup is not None and cgroup.memory_killed(),
                              processes=cgroup is not None and cgroup.processes_refused())
