@@ -128,6 +128,9 @@ class LocalEngine:
             elif reason is None:
                 logger.warning("compute jobs have no cgroup, memory and processes are "
                                "limited per process (rlimits): %s", self.sandbox.cgroup_reason)
+            if reason is None and not self.sandbox.unsafe and self.sandbox.seccomp_reason:
+                logger.warning("compute jobs run without a seccomp filter: %s",
+                               self.sandbox.seccomp_reason)
             await self._sweep()
             self._maintainer = asyncio.create_task(self._maintain())
             self._opened = True
