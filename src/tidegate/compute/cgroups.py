@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["CgroupLayout", "JobCgroup", "discover"]
+__all__ = ["CgroupLayout", "JobCgroup", "discover", "sweep"]
 
 _CONTROLLERS: Final = ("memory", "pids")
+_PREFIXES: Final = ("tidegate-job-", "tidegate-probe-")
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,26 @@ def discover(parent: str | None = None) -> CgroupLayout | str:
     except (OSError, ValueError) as exc:
         return f"cgroups are not usable ({getattr(exc, 'strerror', None) or exc})"
     return found
+
+
+def sweep(layout: CgroupLayout, older_than: float = 60.0) -> list[str]:
+    """Remove job cgroups a dead Tidegate left behind; the names removed.
+
+    Only empty cgroups can be removed (the kernel refuses the others), so a live job of
+    another Tidegate process on the same parent is safe; ``older_than`` (seconds) spares
+    one created a moment ago that its job has not joined yet.
+    """
+    removed = []
+    for parent in dict.fromkeys((layout.memory, layout.pids)):
+        with contextlib.suppress(OSError):
+            for entry in parent.iterdir():
+                if not entry.name.startswith(_PREFIXES):
+                    continue
+                with contextlib.suppress(OSError):
+                    if time.time() - entry.stat().st_mtime > older_than:
+                        entry.rmdir()
+                        removed.append(entry.name)
+    return removed
 
 
 class JobCgroup:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tidegate.compute.cgroups import CgroupLayout, JobCgroup, discover
+from tidegate.compute.cgroups import CgroupLayout, JobCgroup, discover, sweep
 from tidegate.compute.environments import Environment
 from tidegate.compute.seccomp import SeccompUnavailableError, compile_filter
 from tidegate.compute.workspace import Workspace
@@ -212,6 +212,9 @@ class Sandbox:
             found = await asyncio.to_thread(discover, self.options.cgroup_parent)
             self.cgroups = found if isinstance(found, CgroupLayout) else None
             self.cgroup_reason = found if isinstance(found, str) else ""
+            if self.cgroups is not None:
+                # Jobs of a Tidegate killed with -9 died with it; their cgroups did not.
+                await asyncio.to_thread(sweep, self.cgroups)
         elif not self.options.cgroups:
             self.cgroup_reason = "cgroups are disabled (TIDEGATE_COMPUTE_CGROUPS=false)"
         self._filters, self.seccomp_reason = {}, "no sandbox"
@@ -429,24 +432,29 @@ class Sandbox:
         started = loop.time()
         waiter = asyncio.ensure_future(proc.wait())
         reason: str | None = None
-        ticks, used = 0, 0
+        used, next_measure = 0, started + 5 * self.options.poll_interval
         try:
             while reason is None:
                 done, _ = await asyncio.wait({waiter}, timeout=self.options.poll_interval)
                 if done:
                     return None
-                ticks += 1
-                if loop.time() - started > limits.wall_seconds:
+                now = loop.time()
+                if now - started > limits.wall_seconds:
                     reason = "time"
                 elif should_stop is not None and await should_stop():
                     reason = "stopped"
-                # Measured every ~1 s, every tick once past half the quota: a fast
-                # writer overshoots by what it writes in one tick (each file is capped
-                # by RLIMIT_FSIZE anyway).
-                elif ticks % 5 == 0 or used > limits.disk_bytes // 2:
+                elif now >= next_measure:
                     used = await asyncio.to_thread(workspace.usage, limits.disk_bytes)
                     if used > limits.disk_bytes:
                         reason = "disk"
+                    # Every ~1 s, every tick once past half the quota (a fast writer
+                    # overshoots by what it writes in one tick; each file is capped by
+                    # RLIMIT_FSIZE anyway); never more than a third of the time spent
+                    # measuring (a job of many small files makes a measure slow).
+                    spent = loop.time() - now
+                    interval = (1 if used > limits.disk_bytes // 2 else 5)
+                    next_measure = loop.time() + max(interval * self.options.poll_interval,
+                                                     2 * spent)
             return reason
         finally:
             if not waiter.done():

@@ -116,8 +116,10 @@ class Workspace:
 
     def clear_scratch(self) -> None:
         """Empty ``logs`` (scratch, never a result) so it holds no disk after the run."""
-        for entry in list(os.scandir(self.logs)) if self.logs.is_dir() else []:
-            _remove_tree(entry.path)
+        if self.logs.is_dir():
+            _remove_tree(str(self.logs))  # one pass, however many entries the job made
+            self.logs.mkdir(mode=0o755, exist_ok=True)
+            self.logs.chmod(0o755)
 
     def outputs_size(self) -> int:
         """Bytes of the regular files under ``outputs`` (symlinks are not followed)."""

@@ -26,7 +26,7 @@ from tests.unit.compute.conftest import (
     spec,
     wait_status,
 )
-from tidegate.compute.cgroups import discover
+from tidegate.compute.cgroups import CgroupLayout, discover
 from tidegate.compute.jobs import JobStatus
 from tidegate.compute.sandbox import Sandbox, SandboxOptions
 from tidegate.compute.workspace import Workspace
@@ -371,3 +371,28 @@ def test_processes_sharing_a_data_dir_never_share_a_job_uid(tmp_path: Path) -> N
     assert two._take_uid() == first
     for uid in (first, second):
         two._release_uid(uid)  # type: ignore[arg-type]
+
+
+@needs_cgroups
+async def test_job_cgroups_are_removed_also_those_of_a_dead_tidegate(
+        make_engine: EngineFactory) -> None:
+    assert isinstance(CGROUPS, CgroupLayout)
+    # A crashed Tidegate's job cgroup (its processes died with it) and one just made by
+    # another process, not joined yet: only the old one goes.
+    stale, fresh = (CGROUPS.memory / f"tidegate-job-{n}-{os.getpid()}" for n in ("a", "b"))
+    stale.mkdir()
+    fresh.mkdir()
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    try:
+        engine = await make_engine()
+        assert not stale.exists() and fresh.exists()
+    finally:
+        for leftover in (stale, fresh):
+            if leftover.exists():
+                leftover.rmdir()
+    job = spec(environment(), code="import os, time\nif os.fork() == 0:\n    os.setsid()\n"
+                                   "    time.sleep(300)\nprint('parent done')")
+    await engine.start(job)
+    assert (await finished(engine, job.job_id)).detail == ""
+    for parent in {CGROUPS.memory, CGROUPS.pids}:
+        assert [p.name for p in parent.iterdir() if p.name.startswith("tidegate-")] == []
