@@ -56,6 +56,7 @@ _ETC_FILES: Final = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
 _NETWORK_ETC: Final = ("/etc/resolv.conf", "/etc/gai.conf")
 _SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 _SANDBOX_TMP: Final = "/tmp"  # noqa: S108 - the sandbox's own private, size-capped tmpfs
+_SANDBOX_SHM: Final = "/dev/shm"  # noqa: S108 - likewise
 _MEMORY_MARKERS: Final = ("MemoryError", "out of memory", "Cannot allocate memory",
                           "std::bad_alloc", "Failed to reserve virtual memory",
                           "Fatal process OOM")
@@ -324,7 +325,12 @@ class Sandbox:
             cmd += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
             cmd += ["--share-net"] if allow_network else []
         cmd += self._binds(allow_network, extra_paths)
+        # /dev is a tmpfs of bwrap's with no size: read-only, with a size-capped /dev/shm
+        # (POSIX semaphores and shared memory, e.g. multiprocessing), else a job could
+        # fill the host's RAM through it (without root, /dev is the job's own).
         cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", _SANDBOX_SHM,
+                "--remount-ro", "/dev",
                 "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", _SANDBOX_TMP,
                 "--perms", "0755", "--dir", "/data",
                 "--ro-bind", str(workspace.inputs), "/data/inputs",

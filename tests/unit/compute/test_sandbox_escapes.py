@@ -422,3 +422,36 @@ async def test_without_the_filter_the_same_calls_reach_the_kernel(
     _, report = await _run(engine, _KERNEL_SURFACE.replace("NUMBERS", json.dumps(_NUMBERS)))
     assert report["seccomp"] == ["0"]
     assert report["clone3"] != "ENOSYS" and report["keyctl"] != "EPERM"
+
+
+async def test_dev_is_read_only_and_shared_memory_is_capped(make_engine: EngineFactory) -> None:
+    """bwrap's /dev is an unbounded tmpfs: without root it would be the job's to fill."""
+    engine = await make_engine()
+    code = """
+import errno, json, multiprocessing, os
+report = {}
+try:
+    open("/dev/x", "w").write("x")
+    report["dev"] = "written"
+except OSError as exc:
+    report["dev"] = errno.errorcode[exc.errno]
+written = 0
+try:
+    with open("/dev/shm/fill", "wb") as handle:
+        for _ in range(64):
+            handle.write(b"s" * 2**20)
+            handle.flush()
+            written += 2**20
+except OSError as exc:
+    report["shm_error"] = errno.errorcode[exc.errno]
+report["shm_written"] = written
+os.unlink("/dev/shm/fill")
+with multiprocessing.Pool(2) as pool:  # POSIX semaphores live in /dev/shm
+    report["pool"] = pool.map(abs, [-1, -2])
+report["null"] = open("/dev/null", "w").write("x")
+json.dump(report, open("/data/outputs/report.json", "w"))
+"""
+    _, report = await _run(engine, code)
+    assert report["dev"] in ("EROFS", "EACCES")
+    assert report["shm_error"] == "ENOSPC" and report["shm_written"] <= TEST_OPTIONS.tmp_bytes
+    assert report["pool"] == [1, 2] and report["null"] == 1
