@@ -1,9 +1,11 @@
-"""Per-job control groups: memory (swap included) and processes bounded for the whole job.
+"""Per-job control groups: memory (swap included), processes and CPUs for the whole job.
 
 RLIMIT_AS and RLIMIT_NPROC bound each process (and each uid), so a job of N processes
 could use N × ``ramGB``. A cgroup bounds the job's processes together, counts its
 RAM-backed ``/tmp``, and tells afterwards whether the kernel killed one of them for
-memory (``oom_kill``) or refused a fork (``pids.events``).
+memory (``oom_kill``) or refused a fork (``pids.events``). Where the ``cpu`` controller
+is there too (optional), the job gets ``cpuNumber`` CPUs' worth of time at most, however
+many processes it runs (RLIMIT_CPU only bounds each process).
 
 Where: cgroup v2 when the unified hierarchy has the ``memory`` and ``pids`` controllers
 and the parent can hand them to children; else cgroup v1 (one hierarchy per controller,
@@ -40,12 +42,15 @@ class CgroupLayout:
     version: int
     memory: Path
     pids: Path
+    cpu: Path | None = None
+    """None: no cpu controller (the CPU rate is not limited; RLIMIT_CPU still is)."""
 
     def describe(self) -> str:
         """A one-line summary for the start-up log."""
+        cpu = "" if self.cpu is not None else ", no cpu controller"
         where = (str(self.memory) if self.version == 2
-                 else f"memory {self.memory}, pids {self.pids}")
-        return f"cgroup v{self.version} ({where})"
+                 else f"memory {self.memory}, pids {self.pids}, cpu {self.cpu}")
+        return f"cgroup v{self.version} ({where}{cpu})"
 
 
 def _mounts() -> list[tuple[str, str, str, set[str]]]:
@@ -102,7 +107,15 @@ def _v2(mounts: list[tuple[str, str, str, set[str]]], own: dict[str, str],
             return (f"cannot enable {', '.join(wanted)} for children of {directory} "
                     f"({exc.strerror}); set TIDEGATE_COMPUTE_CGROUP_PARENT to a delegated "
                     "cgroup without processes")
-    return CgroupLayout(2, directory, directory)
+    cpu = None
+    if "cpu" in available:
+        try:
+            if "cpu" not in enabled:
+                (directory / "cgroup.subtree_control").write_text("+cpu")
+            cpu = directory
+        except OSError:
+            pass  # optional: jobs are then not rate-limited (RLIMIT_CPU still applies)
+    return CgroupLayout(2, directory, directory, cpu)
 
 
 def _v1(mounts: list[tuple[str, str, str, set[str]]], own: dict[str, str],
@@ -115,7 +128,10 @@ def _v1(mounts: list[tuple[str, str, str, set[str]]], own: dict[str, str],
         _, point, root, _ = mount
         dirs[controller] = _inside(point, root,
                                    parent if parent is not None else own[controller])
-    return CgroupLayout(1, dirs["memory"], dirs["pids"])
+    cpu_mount = next((m for m in mounts if m[0] == "cgroup" and "cpu" in m[3]), None)
+    cpu = (_inside(cpu_mount[1], cpu_mount[2], parent if parent is not None else own["cpu"])
+           if cpu_mount is not None and "cpu" in own else None)
+    return CgroupLayout(1, dirs["memory"], dirs["pids"], cpu)
 
 
 def discover(parent: str | None = None) -> CgroupLayout | str:
@@ -133,7 +149,7 @@ def discover(parent: str | None = None) -> CgroupLayout | str:
             found = v1
         trial = JobCgroup(found, f"tidegate-probe-{uuid.uuid4().hex[:12]}")
         try:
-            trial.create(64 * 1024 * 1024, 16)
+            trial.create(64 * 1024 * 1024, 16, 1)
         finally:
             trial.remove()
     except (OSError, ValueError) as exc:
@@ -149,7 +165,8 @@ def sweep(layout: CgroupLayout, older_than: float = 60.0) -> list[str]:
     one created a moment ago that its job has not joined yet.
     """
     removed = []
-    for parent in dict.fromkeys((layout.memory, layout.pids)):
+    parents = [layout.memory, layout.pids] + ([layout.cpu] if layout.cpu is not None else [])
+    for parent in dict.fromkeys(parents):
         with contextlib.suppress(OSError):
             for entry in parent.iterdir():
                 if not entry.name.startswith(_PREFIXES):
@@ -168,15 +185,19 @@ class JobCgroup:
         self.layout = layout
         self.memory = layout.memory / name
         self.pids = layout.pids / name
+        self.cpu = layout.cpu / name if layout.cpu is not None else None
         self._dirs = [self.memory] if layout.version == 2 else [self.memory, self.pids]
+        if layout.version == 1 and self.cpu is not None:
+            self._dirs.append(self.cpu)
 
     @property
     def procs_files(self) -> list[str]:
         """The ``cgroup.procs`` files a process writes its pid to, to join the job."""
         return [str(d / "cgroup.procs") for d in self._dirs]
 
-    def create(self, memory_bytes: int, max_processes: int) -> None:
-        """Create the directories and set the limits (swap counts as memory)."""
+    def create(self, memory_bytes: int, max_processes: int, cpus: int) -> None:
+        """Create the directories and set the limits (swap counts as memory; ``cpus``
+        CPUs' worth of time per scheduling period when there is a cpu controller)."""
         for directory in self._dirs:
             directory.mkdir(mode=0o755)
         if self.layout.version == 2:
@@ -193,6 +214,13 @@ class JobCgroup:
             if memsw.exists():  # only with swap accounting; else swap is not limited
                 memsw.write_text(str(memory_bytes))
         (self.pids / "pids.max").write_text(str(max_processes))
+        if self.cpu is not None:
+            period = 100_000  # µs, the kernel's default
+            if self.layout.version == 2:
+                (self.cpu / "cpu.max").write_text(f"{cpus * period} {period}")
+            else:
+                (self.cpu / "cpu.cfs_period_us").write_text(str(period))
+                (self.cpu / "cpu.cfs_quota_us").write_text(str(cpus * period))
 
     def _counter(self, path: Path, key: str) -> int:
         with contextlib.suppress(OSError, ValueError):

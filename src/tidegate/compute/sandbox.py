@@ -112,6 +112,8 @@ class Limits:
     max_processes: int
     max_open_files: int
     tmp_bytes: int
+    cpus: int = 1
+    """CPUs the job may keep busy at once (with a cgroup cpu controller)."""
 
 
 def limits_for(env: Environment, max_duration: float, options: SandboxOptions) -> Limits:
@@ -122,7 +124,7 @@ def limits_for(env: Environment, max_duration: float, options: SandboxOptions) -
                   memory_bytes=max(16 * _MIB, int(env.ram_gb * 1024 * _MIB)),
                   disk_bytes=max(1, int(env.disk_gb * 1024 * _MIB)),
                   max_processes=options.max_processes, max_open_files=options.max_open_files,
-                  tmp_bytes=options.tmp_bytes)
+                  tmp_bytes=options.tmp_bytes, cpus=max(1, env.cpu_number))
 
 
 @dataclass(frozen=True)
@@ -395,7 +397,7 @@ class Sandbox:
                 cgroup = JobCgroup(self.cgroups, f"tidegate-job-{uuid.uuid4().hex}")
                 try:
                     await asyncio.to_thread(cgroup.create, limits.memory_bytes,
-                                            limits.max_processes)
+                                            limits.max_processes, limits.cpus)
                 except OSError as exc:  # worked at the probe: run on rlimits, say why
                     logger.warning("compute job runs without a cgroup: %s", exc.strerror)
                     await asyncio.to_thread(cgroup.remove)

@@ -7,6 +7,7 @@ and detail saying why, and nothing may leak to or linger on the host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -396,3 +397,50 @@ async def test_job_cgroups_are_removed_also_those_of_a_dead_tidegate(
     assert (await finished(engine, job.job_id)).detail == ""
     for parent in {CGROUPS.memory, CGROUPS.pids}:
         assert [p.name for p in parent.iterdir() if p.name.startswith("tidegate-")] == []
+
+
+@pytest.mark.skipif(not isinstance(CGROUPS, CgroupLayout) or CGROUPS.cpu is None,
+                    reason=f"no cgroup cpu controller here: {CGROUPS}")
+async def test_a_job_gets_cpu_number_cpus_however_many_processes(
+        make_engine: EngineFactory) -> None:
+    """Two busy processes in a 1-CPU job: together at most one CPU's worth of time."""
+    code = """
+import os, resource, time
+def spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+children = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        spin(2.0)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"cpu {usage.ru_utime + usage.ru_stime:.2f}")
+"""
+    assert isinstance(CGROUPS, CgroupLayout) and CGROUPS.cpu is not None
+    env = environment(cpu_number=1)
+    engine = await make_engine(env)
+    job = spec(env, code=code)
+    await engine.start(job)
+    await wait_status(engine, job.job_id, {JobStatus.RUNNING})
+    # The kernel object that rations the job: its cgroup's quota, one CPU per period
+    # (on a busy machine the usage below cannot tell a quota from contention).
+    quotas: set[str] = set()
+    for _ in range(40):
+        for group in CGROUPS.cpu.glob("tidegate-job-*"):
+            with contextlib.suppress(OSError):
+                name = "cpu.max" if CGROUPS.version == 2 else "cpu.cfs_quota_us"
+                quotas.add((group / name).read_text().split()[0])
+        if quotas:
+            break
+        await asyncio.sleep(0.05)
+    assert quotas == {"100000"}
+    assert (await finished(engine, job.job_id)).detail == ""
+    used = float((await result_bytes(engine, job.job_id)).split(b"cpu ")[1])
+    # 2 s of wall time at one CPU: ~2 s of CPU (without the quota ~4 s on 2 idle cores).
+    assert used < 2.6, used
