@@ -96,14 +96,15 @@ class Workspace:
     def usage(self, limit: int) -> int:
         """Bytes the job's writable files take: ``outputs``, ``logs`` and the log.
 
-        Each entry counts its size or allocated blocks, at least 4 KiB. Counting stops
+        Each entry under ``outputs`` and ``logs`` counts its size or allocated blocks,
+        at least 4 KiB; the log (one file, Tidegate's) its size. Counting stops
         once over ``limit`` (the cost of a check is bounded); a directory that cannot
         be read (made unreadable, or a path too long) counts as ``limit + 1``, so
         nothing can be hidden from the quota.
         """
         total = 0
         with contextlib.suppress(FileNotFoundError):
-            total += max(_ENTRY_BYTES, os.lstat(self.log_file).st_size)
+            total += os.lstat(self.log_file).st_size
         for root in (self.outputs, self.logs):
             try:
                 for _, info in _walk(str(root)):
