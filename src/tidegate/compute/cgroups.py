@@ -216,11 +216,20 @@ class JobCgroup:
         (self.pids / "pids.max").write_text(str(max_processes))
         if self.cpu is not None:
             period = 100_000  # µs, the kernel's default
-            if self.layout.version == 2:
-                (self.cpu / "cpu.max").write_text(f"{cpus * period} {period}")
-            else:
-                (self.cpu / "cpu.cfs_period_us").write_text(str(period))
-                (self.cpu / "cpu.cfs_quota_us").write_text(str(cpus * period))
+            try:
+                if self.layout.version == 2:
+                    (self.cpu / "cpu.max").write_text(f"{cpus * period} {period}")
+                else:
+                    (self.cpu / "cpu.cfs_period_us").write_text(str(period))
+                    (self.cpu / "cpu.cfs_quota_us").write_text(str(cpus * period))
+            except OSError:
+                # Optional (e.g. a parent quota below ``cpus``): memory and processes
+                # stay bounded; the CPU rate is then only bounded per process.
+                if self.layout.version == 1:
+                    self._dirs.remove(self.cpu)
+                    with contextlib.suppress(OSError):
+                        self.cpu.rmdir()
+                self.cpu = None
 
     def _counter(self, path: Path, key: str) -> int:
         with contextlib.suppress(OSError, ValueError):
