@@ -444,3 +444,16 @@ print(f"cpu {usage.ru_utime + usage.ru_stime:.2f}")
     used = float((await result_bytes(engine, job.job_id)).split(b"cpu ")[1])
     # 2 s of wall time at one CPU: ~2 s of CPU (without the quota ~4 s on 2 idle cores).
     assert used < 2.6, used
+
+
+async def test_an_unusable_cgroup_parent_falls_back_to_rlimits(
+        make_engine: EngineFactory) -> None:
+    env = environment(ram_gb=0.25)
+    engine = await make_engine(env, options=replace(
+        TEST_OPTIONS, cgroup_parent="/tidegate-test-no-such-cgroup"))
+    assert engine.sandbox.cgroups is None
+    assert engine.sandbox.cgroup_reason.startswith("cgroups are not usable")
+    job = spec(env, code="block = bytearray(600 * 2**20)")
+    await engine.start(job)
+    record = await finished(engine, job.job_id)
+    assert record.detail == "Memory limit exceeded (256 MB). Algorithm exit code 1."
