@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +22,10 @@ from tests.unit.compute.conftest import (
     Origin,
     environment,
     finished,
+    job_processes,
     result_bytes,
     spec,
+    unique_did,
     wait_status,
 )
 from tidegate.compute.cgroups import CgroupLayout, discover
@@ -33,18 +34,6 @@ from tidegate.compute.sandbox import Sandbox, SandboxOptions
 from tidegate.compute.workspace import Workspace
 
 ROOT = os.geteuid() == 0
-
-
-def _processes_of(uid: int) -> list[str]:
-    found = subprocess.run(["ps", "-o", "pid=,args=", "-u", str(uid)], capture_output=True,
-                           text=True, check=False)
-    return [line for line in found.stdout.splitlines() if line.strip()]
-
-
-def _algorithm_processes() -> bytes:
-    """Any process running a sandboxed algorithm (they all run $ALGO)."""
-    return subprocess.run(["pgrep", "-f", "/data/transformations/algorithm"],
-                          capture_output=True, check=False).stdout
 
 
 async def test_no_network_unless_the_environment_allows_it(make_engine: EngineFactory,
@@ -321,7 +310,6 @@ open("bottom", "w").write("b")
     assert len(json.dumps(record.to_json())) < 2000
 
 
-@pytest.mark.skipif(not ROOT, reason="counting the sandbox uid's processes needs root mode")
 async def test_fork_bomb_is_contained(make_engine: EngineFactory) -> None:
     env = environment(max_job_duration=3)
     engine = await make_engine(env)
@@ -334,33 +322,38 @@ while True:
     except OSError:
         time.sleep(0.01)
 """
-    job = spec(env, code=code)
+    did = unique_did()
+    job = spec(env, code=code, algorithm_did=did)
     await engine.start(job)
     await wait_status(engine, job.job_id, {JobStatus.RUNNING})
-    uid = TEST_OPTIONS.sandbox_uid
     peak = 0
     while (await engine.jobs(None, job.job_id, None))[0].status == JobStatus.RUNNING:
-        peak = max(peak, len(_processes_of(uid)))
+        peak = max(peak, len(job_processes(did)))
         await asyncio.sleep(0.1)
     record = await finished(engine, job.job_id)
-    assert peak <= TEST_OPTIONS.max_processes
+    assert 2 < peak <= TEST_OPTIONS.max_processes
     assert record.detail.startswith(("Time limit exceeded", "Process limit reached"))
     await asyncio.sleep(0.3)
-    assert _processes_of(uid) == []  # nothing of the job survives it
+    assert job_processes(did) == []  # nothing of the job survives it
 
 
 async def test_stopped_and_timed_out_jobs_leave_no_process(make_engine: EngineFactory) -> None:
     env = environment(max_job_duration=1)
     engine = await make_engine(env)
+    did = unique_did()
     job = spec(env, code="import os, time\nif os.fork() == 0:\n    os.setsid()\n"
-                         "    time.sleep(300)\ntime.sleep(300)")
+                         "    time.sleep(300)\ntime.sleep(300)", algorithm_did=did)
     await engine.start(job)
+    await wait_status(engine, job.job_id, {JobStatus.RUNNING})
+    for _ in range(50):
+        if len(job_processes(did)) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    assert len(job_processes(did)) >= 2  # the detector sees the job and its child
     record = await finished(engine, job.job_id)
     assert record.detail.startswith("Time limit exceeded")
     await asyncio.sleep(0.3)
-    if ROOT:
-        assert _processes_of(TEST_OPTIONS.sandbox_uid) == []
-    assert _algorithm_processes() == b""
+    assert job_processes(did) == []
 
 
 @pytest.mark.skipif(not ROOT, reason="uids are only switched when Tidegate runs as root")

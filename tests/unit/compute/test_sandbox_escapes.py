@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import stat
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,8 +29,10 @@ from tests.unit.compute.conftest import (
     EngineFactory,
     environment,
     finished,
+    job_processes,
     result_bytes,
     spec,
+    unique_did,
     wait_status,
 )
 from tidegate.compute.engines.local import LocalEngine
@@ -42,9 +43,10 @@ ROOT = os.geteuid() == 0
 SECRET = "tidegate-escape-test-secret-" + uuid.uuid4().hex
 
 
-async def _run(engine: LocalEngine, code: str, **env: Any) -> tuple[JobRecord, dict[str, Any]]:
+async def _run(engine: LocalEngine, code: str, algorithm_did: str | None = None,
+               **env: Any) -> tuple[JobRecord, dict[str, Any]]:
     """Run ``code``; its record and the report it wrote."""
-    job = spec(environment(**env), code=code)
+    job = spec(environment(**env), code=code, algorithm_did=algorithm_did)
     await engine.start(job)
     record = await finished(engine, job.job_id, within=30)
     log = await result_bytes(engine, job.job_id)
@@ -234,7 +236,6 @@ json.dump(report, open("/data/outputs/report.json", "w"))
         assert report["tcp6"] in ("ConnectionRefusedError", "OSError")
 
 
-@pytest.mark.skipif(not ROOT, reason="counting the sandbox uid's processes needs root mode")
 async def test_background_processes_do_not_outlive_the_job(make_engine: EngineFactory) -> None:
     engine = await make_engine()
     code = """
@@ -252,10 +253,11 @@ if os.fork() == 0:
 time.sleep(0.5)
 json.dump({"left": "daemon"}, open("/data/outputs/report.json", "w"))
 """
-    record, report = await _run(engine, code)
+    did = unique_did()
+    record, report = await _run(engine, code, algorithm_did=did)
     assert report == {"left": "daemon"} and record.status == JobStatus.COMPLETED
     await asyncio.sleep(0.2)
-    assert _processes_of(TEST_OPTIONS.sandbox_uid) == []
+    assert job_processes(did) == []
     beats = await result_bytes(engine, record.job_id, "output", "heartbeat")
     await asyncio.sleep(0.3)
     assert await result_bytes(engine, record.job_id, "output", "heartbeat") == beats
@@ -311,12 +313,6 @@ def test_removing_a_workspace_never_chmods_through_a_link(tmp_path: Path) -> Non
     link.symlink_to(host_file)
     _force(os.unlink, str(link), None)
     assert not link.is_symlink() and stat.S_IMODE(host_file.stat().st_mode) == 0o600
-
-
-def _processes_of(uid: int) -> list[str]:
-    found = subprocess.run(["ps", "-o", "pid=,args=", "-u", str(uid)], capture_output=True,
-                           text=True, check=False)
-    return [line for line in found.stdout.splitlines() if line.strip()]
 
 
 def _assert_no_job_cgroup(engine: LocalEngine) -> None:

@@ -4,9 +4,10 @@ Life of a job: :meth:`LocalEngine.start` persists the record (status 1) and queu
 job; at most ``maxJobs`` jobs of an environment run at once in this process, the
 others wait in status 1. A running job goes through 20 (its inputs, DDOs and
 algorithm are fetched into the job's directory; failures end in 31 or 32), 40 (the
-algorithm runs in the sandbox) and 70 (results: every file under ``/data/outputs``
-and the algorithm's log). A non-zero exit, a limit or a stop also end in 70 with a
-``detail`` saying why, and the outputs written so far are kept.
+algorithm runs in the sandbox) and 70 (results: the regular files under
+``/data/outputs``, at most ``max_output_files`` of them, and the algorithm's log). A
+non-zero exit, a limit or a stop also end in 70 with a ``detail`` saying why (and how
+many outputs were not listed), and the outputs written so far are kept.
 
 Durability and replicas: records live in the store, files under ``data_dir/jobs``.
 Each unfinished job is covered by a store lease renewed by the process running it;
