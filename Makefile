@@ -15,6 +15,13 @@ setup: $(VENV)/.installed
 	    echo "setup: could not install bubblewrap: compute jobs will be refused (docs/compute.md)" >&2; \
 	  fi; \
 	fi
+	@# libseccomp2 compiles the jobs' seccomp filter (apt itself depends on it on Debian).
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then \
+	  echo "setup: installing libseccomp2 (the compute seccomp filter) with apt-get"; \
+	  (command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q libseccomp2 >/dev/null) || \
+	    echo "setup: could not install libseccomp2: jobs run without seccomp (docs/compute.md)" >&2; \
+	fi
 
 # pyproject.toml declares ranges; constraints.txt pins the versions CI tests.
 $(VENV)/.installed: pyproject.toml constraints.txt

@@ -92,7 +92,11 @@ def compute_options(settings: Settings) -> ComputeOptions:
         sandbox=SandboxOptions(unsafe_no_sandbox=settings.compute_unsafe_no_sandbox,
                                sandbox_uid=settings.compute_sandbox_uid,
                                max_processes=max(1, settings.compute_max_processes),
-                               tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024),
+                               tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024,
+                               max_output_files=settings.compute_max_output_files,
+                               cgroups=settings.compute_cgroups,
+                               cgroup_parent=settings.compute_cgroup_parent,
+                               seccomp=settings.compute_seccomp),
     )
 
 

@@ -65,7 +65,8 @@ _SECRET_VARIABLES: Final = frozenset({
 _EMPTY_IS_A_VALUE: Final = frozenset({
     "IPFS_GATEWAY", "ARWEAVE_GATEWAY", "TIDEGATE_ALLOW_PRIVATE_URLS", "ALLOW_NON_PUBLIC_IP",
     "TIDEGATE_ACCESS_LOG", "TIDEGATE_FAST_ROUTES", "TIDEGATE_COMPUTE_STATUS_SIGNED",
-    "TIDEGATE_INDEXER", "TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX"})
+    "TIDEGATE_INDEXER", "TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX", "TIDEGATE_COMPUTE_CGROUPS",
+    "TIDEGATE_COMPUTE_SECCOMP"})
 
 
 # --- value parsers (each raises one problem that never quotes the value) ---------------
@@ -438,6 +439,13 @@ class Settings(BaseSettings):
     compute_sandbox_uid: Count = Field(61000, validation_alias="TIDEGATE_COMPUTE_SANDBOX_UID")
     compute_max_processes: Count = Field(64, validation_alias="TIDEGATE_COMPUTE_MAX_PROCESSES")
     compute_tmp_mb: Count = Field(64, validation_alias="TIDEGATE_COMPUTE_TMP_MB")
+    compute_max_output_files: Count = Field(
+        256, validation_alias="TIDEGATE_COMPUTE_MAX_OUTPUT_FILES")
+    compute_cgroups: Flag = Field(True, validation_alias="TIDEGATE_COMPUTE_CGROUPS")
+    compute_cgroup_parent: str | None = Field(
+        None, validation_alias="TIDEGATE_COMPUTE_CGROUP_PARENT")
+    """A cgroup path (inside the hierarchy) to create job cgroups under; None: our own."""
+    compute_seccomp: Flag = Field(True, validation_alias="TIDEGATE_COMPUTE_SECCOMP")
     rate_limit: Annotated[RateLimitSettings, SkipValidation] = Field(
         default_factory=RateLimitSettings)
     """``TIDEGATE_RATE_LIMIT*``, ``TIDEGATE_TRUSTED_PROXIES``, ``TIDEGATE_REDIS_URL`` (read by

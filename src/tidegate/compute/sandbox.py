@@ -12,10 +12,12 @@ Who it runs as: when Tidegate is root, bwrap runs without a user namespace and
 ``sandbox_uid``) with no capabilities and ``no_new_privs``; otherwise bwrap maps the
 provider's uid into a user namespace with every capability dropped.
 
-Limits (``prlimit`` on the whole sandbox): address space (memory), CPU time, number of
-processes, size of any written file, open files; plus, enforced here, wall-clock time
-and the total size of ``/data/outputs`` (both kill the process group). Known gaps are
-listed in ``docs/compute.md``.
+Limits: memory (swap included) and processes for the whole job through a cgroup of its
+own where the machine allows (:mod:`tidegate.compute.cgroups`), else per process with
+RLIMIT_AS and RLIMIT_NPROC; ``prlimit`` on the whole sandbox for CPU time, size of any
+written file and open files; plus, enforced here, wall-clock time and the disk the job
+writes (``/data/outputs``, ``/data/logs`` and its log, against the environment's
+``diskGB``), both killing the job. Known gaps are listed in ``docs/compute.md``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ import math
 import os
 import shutil
 import signal
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from tidegate.compute.cgroups import CgroupLayout, JobCgroup, discover, sweep
 from tidegate.compute.environments import Environment
+from tidegate.compute.seccomp import SeccompUnavailableError, compile_filter
 from tidegate.compute.workspace import Workspace
 from tidegate.errors import ServiceUnavailableError
 
@@ -51,11 +56,15 @@ _ETC_FILES: Final = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
 _NETWORK_ETC: Final = ("/etc/resolv.conf", "/etc/gai.conf")
 _SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 _SANDBOX_TMP: Final = "/tmp"  # noqa: S108 - the sandbox's own private, size-capped tmpfs
+_SANDBOX_SHM: Final = "/dev/shm"  # noqa: S108 - likewise
 _MEMORY_MARKERS: Final = ("MemoryError", "out of memory", "Cannot allocate memory",
                           "std::bad_alloc", "Failed to reserve virtual memory",
                           "Fatal process OOM")
 _PROCESS_MARKERS: Final = ("Resource temporarily unavailable", "spawn EAGAIN")
 _MIB: Final = 1024 * 1024
+# Arguments: the cgroup.procs files, "--", the command. Nothing here is interpolated.
+_JOIN_CGROUPS: Final = ('while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; '
+                        'shift; exec "$@"')
 
 
 class SandboxUnavailableError(ServiceUnavailableError):
@@ -71,6 +80,10 @@ class SandboxOptions:
     ``cpu_time_factor``: CPU seconds allowed per second of wall time per CPU of the
     environment. ``uid_pool_size`` uids starting at ``sandbox_uid`` are used when
     Tidegate runs as root (one per running job, so process limits are per job).
+    ``cgroups``: bound memory and processes per job with a cgroup when available
+    (``cgroup_parent``: where to create them, default Tidegate's own cgroup); False
+    keeps the per-process rlimits. ``max_output_files``: outputs listed per job.
+    ``seccomp``: load :mod:`tidegate.compute.seccomp`'s filter when libseccomp works.
     """
 
     bwrap: str = "bwrap"
@@ -82,6 +95,10 @@ class SandboxOptions:
     tmp_bytes: int = 64 * _MIB
     cpu_time_factor: float = 1.0
     poll_interval: float = 0.2
+    cgroups: bool = True
+    cgroup_parent: str | None = None
+    max_output_files: int = 256
+    seccomp: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,8 @@ class Limits:
     max_processes: int
     max_open_files: int
     tmp_bytes: int
+    cpus: int = 1
+    """CPUs the job may keep busy at once (with a cgroup cpu controller)."""
 
 
 def limits_for(env: Environment, max_duration: float, options: SandboxOptions) -> Limits:
@@ -105,7 +124,15 @@ def limits_for(env: Environment, max_duration: float, options: SandboxOptions) -
                   memory_bytes=max(16 * _MIB, int(env.ram_gb * 1024 * _MIB)),
                   disk_bytes=max(1, int(env.disk_gb * 1024 * _MIB)),
                   max_processes=options.max_processes, max_open_files=options.max_open_files,
-                  tmp_bytes=options.tmp_bytes)
+                  tmp_bytes=options.tmp_bytes, cpus=max(1, env.cpu_number))
+
+
+@dataclass(frozen=True)
+class _Killed:
+    """What the job's cgroup saw: an OOM kill, a fork refused at the process limit."""
+
+    memory: bool
+    processes: bool
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,14 @@ class RunOutcome:
 
 def _open_log(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+
+
+def _memfd(content: bytes) -> int:
+    """An anonymous file holding ``content``, positioned at its start."""
+    fd = os.memfd_create("tidegate-seccomp", os.MFD_CLOEXEC)
+    os.write(fd, content)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _log_tail(path: Path, size: int = 64 * 1024) -> str:
@@ -156,6 +191,12 @@ class Sandbox:
         self._uids_in_use: dict[int, int | None] = {}  # uid -> lock file descriptor
         self._tools: dict[str, str] = {}
         self.unavailable: str | None = "not probed yet"
+        self.cgroups: CgroupLayout | None = None
+        self.cgroup_reason = "not probed yet"
+        """Why jobs have no cgroup (rlimits then), or "" when they have one."""
+        self._filters: dict[bool, bytes] = {}  # allow_network -> seccomp BPF program
+        self.seccomp_reason = "not probed yet"
+        """Why jobs run without a seccomp filter, or "" when they have one."""
 
     @property
     def unsafe(self) -> bool:
@@ -170,6 +211,25 @@ class Sandbox:
     async def probe(self, scratch: Path) -> str | None:
         """Check that a sandboxed command really runs; the reason if not (else None)."""
         self.unavailable = self._find_tools()
+        if self.unavailable is None and self.options.cgroups:
+            found = await asyncio.to_thread(discover, self.options.cgroup_parent)
+            self.cgroups = found if isinstance(found, CgroupLayout) else None
+            self.cgroup_reason = found if isinstance(found, str) else ""
+            if self.cgroups is not None:
+                # Jobs of a Tidegate killed with -9 died with it; their cgroups did not.
+                await asyncio.to_thread(sweep, self.cgroups)
+        elif not self.options.cgroups:
+            self.cgroup_reason = "cgroups are disabled (TIDEGATE_COMPUTE_CGROUPS=false)"
+        self._filters, self.seccomp_reason = {}, "no sandbox"
+        if self.unavailable is None and not self.unsafe:
+            self.seccomp_reason = "seccomp is disabled (TIDEGATE_COMPUTE_SECCOMP=false)"
+            if self.options.seccomp:
+                try:
+                    self._filters = {net: compile_filter(allow_network=net)
+                                     for net in (False, True)}
+                    self.seccomp_reason = ""
+                except SeccompUnavailableError as exc:
+                    self.seccomp_reason = str(exc)
         if self.unavailable is not None or self.unsafe:
             return self.unavailable
         workspace = Workspace(scratch)
@@ -191,7 +251,7 @@ class Sandbox:
         return self.unavailable
 
     def _find_tools(self) -> str | None:
-        needed = {"prlimit": "prlimit"}
+        needed = {"prlimit": "prlimit", "sh": "sh"}
         if not self.unsafe:
             needed["bwrap"] = self.options.bwrap
             if self.root_mode:
@@ -233,18 +293,33 @@ class Sandbox:
 
     def command(self, argv: Sequence[str], env: Mapping[str, str], workspace: Workspace,
                 limits: Limits, *, allow_network: bool, uid: int | None,
-                extra_paths: Sequence[str] = ()) -> list[str]:
-        """The full command line: prlimit, then bwrap (unless unsafe), then ``argv``."""
-        nproc = limits.max_processes
-        if not self.root_mode:
-            nproc += _user_tasks(os.getuid())  # the provider's own tasks count too
-        cmd = [self._tools["prlimit"], f"--as={limits.memory_bytes}",
-               f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}", f"--nproc={nproc}",
-               f"--fsize={limits.disk_bytes}", f"--nofile={limits.max_open_files}",
-               "--core=0", "--"]
+                extra_paths: Sequence[str] = (), cgroup: JobCgroup | None = None,
+                seccomp_fd: int | None = None) -> list[str]:
+        """The full command line: joining ``cgroup`` (if any), prlimit, then bwrap
+        (unless unsafe), then ``argv``. With a cgroup, memory and processes are its
+        limits, not the per-process RLIMIT_AS and RLIMIT_NPROC. ``seccomp_fd``: a
+        descriptor (inherited by bwrap) holding the filter bwrap loads before ``argv``."""
+        cmd: list[str] = []
+        if cgroup is not None:
+            # The shell writes its own pid into the job's cgroups, then execs: every
+            # process of the job is born inside them (no window to escape the limits).
+            cmd += [self._tools["sh"], "-c", _JOIN_CGROUPS, "tidegate-cgroup",
+                    *cgroup.procs_files, "--"]
+        cmd += [self._tools["prlimit"],
+                f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
+                f"--fsize={limits.disk_bytes}", f"--nofile={limits.max_open_files}",
+                "--core=0"]
+        if cgroup is None:
+            nproc = limits.max_processes
+            if not self.root_mode:
+                nproc += _user_tasks(os.getuid())  # the provider's own tasks count too
+            cmd += [f"--as={limits.memory_bytes}", f"--nproc={nproc}"]
+        cmd.append("--")
         if self.unsafe:
             return [*cmd, *argv]
         cmd += [self._tools["bwrap"], "--die-with-parent", "--new-session", "--clearenv"]
+        if seccomp_fd is not None:
+            cmd += ["--seccomp", str(seccomp_fd)]
         if self.root_mode:
             cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
             cmd += [] if allow_network else ["--unshare-net"]
@@ -252,7 +327,12 @@ class Sandbox:
             cmd += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
             cmd += ["--share-net"] if allow_network else []
         cmd += self._binds(allow_network, extra_paths)
+        # /dev is a tmpfs of bwrap's with no size: read-only, with a size-capped /dev/shm
+        # (POSIX semaphores and shared memory, e.g. multiprocessing), else a job could
+        # fill the host's RAM through it (without root, /dev is the job's own).
         cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", _SANDBOX_SHM,
+                "--remount-ro", "/dev",
                 "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", _SANDBOX_TMP,
                 "--perms", "0755", "--dir", "/data",
                 "--ro-bind", str(workspace.inputs), "/data/inputs",
@@ -310,10 +390,23 @@ class Sandbox:
         if self.unavailable is not None and not self.unsafe:
             raise SandboxUnavailableError(f"No working sandbox: {self.unavailable}.")
         uid = self._take_uid()
+        cgroup: JobCgroup | None = None
         try:
             workspace.grant(uid)
+            if self.cgroups is not None:
+                cgroup = JobCgroup(self.cgroups, f"tidegate-job-{uuid.uuid4().hex}")
+                try:
+                    await asyncio.to_thread(cgroup.create, limits.memory_bytes,
+                                            limits.max_processes, limits.cpus)
+                except OSError as exc:  # worked at the probe: run on rlimits, say why
+                    logger.warning("compute job runs without a cgroup: %s", exc.strerror)
+                    await asyncio.to_thread(cgroup.remove)
+                    cgroup = None
+            program = self._filters.get(allow_network) if not self.unsafe else None
+            seccomp_fd = _memfd(program) if program is not None else None
             cmd = self.command(argv, env, workspace, limits, allow_network=allow_network,
-                               uid=uid, extra_paths=extra_paths)
+                               uid=uid, extra_paths=extra_paths, cgroup=cgroup,
+                               seccomp_fd=seccomp_fd)
             log_fd = _open_log(workspace.log_file)
             try:
                 outer_env = ({"PATH": _SANDBOX_PATH, "LANG": "C.UTF-8", **env}
@@ -321,15 +414,23 @@ class Sandbox:
                 proc = await asyncio.create_subprocess_exec(
                     *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log_fd,
                     stderr=asyncio.subprocess.STDOUT, env=outer_env, start_new_session=True,
-                    cwd=str(workspace.data) if self.unsafe else "/")
+                    cwd=str(workspace.data) if self.unsafe else "/",
+                    pass_fds=() if seccomp_fd is None else (seccomp_fd,))
             finally:
                 os.close(log_fd)
+                if seccomp_fd is not None:
+                    os.close(seccomp_fd)
             reason = await self._watch(proc, workspace, limits, should_stop)
+            killed = _Killed(memory=cgroup is not None and cgroup.memory_killed(),
+                             processes=cgroup is not None and cgroup.processes_refused())
         finally:
+            if cgroup is not None:
+                # Whatever of the job is left (it left the process group) dies here.
+                await asyncio.shield(asyncio.to_thread(cgroup.remove))
             if uid is not None:
                 self._release_uid(uid)
         return await asyncio.to_thread(self._outcome, proc.returncode, reason, workspace,
-                                       limits)
+                                       limits, killed)
 
     async def _watch(self, proc: asyncio.subprocess.Process, workspace: Workspace,
                      limits: Limits, should_stop: Callable[[], Awaitable[bool]] | None
@@ -339,20 +440,29 @@ class Sandbox:
         started = loop.time()
         waiter = asyncio.ensure_future(proc.wait())
         reason: str | None = None
-        ticks = 0
+        used, next_measure = 0, started + 5 * self.options.poll_interval
         try:
             while reason is None:
                 done, _ = await asyncio.wait({waiter}, timeout=self.options.poll_interval)
                 if done:
                     return None
-                ticks += 1
-                if loop.time() - started > limits.wall_seconds:
+                now = loop.time()
+                if now - started > limits.wall_seconds:
                     reason = "time"
                 elif should_stop is not None and await should_stop():
                     reason = "stopped"
-                elif ticks % 5 == 0 and (await asyncio.to_thread(workspace.outputs_size)
-                                         > limits.disk_bytes):
-                    reason = "disk"
+                elif now >= next_measure:
+                    used = await asyncio.to_thread(workspace.usage, limits.disk_bytes)
+                    if used > limits.disk_bytes:
+                        reason = "disk"
+                    # Every ~1 s, every tick once past half the quota (a fast writer
+                    # overshoots by what it writes in one tick; each file is capped by
+                    # RLIMIT_FSIZE anyway); never more than a third of the time spent
+                    # measuring (a job of many small files makes a measure slow).
+                    spent = loop.time() - now
+                    interval = (1 if used > limits.disk_bytes // 2 else 5)
+                    next_measure = loop.time() + max(interval * self.options.poll_interval,
+                                                     2 * spent)
             return reason
         finally:
             if not waiter.done():
@@ -362,7 +472,7 @@ class Sandbox:
                 await asyncio.shield(waiter)
 
     def _outcome(self, returncode: int | None, reason: str | None, workspace: Workspace,
-                 limits: Limits) -> RunOutcome:
+                 limits: Limits, killed: _Killed) -> RunOutcome:
         code = returncode if returncode is not None else -1
         if reason == "stopped":
             return RunOutcome(None, None, True, "Job stopped")
@@ -370,10 +480,15 @@ class Sandbox:
         limit = reason
         if limit is None and sig == signal.SIGXCPU:
             limit = "cpu"
-        if limit is None and (sig == signal.SIGXFSZ or any(
-                size >= limits.disk_bytes for _, size in workspace.collect_outputs())
-                or workspace.outputs_size() > limits.disk_bytes):
+        # At the quota counts: a file stopped at RLIMIT_FSIZE (= the quota) ends there,
+        # and Python ignores SIGXFSZ (the write fails with EFBIG instead).
+        if limit is None and (sig == signal.SIGXFSZ
+                              or workspace.usage(limits.disk_bytes) >= limits.disk_bytes):
             limit = "disk"
+        if limit is None and killed.memory:
+            limit = "memory"  # the kernel killed a process of the job (cgroup OOM)
+        if limit is None and killed.processes and code != 0:
+            limit = "processes"  # a fork was refused and the job failed
         if limit is None and code != 0:
             tail = _log_tail(workspace.log_file)
             if any(marker in tail for marker in _MEMORY_MARKERS):
@@ -390,7 +505,8 @@ def _describe(limit: str | None, exit_code: int | None, limits: Limits) -> str:
                 "and was stopped.",
         "cpu": f"CPU time limit exceeded ({limits.cpu_seconds} s of CPU time).",
         "memory": f"Memory limit exceeded ({limits.memory_bytes // _MIB} MB).",
-        "disk": f"Disk limit exceeded: outputs may total {limits.disk_bytes} bytes.",
+        "disk": f"Disk limit exceeded: /data/outputs, /data/logs and the log may total "
+                f"{limits.disk_bytes} bytes.",
         "processes": f"Process limit reached ({limits.max_processes} processes).",
     }
     if limit is not None:

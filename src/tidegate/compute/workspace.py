@@ -5,7 +5,9 @@ sandbox; ``<root>/algorithm.log`` receives the algorithm's stdout and stderr. Fi
 job may read are 0644 in 0755 directories whatever the provider's umask.
 
 Results are only regular files the job wrote under ``outputs`` (never symlinks, so a
-job cannot make the provider serve a host file) plus the algorithm's log.
+job cannot make the provider serve a host file) plus the algorithm's log. What the job
+writes (``outputs``, ``logs``, the log) is measured by :meth:`Workspace.usage` against
+the environment's disk quota, and at most ``max_outputs`` outputs are listed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -27,10 +30,16 @@ from tidegate.errors import BadRequestError, NotFoundError, TidegateError
 from tidegate.files.objects import FileObject, StorageContext, parse_file_object
 from tidegate.files.open import open_file
 
-__all__ = ["ResultNotFoundError", "Workspace", "collect_results", "provision", "read_result"]
+__all__ = ["ResultNotFoundError", "Workspace", "collect_results", "finished_results",
+           "provision", "read_result", "result_file", "unlisted_note"]
 
 _DID: Final = re.compile(r"^[A-Za-z0-9:._-]{1,200}$")
 _CHUNK: Final = 256 * 1024
+_ENTRY_BYTES: Final = 4096
+"""What every file, directory or link costs at least: a block and an inode on disk, so
+millions of empty files cannot exhaust the provider's inodes for free."""
+_MAX_RESULT_NAME: Final = 255
+"""Longest output path listed (characters): keeps the status document bounded."""
 
 
 class ResultNotFoundError(NotFoundError):
@@ -84,6 +93,35 @@ class Workspace:
             for path in (self.outputs, self.logs):
                 os.chown(path, uid, uid)
 
+    def usage(self, limit: int) -> int:
+        """Bytes the job's writable files take: ``outputs``, ``logs`` and the log.
+
+        Each entry under ``outputs`` and ``logs`` counts its size or allocated blocks,
+        at least 4 KiB; the log (one file, Tidegate's) its size. Counting stops
+        once over ``limit`` (the cost of a check is bounded); a directory that cannot
+        be read (made unreadable, or a path too long) counts as ``limit + 1``, so
+        nothing can be hidden from the quota.
+        """
+        total = 0
+        with contextlib.suppress(FileNotFoundError):
+            total += os.lstat(self.log_file).st_size
+        for root in (self.outputs, self.logs):
+            try:
+                for _, info in _walk(str(root)):
+                    total += max(_ENTRY_BYTES, info.st_size, info.st_blocks * 512)
+                    if total > limit:
+                        return total
+            except OSError:
+                return limit + 1
+        return total
+
+    def clear_scratch(self) -> None:
+        """Empty ``logs`` (scratch, never a result) so it holds no disk after the run."""
+        if self.logs.is_dir():
+            _remove_tree(str(self.logs))  # one pass, however many entries the job made
+            self.logs.mkdir(mode=0o755, exist_ok=True)
+            self.logs.chmod(0o755)
+
     def outputs_size(self) -> int:
         """Bytes of the regular files under ``outputs`` (symlinks are not followed)."""
         return sum(size for _, size in self.collect_outputs())
@@ -94,16 +132,12 @@ class Workspace:
         Symlinks, devices and FIFOs are skipped: a result is only ever a file the job
         wrote itself, never a link to a host path.
         """
+        base = str(self.outputs)
         found: list[tuple[str, int]] = []
-        for directory, _dirs, files in os.walk(self.outputs, followlinks=False):
-            for name in files:
-                path = os.path.join(directory, name)
-                try:
-                    info = os.lstat(path)
-                except OSError:
-                    continue
+        with contextlib.suppress(OSError):  # an unreadable part is simply not listed
+            for path, info in _walk(base, strict=False):
                 if stat.S_ISREG(info.st_mode):
-                    found.append((os.path.relpath(path, self.outputs), info.st_size))
+                    found.append((os.path.relpath(path, base), info.st_size))
         return sorted(found)
 
     def output_path(self, relative: str) -> Path:
@@ -116,15 +150,67 @@ class Workspace:
 
     def remove(self) -> None:
         """Delete everything, also directories the job made unreadable."""
+        _remove_tree(str(self.root))
 
-        def retry(func: Callable[..., object], path: str, _exc: object) -> None:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.dirname(path), 0o700)
-                os.chmod(path, 0o700)
-                func(path)
 
-        if self.root.exists():
-            shutil.rmtree(self.root, onerror=retry)
+def _remove_tree(path: str) -> None:
+    """Remove ``path`` (a file, link or tree), links never followed.
+
+    ``rm`` first: it walks by directory descriptors, so trees deeper than Python's
+    recursion limit or PATH_MAX (a job can make them) go too. What it could not remove
+    (directories the job made unreadable, without root) is retried after a chmod.
+    """
+    if not os.path.lexists(path):
+        return
+    rm = shutil.which("rm", path="/usr/bin:/bin") or "rm"
+    subprocess.run([rm, "-rf", "--one-file-system", "--", path], check=False,  # noqa: S603
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=_force)
+        else:
+            os.unlink(path)
+
+
+def _force(func: Callable[..., object], path: str, _exc: object) -> None:
+    """rmtree's retry: make the parent (and ``path`` if a directory) ours, again.
+
+    chmod follows symlinks: ``path`` is changed only when it is a real directory, else a
+    link the job left would make Tidegate chmod the host file it points to.
+    """
+    with contextlib.suppress(OSError):
+        os.chmod(os.path.dirname(path), 0o700)
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.chmod(path, 0o700)
+        func(path)
+
+
+def _walk(root: str, *, strict: bool = True) -> Iterator[tuple[str, os.stat_result]]:
+    """``(path, lstat)`` of every entry under ``root``, links not followed.
+
+    Iterative (a job may nest directories deeper than Python's recursion limit).
+    Entries removed meanwhile are skipped; any other error raises when ``strict``, else
+    the unreadable directory is skipped.
+    """
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(entry.path)
+                    yield entry.path, info
+        except FileNotFoundError:
+            continue
+        except OSError:
+            if strict:
+                raise
 
 
 def _create(path: Path) -> BinaryIO:
@@ -215,34 +301,50 @@ async def provision(spec: JobSpec, workspace: Workspace, storage: StorageContext
     return None
 
 
-def collect_results(workspace: Workspace) -> list[JobResult]:
-    """The outputs (sorted, type "output") then the log (type "algorithmLog")."""
-    outputs = workspace.collect_outputs() if workspace.outputs.is_dir() else []
+def collect_results(workspace: Workspace,
+                    max_outputs: int | None = None) -> tuple[list[JobResult], int]:
+    """The outputs (sorted, type "output") then the log (type "algorithmLog"), and how
+    many outputs were left out: beyond the first ``max_outputs``, or with a path longer
+    than 255 characters (the listing, which the status repeats, stays bounded)."""
+    found = workspace.collect_outputs() if workspace.outputs.is_dir() else []
+    named = [(name, size) for name, size in found if len(name) <= _MAX_RESULT_NAME]
+    listed = named if max_outputs is None else named[:max_outputs]
     results = [JobResult(filename=name, filesize=size, type="output", index=i)
-               for i, (name, size) in enumerate(outputs)]
+               for i, (name, size) in enumerate(listed)]
     if workspace.log_file.is_file():
         results.append(JobResult(filename="algorithm.log",
                                  filesize=workspace.log_file.stat().st_size,
                                  type="algorithmLog", index=len(results)))
-    return results
+    return results, len(found) - len(listed)
 
 
-def finished_results(workspace: Workspace, detail: str, completed: bool) -> list[JobResult]:
-    """A finished job's results: outputs (if it completed) then, always, the log.
+def unlisted_note(omitted: int, max_outputs: int | None) -> str:
+    """What the status detail says about outputs that are not listed ("" if none)."""
+    if omitted <= 0:
+        return ""
+    cap = f"at most {max_outputs} are listed, " if max_outputs is not None else ""
+    return (f"{omitted} output file(s) not listed ({cap}"
+            f"paths longer than {_MAX_RESULT_NAME} characters never).")
+
+
+def finished_results(workspace: Workspace, detail: str, completed: bool,
+                     max_outputs: int | None = None) -> tuple[list[JobResult], int]:
+    """A finished job's results: outputs (if it completed) then, always, the log; and
+    the number of outputs not listed (see :func:`collect_results`).
 
     A job that did not complete, or whose algorithm never wrote to the log (stopped
     while queued), gets a log ending with ``detail``, so result 0 always exists.
     """
-    results = collect_results(workspace) if completed else []
+    results, omitted = collect_results(workspace, max_outputs) if completed else ([], 0)
     if completed and results and results[-1].type == "algorithmLog":
-        return results
+        return results, omitted
     outputs = [r for r in results if r.type != "algorithmLog"]
     workspace.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     with workspace.log_file.open("ab") as log:
         log.write(f"tidegate: {detail}\n".encode())
     return [*outputs, JobResult(filename="algorithm.log",
                                 filesize=workspace.log_file.stat().st_size,
-                                type="algorithmLog", index=len(outputs))]
+                                type="algorithmLog", index=len(outputs))], omitted
 
 
 def result_file(workspace: Workspace, result: JobResult) -> tuple[Path, os.stat_result]:
@@ -260,7 +362,8 @@ def result_file(workspace: Workspace, result: JobResult) -> tuple[Path, os.stat_
 
 async def read_result(path: Path, inode: int) -> AsyncIterator[bytes]:
     """The file's bytes; opened lazily (no descriptor leaks if never iterated)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    # O_NONBLOCK: were it ever a FIFO, opening would not hang (the inode check refuses it).
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         if os.fstat(fd).st_ino != inode:
             raise ResultNotFoundError("The result file changed.")

@@ -7,6 +7,8 @@ addresses allowed), jobs run in real bubblewrap sandboxes with small limits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 import uuid
 from collections import Counter
@@ -143,6 +145,29 @@ def spec(env: Environment, *, code: str | None = None, files: list[dict[str, Any
                    algorithm=algorithm,
                    max_duration=max_duration or env.max_job_duration,
                    allow_network=allow_network)
+
+
+def job_processes(did: str) -> list[int]:
+    """Pids of the running processes of the job whose algorithm DID is ``did``.
+
+    Found by ``TRANSFORMATION_DID`` in their environment, not by uid or command line:
+    other Tidegate processes on this machine (other test runs) run algorithms too, as
+    the same sandbox uid and with the same command line.
+    """
+    marker = f"TRANSFORMATION_DID={did}".encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError), \
+                    open(os.path.join(entry.path, "environ"), "rb") as handle:
+                if marker in handle.read():
+                    found.append(int(entry.name))
+    return found
+
+
+def unique_did() -> str:
+    """An algorithm DID no other job has (see :func:`job_processes`)."""
+    return "did:op:" + uuid.uuid4().hex * 2
 
 
 async def wait_status(engine: LocalEngine, job_id: str, statuses: set[int],

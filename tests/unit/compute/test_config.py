@@ -117,15 +117,22 @@ def test_compute_settings(make_settings: Callable[..., Settings], tmp_path: Path
     assert compute_options(defaults).directory == tmp_path / "compute"
     options = compute_options(defaults).sandbox
     assert not options.unsafe_no_sandbox and options.tmp_bytes == 64 * 1024 * 1024
+    assert (options.max_output_files, options.cgroups, options.cgroup_parent,
+            options.seccomp) == (256, True, None, True)
     custom = make_settings(TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX="true",
                            TIDEGATE_COMPUTE_DIR=str(tmp_path / "jobs"),
                            TIDEGATE_COMPUTE_SANDBOX_UID="70000",
                            TIDEGATE_COMPUTE_MAX_PROCESSES="16", TIDEGATE_COMPUTE_TMP_MB="8",
+                           TIDEGATE_COMPUTE_MAX_OUTPUT_FILES="10", TIDEGATE_COMPUTE_CGROUPS="",
+                           TIDEGATE_COMPUTE_CGROUP_PARENT="/tidegate.slice",
+                           TIDEGATE_COMPUTE_SECCOMP="false",
                            TIDEGATE_COMPUTE_RUNTIMES=json.dumps(
                                [{"image": "python", "runtime": "python"}]))
     options = compute_options(custom).sandbox
     assert options.unsafe_no_sandbox and options.sandbox_uid == 70000
     assert options.max_processes == 16 and options.tmp_bytes == 8 * 1024 * 1024
+    assert (options.max_output_files, options.cgroups, options.cgroup_parent,
+            options.seccomp) == (10, False, "/tidegate.slice", False)
     assert compute_options(custom).directory == tmp_path / "jobs"
     assert [r.image for r in build_runtime_rules(compute_options(custom).runtimes)] == [
         "python"]

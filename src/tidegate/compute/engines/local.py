@@ -4,9 +4,10 @@ Life of a job: :meth:`LocalEngine.start` persists the record (status 1) and queu
 job; at most ``maxJobs`` jobs of an environment run at once in this process, the
 others wait in status 1. A running job goes through 20 (its inputs, DDOs and
 algorithm are fetched into the job's directory; failures end in 31 or 32), 40 (the
-algorithm runs in the sandbox) and 70 (results: every file under ``/data/outputs``
-and the algorithm's log). A non-zero exit, a limit or a stop also end in 70 with a
-``detail`` saying why, and the outputs written so far are kept.
+algorithm runs in the sandbox) and 70 (results: the regular files under
+``/data/outputs``, at most ``max_output_files`` of them, and the algorithm's log). A
+non-zero exit, a limit or a stop also end in 70 with a ``detail`` saying why (and how
+many outputs were not listed), and the outputs written so far are kept.
 
 Durability and replicas: records live in the store, files under ``data_dir/jobs``.
 Each unfinished job is covered by a store lease renewed by the process running it;
@@ -44,6 +45,7 @@ from tidegate.compute.workspace import (
     provision,
     read_result,
     result_file,
+    unlisted_note,
 )
 from tidegate.errors import BadRequestError
 from tidegate.files.objects import StorageContext
@@ -122,6 +124,14 @@ class LocalEngine:
                                "this process's user with its access to files and network")
             elif reason is not None:
                 logger.warning("compute sandbox unavailable, jobs will be refused: %s", reason)
+            if self.sandbox.cgroups is not None:
+                logger.info("compute jobs are bounded by %s", self.sandbox.cgroups.describe())
+            elif reason is None:
+                logger.warning("compute jobs have no cgroup, memory and processes are "
+                               "limited per process (rlimits): %s", self.sandbox.cgroup_reason)
+            if reason is None and not self.sandbox.unsafe and self.sandbox.seccomp_reason:
+                logger.warning("compute jobs run without a seccomp filter: %s",
+                               self.sandbox.seccomp_reason)
             await self._sweep()
             self._maintainer = asyncio.create_task(self._maintain())
             self._opened = True
@@ -352,9 +362,13 @@ class LocalEngine:
         algo_env = {**runtime_env, "ALGO": self.sandbox.algorithm_path(workspace),
                     "DIDS": json.dumps([i.did for i in spec.inputs]),
                     "TRANSFORMATION_DID": spec.algorithm.did or ""}
-        outcome = await self.sandbox.run(
-            argv, algo_env, workspace, limits, extra_paths=paths, should_stop=should_stop,
-            allow_network=spec.allow_network and env.allow_network)
+        try:
+            outcome = await self.sandbox.run(
+                argv, algo_env, workspace, limits, extra_paths=paths, should_stop=should_stop,
+                allow_network=spec.allow_network and env.allow_network)
+        finally:
+            # /data/logs is scratch (never a result): it holds no disk after the run.
+            await asyncio.shield(asyncio.to_thread(workspace.clear_scratch))
         await self._finish(job_id, outcome.detail, stopped=outcome.stopped)
 
     # --- records ---------------------------------------------------------------------
@@ -397,9 +411,12 @@ class LocalEngine:
         if record is None or record.status in FINISHED:
             return
         workspace = Workspace(self._jobs_dir / job_id)
-        record.results = await asyncio.to_thread(
-            finished_results, workspace, detail, status == JobStatus.COMPLETED)
-        record.status, record.detail = int(status), detail
+        cap = self.sandbox.options.max_output_files
+        record.results, omitted = await asyncio.to_thread(
+            finished_results, workspace, detail, status == JobStatus.COMPLETED, cap)
+        note = unlisted_note(omitted, cap)
+        record.status = int(status)
+        record.detail = f"{detail} {note}" if detail and note else detail or note
         record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
         record.date_finished = time.time()
         await self._save(record)
