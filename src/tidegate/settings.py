@@ -156,6 +156,13 @@ def _count(value: Any) -> int:
     raise _problem("must be a non-negative integer")
 
 
+def _positive(value: Any) -> int:
+    number = _count(value)
+    if number < 1:
+        raise _problem("must be a positive integer")
+    return number
+
+
 def _relay_read_budget(value: Any) -> int:
     budget = _count(value)
     if not 16 * 1024 <= budget <= 1024**3:
@@ -240,6 +247,7 @@ def _log_level(value: Any) -> str:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 MaybeFlag = Annotated[bool | None, BeforeValidator(_flag)]
 Count = Annotated[int, BeforeValidator(_count)]
+Positive = Annotated[int, BeforeValidator(_positive)]
 Seconds = Annotated[float, BeforeValidator(_seconds())]
 MaybeSeconds = Annotated[float | None, BeforeValidator(_seconds())]
 MaybeUrl = Annotated[str | None, BeforeValidator(_url)]
@@ -406,6 +414,14 @@ class Settings(BaseSettings):
     read_timeout_setting: MaybeSeconds = Field(None, validation_alias="TIDEGATE_READ_TIMEOUT")
     relay_read_budget: Annotated[int, BeforeValidator(_relay_read_budget)] = Field(
         DEFAULT_RELAY_READ_BUDGET, validation_alias="TIDEGATE_RELAY_READ_BUDGET")
+    # Outbound connections per purpose: a flood of one (unauthenticated probes) cannot
+    # take the connections of another (paid downloads, compute inputs).
+    download_connections: Positive = Field(200, validation_alias="TIDEGATE_DOWNLOAD_CONNECTIONS")
+    probe_connections: Positive = Field(50, validation_alias="TIDEGATE_PROBE_CONNECTIONS")
+    compute_fetch_connections: Positive = Field(
+        20, validation_alias="TIDEGATE_COMPUTE_FETCH_CONNECTIONS")
+    probe_timeout: Seconds = Field(15.0, validation_alias="TIDEGATE_PROBE_TIMEOUT")
+    probes_per_client: Count = Field(4, validation_alias="TIDEGATE_PROBES_PER_CLIENT")
     rpc_timeout: Seconds = Field(10.0, validation_alias="TIDEGATE_RPC_TIMEOUT")
     chain_state_ttl: Annotated[float, BeforeValidator(_seconds(zero_allowed=True))] = Field(
         1.0, validation_alias="TIDEGATE_CHAIN_STATE_TTL")
