@@ -39,6 +39,7 @@ from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
 from tidegate.api.ratelimit import RateGate
 from tidegate.api.routes import Endpoint, starlette_routes
+from tidegate.api.uvicorn_protocol import InboundLimits
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
 from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
@@ -238,6 +239,12 @@ def create_app(settings: Settings) -> TidegateApp:
         ],
     )
     app.state.endpoints = endpoints
+    app.inbound_limits = InboundLimits(
+        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+        slow_after=settings.slow_request_after,
+        slow_per_client=settings.slow_requests_per_client,
+        max_header_bytes=settings.max_header_bytes, max_url_bytes=settings.max_url_bytes,
+        trusted_proxies=settings.rate_limit.trusted_proxies)
     app.state.metrics = metrics
     app.rate_gate = gate
     if settings.fast_routes:

@@ -115,7 +115,9 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with header/body timeouts, size limits and JSON
+        # errors (api/uvicorn_protocol.py; the limits come from the app's settings).
+        http="tidegate.api.uvicorn_protocol:GuardedHttpToolsProtocol",
         access_log=False,
         log_config=None,
         proxy_headers=False,

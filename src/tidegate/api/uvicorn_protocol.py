@@ -1,0 +1,298 @@
+"""The HTTP/1.1 protocol ``tidegate serve`` runs: uvicorn's httptools protocol, guarded.
+
+Every use of uvicorn's internals is in this module (as ``files/aiohttp_internals.py``
+does for aiohttp): uvicorn has no public hook for what happens before a request
+reaches the ASGI app, and that is where a slow or malformed client must be stopped.
+``uvicorn.run(http="tidegate.api.uvicorn_protocol:GuardedHttpToolsProtocol")`` is
+public (``--http`` takes an import string); the subclass relies on
+``uvicorn.protocols.http.httptools_impl.HttpToolsProtocol``'s parser callbacks
+(``on_message_begin``, ``on_url``, ``on_header``, ``on_headers_complete``,
+``on_message_complete``), its ``data_received``/``connection_made``/``connection_lost``,
+and the attributes ``parser``, ``url``, ``client``, ``transport``, ``cycle`` (with
+``disconnected``, ``message_event``, ``response_started``), ``server_state`` and
+``config.loaded_app``. The canary tests in ``tests/unit/api/test_uvicorn_protocol.py``
+fail, naming what changed, after a uvicorn upgrade that breaks one of them. Known to
+work with uvicorn 0.54.0 and httptools 0.9.0 (the versions constraints.txt pins).
+
+What it adds (settings in docs/configuration.md, "Inbound limits"):
+
+* a **header timeout**: a request's line and headers must be complete within
+  ``header_timeout`` seconds of the connection opening, or of the request's first
+  byte on a kept-alive connection (uvicorn has none: slowloris connections stayed
+  open indefinitely);
+* a **body timeout**: once the headers are in, the whole body within ``body_timeout``;
+* a cap of ``slow_per_client`` **slow requests** per client address: a request whose
+  line, headers or body has been arriving for longer than ``slow_after`` is slow,
+  and a client with that many is refused new requests at once;
+* limits on the **request target** (path and query string, ``max_url_bytes``) and on
+  the **request line and headers** together (``max_header_bytes``): httptools has none;
+* **JSON errors**: these refusals and uvicorn's own "Invalid HTTP request" 400s
+  answer ``{"error", "code"}`` JSON like every other error (uvicorn's are plain text).
+
+The cost per request is two attribute writes, one ``loop.time()`` and a set insert
+and removal; the timeouts are checked by one timer per worker that runs a few times a
+second while requests are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import ipaddress
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["GuardedHttpToolsProtocol", "InboundLimits", "limits_of"]
+
+log = logging.getLogger("tidegate.inbound")
+
+_IDLE: Final = 0
+_HEADERS: Final = 1
+_BODY: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class InboundLimits:
+    """How long, and how much, a client may take to send one request.
+
+    ``trusted_proxies`` (networks) are exempt from the per-client cap: behind a proxy
+    every client shares its address (the proxy is expected to guard its own side).
+    """
+
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    slow_after: float = 2.0
+    slow_per_client: int = 16
+    max_header_bytes: int = 32 * 1024
+    max_url_bytes: int = 16 * 1024
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @property
+    def tick(self) -> float:
+        """Seconds between two checks of the requests in flight."""
+        return max(0.05, min(1.0, self.header_timeout / 4, self.body_timeout / 4,
+                             self.slow_after / 2))
+
+
+def limits_of(app: Any) -> InboundLimits:
+    """The limits ``create_app`` attached to the app (through uvicorn's wrappers, if
+    any), else the defaults."""
+    for _ in range(8):
+        limits = getattr(app, "inbound_limits", None)
+        if isinstance(limits, InboundLimits):
+            return limits
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return InboundLimits()
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing a request that was answered."""
+
+
+class _Watch:
+    """The requests in flight on one server (one per uvicorn ``Config``), checked by
+    one timer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: InboundLimits) -> None:
+        self.loop = loop
+        self.limits = limits
+        self.unfinished: set[GuardedHttpToolsProtocol] = set()
+        self.slow: dict[str, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.unfinished.add(protocol)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.limits.tick, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        limits = self.limits
+        for protocol in list(self.unfinished):
+            waited = now - protocol._since
+            if protocol._phase == _HEADERS and waited > limits.header_timeout:
+                protocol._time_out("the request's headers")
+            elif protocol._phase == _BODY and waited > limits.body_timeout:
+                protocol._time_out("the request's body")
+            elif waited > limits.slow_after and not protocol._slow and protocol._key:
+                protocol._slow = True
+                self.slow[protocol._key] = self.slow.get(protocol._key, 0) + 1
+        if self.unfinished:
+            self._timer = self.loop.call_later(limits.tick, self._sweep)
+
+    def done(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.unfinished.discard(protocol)
+        if protocol._slow:
+            protocol._slow = False
+            left = self.slow.get(protocol._key, 1) - 1
+            if left > 0:
+                self.slow[protocol._key] = left
+            else:
+                self.slow.pop(protocol._key, None)
+
+
+_WATCHES: weakref.WeakKeyDictionary[Any, _Watch] = weakref.WeakKeyDictionary()
+
+
+def _client_key(host: str, limits: InboundLimits) -> str:
+    """The per-client key of a peer ("": exempt, a trusted proxy). IPv6 by /64."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in network for network in limits.trusted_proxies):
+        return ""
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _answer(status: int, code: str, message: str,
+            default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    body = orjson.dumps({"error": message, "code": code})
+    phrase = http.HTTPStatus(status).phrase.encode()
+    head = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
+    head += [name + b": " + value + b"\r\n" for name, value in default_headers]
+    head.append(b"content-type: application/json\r\ncontent-length: %d\r\n"
+                b"access-control-allow-origin: *\r\nconnection: close\r\n\r\n" % len(body))
+    return b"".join(head) + body
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits of :class:`InboundLimits`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        watch = _WATCHES.get(self.config)
+        if watch is None:
+            watch = _WATCHES[self.config] = _Watch(self.loop,
+                                                   limits_of(self.config.loaded_app))
+        self._watch = watch
+        self._limits = watch.limits
+        self._phase = _IDLE
+        self._since = 0.0
+        self._slow = False
+        self._key = ""
+        self._header_bytes = 0
+        self._refused = False
+
+    # --- the request's phases ----------------------------------------------------------
+    def _start(self) -> None:
+        """A request starts arriving (or may: a new connection), timed from now."""
+        self._phase = _HEADERS
+        self._since = self.loop.time()
+        self._watch.add(self)
+
+    def _over_cap(self) -> bool:
+        """Whether the client has too many slow requests to start one more.
+
+        Checked at a request's first byte, not at connect: answered then, the client
+        has sent what it had, and closing does not reset the connection under it.
+        """
+        key = self._key
+        return bool(key) and self._watch.slow.get(key, 0) >= self._limits.slow_per_client
+
+    def _finish(self) -> None:
+        if self._phase != _IDLE:
+            self._phase = _IDLE
+            self._watch.done(self)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer ``status`` with a JSON error and close the connection."""
+        self._refused = True
+        self._finish()
+        log.info("refused a request: %s (%d)", code, status)
+        if not self.transport.is_closing():
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete or not cycle.response_started:
+                self.transport.write(_answer(status, code, message,
+                                             self.server_state.default_headers))
+            self.transport.close()
+
+    def _time_out(self, what: str) -> None:
+        cycle = self.cycle
+        if self._phase == _BODY and cycle is not None and not cycle.response_complete:
+            # The app is waiting for the body: it sees a disconnect, and sends nothing.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if not cycle.response_started:
+                self.transport.write(_answer(
+                    408, "request_timeout", f"Timed out waiting for {what}.",
+                    self.server_state.default_headers))
+            self._refused = True
+            self._finish()
+            log.info("refused a request: request_timeout (408)")
+            self.transport.close()
+            return
+        self._refuse(408, "request_timeout", f"Timed out waiting for {what}.")
+
+    # --- uvicorn's protocol interface --------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._key = _client_key(self.client[0] if self.client else "", self._limits)
+        self._start()  # the first request's time starts with the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if not self._refused:  # our own refusal was answered already
+                self._refuse(400, "bad_request", "Invalid HTTP request received.")
+
+    # --- parser callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._phase == _IDLE:
+            self._start()
+        if self._over_cap():
+            self._refuse(429, "too_many_slow_requests",
+                         "Too many unfinished requests from this address: retry later.")
+            raise _Refused
+        self._header_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._header_bytes += len(url)
+        if len(self.url) > self._limits.max_url_bytes:
+            self._refuse(414, "uri_too_long", "The request target is too long.")
+            raise _Refused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self._limits.max_header_bytes:
+            self._refuse(431, "headers_too_large", "The request headers are too large.")
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._phase != _IDLE:
+            self._phase = _BODY
+            self._since = self.loop.time()
+
+    def on_message_complete(self) -> None:
+        self._finish()
+        super().on_message_complete()
