@@ -221,6 +221,14 @@ def test_deep_json_is_refused(server: Server) -> None:
     assert r.status_code == 200  # within the limit: answered (the file is unreachable)
 
 
+def test_refusals_are_counted(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GARBAGE\r\n\r\n")
+        _answer(sock)
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'tidegate_inbound_refused_total{code="bad_request"}' in metrics
+
+
 def test_normal_keep_alive_requests_pass(server: Server) -> None:
     with httpx.Client(base_url=server.url) as client:
         for _ in range(5):

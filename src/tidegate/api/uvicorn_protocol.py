@@ -48,7 +48,11 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["GuardedHttpToolsProtocol", "InboundLimits", "limits_of"]
+__all__ = ["HTTP_PROTOCOL", "GuardedHttpToolsProtocol", "InboundLimits", "limits_of"]
+
+#: uvicorn's ``http`` option for this protocol (an import string: it survives the
+#: pickling of uvicorn's configuration into ``--workers`` processes).
+HTTP_PROTOCOL: Final = "tidegate.api.uvicorn_protocol:GuardedHttpToolsProtocol"
 
 log = logging.getLogger("tidegate.inbound")
 
@@ -80,17 +84,27 @@ class InboundLimits:
                              self.slow_after / 2))
 
 
-def limits_of(app: Any) -> InboundLimits:
-    """The limits ``create_app`` attached to the app (through uvicorn's wrappers, if
-    any), else the defaults."""
+def _tidegate_app(app: Any) -> Any:
+    """The app that carries ``inbound_limits``, through uvicorn's wrappers (or None)."""
     for _ in range(8):
-        limits = getattr(app, "inbound_limits", None)
-        if isinstance(limits, InboundLimits):
-            return limits
+        if isinstance(getattr(app, "inbound_limits", None), InboundLimits):
+            return app
         app = getattr(app, "app", None)
         if app is None:
             break
-    return InboundLimits()
+    return None
+
+
+def limits_of(app: Any) -> InboundLimits:
+    """The limits ``create_app`` attached to the app, else the defaults."""
+    found = _tidegate_app(app)
+    return found.inbound_limits if found is not None else InboundLimits()
+
+
+def _refusal_counter(app: Any) -> Any:
+    """``tidegate_inbound_refused_total`` of the app's metrics, if it has them."""
+    metrics = getattr(getattr(_tidegate_app(app), "state", None), "metrics", None)
+    return getattr(metrics, "inbound_refused", None)
 
 
 class _Refused(Exception):
@@ -101,9 +115,10 @@ class _Watch:
     """The requests in flight on one server (one per uvicorn ``Config``), checked by
     one timer."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limits: InboundLimits) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, app: Any) -> None:
         self.loop = loop
-        self.limits = limits
+        self.limits = limits_of(app)
+        self._counter = _refusal_counter(app)
         self.unfinished: set[GuardedHttpToolsProtocol] = set()
         self.slow: dict[str, int] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -128,6 +143,11 @@ class _Watch:
                 self.slow[protocol._key] = self.slow.get(protocol._key, 0) + 1
         if self.unfinished:
             self._timer = self.loop.call_later(limits.tick, self._sweep)
+
+    def refused(self, code: str, status: int) -> None:
+        log.info("refused a request: %s (%d)", code, status)
+        if self._counter is not None:
+            self._counter.labels(code).inc()
 
     def done(self, protocol: GuardedHttpToolsProtocol) -> None:
         self.unfinished.discard(protocol)
@@ -176,8 +196,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         watch = _WATCHES.get(self.config)
         if watch is None:
-            watch = _WATCHES[self.config] = _Watch(self.loop,
-                                                   limits_of(self.config.loaded_app))
+            watch = _WATCHES[self.config] = _Watch(self.loop, self.config.loaded_app)
         self._watch = watch
         self._limits = watch.limits
         self._phase = _IDLE
@@ -212,7 +231,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Answer ``status`` with a JSON error and close the connection."""
         self._refused = True
         self._finish()
-        log.info("refused a request: %s (%d)", code, status)
+        self._watch.refused(code, status)
         if not self.transport.is_closing():
             cycle = self.cycle
             if cycle is None or cycle.response_complete or not cycle.response_started:
@@ -222,17 +241,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _time_out(self, what: str) -> None:
         cycle = self.cycle
-        if self._phase == _BODY and cycle is not None and not cycle.response_complete:
-            # The app is waiting for the body: it sees a disconnect, and sends nothing.
-            cycle.disconnected = True
-            cycle.message_event.set()
-            if not cycle.response_started:
+        if self._phase == _BODY and cycle is not None:
+            if not cycle.response_complete:
+                # The app may be waiting for the body: it sees a disconnect, and what
+                # it sends from now on is dropped.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            if not cycle.response_started:  # else the app's answer is (being) sent
                 self.transport.write(_answer(
                     408, "request_timeout", f"Timed out waiting for {what}.",
                     self.server_state.default_headers))
             self._refused = True
             self._finish()
-            log.info("refused a request: request_timeout (408)")
+            self._watch.refused("request_timeout", 408)
             self.transport.close()
             return
         self._refuse(408, "request_timeout", f"Timed out waiting for {what}.")

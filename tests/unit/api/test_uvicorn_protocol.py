@@ -20,10 +20,15 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http import httptools_impl
 
-from tidegate.api.uvicorn_protocol import GuardedHttpToolsProtocol, InboundLimits, limits_of
+from tidegate.api.uvicorn_protocol import (
+    HTTP_PROTOCOL,
+    GuardedHttpToolsProtocol,
+    InboundLimits,
+    limits_of,
+)
 
 VERSION = f"uvicorn {uvicorn.__version__}, httptools {httptools.__version__}"
-PROTOCOL = "tidegate.api.uvicorn_protocol:GuardedHttpToolsProtocol"
+PROTOCOL = HTTP_PROTOCOL
 
 
 def test_the_parser_callbacks_and_hooks_exist() -> None:
