@@ -6,10 +6,11 @@ reaches the ASGI app, and that is where a slow or malformed client must be stopp
 ``uvicorn.run(http="tidegate.api.uvicorn_protocol:GuardedHttpToolsProtocol")`` is
 public (``--http`` takes an import string); the subclass relies on
 ``uvicorn.protocols.http.httptools_impl.HttpToolsProtocol``'s parser callbacks
-(``on_message_begin``, ``on_url``, ``on_header``, ``on_headers_complete``,
-``on_message_complete``), its ``data_received``/``connection_made``/``connection_lost``,
-and the attributes ``parser``, ``url``, ``client``, ``transport``, ``cycle`` (with
-``disconnected``, ``message_event``, ``response_started``), ``server_state`` and
+``on_message_begin`` and ``on_message_complete``, its ``data_received``,
+``connection_made``, ``connection_lost``, ``_unset_keepalive_if_required`` and
+upgrade helpers, and the attributes ``parser``, ``url``, ``headers``, ``scope``,
+``client``, ``transport``, ``cycle`` (with ``scope``, ``disconnected``,
+``message_event``, ``response_started``, ``response_complete``), ``server_state`` and
 ``config.loaded_app``. The canary tests in ``tests/unit/api/test_uvicorn_protocol.py``
 fail, naming what changed, after a uvicorn upgrade that breaks one of them. Known to
 work with uvicorn 0.54.0 and httptools 0.9.0 (the versions constraints.txt pins).
@@ -20,7 +21,8 @@ What it adds (settings in docs/configuration.md, "Inbound limits"):
   ``header_timeout`` seconds of the connection opening, or of the request's first
   byte on a kept-alive connection (uvicorn has none: slowloris connections stayed
   open indefinitely);
-* a **body timeout**: once the headers are in, the whole body within ``body_timeout``;
+* a **body timeout**: the whole request, body included, within ``body_timeout``
+  seconds of its start;
 * a cap of ``slow_per_client`` **slow requests** per client address: a request whose
   line, headers or body has been arriving for longer than ``slow_after`` is slow,
   and a client with that many is refused new requests at once;
@@ -29,9 +31,10 @@ What it adds (settings in docs/configuration.md, "Inbound limits"):
 * **JSON errors**: these refusals and uvicorn's own "Invalid HTTP request" 400s
   answer ``{"error", "code"}`` JSON like every other error (uvicorn's are plain text).
 
-The cost per request is two attribute writes, one ``loop.time()`` and a set insert
-and removal; the timeouts are checked by one timer per worker that runs a few times a
-second while requests are in flight.
+The cost per request is two callbacks (a request's first and last byte: a few
+attribute writes, one ``loop.time()``, a set insert and removal) and two length
+checks per socket read; sizes are checked per read, not per header, and the timeouts
+by one timer per worker that runs a few times a second while requests are in flight.
 """
 
 from __future__ import annotations
@@ -55,10 +58,6 @@ __all__ = ["HTTP_PROTOCOL", "GuardedHttpToolsProtocol", "InboundLimits", "limits
 HTTP_PROTOCOL: Final = "tidegate.api.uvicorn_protocol:GuardedHttpToolsProtocol"
 
 log = logging.getLogger("tidegate.inbound")
-
-_IDLE: Final = 0
-_HEADERS: Final = 1
-_BODY: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +106,6 @@ def _refusal_counter(app: Any) -> Any:
     return getattr(metrics, "inbound_refused", None)
 
 
-class _Refused(Exception):
-    """Raised in a parser callback to stop parsing a request that was answered."""
-
-
 class _Watch:
     """The requests in flight on one server (one per uvicorn ``Config``), checked by
     one timer."""
@@ -121,28 +116,34 @@ class _Watch:
         self._counter = _refusal_counter(app)
         self.unfinished: set[GuardedHttpToolsProtocol] = set()
         self.slow: dict[str, int] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def add(self, protocol: GuardedHttpToolsProtocol) -> None:
         self.unfinished.add(protocol)
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.limits.tick, self._sweep)
+        if self.timer is None:
+            self.arm()
+
+    def arm(self) -> None:
+        self.timer = self.loop.call_later(self.limits.tick, self._sweep)
 
     def _sweep(self) -> None:
-        self._timer = None
+        self.timer = None
         now = self.loop.time()
         limits = self.limits
         for protocol in list(self.unfinished):
             waited = now - protocol._since
-            if protocol._phase == _HEADERS and waited > limits.header_timeout:
-                protocol._time_out("the request's headers")
-            elif protocol._phase == _BODY and waited > limits.body_timeout:
+            if not protocol._headers_done():
+                if waited > limits.header_timeout:
+                    protocol._time_out("the request's headers")
+                    continue
+            elif waited > limits.body_timeout:
                 protocol._time_out("the request's body")
-            elif waited > limits.slow_after and not protocol._slow and protocol._key:
+                continue
+            if waited > limits.slow_after and not protocol._slow and protocol._key:
                 protocol._slow = True
                 self.slow[protocol._key] = self.slow.get(protocol._key, 0) + 1
         if self.unfinished:
-            self._timer = self.loop.call_later(limits.tick, self._sweep)
+            self.arm()
 
     def refused(self, code: str, status: int) -> None:
         log.info("refused a request: %s (%d)", code, status)
@@ -190,7 +191,14 @@ def _answer(status: int, code: str, message: str,
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits of :class:`InboundLimits`."""
+    """uvicorn's httptools protocol with the limits of :class:`InboundLimits`.
+
+    Everything per request happens in :meth:`data_received`, once per socket read:
+    no parser callback is wrapped (a Python frame per callback would cost every
+    request, ``/nonce`` included). Whether a request's headers are complete is read
+    from uvicorn's state (it makes the request's cycle, with the request's scope, at
+    that moment), and the timeouts are checked by the timer of :class:`_Watch`.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -199,17 +207,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             watch = _WATCHES[self.config] = _Watch(self.loop, self.config.loaded_app)
         self._watch = watch
         self._limits = watch.limits
-        self._phase = _IDLE
+        self._max_header_bytes = watch.limits.max_header_bytes
+        self._max_url_bytes = watch.limits.max_url_bytes
+        self._unfinished = False  # a request is (or may be) arriving, and is timed
+        self._receiving = False  # bytes of that request have come
         self._since = 0.0
         self._slow = False
         self._key = ""
-        self._header_bytes = 0
+        self._head_bytes = 0
+        self._head_checked = False
         self._refused = False
+        self.url = b""  # uvicorn sets it at each request's first byte
 
     # --- the request's phases ----------------------------------------------------------
     def _start(self) -> None:
         """A request starts arriving (or may: a new connection), timed from now."""
-        self._phase = _HEADERS
+        self._unfinished = True
         self._since = self.loop.time()
         self._watch.add(self)
 
@@ -222,40 +235,39 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         key = self._key
         return bool(key) and self._watch.slow.get(key, 0) >= self._limits.slow_per_client
 
+    def _headers_done(self) -> bool:
+        """Whether the request being received has all its headers (uvicorn made its
+        cycle, with this request's scope, when they were complete)."""
+        cycle = self.cycle
+        return cycle is not None and cycle.scope is self.scope
+
     def _finish(self) -> None:
-        if self._phase != _IDLE:
-            self._phase = _IDLE
+        self._receiving = False
+        if self._unfinished:
+            self._unfinished = False
             self._watch.done(self)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer ``status`` with a JSON error and close the connection."""
+        """Answer ``status`` with a JSON error and close the connection.
+
+        When the request was handed to the app already (its head ended in the read
+        that went past a limit, or its body is late), the app sees a disconnect and
+        what it sends is dropped.
+        """
         self._refused = True
         self._finish()
         self._watch.refused(code, status)
+        cycle = self.cycle
+        if cycle is not None and self._headers_done() and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
         if not self.transport.is_closing():
-            cycle = self.cycle
             if cycle is None or cycle.response_complete or not cycle.response_started:
                 self.transport.write(_answer(status, code, message,
                                              self.server_state.default_headers))
             self.transport.close()
 
     def _time_out(self, what: str) -> None:
-        cycle = self.cycle
-        if self._phase == _BODY and cycle is not None:
-            if not cycle.response_complete:
-                # The app may be waiting for the body: it sees a disconnect, and what
-                # it sends from now on is dropped.
-                cycle.disconnected = True
-                cycle.message_event.set()
-            if not cycle.response_started:  # else the app's answer is (being) sent
-                self.transport.write(_answer(
-                    408, "request_timeout", f"Timed out waiting for {what}.",
-                    self.server_state.default_headers))
-            self._refused = True
-            self._finish()
-            self._watch.refused("request_timeout", 408)
-            self.transport.close()
-            return
         self._refuse(408, "request_timeout", f"Timed out waiting for {what}.")
 
     # --- uvicorn's protocol interface --------------------------------------------------
@@ -271,6 +283,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if not self._receiving:  # the first bytes of a request
+            self._receiving = True
+            if not self._unfinished:  # the next request of a kept-alive connection
+                self._start()
+            self._head_bytes = 0
+            self._head_checked = False
+            if self._watch.slow and self._over_cap():
+                self._refuse(429, "too_many_slow_requests",
+                             "Too many unfinished requests from this address: retry later.")
+                return
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -279,41 +301,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+            return
         except httptools.HttpParserError:
-            if not self._refused:  # our own refusal was answered already
-                self._refuse(400, "bad_request", "Invalid HTTP request received.")
+            self._refuse(400, "bad_request", "Invalid HTTP request received.")
+            return
+        # Sizes are checked once per read, not per header: what was received is
+        # bounded by the limit plus one read.
+        cycle = self.cycle
+        if cycle is None or cycle.scope is not self.scope:  # the head is still arriving
+            self._head_bytes += len(data)
+            if len(self.url) > self._max_url_bytes:
+                self._refuse(414, "uri_too_long", "The request target is too long.")
+            elif self._head_bytes > self._max_header_bytes:
+                self._refuse(431, "headers_too_large", "The request headers are too large.")
+            return
+        if (not self._head_checked and self._head_bytes + len(data) > self._max_header_bytes) \
+                or len(self.url) > self._max_url_bytes:
+            # The head ended in this read (a body may follow it): measure it exactly.
+            self._head_checked = True
+            if len(self.url) > self._max_url_bytes:
+                self._refuse(414, "uri_too_long", "The request target is too long.")
+                return
+            if self._head_size() > self._max_header_bytes:
+                self._refuse(431, "headers_too_large", "The request headers are too large.")
+                return
+        if not cycle.more_body or cycle.response_complete:
+            self._finish()  # all of the request is in (or answered): no longer timed
 
-    # --- parser callbacks ---------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        if self._phase == _IDLE:
-            self._start()
-        if self._over_cap():
-            self._refuse(429, "too_many_slow_requests",
-                         "Too many unfinished requests from this address: retry later.")
-            raise _Refused
-        self._header_bytes = 0
-        super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._header_bytes += len(url)
-        if len(self.url) > self._limits.max_url_bytes:
-            self._refuse(414, "uri_too_long", "The request target is too long.")
-            raise _Refused
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_header_bytes:
-            self._refuse(431, "headers_too_large", "The request headers are too large.")
-            raise _Refused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        if self._phase != _IDLE:
-            self._phase = _BODY
-            self._since = self.loop.time()
-
-    def on_message_complete(self) -> None:
-        self._finish()
-        super().on_message_complete()
+    def _head_size(self) -> int:
+        """The current request's line and headers, in bytes (as sent, but for spaces)."""
+        return len(self.url) + 16 + sum(len(name) + len(value) + 4
+                                        for name, value in self.headers)

@@ -33,7 +33,7 @@ PROTOCOL = HTTP_PROTOCOL
 
 def test_the_parser_callbacks_and_hooks_exist() -> None:
     base = httptools_impl.HttpToolsProtocol
-    for name in ("on_message_begin", "on_url", "on_header", "on_headers_complete",
+    for name in ("on_message_begin", "on_headers_complete",
                  "on_message_complete", "data_received", "connection_made",
                  "connection_lost", "_unset_keepalive_if_required", "_should_upgrade",
                  "handle_websocket_upgrade", "_unsupported_upgrade_warning"):
@@ -41,7 +41,14 @@ def test_the_parser_callbacks_and_hooks_exist() -> None:
     signature = inspect.signature(base.__init__)
     assert list(signature.parameters)[1:4] == ["config", "server_state", "app_state"], VERSION
     cycle = inspect.signature(httptools_impl.RequestResponseCycle.__init__)
-    assert "message_event" in cycle.parameters, VERSION
+    assert {"scope", "message_event"} <= set(cycle.parameters), VERSION
+    source = inspect.getsource(base)
+    # What the guard reads: the URL and headers uvicorn collects, the cycle it makes
+    # once the headers are complete (with this request's scope).
+    for needle in ("self.url += url", "self.headers.append((name, value))",
+                   "self.cycle = RequestResponseCycle(", "scope=self.scope,",
+                   "self.cycle.disconnected = True"):
+        assert needle in source, f"{VERSION}: HttpToolsProtocol no longer does {needle!r}"
     assert issubclass(httptools.HttpParserCallbackError, httptools.HttpParserError), VERSION
 
 
