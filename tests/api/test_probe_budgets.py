@@ -12,12 +12,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import httpx
 
 from tests.api.access_helpers import download_params, order
 from tests.api.server_helpers import serving
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
+from tests.conftest import base_env
+from tidegate.app import create_app
 from tidegate.settings import Settings
 
 FILEINFO = "/api/services/fileinfo"
@@ -82,6 +85,22 @@ async def _until(check: Callable[[], bool], wait: float) -> float:
 def _probe(client: httpx.AsyncClient, url: str) -> asyncio.Task[httpx.Response]:
     return asyncio.ensure_future(client.post(FILEINFO, json={
         "type": "url", "url": url, "method": "GET", "checksum": True}))
+
+
+async def test_each_purpose_has_its_own_pool(tmp_path: Path) -> None:
+    settings = Settings.from_env(base_env(
+        tmp_path, TIDEGATE_DOWNLOAD_CONNECTIONS="7", TIDEGATE_PROBE_CONNECTIONS="3",
+        TIDEGATE_PROBE_TIMEOUT="4.5"))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        svc = app.state.services
+        downloads, probes = svc.storage.fetcher, svc.probe_storage.fetcher
+        assert svc.fetcher is downloads and downloads.client is not probes.client
+        assert (downloads.client.limit, probes.client.limit) == (7, 3)
+        assert (downloads.policy.total_timeout, probes.policy.total_timeout) == (None, 4.5)
+        # One read budget for all of them: their streams share its memory.
+        assert downloads.client.read_budget is probes.client.read_budget
+        assert svc.probe_slots.per_client == 4
 
 
 async def test_probe_flood_does_not_starve_a_paid_download(

@@ -318,6 +318,11 @@ class PinnedAsyncClient:
         self._session: aiohttp.ClientSession | None = None
 
     @property
+    def limit(self) -> int:
+        """The most connections this client holds at once."""
+        return self._limit
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session (created on first use: it needs the running event loop)."""
         if self._session is None:

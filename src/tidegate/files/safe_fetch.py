@@ -460,6 +460,15 @@ class SafeFetcher:
         self._policy = policy
         self._resolver: Resolver = resolver or system_resolver
 
+    @property
+    def client(self) -> PinnedAsyncClient:
+        """The pooled client this fetcher sends through."""
+        return self._client
+
+    @property
+    def policy(self) -> FetchPolicy:
+        return self._policy
+
     async def open(
         self,
         method: str,
