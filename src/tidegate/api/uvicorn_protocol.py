@@ -31,10 +31,11 @@ What it adds (settings in docs/configuration.md, "Inbound limits"):
 * **JSON errors**: these refusals and uvicorn's own "Invalid HTTP request" 400s
   answer ``{"error", "code"}`` JSON like every other error (uvicorn's are plain text).
 
-The cost per request is two callbacks (a request's first and last byte: a few
-attribute writes, one ``loop.time()``, a set insert and removal) and two length
-checks per socket read; sizes are checked per read, not per header, and the timeouts
-by one timer per worker that runs a few times a second while requests are in flight.
+The per-request work is done once per socket read, in ``data_received`` (a few
+attribute reads and writes, one ``loop.time()``, a set insertion and removal): no
+parser callback is wrapped, sizes are checked per read rather than per header, and
+the timeouts are checked by one timer per worker that runs a few times a second
+while requests are in flight.
 """
 
 from __future__ import annotations
