@@ -25,7 +25,7 @@ import asyncio
 import ipaddress
 import json as jsonlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -339,8 +339,12 @@ class UpstreamResponse:
         content = self._response.content
         if self._deadline is not None:
             # A bounded request (a probe): every read is timed against the deadline.
-            async for piece in self._pieces_until_deadline():
-                yield piece
+            pieces = self._pieces_until_deadline()
+            try:
+                async for piece in pieces:
+                    yield piece
+            finally:
+                await pieces.aclose()  # closed with us, not when collected
             return
         if self._read_timeout is not None:
             # aiohttp re-arms its read timer on every socket read: at hundreds of
@@ -366,7 +370,7 @@ class UpstreamResponse:
         finally:
             await self.aclose()
 
-    async def _pieces_until_deadline(self) -> AsyncIterator[bytes]:
+    async def _pieces_until_deadline(self) -> AsyncGenerator[bytes, None]:
         """:meth:`iter_pieces` for a response with a deadline (aiohttp's read timer kept)."""
         readany = self._bounded(lambda _: self._response.content.readany())
         received = 0

@@ -909,6 +909,17 @@ async def test_total_timeout_ends_a_dripping_body(
     assert_scrubbed(caught.value, str(server.port))
 
 
+async def test_a_bounded_body_left_early_is_released_at_once(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    response = await fetcher(client, total_timeout=5).open("GET", url(server, "/drip"))
+    assert client.read_budget.streams == 1
+    pieces = response.iter_pieces()
+    assert await anext(pieces)
+    await pieces.aclose()  # type: ignore[attr-defined]
+    assert client.read_budget.streams == 0  # closed with the iterator, not when collected
+
+
 async def test_total_timeout_bounds_the_wait_for_headers(
     client: PinnedAsyncClient, server: FileServer
 ) -> None:
