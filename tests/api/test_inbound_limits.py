@@ -221,6 +221,16 @@ def test_deep_json_is_refused(server: Server) -> None:
     assert r.status_code == 200  # within the limit: answered (the file is unreachable)
 
 
+def test_a_large_body_in_big_reads_passes_the_header_check(server: Server) -> None:
+    """Head and body arrive in the same reads, far past TIDEGATE_MAX_HEADER_BYTES: only
+    the head is measured."""
+    body = b"x" * (2 * 1024 * 1024)
+    r = httpx.post(server.url + "/api/services/encrypt?chainId=8996", content=body,
+                   headers={"Content-Type": "application/octet-stream"}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.text.startswith("0x")
+
+
 def test_refusals_are_counted(server: Server) -> None:
     with _connect(server) as sock:
         sock.sendall(b"GARBAGE\r\n\r\n")
