@@ -12,6 +12,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import replace
 
 import httpx
 from starlette.applications import Starlette
@@ -38,6 +39,7 @@ from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
 from tidegate.api.ratelimit import RateGate
 from tidegate.api.routes import Endpoint, starlette_routes
+from tidegate.api.uvicorn_protocol import InboundLimits
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
 from tidegate.assets.orders import OrderValidator
 from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
@@ -50,9 +52,12 @@ from tidegate.compute.config import ComputeOptions, local_engine, operator_engin
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.files.objects import StorageContext
+from tidegate.files.read_budget import ReadBudget
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
 from tidegate.logs import configure_logging
 from tidegate.ratelimit.backends import shared_state
+from tidegate.ratelimit.clients import ClientKeys
+from tidegate.ratelimit.slots import ConcurrencySlots
 from tidegate.settings import Settings
 from tidegate.stores.factory import build_store
 
@@ -123,14 +128,24 @@ def create_app(settings: Settings) -> TidegateApp:
                 gate.limiter.start(shared, gate.stats)
                 stack.push_async_callback(gate.limiter.stop)
             http = await stack.enter_async_context(httpx.AsyncClient())
-            # Asset files get their own client: it connects only to checked addresses.
-            files_http = await stack.enter_async_context(
-                PinnedAsyncClient(read_budget=settings.relay_read_budget))
-            fetcher = SafeFetcher(files_http, FetchPolicy(
-                allow_private_addresses=settings.allow_private_urls,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-            ))
+            # Asset files get their own clients (they connect only to checked addresses),
+            # one per purpose, so that unauthenticated probes of a slow origin cannot
+            # take the connections of paid downloads or of compute jobs' inputs.
+            budget = ReadBudget(settings.relay_read_budget)  # one buffer for all of them
+
+            async def fetcher_for(connections: int, total: float | None) -> SafeFetcher:
+                client = await stack.enter_async_context(
+                    PinnedAsyncClient(limit=connections, read_budget=budget))
+                return SafeFetcher(client, FetchPolicy(
+                    allow_private_addresses=settings.allow_private_urls,
+                    connect_timeout=settings.connect_timeout,
+                    read_timeout=settings.read_timeout,
+                    total_timeout=total,
+                ))
+
+            fetcher = await fetcher_for(settings.download_connections, None)
+            probe_fetcher = await fetcher_for(settings.probe_connections, settings.probe_timeout)
+            compute_fetcher = await fetcher_for(settings.compute_fetch_connections, None)
             store = build_store(settings.database_url, settings.sqlite_path)
             await store.open()
             stack.push_async_callback(store.close)
@@ -152,6 +167,7 @@ def create_app(settings: Settings) -> TidegateApp:
                 fetcher=fetcher,
                 max_checksum_length=settings.max_checksum_length,
             )
+            probe_storage = replace(storage, fetcher=probe_fetcher)
             engine: ComputeEngine
             operator = operator_engine(
                 settings.operator_service_url,
@@ -160,7 +176,8 @@ def create_app(settings: Settings) -> TidegateApp:
             if operator is not None:
                 engine = operator
             else:
-                local = local_engine(compute_options(settings), store, storage, chains)
+                local = local_engine(compute_options(settings), store,
+                                     replace(storage, fetcher=compute_fetcher), chains)
                 await local.open()
                 engine = local
             stack.push_async_callback(engine.close)
@@ -175,6 +192,9 @@ def create_app(settings: Settings) -> TidegateApp:
                 fetcher=fetcher,
                 orders=OrderValidator(settings.pending_tx_wait),
                 storage=storage,
+                probe_storage=probe_storage,
+                probe_slots=ConcurrencySlots(settings.probes_per_client),
+                client_keys=ClientKeys(settings.rate_limit.trusted_proxies),
                 engine=engine,
                 search_index=SearchIndex(store),
             )
@@ -223,6 +243,12 @@ def create_app(settings: Settings) -> TidegateApp:
         ],
     )
     app.state.endpoints = endpoints
+    app.inbound_limits = InboundLimits(
+        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+        slow_after=settings.slow_request_after,
+        slow_per_client=settings.slow_requests_per_client,
+        max_header_bytes=settings.max_header_bytes, max_url_bytes=settings.max_url_bytes,
+        trusted_proxies=settings.rate_limit.trusted_proxies)
     app.state.metrics = metrics
     app.rate_gate = gate
     if settings.fast_routes:

@@ -16,6 +16,7 @@ import click
 import uvicorn
 
 from tidegate import __version__
+from tidegate.api.uvicorn_protocol import HTTP_PROTOCOL
 from tidegate.consumer.cli import compute_command, download_command, order_command
 from tidegate.errors import ConfigurationError
 from tidegate.logs import FIELDS_EXTRA, configure_logging
@@ -116,7 +117,9 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with header/body timeouts, size limits and JSON
+        # errors (api/uvicorn_protocol.py; the limits come from the app's settings).
+        http=HTTP_PROTOCOL,
         access_log=False,
         log_config=None,
         proxy_headers=False,

@@ -95,6 +95,17 @@ class RateLimitedError(TidegateError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class ClientDisconnectedError(TidegateError):
+    """The client went away before its request was answered.
+
+    Not a failure of ours: logged at INFO and counted as 499 (nginx's "client closed
+    request"), never as a 500. No one reads the answer.
+    """
+
+    status = 499
+    code = "client_disconnected"
+
+
 class UpstreamError(TidegateError):
     """An asset's origin answered badly (before any byte was streamed)."""
 

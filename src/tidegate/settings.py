@@ -50,6 +50,7 @@ DEFAULT_IPFS_GATEWAY: Final = "https://ipfs.io"
 DEFAULT_ARWEAVE_GATEWAY: Final = "https://arweave.net/"
 DEFAULT_MAX_ENCRYPT_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_RELAY_READ_BUDGET: Final = 4 * 1024 * 1024
+DEFAULT_MAX_JSON_DEPTH: Final = 64
 
 _KEY_RE: Final = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _URL_RE: Final = re.compile(r"^(https?|wss?)://[^\s]+$")
@@ -157,6 +158,23 @@ def _count(value: Any) -> int:
     raise _problem("must be a non-negative integer")
 
 
+def _positive(value: Any) -> int:
+    number = _count(value)
+    if number < 1:
+        raise _problem("must be a positive integer")
+    return number
+
+
+def _at_least(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = _count(value)
+        if number < minimum:
+            raise _problem(f"must be an integer of at least {minimum}")
+        return number
+
+    return parse
+
+
 def _relay_read_budget(value: Any) -> int:
     budget = _count(value)
     if not 16 * 1024 <= budget <= 1024**3:
@@ -241,6 +259,7 @@ def _log_level(value: Any) -> str:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 MaybeFlag = Annotated[bool | None, BeforeValidator(_flag)]
 Count = Annotated[int, BeforeValidator(_count)]
+Positive = Annotated[int, BeforeValidator(_positive)]
 Seconds = Annotated[float, BeforeValidator(_seconds())]
 MaybeSeconds = Annotated[float | None, BeforeValidator(_seconds())]
 MaybeUrl = Annotated[str | None, BeforeValidator(_url)]
@@ -407,6 +426,26 @@ class Settings(BaseSettings):
     read_timeout_setting: MaybeSeconds = Field(None, validation_alias="TIDEGATE_READ_TIMEOUT")
     relay_read_budget: Annotated[int, BeforeValidator(_relay_read_budget)] = Field(
         DEFAULT_RELAY_READ_BUDGET, validation_alias="TIDEGATE_RELAY_READ_BUDGET")
+    # Outbound connections per purpose: a flood of one (unauthenticated probes) cannot
+    # take the connections of another (paid downloads, compute inputs).
+    download_connections: Positive = Field(200, validation_alias="TIDEGATE_DOWNLOAD_CONNECTIONS")
+    probe_connections: Positive = Field(50, validation_alias="TIDEGATE_PROBE_CONNECTIONS")
+    compute_fetch_connections: Positive = Field(
+        20, validation_alias="TIDEGATE_COMPUTE_FETCH_CONNECTIONS")
+    probe_timeout: Seconds = Field(15.0, validation_alias="TIDEGATE_PROBE_TIMEOUT")
+    probes_per_client: Count = Field(4, validation_alias="TIDEGATE_PROBES_PER_CLIENT")
+    # Inbound: how long and how much a client may take to send one request.
+    header_timeout: Seconds = Field(10.0, validation_alias="TIDEGATE_HEADER_TIMEOUT")
+    body_timeout: Seconds = Field(60.0, validation_alias="TIDEGATE_BODY_TIMEOUT")
+    slow_request_after: Seconds = Field(2.0, validation_alias="TIDEGATE_SLOW_REQUEST_AFTER")
+    slow_requests_per_client: Positive = Field(
+        16, validation_alias="TIDEGATE_SLOW_REQUESTS_PER_CLIENT")
+    max_header_bytes: Annotated[int, BeforeValidator(_at_least(1024))] = Field(
+        32 * 1024, validation_alias="TIDEGATE_MAX_HEADER_BYTES")
+    max_url_bytes: Annotated[int, BeforeValidator(_at_least(256))] = Field(
+        16 * 1024, validation_alias="TIDEGATE_MAX_URL_BYTES")
+    max_json_depth: Annotated[int, BeforeValidator(_at_least(2))] = Field(
+        DEFAULT_MAX_JSON_DEPTH, validation_alias="TIDEGATE_MAX_JSON_DEPTH")
     rpc_timeout: Seconds = Field(10.0, validation_alias="TIDEGATE_RPC_TIMEOUT")
     chain_state_ttl: Annotated[float, BeforeValidator(_seconds(zero_allowed=True))] = Field(
         1.0, validation_alias="TIDEGATE_CHAIN_STATE_TTL")

@@ -73,6 +73,46 @@ def test_performance_knobs() -> None:
         4 * 1024 * 1024, 1.0, True)
 
 
+def test_outbound_budgets_per_purpose() -> None:
+    default = Settings.from_env(BASE)
+    assert (default.download_connections, default.probe_connections,
+            default.compute_fetch_connections, default.probe_timeout,
+            default.probes_per_client) == (200, 50, 20, 15.0, 4)
+    s = Settings.from_env({**BASE, "TIDEGATE_DOWNLOAD_CONNECTIONS": "10",
+                           "TIDEGATE_PROBE_CONNECTIONS": "3",
+                           "TIDEGATE_COMPUTE_FETCH_CONNECTIONS": "2",
+                           "TIDEGATE_PROBE_TIMEOUT": "2.5", "TIDEGATE_PROBES_PER_CLIENT": "0"})
+    assert (s.download_connections, s.probe_connections, s.compute_fetch_connections,
+            s.probe_timeout, s.probes_per_client) == (10, 3, 2, 2.5, 0)
+    for name, value in (("TIDEGATE_PROBE_CONNECTIONS", "0"), ("TIDEGATE_PROBE_TIMEOUT", "0"),
+                        ("TIDEGATE_DOWNLOAD_CONNECTIONS", "-1"),
+                        ("TIDEGATE_PROBES_PER_CLIENT", "x")):
+        with pytest.raises(ConfigurationError) as info:
+            Settings.from_env({**BASE, name: value})
+        assert name in str(info.value)
+
+
+def test_inbound_limits() -> None:
+    default = Settings.from_env(BASE)
+    assert (default.header_timeout, default.body_timeout, default.slow_request_after,
+            default.slow_requests_per_client, default.max_header_bytes,
+            default.max_url_bytes, default.max_json_depth) == (
+        10.0, 60.0, 2.0, 16, 32768, 16384, 64)
+    s = Settings.from_env({**BASE, "TIDEGATE_HEADER_TIMEOUT": "3", "TIDEGATE_BODY_TIMEOUT": "9",
+                           "TIDEGATE_SLOW_REQUEST_AFTER": "0.5",
+                           "TIDEGATE_SLOW_REQUESTS_PER_CLIENT": "2",
+                           "TIDEGATE_MAX_HEADER_BYTES": "2048", "TIDEGATE_MAX_URL_BYTES": "512",
+                           "TIDEGATE_MAX_JSON_DEPTH": "5"})
+    assert (s.header_timeout, s.body_timeout, s.slow_request_after, s.slow_requests_per_client,
+            s.max_header_bytes, s.max_url_bytes, s.max_json_depth) == (3, 9, 0.5, 2, 2048, 512, 5)
+    for name, value in (("TIDEGATE_HEADER_TIMEOUT", "0"), ("TIDEGATE_MAX_HEADER_BYTES", "100"),
+                        ("TIDEGATE_MAX_URL_BYTES", "10"), ("TIDEGATE_MAX_JSON_DEPTH", "1"),
+                        ("TIDEGATE_SLOW_REQUESTS_PER_CLIENT", "0")):
+        with pytest.raises(ConfigurationError) as info:
+            Settings.from_env({**BASE, name: value})
+        assert name in str(info.value)
+
+
 def test_gateways_default_to_the_reference_images() -> None:
     s = Settings.from_env(BASE)
     assert (s.ipfs_gateway, s.arweave_gateway) == ("https://ipfs.io", "https://arweave.net/")

@@ -15,6 +15,8 @@ from tidegate.chain.clients import Chains
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import SafeFetcher
+from tidegate.ratelimit.clients import ClientKeys
+from tidegate.ratelimit.slots import ConcurrencySlots
 from tidegate.settings import Settings
 from tidegate.stores.base import Store
 
@@ -30,9 +32,17 @@ class Services:
     authenticator: RequestAuthenticator
     resolver: Resolver
     fetcher: SafeFetcher
-    """Outbound HTTP for asset bytes (public addresses only unless allowed)."""
+    """Outbound HTTP for paid downloads (public addresses only unless allowed)."""
     orders: OrderValidator
     storage: StorageContext
+    """Files reached for paid downloads (its own connections: ``fetcher``)."""
+    probe_storage: StorageContext
+    """Files reached for probes: fileinfo, initialize, compute checks (own connections,
+    each probe within ``TIDEGATE_PROBE_TIMEOUT``)."""
+    probe_slots: ConcurrencySlots
+    """Probing requests in flight per client key (``TIDEGATE_PROBES_PER_CLIENT``)."""
+    client_keys: ClientKeys
+    """Who a request's client is (the socket peer, or a trusted proxy's word)."""
     engine: ComputeEngine
     search_index: SearchIndex
     """The in-memory index that answers POST /api/aquarius/assets/query."""

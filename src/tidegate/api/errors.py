@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from tidegate.api.cors import allow_any_origin
 from tidegate.api.responses import JsonResponse
-from tidegate.errors import TidegateError
+from tidegate.errors import ClientDisconnectedError, TidegateError
 from tidegate.logs import EXCEPTION_EXTRA
 
 log = logging.getLogger("tidegate.errors")
@@ -52,6 +52,12 @@ def error_response(exc: Exception, route: str) -> Response:
     also carries the exception scrubbed (type, message without URLs or keys, frames:
     file, line, function), never the request.
     """
+    if isinstance(exc, ClientDisconnect | ClientDisconnectedError):
+        # The client left (mid-body, or while we waited on an origin): nobody reads an
+        # answer, and it is no failure of ours. 499 in the metrics and access log.
+        log.info("%s: client disconnected", route)
+        gone = ClientDisconnectedError("The client disconnected.")
+        return JsonResponse(gone.body(), status_code=gone.status)
     if isinstance(exc, TidegateError):
         if exc.status >= 500:
             log.warning("%s failed: %s (%s)", route, exc.code, type(exc.__cause__).__name__)

@@ -28,6 +28,7 @@ from tidegate.types import checksum_address, is_address
 
 if TYPE_CHECKING:
     from tidegate.api.ratelimit import RateGate
+    from tidegate.api.uvicorn_protocol import InboundLimits
 
 __all__ = ["HotRoutes", "TidegateApp"]
 
@@ -121,6 +122,8 @@ class TidegateApp(Starlette):
 
     hot_routes: HotRoutes | None = None
     rate_gate: RateGate | None = None
+    inbound_limits: InboundLimits | None = None
+    """Read by ``tidegate serve``'s HTTP protocol (:mod:`tidegate.api.uvicorn_protocol`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

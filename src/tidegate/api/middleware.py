@@ -37,6 +37,11 @@ class Metrics:
             ["method", "route"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.inbound_refused = Counter(
+            "tidegate_inbound_refused_total",
+            "Requests refused before they reached the app (timeouts, sizes, malformed)",
+            ["code"], registry=self.registry,
+        )
         # labels() hashes and locks on every call: keep the children it returns.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}

@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from starlette.requests import Request
 
 from tidegate.errors import BadRequestError, PayloadTooLargeError, ValidationError
+from tidegate.settings import DEFAULT_MAX_JSON_DEPTH
 from tidegate.types import digits_value
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -52,9 +53,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep.
+
+    Iterative (a deep document cannot exhaust the stack), and only containers are
+    visited: linear in the number of objects and arrays.
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children
+                       if isinstance(child, dict | list))
+    return False
+
+
 def decode_json(body: bytes, subject: str = "The request body", *,
-                empty: object = _REFUSE) -> Any:
-    """The JSON value of ``body``; 400 ``invalid_json`` naming ``subject`` if it is not JSON.
+                empty: object = _REFUSE, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
+    """The JSON value of ``body``; 400 ``invalid_json`` naming ``subject`` if it is not JSON,
+    400 ``json_too_deep`` if it nests more than ``max_depth`` levels
+    (``TIDEGATE_MAX_JSON_DEPTH``: no request of the API needs many; deep documents
+    only cost time in every later walk over them).
 
     An empty (or blank) body gives ``empty``, or is refused like bad JSON if no
     ``empty`` is given.
@@ -62,14 +83,27 @@ def decode_json(body: bytes, subject: str = "The request body", *,
     if not body.strip() and empty is not _REFUSE:
         return empty
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequestError(f"{subject} is not valid JSON.", code="invalid_json") from None
+    if isinstance(value, dict | list) and too_deep(value, max_depth):
+        raise BadRequestError(f"{subject} nests deeper than {max_depth} levels.",
+                              code="json_too_deep")
+    return value
 
 
-def json_object(body: bytes, subject: str = "The request body") -> dict[str, Any]:
+def max_json_depth(request: Request) -> int:
+    """``TIDEGATE_MAX_JSON_DEPTH`` of the app serving ``request`` (the default before the
+    app's services exist)."""
+    svc = getattr(request.app.state, "services", None)
+    depth = getattr(getattr(svc, "settings", None), "max_json_depth", None)
+    return depth if isinstance(depth, int) else DEFAULT_MAX_JSON_DEPTH
+
+
+def json_object(body: bytes, subject: str = "The request body", *,
+                max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> dict[str, Any]:
     """The JSON object of ``body`` (``{}`` when empty); 400 ``invalid_json`` otherwise."""
-    data = decode_json(body, subject, empty={})
+    data = decode_json(body, subject, empty={}, max_depth=max_depth)
     if not isinstance(data, dict):
         raise BadRequestError(f"{subject} must be a JSON object.", code="invalid_json")
     return data
@@ -79,12 +113,13 @@ async def read_params(request: Request) -> dict[str, Any]:
     """The request's parameters (query first, else the JSON object body)."""
     if request.query_params:
         return dict(request.query_params)
-    return json_object(await read_body(request, MAX_PARAMS_BODY))
+    return await read_json(request)
 
 
 async def read_json(request: Request) -> dict[str, Any]:
     """The JSON object body (the query string is not read)."""
-    return json_object(await read_body(request, MAX_PARAMS_BODY))
+    return json_object(await read_body(request, MAX_PARAMS_BODY),
+                       max_depth=max_json_depth(request))
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

@@ -46,6 +46,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
+from tidegate.api.uvicorn_protocol import HTTP_PROTOCOL
 from tidegate.app import create_app
 from tidegate.chain.contracts import write_address_file
 from tidegate.dev.anvil_node import AnvilError, AnvilNode, NodeChain, find_anvil, free_port
@@ -496,7 +497,8 @@ async def run_dev(
         except ValueError as exc:
             raise ConfigurationError(f"LOG_LEVEL: {exc}") from exc
         server = uvicorn.Server(uvicorn.Config(create_app(env.settings), host=host, port=port,
-                                               log_config=None, access_log=False))
+                                               log_config=None, access_log=False,
+                                               http=HTTP_PROTOCOL))
         _keep_signals_for_shutdown(server)
         serving = asyncio.create_task(server.serve())
         while not server.started:

@@ -289,7 +289,13 @@ class PinnedAsyncClient:
     unread data aiohttp stops reading the socket, so a slow client slows the upstream
     (back-pressure) instead of filling memory. ``read_budget`` is shared by the socket
     reads of all body streams (:mod:`tidegate.files.read_budget`): one download reads
-    4 MiB at a time, 200 read 16 KiB each.
+    4 MiB at a time, 200 read 16 KiB each. Clients of one process may share one
+    :class:`ReadBudget` (pass the object): all their streams then split it.
+
+    ``limit`` is the most connections the client holds at once (in use or idle); a
+    request that finds them all busy waits for one, within the connect timeout. The
+    app builds one client per purpose (downloads, probes, compute inputs), so that
+    one purpose exhausting its connections cannot starve another.
     """
 
     def __init__(
@@ -299,14 +305,22 @@ class PinnedAsyncClient:
         limit: int = 200,
         keepalive_timeout: float = 5.0,
         read_bufsize: int = 16 * 1024,
-        read_budget: int = 4 * 1024 * 1024,
+        read_budget: int | ReadBudget = 4 * 1024 * 1024,
     ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         self._ssl_context = ssl_context if ssl_context is not None else default_ssl_context()
         self._limit = limit
         self._keepalive_timeout = keepalive_timeout
         self._read_bufsize = read_bufsize
-        self.read_budget = ReadBudget(read_budget)
+        self.read_budget = (read_budget if isinstance(read_budget, ReadBudget)
+                            else ReadBudget(read_budget))
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def limit(self) -> int:
+        """The most connections this client holds at once."""
+        return self._limit
 
     @property
     def session(self) -> aiohttp.ClientSession:

@@ -25,7 +25,7 @@ import asyncio
 import ipaddress
 import json as jsonlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -127,8 +127,11 @@ class FetchPolicy:
     ``connect_timeout`` bounds DNS resolution, and TCP connect plus TLS handshake per
     address tried; a wait for a free pooled connection is bounded too.
     ``read_timeout`` bounds each wait for upstream bytes (the answer's head, then each
-    read of the body; not while the relay itself is slow to read). There is no total
-    timeout: large files take as long as they take. ``max_bytes`` caps a body
+    read of the body; not while the relay itself is slow to read). ``total_timeout``
+    bounds one request from the first hop to the last body byte read (``None``, the
+    default for downloads: large files take as long as they take); an origin that
+    drips bytes just fast enough to beat ``read_timeout`` cannot hold a connection
+    past it (probes of unauthenticated callers set it). ``max_bytes`` caps a body
     (``None``: no cap). ``chunk_size`` is the size of the chunks a body is relayed in
     (memory per stream against throughput; pair it with the client's ``read_bufsize``).
     """
@@ -139,10 +142,13 @@ class FetchPolicy:
     max_redirects: int = 5
     max_bytes: int | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    total_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ValueError("timeouts must be positive")
+        if self.total_timeout is not None and self.total_timeout <= 0:
+            raise ValueError("total_timeout must be positive")
         if self.max_redirects < 0:
             raise ValueError("max_redirects must not be negative")
         if self.max_bytes is not None and self.max_bytes < 0:
@@ -185,8 +191,14 @@ def _root_cause(exc: BaseException) -> str:
 _TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError)
 
 
+class _PastDeadline(Exception):
+    """The request's total time limit (``FetchPolicy.total_timeout``) ran out."""
+
+
 def _translate(exc: BaseException) -> TidegateError:
     """Our error for an aiohttp failure; the message never includes the URL or host."""
+    if isinstance(exc, _PastDeadline):
+        return UpstreamTimeoutError("the file's server did not answer within the time limit")
     if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connect, TLS or pool wait
         return UpstreamTimeoutError("timed out connecting to the file's server")
     if isinstance(exc, TimeoutError):  # sock_read: ServerTimeoutError is a TimeoutError
@@ -253,7 +265,7 @@ class UpstreamResponse:
     def __init__(
         self, response: aiohttp.ClientResponse, url: yarl.URL, max_bytes: int | None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, read_timeout: float | None = None,
-        budget: ReadBudget | None = None,
+        budget: ReadBudget | None = None, deadline: float | None = None,
     ) -> None:
         self._response = response
         self._url = url
@@ -261,6 +273,7 @@ class UpstreamResponse:
         self._chunk_size = chunk_size
         self._read_timeout = read_timeout
         self._budget = budget
+        self._deadline = deadline
         self._closed = False
         if budget is not None:
             budget.stream_started()  # until aclose: the streams share the read budget
@@ -292,17 +305,18 @@ class UpstreamResponse:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         content = self._response.content
+        read = self._bounded(content.read)
         received = 0
         try:
             while True:
-                chunk = await content.read(chunk_size)
+                chunk = await read(chunk_size)
                 if not chunk:
                     break
                 if len(chunk) < chunk_size:
                     parts = [chunk]
                     size = len(chunk)
                     while size < chunk_size:
-                        more = await content.read(chunk_size - size)
+                        more = await read(chunk_size - size)
                         if not more:
                             break
                         parts.append(more)
@@ -315,7 +329,7 @@ class UpstreamResponse:
                 yield chunk
                 if len(chunk) < chunk_size:
                     break  # the body ended while filling this chunk
-        except _TRANSPORT_ERRORS as exc:
+        except (*_TRANSPORT_ERRORS, _PastDeadline) as exc:
             raise _translate(exc) from None
         finally:
             await self.aclose()
@@ -331,6 +345,15 @@ class UpstreamResponse:
         take them. Same cap, error translation and closing as :meth:`iter_bytes`.
         """
         content = self._response.content
+        if self._deadline is not None:
+            # A bounded request (a probe): every read is timed against the deadline.
+            pieces = self._pieces_until_deadline()
+            try:
+                async for piece in pieces:
+                    yield piece
+            finally:
+                await pieces.aclose()  # closed with us, not when collected
+            return
         if self._read_timeout is not None:
             # aiohttp re-arms its read timer on every socket read: at hundreds of
             # streams that was 9% of the loop. Time only the waits instead.
@@ -354,6 +377,43 @@ class UpstreamResponse:
             raise _translate(exc) from None
         finally:
             await self.aclose()
+
+    async def _pieces_until_deadline(self) -> AsyncGenerator[bytes, None]:
+        """:meth:`iter_pieces` for a response with a deadline (aiohttp's read timer kept)."""
+        readany = self._bounded(lambda _: self._response.content.readany())
+        received = 0
+        try:
+            while piece := await readany(0):
+                received += len(piece)
+                if self._max_bytes is not None and received > self._max_bytes:
+                    raise UpstreamTooLargeError("the file is larger than the allowed maximum")
+                yield piece
+        except (*_TRANSPORT_ERRORS, _PastDeadline) as exc:
+            raise _translate(exc) from None
+        finally:
+            await self.aclose()
+
+    def _bounded(self, read: Callable[[int], Awaitable[bytes]]
+                 ) -> Callable[[int], Awaitable[bytes]]:
+        """``read``, each call ending by the deadline (``_PastDeadline``), if there is one.
+
+        One timer per read, not one around the body: a timeout must never be armed
+        while the generator is suspended at a ``yield`` (it would cancel the caller).
+        """
+        deadline = self._deadline
+        if deadline is None:
+            return read
+
+        async def bounded(size: int) -> bytes:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await read(size)
+            except TimeoutError:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise _PastDeadline from None
+                raise  # aiohttp's own read timeout
+
+        return bounded
 
     async def read(self) -> bytes:
         """The whole body (subject to ``max_bytes``); only for small bodies."""
@@ -412,6 +472,15 @@ class SafeFetcher:
         self._policy = policy
         self._resolver: Resolver = resolver or system_resolver
 
+    @property
+    def client(self) -> PinnedAsyncClient:
+        """The pooled client this fetcher sends through."""
+        return self._client
+
+    @property
+    def policy(self) -> FetchPolicy:
+        return self._policy
+
     async def open(
         self,
         method: str,
@@ -429,7 +498,9 @@ class SafeFetcher:
         303 (and 301/302 after POST) become a GET without body; credential headers are
         dropped when the origin changes. The body cap is the smaller of ``max_bytes``
         and the policy's; a declared ``Content-Length`` above it is refused here, before
-        any byte is read. Raises :class:`UnsafeUrlError`, :class:`UpstreamTimeoutError`,
+        any byte is read. With the policy's ``total_timeout``, the hops and every later
+        read of the body end by one deadline (:class:`UpstreamTimeoutError`).
+        Raises :class:`UnsafeUrlError`, :class:`UpstreamTimeoutError`,
         :class:`UpstreamUnavailableError` or :class:`UpstreamTooLargeError`.
         """
         method = method.upper()
@@ -456,6 +527,21 @@ class SafeFetcher:
             ).encode("utf-8")
             hop_headers.setdefault("Content-Type", "application/json")
 
+        total = self._policy.total_timeout
+        if total is None:
+            return await self._follow(method, current, hop_headers, body, cap, None)
+        deadline = asyncio.get_running_loop().time() + total
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._follow(method, current, hop_headers, body, cap, deadline)
+        except TimeoutError:
+            raise _translate(_PastDeadline()) from None
+
+    async def _follow(
+        self, method: str, current: yarl.URL, hop_headers: CIMultiDict[str],
+        body: bytes | None, cap: int | None, deadline: float | None,
+    ) -> UpstreamResponse:
+        """The hops of :meth:`open`: send, and follow redirects (each checked again)."""
         for hop in range(self._policy.max_redirects + 1):
             pin = await self._check(current)
             logger.debug("upstream %s request, hop %d, scheme %s", method, hop, current.scheme)
@@ -463,7 +549,8 @@ class SafeFetcher:
             status, location = response.status, response.headers.get("location")
             if status not in _REDIRECTS or location is None:
                 upstream = UpstreamResponse(response, current, cap, self._policy.chunk_size,
-                                             self._policy.read_timeout, self._client.read_budget)
+                                             self._policy.read_timeout, self._client.read_budget,
+                                             deadline)
                 declared = _declared_length(response) if method != "HEAD" else None
                 if cap is not None and declared is not None and declared > cap:
                     await upstream.aclose()

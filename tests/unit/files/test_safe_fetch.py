@@ -144,6 +144,14 @@ class _Handler(QuietHandler):
             self.wfile.flush()
             self.server.release.wait(10)
             self.wfile.write(b"x" * 990)
+        elif path == "/drip":  # one byte per 0.1 s: never a read timeout, never done
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"d")
+                self.wfile.flush()
+                time.sleep(0.1)
         elif path == "/close":
             self.close_connection = True
             self.send_response(200)
@@ -386,6 +394,8 @@ def test_policy_rejects_nonsense() -> None:
         FetchPolicy(False, connect_timeout=0, read_timeout=1)
     with pytest.raises(ValueError):
         FetchPolicy(False, connect_timeout=1, read_timeout=1, max_redirects=-1)
+    with pytest.raises(ValueError):
+        FetchPolicy(False, connect_timeout=1, read_timeout=1, total_timeout=0)
 
 
 def test_redact_url_keeps_only_the_scheme() -> None:
@@ -875,6 +885,62 @@ async def test_read_timeout_mid_body(
         else:
             await response.read()
     assert time.monotonic() - started < 5  # the stalled origin holds the body for 10 s
+
+
+@pytest.mark.parametrize("read", ["bytes", "pieces", "read"])
+async def test_total_timeout_ends_a_dripping_body(
+    client: PinnedAsyncClient, server: FileServer, read: str
+) -> None:
+    """Each read beats the 2 s read timeout, but the whole body is bounded by 0.6 s."""
+    started = time.monotonic()
+    response = await fetcher(client, total_timeout=0.6).open("GET", url(server, "/drip"))
+    got = 0
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        if read == "read":
+            await response.read()
+        else:
+            chunks = response.iter_bytes(1) if read == "bytes" else response.iter_pieces()
+            async for chunk in chunks:
+                got += len(chunk)
+                await asyncio.sleep(0.05)  # a slow caller: the deadline holds across yields
+    assert 0.55 < time.monotonic() - started < 1.5
+    assert read == "read" or got >= 2  # bytes flowed until the deadline
+    assert caught.value.code == "upstream_timeout"
+    assert_scrubbed(caught.value, str(server.port))
+
+
+async def test_a_bounded_body_left_early_is_released_at_once(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    response = await fetcher(client, total_timeout=5).open("GET", url(server, "/drip"))
+    assert client.read_budget.streams == 1
+    pieces = response.iter_pieces()
+    assert await anext(pieces)
+    await pieces.aclose()  # type: ignore[attr-defined]
+    assert client.read_budget.streams == 0  # closed with the iterator, not when collected
+
+
+async def test_total_timeout_bounds_the_wait_for_headers(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeoutError):
+        await fetcher(client, read_timeout=5, total_timeout=0.3).open(
+            "GET", url(server, "/slow-headers"))
+    assert time.monotonic() - started < 1.5
+
+
+async def test_without_total_timeout_a_dripping_body_is_read(
+    client: PinnedAsyncClient, server: FileServer
+) -> None:
+    response = await fetcher(client, read_timeout=0.5).open("GET", url(server, "/drip"))
+    got = 0
+    async for chunk in response.iter_pieces():
+        got += len(chunk)
+        if got >= 12:  # 1.2 s: past any deadline above, and still no timeout
+            break
+    await response.aclose()
+    assert got >= 12
 
 
 async def test_connection_refused(client: PinnedAsyncClient) -> None:

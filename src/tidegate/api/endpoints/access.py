@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tidegate.api.context import services
+from tidegate.api.outbound import probing, until_disconnect
 from tidegate.api.params import Params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
@@ -74,14 +75,14 @@ def render_quote(answer: ValidOrder | AccessQuote) -> dict[str, Any]:
 
 async def get_initialize(request: Request, p: InitializeParams) -> Response:
     svc = services(request)
-    answer = await initialize_access(
+    answer = await probing(request, initialize_access(
         InitializeAccess(did=p.documentId, service_id=p.serviceId, consumer=p.consumerAddress,
                          transfer_tx=p.transferTxId, file_index=p.fileIndex,
                          userdata=p.userdata),
         resolver=svc.resolver, chains=svc.chains, store=svc.store, orders=svc.orders,
-        storage=svc.storage,
+        storage=svc.probe_storage,
         fee_amount=svc.settings.access_fee_amount,
-    )
+    ))
     return JsonResponse(render_quote(answer))
 
 
@@ -121,7 +122,8 @@ class RelayResponse(StreamingResponse):
 
 async def get_download(request: Request, p: DownloadParams) -> Response:
     svc = services(request)
-    stream = await download_file(
+    # Until the origin's answer arrives; then RelayResponse notices a disconnect itself.
+    stream = await until_disconnect(request, download_file(
         DownloadFile(
             did=p.documentId, service_id=p.serviceId, transfer_tx=p.transferTxId,
             file_index=p.fileIndex, userdata=p.userdata,
@@ -132,7 +134,7 @@ async def get_download(request: Request, p: DownloadParams) -> Response:
         ),
         authenticator=svc.authenticator, resolver=svc.resolver, chains=svc.chains,
         orders=svc.orders, storage=svc.storage, compute=svc.engine,
-    )
+    ))
     return RelayResponse(stream)
 
 

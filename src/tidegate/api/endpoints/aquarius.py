@@ -13,7 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
-from tidegate.api.params import NoParams, Params, decode_json, json_object, read_body
+from tidegate.api.params import (
+    NoParams,
+    Params,
+    decode_json,
+    json_object,
+    max_json_depth,
+    read_body,
+)
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.assets.validation import validation_proof
@@ -49,7 +56,8 @@ async def get_metadata(request: Request, p: DidPath) -> Response:
 
 async def post_query(request: Request, _: NoParams) -> Response:
     # The body is an Elasticsearch query (free-form): read as it is.
-    query = json_object(await read_body(request, _MAX_BODY), "The query")
+    query = json_object(await read_body(request, _MAX_BODY), "The query",
+                        max_depth=max_json_depth(request))
     # The index catches up with the store's change feed, then answers from postings.
     result = await services(request).search_index.search(query)
     return JsonResponse(result.render())
@@ -58,7 +66,7 @@ async def post_query(request: Request, _: NoParams) -> Response:
 async def post_validate(request: Request, _: NoParams) -> Response:
     # The body is the DDO, whose exact bytes are hashed: read as it is.
     body = await read_body(request, _MAX_BODY)
-    ddo = decode_json(body, "The DDO")
+    ddo = decode_json(body, "The DDO", max_depth=max_json_depth(request))
     # The same key as operator-service requests: one rule (Settings.chain_independent_key).
     key = services(request).settings.chain_independent_key
     return JsonResponse(validation_proof(body, ddo, key.get_secret_value()))

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from tidegate.api.context import services
-from tidegate.api.params import NoParams, Params, decode_json, read_body
+from tidegate.api.params import NoParams, Params, decode_json, max_json_depth, read_body
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.assets.resolver import Resolver
@@ -43,7 +43,7 @@ def _payload(request: Request, body: bytes) -> object:
     if request.query_params:
         return dict(request.query_params)
     try:
-        return decode_json(body, empty=None)
+        return decode_json(body, empty=None, max_depth=max_json_depth(request))
     except BadRequestError:
         return None  # Aquarius answers its own "could not be converted" for bad JSON
 

@@ -23,6 +23,7 @@ from tidegate.api.endpoints.compute_params import (
     SignedJobParams,
     StartComputeParams,
 )
+from tidegate.api.outbound import probing
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.commands.compute.context import ComputeContext
@@ -40,7 +41,7 @@ from tidegate.compute.jobs import JobRecord
 def _context(request: Request) -> ComputeContext:
     svc = services(request)
     return ComputeContext(
-        resolver=svc.resolver, chains=svc.chains, orders=svc.orders, storage=svc.storage,
+        resolver=svc.resolver, chains=svc.chains, orders=svc.orders, storage=svc.probe_storage,
         engine=svc.engine, authenticator=svc.authenticator)
 
 
@@ -74,7 +75,8 @@ async def get_environments(request: Request, p: EnvironmentsParams) -> Response:
 
 
 async def post_initialize_compute(request: Request, p: InitializeComputeParams) -> Response:
-    return JsonResponse(render_quotes(await initialize_compute(_context(request), p.command())))
+    quotes = await probing(request, initialize_compute(_context(request), p.command()))
+    return JsonResponse(render_quotes(quotes))
 
 
 async def post_compute(request: Request, p: StartComputeParams) -> Response:

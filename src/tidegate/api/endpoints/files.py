@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
+from tidegate.api.outbound import probing
 from tidegate.api.params import RawKept
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
@@ -109,7 +110,8 @@ def _present(value: object) -> bool:
 
 async def post_fileinfo(request: Request, p: FileInfoParams) -> Response:
     svc = services(request)
-    return JsonResponse(await file_infos(p.command(), svc.resolver, svc.chains, svc.storage))
+    return JsonResponse(await probing(request, file_infos(
+        p.command(), svc.resolver, svc.chains, svc.probe_storage)))
 
 
 ENDPOINTS = [
