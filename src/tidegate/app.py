@@ -36,6 +36,7 @@ from tidegate.api.endpoints import (
 from tidegate.api.errors import EXCEPTION_HANDLERS
 from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
+from tidegate.api.node import node_endpoints
 from tidegate.api.ratelimit import RateGate
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions, run_indexers
@@ -68,6 +69,9 @@ def all_endpoints() -> list[Endpoint]:
         *files.ENDPOINTS,
         *compute.ENDPOINTS,
         *auth_tokens.ENDPOINTS,
+        # Ocean Node's own routes after the classic ones: in GET /'s serviceEndpoints
+        # the classic `fileinfo` comes first (ocean.js matches names case-insensitively).
+        *node_endpoints(),
         *aquarius.ENDPOINTS,
         *aquarius_chains.ENDPOINTS,
         *operations.ENDPOINTS,
