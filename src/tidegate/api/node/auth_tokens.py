@@ -10,8 +10,6 @@ there: it tests its check's result object for truth). Answers ``{"token": …}``
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,25 +27,14 @@ from tidegate.commands.auth_tokens import (
     create_auth_token,
     delete_auth_token,
 )
-from tidegate.types import AddressText, Nonce, digits_value, fail
-
-
-def _millis(raw: object) -> int:
-    value = digits_value(raw)
-    if value is None or value > 10**17:
-        fail("invalid_valid_until", "The {field} must be a time in milliseconds.")
-    return value
-
-
-UnixMillis = Annotated[int, pydantic.PlainValidator(_millis),
-                       pydantic.WithJsonSchema({"type": "integer", "minimum": 0})]
+from tidegate.types import AddressText, Nonce, TimestampMillis
 
 
 class CreateTokenParams(Params):
     address: AddressText
     signature: str
     nonce: Nonce
-    validUntil: UnixMillis | None = pydantic.Field(
+    validUntil: TimestampMillis | None = pydantic.Field(
         None, description="End of validity in milliseconds (default: one day).")
     chainId: str | None = pydantic.Field(None, description="Accepted and ignored.")
 

@@ -2,15 +2,17 @@
 
 Only the commands clients send over HTTP are served: ``status`` (ocean.js
 ``getNodeStatus``), ``nonce`` and ``fileInfo``. Each goes through the same model and
-command as its route; an unknown command answers 501 as in Ocean Node (JSON, with
-``code`` ``unknown_command``).
+command as its route. Any other command is a 400 ``unknown_command`` naming the field
+(Ocean Node answers 501 with the command echoed: an unknown *request* is the client's
+error, and no error echoes the request).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,19 +25,23 @@ from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.auth.nonces import current_nonce
 from tidegate.commands.fileinfo import file_infos
-from tidegate.errors import TidegateError
-from tidegate.types import ChecksumAddress
+from tidegate.types import ChecksumAddress, fail
 
 _STARTED: Final = time.monotonic()
 
 
-class UnknownCommandError(TidegateError):
-    status = 501
-    code = "unknown_command"
+COMMANDS: Final = ("status", "nonce", "fileInfo")
+
+
+def _command(raw: object) -> str:
+    if not isinstance(raw, str) or raw not in COMMANDS:
+        fail("unknown_command", "The {field} must be one of: " + ", ".join(COMMANDS) + ".")
+    return raw
 
 
 class DirectCommandParams(RawKept):
-    command: str
+    command: Annotated[str, pydantic.PlainValidator(_command),
+                       pydantic.WithJsonSchema({"type": "string", "enum": list(COMMANDS)})]
 
 
 class NonceCommand(Params):
@@ -75,7 +81,7 @@ async def post_direct_command(request: Request, p: DirectCommandParams) -> Respo
         f = parse_model(FileInfoParams, p.raw)
         entries = await file_infos(f.command(), svc.resolver, svc.chains, svc.storage)
         return JsonResponse([render_entry(e) for e in entries])
-    raise UnknownCommandError(f"Unknown command or missing handler for: {p.command}")
+    raise AssertionError(p.command)  # the model admits only COMMANDS
 
 
 ENDPOINTS = [
