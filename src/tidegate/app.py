@@ -46,6 +46,7 @@ from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
+from tidegate.chain.erc1271 import approves_any
 from tidegate.chain.setup import ChainSetup
 from tidegate.compute.config import ComputeOptions, local_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
@@ -164,13 +165,20 @@ def create_app(settings: Settings) -> TidegateApp:
                 await local.open()
                 engine = local
             stack.push_async_callback(engine.close)
+            async def contract_signer(wallet: str, digests: tuple[bytes, ...],
+                                      signature: bytes) -> bool:
+                # As Ocean Node: the smart account is asked on the first configured chain.
+                chain = chains.by_id[chains.ids[0]]
+                return await approves_any(chain.web3, wallet, digests, signature)
+
             app.state.services = Services(
                 settings=settings,
                 store=store,
                 chains=chains,
                 tokens=tokens,
                 authenticator=RequestAuthenticator(
-                    store, tokens, signer_limit=gate.check_signer if gate else None),
+                    store, tokens, signer_limit=gate.check_signer if gate else None,
+                    contract_signer=contract_signer if chains.ids else None),
                 resolver=resolver,
                 fetcher=fetcher,
                 orders=OrderValidator(settings.pending_tx_wait),

@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from eth_utils import keccak
+
 from tidegate.auth.nonces import check_nonce, consume_nonce
 from tidegate.auth.signatures import (
     InvalidSignatureError,
+    message_digest,
     node_message,
     signed_by,
     verify_signer,
@@ -55,27 +58,56 @@ class SignedRequest:
     """False for Ocean Node's ``Authorization`` token, which its clients send alone."""
 
 
-def _verify(request: SignedRequest, nonce: Nonce, signature: str, address: str) -> None:
-    if request.command is None and request.message is not None:
-        verify_signer(request.message + nonce.text, signature, address)  # the classic hot path
-        return
-    classic = () if request.message is None else (request.message + nonce.text,)
-    node = () if request.command is None else (
-        node_message(request.signer, nonce.text, request.command),)
-    if not signed_by(address, signature, messages=classic, node_messages=node):
-        raise InvalidSignatureError(
-            "Invalid signature: it was not made by the given address for this message.")
+ContractSigner = Callable[[str, tuple[bytes, ...], bytes], Awaitable[bool]]
+"""``(wallet, hashes, signature)``: whether the smart account at ``wallet`` approves
+``signature`` over one of ``hashes`` (ERC-1271; built by the composition root)."""
 
 
+def _signature_bytes(signature: str) -> bytes | None:
+    try:
+        return bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        return None
+
+
+def _contract_hashes(message: str) -> tuple[bytes, ...]:
+    """What Ocean Node asks a smart account about: the message's keccak, then its
+    EIP-191 hash (``hashMessage``)."""
+    data = message.encode("utf-8")
+    return (message_digest(message),
+            keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data))
 class RequestAuthenticator:
     """Checks who signed a request and consumes its nonce."""
 
     def __init__(self, store: Store, tokens: AuthTokens,
-                 signer_limit: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 signer_limit: Callable[[str], Awaitable[None]] | None = None,
+                 contract_signer: ContractSigner | None = None) -> None:
         self.store = store
         self.tokens = tokens
         self.signer_limit = signer_limit
         """Called with the verified signer; raises to refuse (the rate limit's hook)."""
+        self.contract_signer = contract_signer
+        """ERC-1271, for Ocean Node's signed form when no key's signature matches."""
+
+    async def _verify(self, request: SignedRequest, nonce: Nonce, signature: str,
+                      address: str) -> None:
+        if request.command is None and request.message is not None:
+            verify_signer(request.message + nonce.text, signature, address)  # the hot path
+            return
+        classic = () if request.message is None else (request.message + nonce.text,)
+        node = () if request.command is None else (
+            node_message(request.signer, nonce.text, request.command),)
+        try:
+            if signed_by(address, signature, messages=classic, node_messages=node):
+                return
+        except InvalidSignatureError:
+            pass  # not a key's signature: a smart account's may have any length
+        raw = _signature_bytes(signature)
+        if (node and raw is not None and self.contract_signer is not None
+                and await self.contract_signer(address, _contract_hashes(node[0]), raw)):
+            return
+        raise InvalidSignatureError(
+            "Invalid signature: it was not made by the given address for this message.")
 
     async def authenticate(self, request: SignedRequest) -> str:
         """Return the checksummed signer after verifying ``message + nonce``.
@@ -102,7 +134,7 @@ class RequestAuthenticator:
                 await self.signer_limit(address)
             return address
         if request.signature:
-            _verify(request, request.nonce, request.signature, address)
+            await self._verify(request, request.nonce, request.signature, address)
         elif request.auth_token and request.allow_token:
             holder = await self.tokens.verify(request.auth_token)
             if holder != address:
