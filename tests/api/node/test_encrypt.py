@@ -1,5 +1,6 @@
 """POST /api/services/encrypt as ocean.js 8.6.2 sends it: signed, 200 octet-stream."""
 
+import asyncio
 import json
 
 import ecies
@@ -64,3 +65,12 @@ async def test_refusals(client: httpx.AsyncClient) -> None:
     r = await oceanjs8.encrypt(client, {}, nonce="100", signature=sign_like_ocean_js8(
         CONSUMER_ADDRESS + "100encrypt", CONSUMER_KEY), chain_id=1)
     assert r.status_code == 400
+
+
+async def test_concurrent_requests_with_one_nonce_give_one_success(
+        client: httpx.AsyncClient) -> None:
+    nonce, signature = await oceanjs8.signed(client, "encrypt")
+    answers = await asyncio.gather(*(oceanjs8.encrypt(client, DDO, nonce=nonce,
+                                                      signature=signature)
+                                     for _ in range(8)))
+    assert sorted(r.status_code for r in answers) == [200] + [401] * 7
