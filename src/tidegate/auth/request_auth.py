@@ -16,12 +16,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from eth_utils import keccak
-
 from tidegate.auth.nonces import check_nonce, consume_nonce
 from tidegate.auth.signatures import (
     InvalidSignatureError,
-    message_digest,
+    contract_hashes,
     node_message,
     signed_by,
     verify_signer,
@@ -70,12 +68,6 @@ def _signature_bytes(signature: str) -> bytes | None:
         return None
 
 
-def _contract_hashes(message: str) -> tuple[bytes, ...]:
-    """What Ocean Node asks a smart account about: the message's keccak, then its
-    EIP-191 hash (``hashMessage``)."""
-    data = message.encode("utf-8")
-    return (message_digest(message),
-            keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data))
 class RequestAuthenticator:
     """Checks who signed a request and consumes its nonce."""
 
@@ -104,7 +96,7 @@ class RequestAuthenticator:
             pass  # not a key's signature: a smart account's may have any length
         raw = _signature_bytes(signature)
         if (node and raw is not None and self.contract_signer is not None
-                and await self.contract_signer(address, _contract_hashes(node[0]), raw)):
+                and await self.contract_signer(address, contract_hashes(node[0]), raw)):
             return
         raise InvalidSignatureError(
             "Invalid signature: it was not made by the given address for this message.")

@@ -108,6 +108,12 @@ def node_personal_digests(message: str) -> tuple[bytes, ...]:
     return tuple(readings)
 
 
+def contract_hashes(message: str) -> tuple[bytes, bytes]:
+    """What a smart account is asked to approve for ``message`` (ERC-1271), in Ocean
+    Node's order: the message's keccak, then its EIP-191 hash (``hashMessage``)."""
+    return message_digest(message), _eip191(message.encode("utf-8"))
+
+
 def _recover(raw: bytes, digest: bytes) -> str:
     try:
         # libsecp256k1 through coincurve: a quarter of eth_account's cost per request.
