@@ -29,3 +29,21 @@ def sign_like_ocean_js(message: str, private_key: str) -> str:
     digest = keccak(text=message)
     signed = Account.sign_message(encode_defunct(primitive=digest), private_key)
     return "0x" + bytes(signed.signature).hex()
+
+
+def sign_like_ocean_js8(message: str, private_key: str) -> str:
+    """ocean.js 6-8 (``signRequest``): ``signer.signMessage(toBeArray(keccak(utf8)))``.
+
+    ``toBeArray`` reads the digest as a number: leading zero bytes are dropped, so a
+    digest that starts with 0x00 is signed as 31 bytes ("...Message:\n31"). v = 27/28.
+    """
+    digest = keccak(text=message).lstrip(b"\x00")
+    signed = Account.sign_message(encode_defunct(primitive=digest), private_key)
+    return "0x" + bytes(signed.signature).hex()
+
+
+def sign_node_hex_text(message: str, private_key: str) -> str:
+    """Ocean Node's other accepted reading: ``signMessage`` of the digest's 0x-hex text."""
+    signed = Account.sign_message(encode_defunct(text="0x" + keccak(text=message).hex()),
+                                  private_key)
+    return "0x" + bytes(signed.signature).hex()

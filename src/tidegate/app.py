@@ -37,6 +37,7 @@ from tidegate.api.endpoints import (
 from tidegate.api.errors import EXCEPTION_HANDLERS
 from tidegate.api.fastpath import HotRoutes, TidegateApp
 from tidegate.api.middleware import Metrics, ObservabilityMiddleware
+from tidegate.api.node import node_endpoints
 from tidegate.api.ratelimit import RateGate
 from tidegate.api.routes import Endpoint, starlette_routes
 from tidegate.api.uvicorn_protocol import InboundLimits
@@ -47,6 +48,7 @@ from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
+from tidegate.chain.erc1271 import approves_any
 from tidegate.chain.setup import ChainSetup
 from tidegate.compute.config import ComputeOptions, local_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
@@ -73,6 +75,9 @@ def all_endpoints() -> list[Endpoint]:
         *files.ENDPOINTS,
         *compute.ENDPOINTS,
         *auth_tokens.ENDPOINTS,
+        # Ocean Node's own routes after the classic ones: in GET /'s serviceEndpoints
+        # the classic `fileinfo` comes first (ocean.js matches names case-insensitively).
+        *node_endpoints(),
         *aquarius.ENDPOINTS,
         *aquarius_chains.ENDPOINTS,
         *operations.ENDPOINTS,
@@ -181,13 +186,20 @@ def create_app(settings: Settings) -> TidegateApp:
                 await local.open()
                 engine = local
             stack.push_async_callback(engine.close)
+            async def contract_signer(wallet: str, digests: tuple[bytes, ...],
+                                      signature: bytes) -> bool:
+                # As Ocean Node: the smart account is asked on the first configured chain.
+                chain = chains.by_id[chains.ids[0]]
+                return await approves_any(chain.web3, wallet, digests, signature)
+
             app.state.services = Services(
                 settings=settings,
                 store=store,
                 chains=chains,
                 tokens=tokens,
                 authenticator=RequestAuthenticator(
-                    store, tokens, signer_limit=gate.check_signer if gate else None),
+                    store, tokens, signer_limit=gate.check_signer if gate else None,
+                    contract_signer=contract_signer if chains.ids else None),
                 resolver=resolver,
                 fetcher=fetcher,
                 orders=OrderValidator(settings.pending_tx_wait),

@@ -189,6 +189,15 @@ _FUTURE: Final = _int_schema(1, TIMESTAMP_MAX, "A UNIX time in seconds, in the f
 ValidUntil = Annotated[int, PlainValidator(_timestamp(
     "invalid_valid_until", "The {field} value is not correct.",
     "The {field} value is not correct.")), WithJsonSchema(_FUTURE)]
+def _millis(raw: object) -> int:
+    value = digits_value(raw)
+    if value is None or value > TIMESTAMP_MAX * 1000:
+        fail("invalid_valid_until", "The {field} must be a time in milliseconds.")
+    return value
+
+
+TimestampMillis = Annotated[int, PlainValidator(_millis), WithJsonSchema(_int_schema(
+    0, TIMESTAMP_MAX * 1000, "Milliseconds since 1970 (Ocean Node's validUntil)."))]
 Expiration = Annotated[int, PlainValidator(_timestamp(
     "invalid_expiration", "The {field} must be an integer timestamp.",
     "Invalid timestamp provided: {field} must be in the future.")), WithJsonSchema(_FUTURE)]

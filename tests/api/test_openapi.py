@@ -27,7 +27,8 @@ FILE_OBJECT_KEYS = ("url", "method", "headers", "hash", "transactionId", "query"
 #: Rules across fields, which a JSON Schema of one field cannot state (each is in the
 #: model's description): a fileinfo file type makes its own key required, and the
 #: file object's keys are checked by its type's parser, only in the file-object form.
-ACROSS_FIELDS = {("fileinfo", "type"), *(("fileinfo", key) for key in FILE_OBJECT_KEYS)}
+ACROSS_FIELDS = {(name, key) for name in ("fileinfo", "fileInfo")
+                 for key in ("type", *FILE_OBJECT_KEYS)}
 
 
 def schema_of(endpoint: Endpoint) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 # Set up the real clients for the e2e suite (called by `make e2e-setup`; see README.md here).
 #   .venv-oceanpy/               ocean.py 3.1.2 in its own venv (Python 3.10 if available)
 #   tests/e2e/oceanjs/node_modules   ocean.js 3.4.6 + ethers 5 from package-lock.json (npm ci)
+#   tests/e2e/oceanjs8/node_modules  ocean.js 8.6.2 + ethers 6 from package-lock.json (npm ci)
 # Each part is redone only when its inputs changed (a stamp file records them), so a
 # rerun takes well under a second.
 set -euo pipefail
@@ -75,7 +76,7 @@ install_enforce_typing_fix() {
 }
 
 setup_oceanjs() {
-    local stamp want
+    local JS=${1:-$JS} stamp want
     if ! command -v npm >/dev/null 2>&1; then
         say "npm not found: it is needed for the ocean.js client tests" >&2
         return 1
@@ -92,3 +93,7 @@ setup_oceanjs() {
 
 setup_oceanpy
 setup_oceanjs
+# ocean.js 8.6.2 (Ocean Node's protocol). Its package.json overrides
+# @oceanprotocol/ddo-js to 0.2.0: the ^0.3.0 it asks for is not on the registry we use
+# (only DDO typing and validation; nothing of the Provider calls the driver makes).
+setup_oceanjs "$E2E/oceanjs8"

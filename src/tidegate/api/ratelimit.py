@@ -45,7 +45,11 @@ ROUTE_CLASSES: Final[dict[str, str | None]] = {
     "computeResult": "signed",
     "create_auth_token": "signed",
     "delete_auth_token": "signed",
+    "generateAuthToken": "signed",
+    "invalidateAuthToken": "signed",
     "fileinfo": "probe",
+    "fileInfo": "probe",
+    "directCommand": "probe",  # it reaches fileInfo's probes
     "initialize": "probe",
     "initializeCompute": "probe",
     "encrypt": "probe",

@@ -47,6 +47,15 @@ def auth_token_message(address: str) -> str:
     return address
 
 
+def node_message(signer: str, nonce_text: str, command: str) -> str:
+    """Ocean Node's signed text (ocean.js >= 6): the address and nonce as sent, the command.
+
+    ``command`` is the protocol command's name (ocean.js ``PROTOCOL_COMMANDS``:
+    ``download``, ``encrypt``, ``createAuthToken``, ``decryptDDO`` ...).
+    """
+    return signer + nonce_text + command
+
+
 def message_digest(message: str) -> bytes:
     """keccak256 of the UTF-8 message: what the client signs as a personal message."""
     return keccak(message.encode("utf-8"))
@@ -76,18 +85,72 @@ def personal_digest(message: str) -> bytes:
 _PERSONAL_PREFIX = b"\x19Ethereum Signed Message:\n32"
 
 
-def recover_signer(message: str, signature: str) -> str:
-    """The checksummed address that signed ``message``; raises InvalidSignatureError."""
-    raw = _signature_bytes(signature)
+def _eip191(data: bytes) -> bytes:
+    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
+
+
+def node_personal_digests(message: str) -> tuple[bytes, ...]:
+    """The EIP-191 hashes an Ocean Node client may have signed for ``message``.
+
+    ocean.js >= 6 signs ``ethers.toBeArray(keccak)``: the digest as a *number*, so a
+    digest whose first bytes are zero is signed without them (31 bytes, with the
+    prefix's length saying so). Other clients sign the 32 bytes (as for the classic
+    messages), and Ocean Node also accepts the 66-character hex text of the digest.
+    All three are accepted; Ocean Node itself, comparing only the stripped form and the
+    text, refuses a correct 32-byte signature of a digest that starts with a zero byte.
+    """
+    digest = message_digest(message)
+    readings = [_eip191(digest)]
+    stripped = digest.lstrip(b"\x00")
+    if stripped != digest:
+        readings.append(_eip191(stripped))
+    readings.append(_eip191(("0x" + digest.hex()).encode("ascii")))
+    return tuple(readings)
+
+
+def contract_hashes(message: str) -> tuple[bytes, bytes]:
+    """What a smart account is asked to approve for ``message`` (ERC-1271), in Ocean
+    Node's order: the message's keccak, then its EIP-191 hash (``hashMessage``)."""
+    return message_digest(message), _eip191(message.encode("utf-8"))
+
+
+def _recover(raw: bytes, digest: bytes) -> str:
     try:
         # libsecp256k1 through coincurve: a quarter of eth_account's cost per request.
         # It refuses r or s of zero or >= the curve order, as eth_keys does.
         public = PublicKey.from_signature_and_message(
-            raw[:64] + bytes([raw[64] - 27]), personal_digest(message), hasher=None
+            raw[:64] + bytes([raw[64] - 27]), digest, hasher=None
         )
     except Exception as exc:  # coincurve raises ValueError / its own errors
         raise InvalidSignatureError("Invalid signature: cannot recover the signer.") from exc
     return checksum_address("0x" + keccak(public.format(compressed=False)[1:])[-20:].hex())
+
+
+def recover_signer(message: str, signature: str) -> str:
+    """The checksummed address that signed ``message``; raises InvalidSignatureError."""
+    return _recover(_signature_bytes(signature), personal_digest(message))
+
+
+def signed_by(claimed: str, signature: str, *, messages: tuple[str, ...] = (),
+              node_messages: tuple[str, ...] = ()) -> bool:
+    """Whether ``claimed`` signed one of ``messages`` (the classic 32-byte reading) or
+    one of ``node_messages`` (any of :func:`node_personal_digests`).
+
+    Each reading is one public-key recovery; the first that gives ``claimed`` decides.
+    Raises InvalidSignatureError for a malformed signature.
+    """
+    raw = _signature_bytes(signature)
+    address = checksum_address(claimed)
+    digests = [personal_digest(m) for m in messages]
+    for message in node_messages:
+        digests.extend(node_personal_digests(message))
+    for digest in digests:
+        try:
+            if _recover(raw, digest) == address:
+                return True
+        except InvalidSignatureError:
+            continue
+    return False
 
 
 def verify_signer(message: str, signature: str, claimed: str) -> None:
@@ -96,6 +159,14 @@ def verify_signer(message: str, signature: str, claimed: str) -> None:
         raise InvalidSignatureError(
             "Invalid signature: it was not made by the given address for this message."
         )
+
+
+def sign_node_message(message: str, private_key: str) -> str:
+    """Sign like ocean.js >= 6 (``signMessage(toBeArray(keccak))``: leading zero bytes of
+    the digest dropped). Used by Tidegate's tests and tools."""
+    data = message_digest(message).lstrip(b"\x00")
+    signed = Account.sign_message(encode_defunct(primitive=data), private_key)
+    return "0x" + bytes(signed.signature).hex()
 
 
 def sign_message(message: str, private_key: str) -> str:

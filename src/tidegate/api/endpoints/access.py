@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tidegate.api.context import services
+from tidegate.api.node.credentials import DOWNLOAD, request_token
 from tidegate.api.outbound import probing, until_disconnect
 from tidegate.api.params import Params
 from tidegate.api.responses import JsonResponse
@@ -56,9 +57,11 @@ class DownloadParams(Params):
     consumerAddress: AddressText
     transferTxId: OrderTxHash
     fileIndex: FileIndex
-    nonce: Nonce
+    nonce: Nonce | None = None
     signature: str | None = None
     userdata: Userdata = None
+    policyServer: str | None = pydantic.Field(
+        None, description="Accepted and ignored (Ocean Node's policy server hook).")
 
 
 def render_quote(answer: ValidOrder | AccessQuote) -> dict[str, Any]:
@@ -122,15 +125,18 @@ class RelayResponse(StreamingResponse):
 
 async def get_download(request: Request, p: DownloadParams) -> Response:
     svc = services(request)
+    token, token_needs_nonce = request_token(request)
     # Until the origin's answer arrives; then RelayResponse notices a disconnect itself.
     stream = await until_disconnect(request, download_file(
         DownloadFile(
             did=p.documentId, service_id=p.serviceId, transfer_tx=p.transferTxId,
             file_index=p.fileIndex, userdata=p.userdata,
             range_header=client_range(request.headers.get("Range")),
+            # Both generations' signed forms: did + nonce (classic) or consumerAddress +
+            # nonce + "download" (Ocean Node); the AuthToken or Authorization token.
             proof=SignedRequest(signer=p.consumerAddress, message=download_message(p.documentId),
-                                nonce=p.nonce, signature=p.signature,
-                                auth_token=request.headers.get("AuthToken")),
+                                nonce=p.nonce, signature=p.signature, auth_token=token,
+                                command=DOWNLOAD, token_needs_nonce=token_needs_nonce),
         ),
         authenticator=svc.authenticator, resolver=svc.resolver, chains=svc.chains,
         orders=svc.orders, storage=svc.storage, compute=svc.engine,
@@ -143,6 +149,7 @@ ENDPOINTS = [
              "Check access and quote the provider fee for an order", params=InitializeParams),
     Endpoint("download", "GET", "/api/services/download", get_download,
              "Stream a file of an ordered access service (signed documentId + nonce, "
-             "or AuthToken)", params=DownloadParams,
+             "or consumerAddress + nonce + 'download'; or AuthToken / Authorization)",
+             params=DownloadParams,
              responses=((200, "The file"), (206, "Part of the file (Range)"))),
 ]

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
+from tidegate.api.node.credentials import DECRYPT_DDO, request_token
 from tidegate.api.params import Params
 from tidegate.api.routes import Endpoint
 from tidegate.auth.request_auth import SignedRequest
@@ -63,7 +64,7 @@ class DecryptParams(Params):
                  "Give transactionId, or encryptedDocument, flags and documentHash.")
         return self
 
-    def command(self, auth_token: str | None) -> DecryptDocument:
+    def command(self, auth_token: str | None, token_needs_nonce: bool = True) -> DecryptDocument:
         document = self._document()
         assert document is not None  # the model validator refused the request otherwise
         return DecryptDocument(
@@ -73,12 +74,14 @@ class DecryptParams(Params):
                 signer=self.decrypterAddress,
                 message=decrypt_message(self.transactionId, self.dataNftAddress,
                                         self.decrypterAddress, self.chainId.text),
-                nonce=self.nonce, signature=self.signature, auth_token=auth_token))
+                nonce=self.nonce, signature=self.signature, auth_token=auth_token,
+                # Ocean Node's indexer signs decrypterAddress + nonce + "decryptDDO".
+                command=DECRYPT_DDO, token_needs_nonce=token_needs_nonce))
 
 
 async def post_decrypt(request: Request, p: DecryptParams) -> Response:
     svc = services(request)
-    plaintext = await decrypt_ddo(p.command(request.headers.get("AuthToken")), svc.chains,
+    plaintext = await decrypt_ddo(p.command(*request_token(request)), svc.chains,
                                   svc.authenticator, svc.settings.authorized_decrypters)
     return Response(plaintext, status_code=201, media_type="text/plain")
 

@@ -1,4 +1,8 @@
-"""``POST /api/services/encrypt?chainId=`` — ECIES-encrypt raw bytes (201 text/plain)."""
+"""``POST /api/services/encrypt?chainId=`` — ECIES-encrypt raw bytes (201 text/plain).
+
+With ``consumerAddress`` in the query it is Ocean Node's signed encrypt
+(:mod:`tidegate.api.node.encryption`, 200 octet-stream).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
+from tidegate.api.node.encryption import node_encrypt
 from tidegate.api.params import Params, read_body
 from tidegate.api.routes import Endpoint
 from tidegate.commands.encrypt import encrypt_document
-from tidegate.types import ChainIdParam, fail
+from tidegate.types import AddressText, ChainIdParam, Nonce, fail
 
 
 class EncryptParams(Params):
-    """The query string; the body is the document, as raw bytes."""
+    """The query string; the body is the document, as raw bytes.
+
+    ``consumerAddress`` (with ``nonce`` and ``signature``, or an ``Authorization``
+    token) is Ocean Node's signed encrypt: only its clients send it.
+    """
 
     chainId: ChainIdParam
+    consumerAddress: AddressText | None = None
+    nonce: Nonce | None = None
+    signature: str | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -30,6 +42,9 @@ class EncryptParams(Params):
 
 
 async def post_encrypt(request: Request, p: EncryptParams) -> Response:
+    if p.consumerAddress is not None:
+        return await node_encrypt(request, p.chainId.value, p.consumerAddress, p.nonce,
+                                  p.signature)
     svc = services(request)
     chain = svc.chains.get(p.chainId.value)
     # Any content type: ocean.py sends LZMA bytes, ocean.js JSON text; never decode.
@@ -43,6 +58,7 @@ async def post_encrypt(request: Request, p: EncryptParams) -> Response:
 
 ENDPOINTS = [
     Endpoint("encrypt", "POST", "/api/services/encrypt", post_encrypt,
-             "ECIES-encrypt the raw request body to the provider key of chainId",
+             "ECIES-encrypt the raw request body to the provider key of chainId "
+             "(with consumerAddress: Ocean Node's, signed address + nonce + 'encrypt')",
              params=EncryptParams, source="query", free_body="bytes"),
 ]

@@ -1,0 +1,140 @@
+// Drive the real ocean.js 8.6.2 client (ethers 6, Ocean Node's protocol) against a
+// running Tidegate: the access flow over HTTP.
+//
+// Every call that reaches Tidegate is ocean.js's own: ProviderInstance (isValidProvider,
+// getNonce, encrypt, getFileInfo, checkDidFiles, initialize, getDownloadUrl,
+// generateAuthToken, invalidateAuthToken, getNodeStatus), Aquarius.resolve,
+// Datatoken.startOrder and downloadFile. One step is this script's own: the token
+// download, because ocean.js's downloadFile sends no Authorization header (its
+// getDownloadUrl, given a token, leaves nonce and signature out); the script fetches
+// that URL with the token in Authorization, as a browser dApp would.
+//
+// Environment: E2E_PROVIDER_URL (also the Aquarius URL), E2E_RPC_URL, E2E_DID (the
+// dev demo asset), E2E_CONSUMER_KEY (holds its datatokens), E2E_FILE_URL (a file for
+// getFileInfo). Writes a JSON report to
+// argv[2]: {"client": {...}, "steps": {name: {ok, seconds, detail | error}}}.
+import crypto from 'crypto'
+import fs from 'fs'
+import { ethers } from 'ethers'
+import { Aquarius, Datatoken, ProviderInstance, downloadFile } from '@oceanprotocol/lib'
+
+const env = process.env
+const providerUrl = env.E2E_PROVIDER_URL.replace(/\/+$/, '')
+const steps = {}
+const state = {}
+
+async function step (name, needs, fn) {
+  const missing = needs.filter((n) => !(steps[n] && steps[n].ok))
+  if (missing.length) {
+    steps[name] = { ok: false, blocked_by: missing }
+    return
+  }
+  const started = process.hrtime.bigint()
+  const seconds = () => +(Number(process.hrtime.bigint() - started) / 1e9).toFixed(3)
+  try {
+    steps[name] = { ok: true, detail: (await fn()) || {}, seconds: seconds() }
+  } catch (err) {
+    steps[name] = { ok: false, seconds: seconds(),
+      error: String(err && err.message ? err.message : err).slice(0, 4000) }
+  }
+}
+
+const sha256 = (bytes) => crypto.createHash('sha256').update(Buffer.from(bytes)).digest('hex')
+
+async function main () {
+  const rpc = new ethers.JsonRpcProvider(env.E2E_RPC_URL)
+  const consumer = new ethers.Wallet(env.E2E_CONSUMER_KEY, rpc)
+  const address = await consumer.getAddress()
+  const did = env.E2E_DID
+
+  await step('is_valid_provider', [], async () => {
+    const ok = await ProviderInstance.isValidProvider(providerUrl)
+    if (!ok) throw new Error('isValidProvider is false')
+    return { ok }
+  })
+  await step('get_nonce', [], async () => {
+    return { nonce: await ProviderInstance.getNonce(providerUrl, address) }
+  })
+  await step('encrypt', [], async () => {
+    const text = await ProviderInstance.encrypt({ hello: 'ocean node' }, 8996, providerUrl,
+      consumer)
+    if (!/^0x04[0-9a-f]+$/.test(text)) throw new Error('not a ciphertext: ' + text.slice(0, 200))
+    return { length: text.length, nonce_after: await ProviderInstance.getNonce(providerUrl, address) }
+  })
+  await step('resolve', [], async () => {
+    const ddo = await new Aquarius(providerUrl).resolve(did)
+    const service = ddo.services.find((s) => s.type === 'access') || ddo.services[0]
+    state.service = service
+    state.datatoken = service.datatokenAddress
+    return { id: ddo.id, serviceId: service.id }
+  })
+  await step('check_did_files', ['resolve'], async () => {
+    const files = await ProviderInstance.checkDidFiles(did, state.service.id, providerUrl)
+    return { files }
+  })
+  await step('get_file_info', [], async () => {
+    const files = await ProviderInstance.getFileInfo(
+      { type: 'url', url: env.E2E_FILE_URL, method: 'GET' }, providerUrl)
+    return { files }
+  })
+  await step('initialize', ['resolve'], async () => {
+    const init = await ProviderInstance.initialize(did, state.service.id, 0, address, providerUrl)
+    state.init = init
+    return { keys: Object.keys(init).sort(), datatoken: init.datatoken }
+  })
+  await step('start_order', ['initialize'], async () => {
+    const dt = new Datatoken(consumer, 8996, { chainId: 8996, nodeUri: env.E2E_RPC_URL })
+    const sent = await dt.startOrder(state.datatoken, address, 0, state.init.providerFee)
+    const receipt = await rpc.waitForTransaction(sent.hash)
+    state.tx = receipt.hash
+    return { tx: receipt.hash, status: receipt.status }
+  })
+  await step('download', ['start_order'], async () => {
+    const url = await ProviderInstance.getDownloadUrl(did, state.service.id, 0, state.tx,
+      providerUrl, consumer)
+    const { data, filename } = await downloadFile(url, 0)
+    state.sha256 = sha256(data)
+    return { filename, size: data.byteLength, sha256: state.sha256,
+      signed: url.includes('&signature=') }
+  })
+  await step('replayed_download_url_is_refused', ['start_order'], async () => {
+    const url = await ProviderInstance.getDownloadUrl(did, state.service.id, 0, state.tx,
+      providerUrl, consumer)
+    const first = await fetch(url)
+    await first.arrayBuffer()
+    const second = await fetch(url)
+    return { first: first.status, second: second.status, body: await second.json() }
+  })
+  await step('generate_auth_token', [], async () => {
+    state.token = await ProviderInstance.generateAuthToken(consumer, providerUrl)
+    return { parts: state.token.split('.').length }
+  })
+  await step('download_with_auth_token', ['generate_auth_token', 'start_order'], async () => {
+    const url = await ProviderInstance.getDownloadUrl(did, state.service.id, 0, state.tx,
+      providerUrl, state.token)
+    const response = await fetch(url, { headers: { Authorization: state.token } })
+    const data = await response.arrayBuffer()
+    return { status: response.status, sha256: sha256(data),
+      unsigned: !url.includes('signature=') && !url.includes('nonce=') }
+  })
+  await step('invalidate_auth_token', ['generate_auth_token'], async () => {
+    const answer = await ProviderInstance.invalidateAuthToken(consumer, state.token, providerUrl)
+    const url = await ProviderInstance.getDownloadUrl(did, state.service.id, 0, state.tx,
+      providerUrl, state.token)
+    const after = await fetch(url, { headers: { Authorization: state.token } })
+    return { answer, after: after.status, body: await after.json() }
+  })
+  await step('node_status', [], async () => {
+    const status = await ProviderInstance.getNodeStatus(providerUrl)
+    if (!status) throw new Error('getNodeStatus gave ' + status)
+    return { http: status.http, provider: status.provider }
+  })
+}
+
+main().then(() => {
+  const version = (name) => JSON.parse(fs.readFileSync(
+    new URL(`./node_modules/${name}/package.json`, import.meta.url))).version
+  const client = { lib: version('@oceanprotocol/lib'), ethers: version('ethers'),
+    'ddo-js': version('@oceanprotocol/ddo-js') }
+  fs.writeFileSync(process.argv[2], JSON.stringify({ client, steps }, null, 1))
+}, (err) => { console.error(err); process.exit(1) })

@@ -1,0 +1,103 @@
+"""ocean.js 8.6.2, the real client of Ocean Node's protocol (ethers 6), against the same
+Tidegate as ocean.py 3.1.2 and ocean.js 3.4.6 (driver: oceanjs8/driver.mjs).
+
+The access flow over HTTP on the dev demo asset: isValidProvider, nonce, signed encrypt,
+resolve, checkDidFiles, getFileInfo, initialize, Datatoken.startOrder, getDownloadUrl +
+downloadFile (signed address + nonce + "download"), a replayed URL, auth token create,
+its use and invalidation, getNodeStatus (directCommand). Compute v2 is not served yet.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    E2E,
+    SETUP_HINT,
+    DevStack,
+    DriverRun,
+    FileOrigin,
+    _common_env,
+    _run_driver,
+    step,
+)
+
+pytestmark = pytest.mark.e2e
+
+OCEANJS8 = E2E / "oceanjs8"
+#: The dev demo's consumer (barge account 2) holds the demo asset's datatokens.
+DEMO_CONSUMER = 2
+
+
+@pytest.fixture(scope="session")
+def oceanjs8(request: pytest.FixtureRequest, file_origin: FileOrigin, keys: dict[int, str],
+             tmp_path_factory: pytest.TempPathFactory) -> DriverRun:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip(f"node is not installed: the ocean.js 8 client cannot run ({SETUP_HINT})")
+    if not (OCEANJS8 / "node_modules" / "@oceanprotocol" / "lib").exists():
+        pytest.skip(f"the ocean.js 8 client (tests/e2e/oceanjs8/node_modules) is missing: "
+                    f"{SETUP_HINT}")
+    dev_stack: DevStack = request.getfixturevalue("dev_stack")
+    out = Path(tmp_path_factory.mktemp("oceanjs8")) / "report.json"
+    env = {**_common_env(dev_stack, file_origin), "E2E_DID": dev_stack.demo_did,
+           "E2E_CONSUMER_KEY": keys[DEMO_CONSUMER]}
+    return _run_driver("the ocean.js 8 driver", [node, str(OCEANJS8 / "driver.mjs"), str(out)],
+                       env, out, dev_stack)
+
+
+def test_client_versions(oceanjs8: DriverRun) -> None:
+    assert oceanjs8.report["client"]["lib"] == "8.6.2"
+    assert oceanjs8.report["client"]["ethers"] == "6.17.0"
+
+
+def test_is_valid_provider_and_nonce(oceanjs8: DriverRun) -> None:
+    assert step(oceanjs8, "is_valid_provider")["ok"] is True
+    assert isinstance(step(oceanjs8, "get_nonce")["nonce"], int)
+
+
+def test_signed_encrypt_advances_the_nonce(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "encrypt", ("encrypt",))
+    assert detail["length"] > 2 + 2 * 97
+    assert detail["nonce_after"] == step(oceanjs8, "get_nonce")["nonce"] + 1
+
+
+def test_file_info(oceanjs8: DriverRun, file_origin: FileOrigin) -> None:
+    files = step(oceanjs8, "check_did_files", ("fileinfo",))["files"]
+    assert [f["valid"] for f in files] == [True]
+    files = step(oceanjs8, "get_file_info", ("fileinfo",))["files"]
+    assert files[0]["valid"] is True and files[0]["contentLength"] == str(file_origin.size)
+
+
+def test_initialize_and_order(oceanjs8: DriverRun) -> None:
+    assert step(oceanjs8, "initialize", ("initialize",))["keys"] == [
+        "computeAddress", "datatoken", "nonce", "providerFee"]
+    assert step(oceanjs8, "start_order")["status"] == 1
+
+
+def test_signed_download(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "download", ("download", "nonce"))
+    assert detail["signed"] is True and detail["size"] > 0
+    assert detail["filename"]
+    replay = step(oceanjs8, "replayed_download_url_is_refused", ("download",))
+    assert (replay["first"], replay["second"], replay["body"]["code"]) == (
+        200, 401, "nonce_too_low")
+
+
+def test_auth_token(oceanjs8: DriverRun) -> None:
+    assert step(oceanjs8, "generate_auth_token", ("generateAuthToken",))["parts"] == 3
+    used = step(oceanjs8, "download_with_auth_token", ("download",))
+    assert used["status"] == 200 and used["unsigned"] is True
+    assert used["sha256"] == step(oceanjs8, "download")["sha256"]
+    gone = step(oceanjs8, "invalidate_auth_token", ("invalidateAuthToken",))
+    assert gone["answer"] == {"success": True}
+    assert (gone["after"], gone["body"]["code"]) == (401, "token_deleted")
+
+
+def test_node_status(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "node_status", ("directCommand",))
+    assert detail["http"] is True
+    assert detail["provider"] == [{"chainId": "8996", "network": "8996"}]
