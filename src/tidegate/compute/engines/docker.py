@@ -1,0 +1,434 @@
+"""The Docker engine: each job runs in the algorithm's own image, in a hardened container.
+
+Life of a job (the local engine's, with an image): :meth:`DockerEngine.start` checks the
+image reference (and, if the daemon has the image, its checksum: 400 on a mismatch),
+persists the record (status 1) and queues the job; at most ``maxJobs`` run at once per
+environment in this process. A running job goes through 20 (inputs, DDOs and algorithm
+fetched into its workspace, then the image pulled if absent and checked against
+``container.checksum``: failures end in 31 or 32 with a ``detail``), 40 (the container
+runs; its stdout and stderr are the algorithm log, result 0 while it runs) and 70 (every
+file under ``/data/outputs`` and the log). Limits (time, memory, outputs) and stops end
+in 70 too, with a ``detail`` saying why; the container is always removed.
+
+What the container may do is :mod:`tidegate.compute.engines.container_spec`'s. The
+daemon must see this process's compute directory at the same path (a local socket, or a
+host sharing that filesystem): the workspace is bind-mounted.
+
+Crashes: records, leases and workspaces are shared with the local engine
+(:mod:`~tidegate.compute.engines.records`). Containers carry the job id as a label; at
+start and then periodically, a labelled container whose job no live process holds is
+removed and its job marked failed ("Interrupted by a Tidegate restart.").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from tidegate.compute.engines.base import JobSpec, ResultStream
+from tidegate.compute.engines.container_spec import (
+    JOB_LABEL,
+    DockerOptions,
+    container_config,
+    limits_of,
+)
+from tidegate.compute.engines.docker_images import (
+    ImageCheckError,
+    ImageRef,
+    ensure_image,
+    inspect_image,
+    parse_image,
+    verify_checksum,
+)
+from tidegate.compute.engines.docker_run import ContainerRun
+from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook
+from tidegate.compute.environments import Environment
+from tidegate.compute.jobs import FINISHED, JobRecord, JobStatus
+from tidegate.compute.runtimes import entrypoint_argv
+from tidegate.compute.sandbox import SandboxOptions, limits_for
+from tidegate.compute.workspace import Workspace, provision
+from tidegate.errors import BadRequestError, ServiceUnavailableError
+from tidegate.files.objects import StorageContext
+from tidegate.stores.base import Store
+
+__all__ = ["DockerEngine", "DockerUnavailableError"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_STOPPED: Final = "Job stopped"
+
+
+class DockerUnavailableError(ServiceUnavailableError):
+    """The Docker daemon does not answer: jobs are refused until it does."""
+
+    code = "docker_unavailable"
+
+
+@dataclass
+class _Active:
+    job_id: str
+    env_id: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    running: bool = False
+    task: asyncio.Task[None] | None = None
+    run: ContainerRun | None = None
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+class DockerEngine:
+    """:class:`~tidegate.compute.engines.base.ComputeEngine` on a Docker daemon.
+
+    ``docker`` is the client the composition root built (this engine never closes it).
+    ``data_dir`` holds ``jobs/<job id>/`` (the local engine's compute directory may be
+    shared). ``lease_ttl`` and ``stop_wait`` as for the local engine.
+    """
+
+    def __init__(self, store: Store, storage: StorageContext,
+                 environments: Sequence[Environment], data_dir: Path,
+                 docker: aiodocker.Docker, options: DockerOptions | None = None, *,
+                 lease_ttl: float = 15.0, stop_wait: float = 10.0) -> None:
+        self._envs = {env.id: env for env in environments}
+        if len(self._envs) != len(environments):
+            raise ValueError("compute environment ids must be unique")
+        self._storage = storage
+        self._docker = docker
+        self.options = options or DockerOptions()
+        self._instance = uuid.uuid4().hex
+        self._book = JobBook(store, data_dir / "jobs", self._instance, int(lease_ttl * 1000))
+        self._slots = {env.id: asyncio.Semaphore(env.max_jobs) for env in environments}
+        self._active: dict[str, _Active] = {}
+        self._stop_wait = stop_wait
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+        self._maintainer: asyncio.Task[None] | None = None
+        self.unavailable: str | None = "not probed yet"
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def open(self) -> None:
+        """Probe the daemon, remove leftovers of dead processes (idempotent)."""
+        async with self._open_lock:
+            if self._opened:
+                return
+            await asyncio.to_thread(self._book.jobs_dir.mkdir, parents=True, exist_ok=True)
+            await self._probe()
+            await self._sweep()
+            self._maintainer = asyncio.create_task(self._maintain())
+            self._opened = True
+
+    async def _probe(self) -> None:
+        try:
+            await self._docker.version()
+        except (DockerError, OSError, ValueError, TimeoutError) as exc:
+            # The daemon's address stays out of the log (it may name a private host).
+            self.unavailable = f"the Docker daemon does not answer ({type(exc).__name__})"
+            logger.warning("compute: %s; Docker jobs are refused until it does",
+                           self.unavailable)
+        else:
+            self.unavailable = None
+
+    async def close(self) -> None:
+        """Kill running jobs (their containers are removed; marked failed)."""
+        if self._maintainer is not None:
+            await _cancel(self._maintainer)
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _maintain(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(self._book.lease_ms / 3000)
+            rounds += 1
+            try:
+                for job_id in list(self._active):
+                    await self._book.lease(job_id)
+                if rounds % 3 == 0:
+                    if self.unavailable is not None:
+                        await self._probe()
+                    await self._sweep()
+            except Exception:  # keep renewing: one hiccup must not orphan every job
+                logger.exception("compute lease renewal failed")
+
+    async def _sweep(self) -> None:
+        """Fail unfinished jobs whose process is gone; remove containers no one runs."""
+        for record in await self._book.all():
+            if record.status in FINISHED or record.job_id in self._active:
+                continue
+            if await self._book.lease(record.job_id):
+                logger.info("compute job %s was interrupted by a restart", record.job_id)
+                await self._book.finish(record.job_id, INTERRUPTED)
+        if self.unavailable is None:
+            await self._remove_orphans()
+
+    async def _remove_orphans(self) -> None:
+        try:
+            containers = await self._docker.containers.list(
+                all="true", filters=json.dumps({"label": [JOB_LABEL]}))
+        except DockerError:
+            logger.warning("compute: could not list the daemon's job containers")
+            return
+        for container in containers:
+            job_id = str((container["Labels"] or {}).get(JOB_LABEL, ""))
+            if job_id in self._active:
+                continue
+            record = await self._book.load(job_id) if JOB_ID.match(job_id) else None
+            if record is not None and record.status not in FINISHED:
+                if not await self._book.lease(job_id):
+                    continue  # a live Tidegate runs it
+                await self._book.finish(job_id, INTERRUPTED)
+            logger.info("compute: removing the container of job %s left by a dead process",
+                        job_id)
+            with contextlib.suppress(DockerError):
+                await container.delete(force=True, v=True)
+
+    # --- protocol ----------------------------------------------------------------------
+    async def environments(self) -> list[Environment]:
+        """The configured environments with ``currentJobs`` of this process."""
+        await self.open()
+        return [replace(env, current_jobs=sum(1 for a in self._active.values()
+                                              if a.env_id == env.id and a.running))
+                for env in self._envs.values()]
+
+    def check_container(self, container: Any) -> None:
+        """400 ``unsupported_image`` unless ``container`` names a valid image
+        (and checksum, when required) and an entrypoint."""
+        parse_image(container, require_checksum=self.options.require_checksum)
+        entrypoint_argv(container.get("entrypoint"))
+
+    async def start(self, spec: JobSpec) -> JobRecord:
+        """Persist and queue the job; raises before persisting anything if the
+        environment, container or job id is refused (400), the image the daemon has does
+        not match the checksum (400 ``image_checksum_mismatch``), or no daemon (503)."""
+        await self.open()
+        env = self._envs.get(spec.environment.id)
+        if env is None:
+            raise BadRequestError("Compute environment does not exist",
+                                  code="unknown_environment")
+        self.check_container(spec.algorithm.container)
+        ref = parse_image(spec.algorithm.container,
+                          require_checksum=self.options.require_checksum)
+        if self.unavailable is not None:
+            raise DockerUnavailableError(f"Compute is unavailable: {self.unavailable}.")
+        if not JOB_ID.match(spec.job_id) or await self._book.store.get_job(spec.job_id):
+            raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
+        try:
+            present = await inspect_image(self._docker, ref)
+        except DockerError:
+            present = None  # checked again once the job runs
+        if present is not None:
+            verify_checksum(ref, present)  # refuse now what would fail in the job
+        await self._book.lease(spec.job_id)
+        record = self._book.new_record(spec)
+        await self._book.save(record)
+        active = self._active[spec.job_id] = _Active(spec.job_id, env.id)
+        active.task = asyncio.create_task(self._run(spec, env, ref, active))
+        return record
+
+    async def jobs(self, owner: str | None, job_id: str | None,
+                   did: str | None) -> list[JobRecord]:
+        """Records matching every given filter (owner compared case-insensitively)."""
+        await self.open()
+        return await self._book.query(owner, job_id, did)
+
+    async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        """Stop the owner's matching unfinished jobs (containers killed at once)."""
+        records = await self.jobs(owner, job_id, did)
+        pending = [r.job_id for r in records if r.status not in FINISHED]
+        for job in pending:
+            await self._request_stop(job)
+        deadline = time.monotonic() + self._stop_wait
+        while pending and time.monotonic() < deadline:
+            current = [await self._book.load(j) for j in pending]
+            pending = [r.job_id for r in current if r is not None and r.status not in FINISHED]
+            if pending:
+                await asyncio.sleep(0.05)
+        refreshed = [await self._book.load(r.job_id) for r in records]
+        return [r for r in refreshed if r is not None]
+
+    async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        """Stop the owner's matching jobs, delete their files, keep a tombstone."""
+        records = await self.stop(owner, job_id, did)
+        for record in records:
+            await asyncio.to_thread(self._book.workspace(record.job_id).remove)
+            record.removed, record.results = True, []
+            await self._book.save(record)
+        return records
+
+    async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
+        """Open result ``index`` of the owner's job (the log also while it runs)."""
+        return await self._book.open_result(owner, job_id, index)
+
+    # --- running a job -----------------------------------------------------------------
+    async def _request_stop(self, job_id: str) -> None:
+        await self._book.update(job_id, None, stop_requested=True)
+        active = self._active.get(job_id)
+        if active is not None:
+            active.stop.set()
+            if active.run is not None:
+                await active.run.kill()  # at once, not at the next poll
+        elif await self._book.lease(job_id):
+            await self._book.finish(job_id, _STOPPED, stopped=True)  # orphaned
+
+    async def _run(self, spec: JobSpec, env: Environment, ref: ImageRef,
+                   active: _Active) -> None:
+        job_id = spec.job_id
+        try:
+            if not await self._wait_for_slot(env, active):
+                await self._book.finish(job_id, _STOPPED, stopped=True)
+                return
+            try:
+                active.running = True
+                await self._execute(spec, env, ref, active)
+            finally:
+                active.running = False
+                self._slots[env.id].release()
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._book.finish(job_id,
+                                        "Interrupted: Tidegate shut down during the job.")
+            raise
+        except Exception:
+            logger.exception("compute job %s failed", job_id)
+            with contextlib.suppress(Exception):
+                await self._book.finish(job_id, "Internal error while running the job.")
+        finally:
+            self._active.pop(job_id, None)
+
+    async def _wait_for_slot(self, env: Environment, active: _Active) -> bool:
+        """Queue for a slot of ``env``; False if the job was stopped while waiting."""
+        acquire = asyncio.ensure_future(self._slots[env.id].acquire())
+        while True:
+            stopped = asyncio.ensure_future(active.stop.wait())
+            done, _ = await asyncio.wait({acquire, stopped}, timeout=1.0,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            await _cancel(stopped)
+            if acquire in done and not active.stop.is_set():
+                return True
+            if acquire in done or active.stop.is_set() or await self._stopped(active):
+                await _cancel(acquire)
+                if acquire.done() and not acquire.cancelled():
+                    self._slots[env.id].release()  # acquired just before the stop
+                return False
+
+    async def _stopped(self, active: _Active) -> bool:
+        if await self._book.stop_requested(active.job_id):
+            active.stop.set()
+        return active.stop.is_set()
+
+    async def _until_stopped(self, work: Awaitable[_T], active: _Active,
+                             limit: float) -> tuple[str, _T | None]:
+        """``("done", result)``, ``("stopped", None)`` or ``("timeout", None)``."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(active.stop.wait())
+        done, _ = await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED,
+                                     timeout=limit)
+        await _cancel(stopped)
+        if task in done:
+            return "done", task.result()
+        await _cancel(task)
+        return ("stopped" if active.stop.is_set() else "timeout"), None
+
+    async def _execute(self, spec: JobSpec, env: Environment, ref: ImageRef,
+                       active: _Active) -> None:
+        job_id = spec.job_id
+        workspace = self._book.workspace(job_id)
+        await asyncio.to_thread(workspace.create)
+        await self._book.update(job_id, JobStatus.CONFIGURING_VOLUMES)
+        limits = limits_of(limits_for(env, spec.max_duration, SandboxOptions()), self.options)
+        outcome, failure = await self._until_stopped(
+            provision(spec, workspace, self._storage, limits.disk_bytes), active,
+            max(60.0, limits.wall_seconds))
+        if outcome != "done" or failure is not None:
+            await self._fail_provisioning(job_id, outcome, failure, (
+                JobStatus.DATA_PROVISIONING_FAILED, "Timed out fetching the inputs."))
+            return
+        outcome, image = await self._until_stopped(self._image(ref), active,
+                                                   self.options.pull_timeout + 30)
+        if outcome != "done" or image is None or isinstance(image, tuple):
+            await self._fail_provisioning(
+                job_id, outcome, image if isinstance(image, tuple) else None,
+                (JobStatus.ALGORITHM_PROVISIONING_FAILED, "Timed out pulling the image."))
+            return
+        await asyncio.to_thread(_grant, workspace, self.options.user)
+        config = container_config(
+            spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
+            allow_network=spec.allow_network and env.allow_network,
+            image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}))
+        run = active.run = ContainerRun(self._docker, config, workspace, limits,
+                                        self.options)
+        try:
+            if not await run.start():
+                await self._book.finish(job_id, "Could not start the algorithm's container.",
+                                        JobStatus.ALGORITHM_PROVISIONING_FAILED)
+                return
+            await self._book.update(job_id, JobStatus.RUNNING, running_log=True)
+            last_check = time.monotonic()
+
+            async def should_stop() -> bool:
+                nonlocal last_check
+                if not active.stop.is_set() and time.monotonic() - last_check >= 1.0:
+                    last_check = time.monotonic()  # another process may have asked
+                    await self._stopped(active)
+                return active.stop.is_set()
+
+            ending = await run.watch(should_stop)
+        finally:
+            await run.remove()
+        await self._book.finish(job_id, ending.detail, stopped=ending.stopped)
+
+    async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
+        """The checked image, or ``(32, detail)``."""
+        image, problem = await ensure_image(self._docker, ref,
+                                            pull_timeout=self.options.pull_timeout)
+        if problem is not None or image is None:
+            return (JobStatus.ALGORITHM_PROVISIONING_FAILED,
+                    problem.detail if problem else "The image is not available.")
+        try:
+            verify_checksum(ref, image)
+        except ImageCheckError as exc:
+            return JobStatus.ALGORITHM_PROVISIONING_FAILED, exc.message
+        return image
+
+    async def _fail_provisioning(self, job_id: str, outcome: str,
+                                 failure: tuple[JobStatus, str] | None,
+                                 on_timeout: tuple[JobStatus, str]) -> None:
+        if outcome == "stopped":
+            await self._book.finish(job_id, _STOPPED, stopped=True)
+        elif outcome == "timeout":
+            await self._book.finish(job_id, on_timeout[1], on_timeout[0])
+        elif failure is not None:
+            await self._book.finish(job_id, failure[1], failure[0])
+
+
+def _grant(workspace: Workspace, user: str) -> None:
+    """Let the container's user write ``outputs`` and ``logs`` (only those).
+
+    Without root (a member of the docker group) ownership cannot be given: the two
+    directories become writable by all, reachable only through the container's mounts
+    (the job's directory itself stays 0700).
+    """
+    uid, _, gid = user.partition(":")
+    for path in (workspace.outputs, workspace.logs):
+        try:
+            os.chown(path, int(uid), int(gid or uid))
+        except PermissionError:
+            path.chmod(0o777)

@@ -1,0 +1,263 @@
+"""The Docker engine on the real test daemon: real images, real containers, real limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiodocker
+import pytest
+
+from tests.unit.compute.conftest import (
+    DID,
+    OWNER,
+    Origin,
+    finished,
+    result_bytes,
+    spec,
+    wait_status,
+)
+from tests.unit.compute.docker.conftest import (
+    BUSYBOX,
+    UBUNTU_NODE,
+    UBUNTU_PYTHON,
+    DockerFactory,
+    docker_environment,
+    job_containers,
+)
+from tidegate.compute.engines.base import JobInput
+from tidegate.compute.engines.docker import DockerEngine
+from tidegate.compute.engines.docker_images import ImageCheckError
+from tidegate.compute.jobs import JobStatus
+
+INPUT = bytes(range(256)) * 8
+
+MARKER_SCRIPT = """
+cat /etc/tidegate-test-image > /data/outputs/marker
+id -u > /data/outputs/uid
+id -g >> /data/outputs/uid
+echo "algo=$ALGO dids=$DIDS" > /data/outputs/env
+env | cut -d= -f1 | sort > /data/outputs/names
+echo hello from busybox
+"""
+
+
+async def test_job_runs_in_the_named_image_as_non_root(make_docker_engine: DockerFactory) -> None:
+    engine = await make_docker_engine()
+    env = docker_environment()
+    job = spec(env, code=MARKER_SCRIPT, container=BUSYBOX)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.COMPLETED and record.detail == "", record
+    assert await result_bytes(engine, job.job_id, "output", "marker") == b"busybox\n"
+    assert await result_bytes(engine, job.job_id, "output", "uid") == b"65534\n65534\n"
+    assert (await result_bytes(engine, job.job_id, "output", "env")).decode() == (
+        f'algo=/data/transformations/algorithm dids=["{DID}"]\n')
+    names = (await result_bytes(engine, job.job_id, "output", "names")).decode().split()
+    assert set(names) <= {"ALGO", "DIDS", "TRANSFORMATION_DID", "HOME", "TMPDIR", "PATH",
+                          "HOSTNAME", "PWD", "SHLVL"}, names
+    assert await result_bytes(engine, job.job_id) == b"hello from busybox\n"
+
+
+PYTHON_IO = """
+import json, os
+did = json.loads(os.environ["DIDS"])[0]
+data = open(f"/data/inputs/{did}/0", "rb").read()
+ddo = json.load(open(f"/data/ddos/{did}"))
+os.makedirs("/data/outputs/sub", exist_ok=True)
+open("/data/outputs/copy.bin", "wb").write(data[::-1])
+open("/data/outputs/sub/meta.json", "w").write(json.dumps({"ddo": ddo["id"],
+    "marker": open("/etc/tidegate-test-image").read().strip(), "uid": os.getuid()}))
+print("read", len(data), "bytes", flush=True)
+"""
+
+
+async def test_python_in_the_debian_image_reads_inputs_over_http(
+        make_docker_engine: DockerFactory, origin: Origin) -> None:
+    engine = await make_docker_engine()
+    env = docker_environment()
+    inputs = [JobInput(DID, "compute", "0x" + "22" * 32, {"id": DID},
+                       [origin.file("/data.bin", INPUT)])]
+    job = spec(env, files=[origin.file("/algo.py", PYTHON_IO.encode())], inputs=inputs,
+               container=UBUNTU_PYTHON)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.COMPLETED and record.detail == "", record
+    assert [(r.filename, r.type) for r in record.results] == [
+        ("copy.bin", "output"), ("sub/meta.json", "output"), ("algorithm.log", "algorithmLog")]
+    assert await result_bytes(engine, job.job_id, "output", "copy.bin") == INPUT[::-1]
+    meta = json.loads(await result_bytes(engine, job.job_id, "output", "sub/meta.json"))
+    assert meta == {"ddo": DID, "marker": "debian", "uid": 65534}
+    assert await result_bytes(engine, job.job_id) == f"read {len(INPUT)} bytes\n".encode()
+
+
+async def test_the_ecosystem_example_ubuntu_latest_with_node(
+        make_docker_engine: DockerFactory) -> None:
+    engine = await make_docker_engine()
+    code = ("const fs = require('fs');\n"
+            "fs.writeFileSync('/data/outputs/out.txt', 'node ' + process.version);\n"
+            "console.log(JSON.parse(process.env.DIDS).length);\n")
+    job = spec(docker_environment(), code=code, container=UBUNTU_NODE)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.COMPLETED and record.detail == "", record
+    assert (await result_bytes(engine, job.job_id, "output")).startswith(b"node v")
+    assert await result_bytes(engine, job.job_id) == b"1\n"
+
+
+CONFINED = """
+import errno, json, os, socket
+report = {}
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=3).close()
+    report["tcp"] = "connected"
+except OSError as exc:
+    report["tcp"] = errno.errorcode.get(exc.errno, str(exc))
+try:
+    socket.getaddrinfo("deb.debian.org", 80)
+    report["dns"] = "resolved"
+except OSError:
+    report["dns"] = "failed"
+report["interfaces"] = sorted(os.listdir("/sys/class/net"))
+for path in ("/x", "/etc/x", "/usr/x", "/data/x", "/data/inputs/x", "/data/ddos/x",
+             "/data/transformations/x", "/tmp/ok", "/data/logs/ok", "/data/outputs/ok"):
+    try:
+        open(path, "w").write("x")
+        report[path] = "written"
+    except OSError as exc:
+        report[path] = errno.errorcode[exc.errno]
+report["docker.sock"] = os.path.exists("/var/run/docker.sock") or os.path.exists(
+    "/run/tidegate-test-docker/docker.sock")
+report["caps"] = [line for line in open("/proc/self/status")
+                  if line.startswith(("CapEff", "CapBnd", "NoNewPrivs", "Seccomp:"))]
+open("/data/outputs/report.json", "w").write(json.dumps(report))
+"""
+
+
+async def test_no_network_no_writes_outside_outputs_no_capabilities(
+        make_docker_engine: DockerFactory) -> None:
+    engine = await make_docker_engine()
+    job = spec(docker_environment(), code=CONFINED, container=UBUNTU_PYTHON)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.COMPLETED and record.detail == "", record
+    report = json.loads(await result_bytes(engine, job.job_id, "output", "report.json"))
+    assert report["tcp"] in ("ENETUNREACH", "EHOSTUNREACH"), report
+    assert report["dns"] == "failed" and report["interfaces"] == ["lo"]
+    for path in ("/x", "/etc/x", "/usr/x", "/data/x", "/data/inputs/x", "/data/ddos/x",
+                 "/data/transformations/x"):
+        assert report[path] in ("EROFS", "EACCES"), (path, report[path])
+    assert report["/tmp/ok"] == report["/data/logs/ok"] == report["/data/outputs/ok"] \
+        == "written"
+    assert report["docker.sock"] is False
+    caps = {line.split(":")[0]: line.split(":")[1].strip() for line in report["caps"]}
+    assert caps["CapEff"] == caps["CapBnd"] == "0000000000000000"
+    assert caps["NoNewPrivs"] == "1" and caps["Seccomp"] == "2"  # the default profile
+
+
+async def test_memory_over_the_limit_ends_with_a_memory_reason(
+        make_docker_engine: DockerFactory) -> None:
+    env = docker_environment(ram_gb=0.0625)
+    engine = await make_docker_engine(env)
+    code = "print('allocating', flush=True)\nblob = b'x' * (512 * 1024 * 1024)\nprint('no')"
+    job = spec(env, code=code, container=UBUNTU_PYTHON)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.COMPLETED
+    assert record.detail.startswith("Memory limit exceeded (64 MB)"), record.detail
+    assert (await result_bytes(engine, job.job_id)).startswith(b"allocating\n")
+
+
+FORK_BOMB = """
+import os, time
+children = 0
+try:
+    for _ in range(500):
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        children += 1
+except OSError as exc:
+    pass
+open("/data/outputs/children", "w").write(str(children))
+"""
+
+
+async def test_a_fork_bomb_is_contained(make_docker_engine: DockerFactory) -> None:
+    engine = await make_docker_engine()
+    job = spec(docker_environment(), code=FORK_BOMB, container=UBUNTU_PYTHON)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.COMPLETED, record
+    children = int(await result_bytes(engine, job.job_id, "output", "children"))
+    assert 0 < children < 32  # TEST_OPTIONS.max_processes
+
+
+async def test_a_checksum_that_does_not_match_the_image_is_refused(
+        make_docker_engine: DockerFactory, docker: aiodocker.Docker) -> None:
+    engine = await make_docker_engine()
+    env = docker_environment()
+    wrong = {**BUSYBOX, "checksum": "sha256:" + "0" * 64}
+    with pytest.raises(ImageCheckError) as refused:
+        await engine.start(spec(env, code="echo never", container=wrong))
+    assert refused.value.status == 400 and refused.value.code == "image_checksum_mismatch"
+    assert "does not match the algorithm's container.checksum" in refused.value.message
+    assert await engine.jobs(OWNER, None, None) == []  # nothing persisted
+    image_id = (await docker.images.inspect("tidegate-test/busybox:1"))["Id"]
+    for checksum in (image_id, image_id.removeprefix("sha256:")):
+        job = spec(env, code="echo pinned", container={**BUSYBOX, "checksum": checksum})
+        await engine.start(job)
+        record = await finished(engine, job.job_id, within=60)
+        assert record.status == JobStatus.COMPLETED and record.detail == "", record
+
+
+async def test_an_image_that_cannot_be_pulled_fails_the_job_in_32(
+        make_docker_engine: DockerFactory) -> None:
+    engine = await make_docker_engine()
+    absent = {"image": "127.0.0.1:9/tidegate-test/absent", "tag": "1", "entrypoint": "sh $ALGO"}
+    job = spec(docker_environment(), code="echo never", container=absent)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.status == JobStatus.ALGORITHM_PROVISIONING_FAILED
+    assert record.status_text == "Algorithm provisioning failed"
+    assert record.detail == ("Could not pull the image 127.0.0.1:9/tidegate-test/absent:1: "
+                             "the registry could not be reached."), record.detail
+    assert (await result_bytes(engine, job.job_id)).endswith(record.detail.encode() + b"\n")
+
+
+async def test_stop_kills_the_container_at_once_and_the_log_is_readable_before(
+        make_docker_engine: DockerFactory, docker: aiodocker.Docker) -> None:
+    engine = await make_docker_engine()
+    job = spec(docker_environment(max_job_duration=120),
+               code="echo started\necho early > /data/outputs/early\nsleep 120",
+               container=BUSYBOX)
+    await engine.start(job)
+    await wait_status(engine, job.job_id, {JobStatus.RUNNING}, within=60)
+    deadline = time.monotonic() + 10
+    while await result_bytes_so_far(engine, job.job_id) != b"started\n":
+        assert time.monotonic() < deadline, "the log so far never showed"
+        await asyncio.sleep(0.05)
+    assert len(await job_containers(docker, job.job_id)) == 1
+    asked = time.monotonic()
+    [stopped] = await engine.stop(OWNER, job.job_id, None)
+    assert time.monotonic() - asked < 3
+    assert stopped.status == JobStatus.COMPLETED and stopped.status_text == "Job stopped"
+    assert await job_containers(docker, job.job_id) == []
+    assert (await result_bytes(engine, job.job_id)).startswith(b"started\n")
+
+
+async def test_the_wall_clock_limit_kills_the_container(
+        make_docker_engine: DockerFactory) -> None:
+    env = docker_environment(max_job_duration=60)
+    engine = await make_docker_engine(env)
+    job = spec(env, code="echo going\nsleep 60", container=BUSYBOX, max_duration=1)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=30)
+    assert record.detail == "Time limit exceeded: the job ran longer than 1 s and was stopped."
+
+
+async def result_bytes_so_far(engine: DockerEngine, job_id: str) -> bytes:
+    """The running job's log (result 0) as it is now."""
+    stream = await engine.result(OWNER, job_id, 0)
+    return b"".join([chunk async for chunk in stream.chunks])
