@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+import uuid
+from pathlib import Path
 
 import aiodocker
 import pytest
@@ -20,6 +23,7 @@ from tests.unit.compute.conftest import (
 )
 from tests.unit.compute.docker.conftest import (
     BUSYBOX,
+    DOCKER_HOST,
     UBUNTU_NODE,
     UBUNTU_PYTHON,
     DockerFactory,
@@ -29,6 +33,7 @@ from tests.unit.compute.docker.conftest import (
 from tidegate.compute.engines.base import JobInput
 from tidegate.compute.engines.docker import DockerEngine
 from tidegate.compute.engines.docker_images import ImageCheckError
+from tidegate.compute.engines.records import INTERRUPTED
 from tidegate.compute.jobs import JobStatus
 
 INPUT = bytes(range(256)) * 8
@@ -261,3 +266,28 @@ async def result_bytes_so_far(engine: DockerEngine, job_id: str) -> bytes:
     """The running job's log (result 0) as it is now."""
     stream = await engine.result(OWNER, job_id, 0)
     return b"".join([chunk async for chunk in stream.chunks])
+
+
+async def test_a_restart_removes_the_container_of_a_killed_tidegate_and_fails_its_job(
+        make_docker_engine: DockerFactory, docker: aiodocker.Docker, tmp_path: Path) -> None:
+    job_id = uuid.uuid4().hex
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.unit.compute.docker.crashing_tidegate",
+        str(tmp_path / "store.db"), str(tmp_path / "compute"), job_id, DOCKER_HOST,
+        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[4])
+    try:
+        assert crashing.stdout is not None
+        line = await asyncio.wait_for(crashing.stdout.readline(), 60)
+        assert line == b"running\n"
+    finally:
+        crashing.kill()  # -9: no clean-up of its own
+        await crashing.wait()
+    assert len(await job_containers(docker, job_id)) == 1  # left running by the dead one
+    engine = await make_docker_engine(docker_environment(max_job_duration=120),
+                                      lease_ttl=1.0)
+    record = await finished(engine, job_id, within=20)
+    assert record.detail == INTERRUPTED
+    deadline = time.monotonic() + 10
+    while await job_containers(docker, job_id):
+        assert time.monotonic() < deadline, "the orphaned container was not removed"
+        await asyncio.sleep(0.1)
