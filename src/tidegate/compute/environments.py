@@ -30,6 +30,8 @@ class Environment:
     description: str = "Local sandboxed compute"
     allow_network: bool = False
     current_jobs: int = 0
+    engine: str = "local"
+    """Which engine runs its jobs: ``local`` (bubblewrap) or ``docker``."""
 
     @property
     def free(self) -> bool:
