@@ -1,24 +1,19 @@
-"""Docker engine fixtures: the REAL private test daemon (``make docker-setup``).
+"""Docker engine fixtures on the REAL private test daemon (:mod:`tests.docker_daemon`).
 
-The daemon is ``tools/dockerd/start.sh``'s (socket ``/run/tidegate-test-docker/docker.sock``,
-``TIDEGATE_TEST_DOCKER_HOST`` overrides it); its images are built offline there:
-``tidegate-test/busybox:1`` and ``ubuntu:latest`` (Debian with python3 and nodejs).
-Without a daemon every test here is skipped with the reason; nothing is faked.
+Without a daemon every test that needs one is skipped with the reason; nothing is faked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiodocker
 import pytest
-from aiodocker.exceptions import DockerError
 
+from tests.docker_daemon import daemon_or_skip
 from tests.unit.compute.conftest import environment
 from tidegate.compute.engines.container_spec import JOB_LABEL, DockerOptions
 from tidegate.compute.engines.docker import DockerEngine
@@ -26,8 +21,6 @@ from tidegate.compute.environments import Environment
 from tidegate.files.objects import StorageContext
 from tidegate.stores.sqlite import SqliteStore
 
-DOCKER_HOST = os.environ.get("TIDEGATE_TEST_DOCKER_HOST",
-                             "unix:///run/tidegate-test-docker/docker.sock")
 BUSYBOX = {"image": "tidegate-test/busybox", "tag": "1", "entrypoint": "sh $ALGO"}
 UBUNTU_PYTHON = {"image": "ubuntu", "tag": "latest", "entrypoint": "python3 $ALGO"}
 UBUNTU_NODE = {"image": "ubuntu", "tag": "latest", "entrypoint": "node $ALGO"}
@@ -44,13 +37,7 @@ def docker_environment(**overrides: Any) -> Environment:
 @pytest.fixture
 async def docker() -> AsyncIterator[aiodocker.Docker]:
     """A client of the test daemon (skips, saying why, when there is none)."""
-    client = aiodocker.Docker(url=DOCKER_HOST)
-    try:
-        await asyncio.wait_for(client.version(), 5)
-    except (DockerError, OSError, TimeoutError, ValueError) as exc:
-        await client.close()
-        pytest.skip(f"no test Docker daemon at {DOCKER_HOST} ({type(exc).__name__}): run "
-                    "`make docker-setup` (tools/dockerd/start.sh) as root")
+    client = await daemon_or_skip()
     try:
         yield client
     finally:

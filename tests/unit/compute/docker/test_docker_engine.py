@@ -12,6 +12,7 @@ from pathlib import Path
 import aiodocker
 import pytest
 
+from tests.docker_daemon import DOCKER_HOST
 from tests.unit.compute.conftest import (
     DID,
     OWNER,
@@ -23,7 +24,6 @@ from tests.unit.compute.conftest import (
 )
 from tests.unit.compute.docker.conftest import (
     BUSYBOX,
-    DOCKER_HOST,
     UBUNTU_NODE,
     UBUNTU_PYTHON,
     DockerFactory,

@@ -1,0 +1,31 @@
+"""The private test Docker daemon (``make docker-setup``, tools/dockerd/start.sh).
+
+Its socket is ``/run/tidegate-test-docker/docker.sock`` unless ``TIDEGATE_TEST_DOCKER_HOST``
+says otherwise; its images (built offline there): ``tidegate-test/busybox:1`` and
+``ubuntu:latest`` (Debian with python3 and nodejs). Without a daemon, tests that need
+one are skipped with the reason; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiodocker
+import pytest
+from aiodocker.exceptions import DockerError
+
+DOCKER_HOST = os.environ.get("TIDEGATE_TEST_DOCKER_HOST",
+                             "unix:///run/tidegate-test-docker/docker.sock")
+
+
+async def daemon_or_skip() -> aiodocker.Docker:
+    """A client of the test daemon (close it); skips the test, saying why, without one."""
+    client = aiodocker.Docker(url=DOCKER_HOST)
+    try:
+        await asyncio.wait_for(client.version(), 5)
+    except (DockerError, OSError, TimeoutError, ValueError) as exc:
+        await client.close()
+        pytest.skip(f"no test Docker daemon at {DOCKER_HOST} ({type(exc).__name__}): run "
+                    "`make docker-setup` (tools/dockerd/start.sh) as root")
+    return client
