@@ -29,3 +29,6 @@ async def daemon_or_skip() -> aiodocker.Docker:
         pytest.skip(f"no test Docker daemon at {DOCKER_HOST} ({type(exc).__name__}): run "
                     "`make docker-setup` (tools/dockerd/start.sh) as root")
     return client
+
+REGISTRY = os.environ.get("TIDEGATE_TEST_REGISTRY", "127.0.0.1:5055")
+"""The test registry (loopback); it holds ``tidegate-test/pulled:1`` (busybox)."""

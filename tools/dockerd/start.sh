@@ -13,13 +13,16 @@
 #                             /etc/tidegate-test-image says "debian". The ecosystem's
 #                             compute examples name image "ubuntu", tag "latest".
 # The Debian root filesystem is cached as a tarball (TIDEGATE_TEST_DOCKER_CACHE) so
-# later runs only import it.
+# later runs only import it. A local registry (Debian's docker-registry, on loopback)
+# holds 127.0.0.1:$TIDEGATE_TEST_REGISTRY_PORT/tidegate-test/pulled:1 (busybox) for
+# pull tests; the daemon has no copy of it under that name.
 #
 # Settings (environment):
 #   TIDEGATE_TEST_DOCKER_RUN    socket, exec root, pidfile, log  (/run/tidegate-test-docker)
 #   TIDEGATE_TEST_DOCKER_DATA   data root                        (/var/lib/tidegate-test-docker)
 #   TIDEGATE_TEST_DOCKER_CACHE  rootfs tarball cache             (<repo>/.cache/docker)
 #   TIDEGATE_TEST_DEBIAN_MIRROR Debian mirror for mmdebstrap     (http://deb.debian.org/debian)
+#   TIDEGATE_TEST_REGISTRY_PORT the registry's port on 127.0.0.1 (5055)
 # Tests find the daemon at unix://$TIDEGATE_TEST_DOCKER_RUN/docker.sock
 # (TIDEGATE_TEST_DOCKER_HOST overrides it in the tests).
 set -euo pipefail
@@ -30,6 +33,7 @@ run_dir="${TIDEGATE_TEST_DOCKER_RUN:-/run/tidegate-test-docker}"
 data_dir="${TIDEGATE_TEST_DOCKER_DATA:-/var/lib/tidegate-test-docker}"
 cache_dir="${TIDEGATE_TEST_DOCKER_CACHE:-$repo/.cache/docker}"
 mirror="${TIDEGATE_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+registry_port="${TIDEGATE_TEST_REGISTRY_PORT:-5055}"
 socket="$run_dir/docker.sock"
 pidfile="$run_dir/dockerd.pid"
 log="$run_dir/dockerd.log"
@@ -52,6 +56,11 @@ stop() {
     say "stopped dockerd (pid $pid)"
   else
     say "no dockerd of ours is running"
+  fi
+  if [ -f "$run_dir/registry.pid" ] && kill -0 "$(cat "$run_dir/registry.pid")" 2>/dev/null; then
+    kill "$(cat "$run_dir/registry.pid")"
+    rm -f "$run_dir/registry.pid"
+    say "stopped the registry"
   fi
 }
 
@@ -158,6 +167,35 @@ debian_image() {
   say "built tidegate-test/debian:$debian_version (also ubuntu:latest) from $tarball"
 }
 
+registry_answers() {
+  timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$registry_port" 2>/dev/null
+}
+
+# A local registry for pull tests; the daemon trusts 127.0.0.0/8 without TLS.
+start_registry() {
+  if ! registry_answers; then
+    mkdir -p "$data_dir/registry"
+    printf '%s\n' "version: 0.1" "log: {level: warn}" "storage:" \
+      "  filesystem: {rootdirectory: $data_dir/registry}" "  delete: {enabled: true}" \
+      "http: {addr: \"127.0.0.1:$registry_port\"}" >"$run_dir/registry.yml"
+    setsid docker-registry serve "$run_dir/registry.yml" </dev/null \
+      >>"$run_dir/registry.log" 2>&1 9>&- &
+    echo $! >"$run_dir/registry.pid"
+    for _ in $(seq 1 50); do registry_answers && break; sleep 0.1; done
+    registry_answers || fail "docker-registry did not start: see $run_dir/registry.log"
+    say "registry answers on 127.0.0.1:$registry_port"
+  fi
+  local pulled="127.0.0.1:$registry_port/tidegate-test/pulled:1"
+  if ! curl -fs -o /dev/null \
+      "http://127.0.0.1:$registry_port/v2/tidegate-test/pulled/manifests/1" \
+      -H "Accept: application/vnd.docker.distribution.manifest.v2+json"; then
+    docker tag tidegate-test/busybox:1 "$pulled"
+    docker push "$pulled" >/dev/null
+    say "pushed $pulled"
+  fi
+  docker rmi "$pulled" >/dev/null 2>&1 || true  # the tests pull it
+}
+
 # One probe container: the daemon can really run a hardened job here.
 probe() {
   local out
@@ -180,6 +218,7 @@ main() {
   start_daemon
   busybox_image
   debian_image
+  start_registry
   probe
   say "ready: DOCKER_HOST=unix://$socket"
 }
