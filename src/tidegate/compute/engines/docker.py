@@ -119,7 +119,7 @@ class DockerEngine:
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._maintainer: asyncio.Task[None] | None = None
-        self.unavailable: str | None = "not probed yet"
+        self.unavailable_reason: str | None = "not probed yet"
 
     # --- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -138,11 +138,12 @@ class DockerEngine:
             await self._docker.version()
         except (DockerError, OSError, ValueError, TimeoutError) as exc:
             # The daemon's address stays out of the log (it may name a private host).
-            self.unavailable = f"the Docker daemon does not answer ({type(exc).__name__})"
+            self.unavailable_reason = (
+                f"the Docker daemon does not answer ({type(exc).__name__})")
             logger.warning("compute: %s; Docker jobs are refused until it does",
-                           self.unavailable)
+                           self.unavailable_reason)
         else:
-            self.unavailable = None
+            self.unavailable_reason = None
 
     async def close(self) -> None:
         """Kill running jobs (their containers are removed; marked failed)."""
@@ -162,7 +163,7 @@ class DockerEngine:
                 for job_id in list(self._active):
                     await self._book.lease(job_id)
                 if rounds % 3 == 0:
-                    if self.unavailable is not None:
+                    if self.unavailable_reason is not None:
                         await self._probe()
                     await self._sweep()
             except Exception:  # keep renewing: one hiccup must not orphan every job
@@ -176,7 +177,7 @@ class DockerEngine:
             if await self._book.lease(record.job_id):
                 logger.info("compute job %s was interrupted by a restart", record.job_id)
                 await self._book.finish(record.job_id, INTERRUPTED)
-        if self.unavailable is None:
+        if self.unavailable_reason is None:
             await self._remove_orphans()
 
     async def _remove_orphans(self) -> None:
@@ -208,6 +209,14 @@ class DockerEngine:
                                               if a.env_id == env.id and a.running))
                 for env in self._envs.values()]
 
+    async def unavailable(self) -> DockerUnavailableError | None:
+        """503 ``docker_unavailable`` while the daemon does not answer (probed at start
+        and every few seconds), else None."""
+        await self.open()
+        if self.unavailable_reason is None:
+            return None
+        return DockerUnavailableError(f"Compute is unavailable: {self.unavailable_reason}.")
+
     def check_container(self, container: Any) -> None:
         """400 ``unsupported_image`` unless ``container`` names a valid image
         (and checksum, when required) and an entrypoint."""
@@ -226,8 +235,9 @@ class DockerEngine:
         self.check_container(spec.algorithm.container)
         ref = parse_image(spec.algorithm.container,
                           require_checksum=self.options.require_checksum)
-        if self.unavailable is not None:
-            raise DockerUnavailableError(f"Compute is unavailable: {self.unavailable}.")
+        refusal = await self.unavailable()
+        if refusal is not None:
+            raise refusal
         if not JOB_ID.match(spec.job_id) or await self._book.store.get_job(spec.job_id):
             raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
         try:

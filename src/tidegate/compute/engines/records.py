@@ -161,7 +161,7 @@ def _log_result(size: int) -> JobResult:
     return JobResult(filename="algorithm.log", filesize=size, type="algorithmLog", index=0)
 
 
-async def _at_most(chunks: AsyncGenerator[bytes, None], size: int) -> AsyncIterator[bytes]:
+async def _at_most(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
     """The first ``size`` bytes: a log still growing must match the announced length."""
     left = size
     try:
@@ -171,5 +171,6 @@ async def _at_most(chunks: AsyncGenerator[bytes, None], size: int) -> AsyncItera
             yield chunk[:left]
             left -= len(chunk)
     finally:
-        await chunks.aclose()  # closes the file at once, also when cut short
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()  # closes the file at once, also when cut short
 

@@ -31,10 +31,12 @@ from tests.unit.compute.docker.conftest import (
     job_containers,
 )
 from tidegate.compute.engines.base import JobInput
-from tidegate.compute.engines.docker import DockerEngine
+from tidegate.compute.engines.docker import DockerEngine, DockerUnavailableError
 from tidegate.compute.engines.docker_images import ImageCheckError
 from tidegate.compute.engines.records import INTERRUPTED
 from tidegate.compute.jobs import JobStatus
+from tidegate.files.objects import StorageContext
+from tidegate.stores.sqlite import SqliteStore
 
 INPUT = bytes(range(256)) * 8
 
@@ -291,3 +293,21 @@ async def test_a_restart_removes_the_container_of_a_killed_tidegate_and_fails_it
     while await job_containers(docker, job_id):
         assert time.monotonic() < deadline, "the orphaned container was not removed"
         await asyncio.sleep(0.1)
+
+
+async def test_without_a_daemon_jobs_are_refused_with_503(
+        store: SqliteStore, storage: StorageContext, tmp_path: Path) -> None:
+    """A real client to a socket no daemon listens on (nothing is faked)."""
+    absent = aiodocker.Docker(url=f"unix://{tmp_path}/no-daemon.sock")
+    engine = DockerEngine(store, storage, [docker_environment()], tmp_path / "compute", absent)
+    try:
+        refusal = await engine.unavailable()
+        assert refusal is not None and refusal.status == 503
+        assert refusal.code == "docker_unavailable"
+        assert "does not answer" in refusal.message and "no-daemon" not in refusal.message
+        with pytest.raises(DockerUnavailableError):
+            await engine.start(spec(docker_environment(), code="echo", container=BUSYBOX))
+        assert await engine.jobs(None, None, None) == []
+    finally:
+        await engine.close()
+        await absent.close()
