@@ -22,6 +22,7 @@ Every job's container, whatever the image asks for:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,7 +32,8 @@ from tidegate.compute.runtimes import ALGORITHM_PATH, entrypoint_argv
 from tidegate.compute.sandbox import Limits
 from tidegate.compute.workspace import Workspace
 
-__all__ = ["INSTANCE_LABEL", "JOB_LABEL", "DockerOptions", "container_config"]
+__all__ = ["INSTANCE_LABEL", "JOB_LABEL", "DockerOptions", "container_config", "grant_outputs",
+           "limits_of"]
 
 JOB_LABEL: Final = "org.tidegate.job"
 INSTANCE_LABEL: Final = "org.tidegate.instance"
@@ -127,6 +129,21 @@ def container_config(spec: JobSpec, image_id: str, workspace: Workspace, limits:
             "AutoRemove": False,  # removed by the engine once its state and log are read
         },
     }
+
+
+def grant_outputs(workspace: Workspace, user: str) -> None:
+    """Let the container's user write ``outputs`` and ``logs`` (only those).
+
+    Without root (a member of the docker group) ownership cannot be given: the two
+    directories become writable by all, reachable only through the container's mounts
+    (the job's directory itself stays 0700).
+    """
+    uid, _, gid = user.partition(":")
+    for path in (workspace.outputs, workspace.logs):
+        try:
+            os.chown(path, int(uid), int(gid or uid))
+        except PermissionError:
+            path.chmod(0o777)
 
 
 def limits_of(limits: Limits, options: DockerOptions) -> Limits:

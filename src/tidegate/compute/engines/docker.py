@@ -26,13 +26,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import aiodocker
 from aiodocker.exceptions import DockerError
@@ -42,6 +41,7 @@ from tidegate.compute.engines.container_spec import (
     JOB_LABEL,
     DockerOptions,
     container_config,
+    grant_outputs,
     limits_of,
 )
 from tidegate.compute.engines.docker_images import (
@@ -53,12 +53,13 @@ from tidegate.compute.engines.docker_images import (
     verify_checksum,
 )
 from tidegate.compute.engines.docker_run import ContainerRun
+from tidegate.compute.engines.queueing import ActiveJob, cancel, until_stopped, wait_for_slot
 from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import FINISHED, JobRecord, JobStatus
 from tidegate.compute.runtimes import entrypoint_argv
 from tidegate.compute.sandbox import SandboxOptions, limits_for
-from tidegate.compute.workspace import Workspace, provision
+from tidegate.compute.workspace import provision
 from tidegate.errors import BadRequestError, ServiceUnavailableError
 from tidegate.files.objects import StorageContext
 from tidegate.stores.base import Store
@@ -67,7 +68,7 @@ __all__ = ["DockerEngine", "DockerUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
+_Active = ActiveJob[ContainerRun]
 _STOPPED: Final = "Job stopped"
 
 
@@ -75,22 +76,6 @@ class DockerUnavailableError(ServiceUnavailableError):
     """The Docker daemon does not answer: jobs are refused until it does."""
 
     code = "docker_unavailable"
-
-
-@dataclass
-class _Active:
-    job_id: str
-    env_id: str
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    running: bool = False
-    task: asyncio.Task[None] | None = None
-    run: ContainerRun | None = None
-
-
-async def _cancel(task: asyncio.Future[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
 
 
 class DockerEngine:
@@ -146,13 +131,17 @@ class DockerEngine:
             self.unavailable_reason = None
 
     async def close(self) -> None:
-        """Kill running jobs (their containers are removed; marked failed)."""
+        """Kill running jobs: marked failed, their containers removed before this returns."""
         if self._maintainer is not None:
-            await _cancel(self._maintainer)
-        tasks = [a.task for a in self._active.values() if a.task is not None]
+            await cancel(self._maintainer)
+        actives = list(self._active.values())
+        tasks = [a.task for a in actives if a.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for active in actives:  # a removal the cancellation cut short
+            if active.run is not None and not active.run.removed:
+                await active.run.remove()
 
     async def _maintain(self) -> None:
         rounds = 0
@@ -249,7 +238,7 @@ class DockerEngine:
         await self._book.lease(spec.job_id)
         record = self._book.new_record(spec)
         await self._book.save(record)
-        active = self._active[spec.job_id] = _Active(spec.job_id, env.id)
+        active = self._active[spec.job_id] = ActiveJob(spec.job_id, env.id)
         active.task = asyncio.create_task(self._run(spec, env, ref, active))
         return record
 
@@ -302,7 +291,8 @@ class DockerEngine:
                    active: _Active) -> None:
         job_id = spec.job_id
         try:
-            if not await self._wait_for_slot(env, active):
+            if not await wait_for_slot(self._slots[env.id], active,
+                                       lambda: self._stopped(active)):
                 await self._book.finish(job_id, _STOPPED, stopped=True)
                 return
             try:
@@ -323,39 +313,10 @@ class DockerEngine:
         finally:
             self._active.pop(job_id, None)
 
-    async def _wait_for_slot(self, env: Environment, active: _Active) -> bool:
-        """Queue for a slot of ``env``; False if the job was stopped while waiting."""
-        acquire = asyncio.ensure_future(self._slots[env.id].acquire())
-        while True:
-            stopped = asyncio.ensure_future(active.stop.wait())
-            done, _ = await asyncio.wait({acquire, stopped}, timeout=1.0,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            await _cancel(stopped)
-            if acquire in done and not active.stop.is_set():
-                return True
-            if acquire in done or active.stop.is_set() or await self._stopped(active):
-                await _cancel(acquire)
-                if acquire.done() and not acquire.cancelled():
-                    self._slots[env.id].release()  # acquired just before the stop
-                return False
-
     async def _stopped(self, active: _Active) -> bool:
         if await self._book.stop_requested(active.job_id):
             active.stop.set()
         return active.stop.is_set()
-
-    async def _until_stopped(self, work: Awaitable[_T], active: _Active,
-                             limit: float) -> tuple[str, _T | None]:
-        """``("done", result)``, ``("stopped", None)`` or ``("timeout", None)``."""
-        task = asyncio.ensure_future(work)
-        stopped = asyncio.ensure_future(active.stop.wait())
-        done, _ = await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED,
-                                     timeout=limit)
-        await _cancel(stopped)
-        if task in done:
-            return "done", task.result()
-        await _cancel(task)
-        return ("stopped" if active.stop.is_set() else "timeout"), None
 
     async def _execute(self, spec: JobSpec, env: Environment, ref: ImageRef,
                        active: _Active) -> None:
@@ -364,21 +325,21 @@ class DockerEngine:
         await asyncio.to_thread(workspace.create)
         await self._book.update(job_id, JobStatus.CONFIGURING_VOLUMES)
         limits = limits_of(limits_for(env, spec.max_duration, SandboxOptions()), self.options)
-        outcome, failure = await self._until_stopped(
+        outcome, failure = await until_stopped(
             provision(spec, workspace, self._storage, limits.disk_bytes), active,
             max(60.0, limits.wall_seconds))
         if outcome != "done" or failure is not None:
             await self._fail_provisioning(job_id, outcome, failure, (
                 JobStatus.DATA_PROVISIONING_FAILED, "Timed out fetching the inputs."))
             return
-        outcome, image = await self._until_stopped(self._image(ref), active,
+        outcome, image = await until_stopped(self._image(ref), active,
                                                    self.options.pull_timeout + 30)
         if outcome != "done" or image is None or isinstance(image, tuple):
             await self._fail_provisioning(
                 job_id, outcome, image if isinstance(image, tuple) else None,
                 (JobStatus.ALGORITHM_PROVISIONING_FAILED, "Timed out pulling the image."))
             return
-        await asyncio.to_thread(_grant, workspace, self.options.user)
+        await asyncio.to_thread(grant_outputs, workspace, self.options.user)
         config = container_config(
             spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
             allow_network=spec.allow_network and env.allow_network,
@@ -427,18 +388,3 @@ class DockerEngine:
             await self._book.finish(job_id, on_timeout[1], on_timeout[0])
         elif failure is not None:
             await self._book.finish(job_id, failure[1], failure[0])
-
-
-def _grant(workspace: Workspace, user: str) -> None:
-    """Let the container's user write ``outputs`` and ``logs`` (only those).
-
-    Without root (a member of the docker group) ownership cannot be given: the two
-    directories become writable by all, reachable only through the container's mounts
-    (the job's directory itself stays 0700).
-    """
-    uid, _, gid = user.partition(":")
-    for path in (workspace.outputs, workspace.logs):
-        try:
-            os.chown(path, int(uid), int(gid or uid))
-        except PermissionError:
-            path.chmod(0o777)

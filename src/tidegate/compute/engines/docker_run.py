@@ -80,15 +80,23 @@ class ContainerRun:
                 await self._container.kill(signal="SIGKILL")
 
     async def remove(self) -> None:
-        """Kill and remove the container and its anonymous volumes (also if cancelled)."""
+        """Kill and remove the container and its anonymous volumes.
+
+        If cancelled meanwhile, the container is still known: calling this again (the
+        engine's close does) finishes the job.
+        """
         if self._log_task is not None:
             self._log_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._log_task
         if self._container is not None:
-            container, self._container = self._container, None
             with contextlib.suppress(DockerError):
-                await asyncio.shield(container.delete(force=True, v=True))
+                await self._container.delete(force=True, v=True)
+            self._container = None
+
+    @property
+    def removed(self) -> bool:
+        return self._container is None
 
     async def watch(self, should_stop: Callable[[], Awaitable[bool]]) -> Ending:
         """Wait for the exit; kill on the wall clock, the outputs quota or a stop."""
@@ -119,7 +127,9 @@ class ContainerRun:
                 waiter.cancel()
         await self._drain_log()
         state = await self._state()
-        return self._ending(reason, state)
+        over_quota = await asyncio.to_thread(
+            lambda: self._workspace.outputs_size() > self._limits.disk_bytes)
+        return self._ending(reason, state, over_quota)
 
     async def _state(self) -> dict[str, Any]:
         assert self._container is not None
@@ -129,7 +139,7 @@ class ContainerRun:
             return {}
         return dict(shown.get("State") or {})
 
-    def _ending(self, reason: str | None, state: dict[str, Any]) -> Ending:
+    def _ending(self, reason: str | None, state: dict[str, Any], over_quota: bool) -> Ending:
         limits = self._limits
         if reason == "stopped":
             return Ending("Job stopped", stopped=True)
@@ -141,8 +151,7 @@ class ContainerRun:
             return Ending(f"Memory limit exceeded ({limits.memory_bytes // _MIB} MB): the "
                           f"algorithm was killed for running out of memory.",
                           limit="memory", exit_code=code)
-        if reason == "disk" or code == 128 + signal.SIGXFSZ or (
-                self._workspace.outputs_size() > limits.disk_bytes):
+        if reason == "disk" or code == 128 + signal.SIGXFSZ or over_quota:
             return Ending(f"Disk limit exceeded: outputs may total {limits.disk_bytes} bytes.",
                           limit="disk", exit_code=code)
         if code == 0:

@@ -311,3 +311,15 @@ async def test_without_a_daemon_jobs_are_refused_with_503(
     finally:
         await engine.close()
         await absent.close()
+
+
+async def test_closing_tidegate_kills_and_removes_running_containers(
+        make_docker_engine: DockerFactory, docker: aiodocker.Docker) -> None:
+    engine = await make_docker_engine()
+    job = spec(docker_environment(), code="sleep 60", container=BUSYBOX)
+    await engine.start(job)
+    await wait_status(engine, job.job_id, {JobStatus.RUNNING}, within=60)
+    await engine.close()
+    assert await job_containers(docker, job.job_id) == []
+    [record] = await engine.jobs(None, job.job_id, None)
+    assert record.detail == "Interrupted: Tidegate shut down during the job."
