@@ -7,9 +7,9 @@ Every job's container, whatever the image asks for:
   ``no-new-privileges`` and the daemon's default seccomp profile (never ``unconfined``);
 - sees of the host only the job's workspace: ``/data/inputs``, ``/data/ddos`` and
   ``/data/transformations`` read-only, ``/data/outputs`` and ``/data/logs`` writable,
-  plus a size-capped ``/tmp`` tmpfs (each ``VOLUME`` the image declares becomes such a
-  tmpfs too, so an image cannot open a writable, uncapped volume on the daemon's disk);
-  no Docker socket, no other bind, no device;
+  plus a size-capped ``/tmp`` tmpfs and ``/dev/shm`` of the same size (each ``VOLUME``
+  the image declares becomes such a tmpfs too, so an image cannot open a writable,
+  uncapped volume on the daemon's disk); no Docker socket, no other bind, no device;
 - has no network (``NetworkMode`` ``none``) unless the environment allows it;
 - is bounded: memory (= memory + swap, so no swap), CPUs (``NanoCpus``), processes
   (``PidsLimit``), open files, file size (the environment's disk) and no core dumps;
@@ -111,6 +111,8 @@ def container_config(spec: JobSpec, image_id: str, workspace: Workspace, limits:
             "Privileged": False,
             "PublishAllPorts": False,
             "IpcMode": "private",
+            # /dev/shm (POSIX shared memory, multiprocessing) is a tmpfs too: capped.
+            "ShmSize": limits.tmp_bytes,
             "Memory": memory,
             "MemorySwap": memory,
             "OomKillDisable": False,

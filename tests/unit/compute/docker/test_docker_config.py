@@ -140,7 +140,7 @@ def test_the_container_specification_is_hardened(tmp_path: Path) -> None:
     assert host["NanoCpus"] == 2_000_000_000 and host["PidsLimit"] == 32
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {
         "nofile": 128, "fsize": 10 * 2**20, "core": 0}
-    assert set(host["Tmpfs"]) == {"/tmp", "/var/data"}
+    assert set(host["Tmpfs"]) == {"/tmp", "/var/data"} and host["ShmSize"] == 8 * 2**20
     assert all(f"size={8 * 2**20}" in o for o in host["Tmpfs"].values())
     mounts = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in host["Mounts"]}
     assert mounts == {

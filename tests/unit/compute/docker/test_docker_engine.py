@@ -128,12 +128,15 @@ except OSError:
     report["dns"] = "failed"
 report["interfaces"] = sorted(os.listdir("/sys/class/net"))
 for path in ("/x", "/etc/x", "/usr/x", "/data/x", "/data/inputs/x", "/data/ddos/x",
-             "/data/transformations/x", "/tmp/ok", "/data/logs/ok", "/data/outputs/ok"):
+             "/data/transformations/x", "/tmp/ok", "/data/logs/ok", "/data/outputs/ok",
+             "/dev/shm/ok"):
     try:
         open(path, "w").write("x")
         report[path] = "written"
     except OSError as exc:
         report[path] = errno.errorcode[exc.errno]
+stat = os.statvfs("/dev/shm")
+report["shm_bytes"] = stat.f_blocks * stat.f_frsize
 report["docker.sock"] = os.path.exists("/var/run/docker.sock") or os.path.exists(
     "/run/tidegate-test-docker/docker.sock")
 report["caps"] = [line for line in open("/proc/self/status")
@@ -156,7 +159,8 @@ async def test_no_network_no_writes_outside_outputs_no_capabilities(
                  "/data/transformations/x"):
         assert report[path] in ("EROFS", "EACCES"), (path, report[path])
     assert report["/tmp/ok"] == report["/data/logs/ok"] == report["/data/outputs/ok"] \
-        == "written"
+        == report["/dev/shm/ok"] == "written"
+    assert report["shm_bytes"] == 8 * 1024 * 1024  # TEST_OPTIONS.tmp_bytes
     assert report["docker.sock"] is False
     caps = {line.split(":")[0]: line.split(":")[1].strip() for line in report["caps"]}
     assert caps["CapEff"] == caps["CapBnd"] == "0000000000000000"
