@@ -56,7 +56,7 @@ _SETTING: Final = "TIDEGATE_COMPUTE_ENVIRONMENTS"
 _KEYS: Final = frozenset({"id", "chainId", "cpu", "cpuNumber", "ramGB", "diskGB", "maxJobs",
                           "maxJobDuration", "priceMin", "feeToken", "allowNetwork",
                           "description", "desc", "consumerAddress", "storageExpiry",
-                          "engine"})
+                          "engine", "allowedImages"})
 _ENGINES: Final = ("local", "docker")
 
 
@@ -138,6 +138,12 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
     if engine == "docker" and default_engine != "docker":
         raise ConfigurationError(f"{where}.engine is docker but no Docker daemon is "
                                  "configured (DOCKER_HOST)")
+    allowed = entry.get("allowedImages", [])
+    if not isinstance(allowed, list) or not all(isinstance(p, str) and p.strip()
+                                                for p in allowed):
+        raise ConfigurationError(f"{where}.allowedImages must be a list of image patterns")
+    if allowed and engine != "docker":
+        raise ConfigurationError(f"{where}.allowedImages needs engine docker")
     return Environment(
         id=env_id, chain_id=chain.chain_id,
         consumer_address=_address(entry, "consumerAddress", chain.compute_address, where),
@@ -151,7 +157,8 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
         max_job_duration=_number(entry, "maxJobDuration", 600, where, integer=True,
                                  minimum=1),
         storage_expiry=_number(entry, "storageExpiry", 86400, where, integer=True),
-        description=description, allow_network=allow_network, engine=engine)
+        description=description, allow_network=allow_network, engine=engine,
+        allowed_images=tuple(p.strip() for p in allowed))
 
 
 def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
@@ -160,7 +167,8 @@ def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
 
     Each entry: ``{"id", "chainId", "cpu"?, "ramGB"?, "diskGB"?, "maxJobs"?,
     "maxJobDuration"? (s), "priceMin"? (per minute, fee-token units), "feeToken"?,
-    "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?, "engine"?}``;
+    "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?, "engine"?,
+    "allowedImages"? (Docker: glob patterns of image references)}``;
     ``engine`` defaults to ``default_engine`` (``docker`` needs it to be ``docker``,
     i.e. a configured daemon). Raises ConfigurationError naming the bad entry (ids must
     be unique).

@@ -47,6 +47,7 @@ from tidegate.compute.engines.container_spec import (
 from tidegate.compute.engines.docker_images import (
     ImageCheckError,
     ImageRef,
+    check_allowed,
     ensure_image,
     inspect_image,
     parse_image,
@@ -214,8 +215,9 @@ class DockerEngine:
 
     async def start(self, spec: JobSpec) -> JobRecord:
         """Persist and queue the job; raises before persisting anything if the
-        environment, container or job id is refused (400), the image the daemon has does
-        not match the checksum (400 ``image_checksum_mismatch``), or no daemon (503)."""
+        environment, container, image (``allowedImages``: 400 ``image_not_allowed``) or
+        job id is refused (400), the image the daemon has does not match the checksum
+        (400 ``image_checksum_mismatch``), or no daemon (503)."""
         await self.open()
         env = self._envs.get(spec.environment.id)
         if env is None:
@@ -224,6 +226,7 @@ class DockerEngine:
         self.check_container(spec.algorithm.container)
         ref = parse_image(spec.algorithm.container,
                           require_checksum=self.options.require_checksum)
+        check_allowed(ref, env.allowed_images)
         refusal = await self.unavailable()
         if refusal is not None:
             raise refusal

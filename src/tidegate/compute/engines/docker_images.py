@@ -14,8 +14,9 @@ credentials helpers. They say what failed in words of their own.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,8 +26,8 @@ from aiodocker.exceptions import DockerError
 from tidegate.compute.runtimes import UnsupportedImageError
 from tidegate.errors import BadRequestError
 
-__all__ = ["ImageCheckError", "ImageProblem", "ImageRef", "ensure_image", "parse_image",
-           "verify_checksum"]
+__all__ = ["ImageCheckError", "ImageNotAllowedError", "ImageProblem", "ImageRef",
+           "check_allowed", "ensure_image", "parse_image", "verify_checksum"]
 
 # The reference grammar of docker/distribution, without its rarely used corners:
 # [host[:port]/]component(/component)* with lowercase components.
@@ -36,6 +37,12 @@ _NAME: Final = re.compile(rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHECKSUM: Final = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+
+
+class ImageNotAllowedError(BadRequestError):
+    """The environment's ``allowedImages`` do not admit the image (400)."""
+
+    code = "image_not_allowed"
 
 
 class ImageCheckError(BadRequestError):
@@ -104,6 +111,18 @@ def parse_image(container: Mapping[str, Any], *, require_checksum: bool = False)
             "This provider runs only images pinned by container.checksum.")
     return ImageRef(name=name, tag=None if digest else (tag or "latest"),
                     digest=digest or None, checksum=checksum)
+
+
+def check_allowed(ref: ImageRef, patterns: Sequence[str]) -> None:
+    """Raise :class:`ImageNotAllowedError` unless ``ref`` matches one of ``patterns``.
+
+    A pattern is a glob over the reference as written (``name:tag`` or
+    ``name@sha256:…``): ``ubuntu:*``, ``registry.example:5000/team/*``,
+    ``*@sha256:*`` (only digests). No patterns: any image.
+    """
+    if patterns and not any(fnmatch.fnmatchcase(ref.reference, p) for p in patterns):
+        raise ImageNotAllowedError(
+            f"The image {ref.reference} is not allowed in this compute environment.")
 
 
 def image_digests(inspect: Mapping[str, Any]) -> set[str]:

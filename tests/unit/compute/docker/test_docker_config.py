@@ -23,6 +23,8 @@ from tidegate.compute.engines.container_spec import (
 )
 from tidegate.compute.engines.docker_images import (
     ImageCheckError,
+    ImageNotAllowedError,
+    check_allowed,
     parse_image,
     verify_checksum,
 )
@@ -155,3 +157,19 @@ def test_the_container_specification_is_hardened(tmp_path: Path) -> None:
     assert networked["HostConfig"]["NetworkMode"] == "jobs"
     assert networked["NetworkDisabled"] is False
     assert json.loads(json.dumps(config)) == config  # a plain JSON body
+
+
+def test_allowed_images_per_environment() -> None:
+    entries = [{"id": "a", "chainId": 8996, "allowedImages": ["ubuntu:*", "reg:5000/team/*"]}]
+    [env] = compute_environments(entries, CHAINS, "docker")
+    assert env.allowed_images == ("ubuntu:*", "reg:5000/team/*")
+    check_allowed(parse_image({"image": "ubuntu", "tag": "22.04"}), env.allowed_images)
+    check_allowed(parse_image({"image": f"reg:5000/team/algo@sha256:{HEX}"}), env.allowed_images)
+    with pytest.raises(ImageNotAllowedError) as refused:
+        check_allowed(parse_image({"image": "python"}), env.allowed_images)
+    assert refused.value.status == 400 and refused.value.code == "image_not_allowed"
+    check_allowed(parse_image({"image": "python"}), ())  # no patterns: any image
+    for bad in ({"allowedImages": "ubuntu"}, {"allowedImages": [""]},
+                {"allowedImages": ["x"], "engine": "local"}):
+        with pytest.raises(ConfigurationError, match="allowedImages"):
+            compute_environments([{"id": "a", "chainId": 8996, **bad}], CHAINS, "docker")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import aiodocker
@@ -24,6 +26,7 @@ from tests.unit.compute.conftest import (
 )
 from tests.unit.compute.docker.conftest import (
     BUSYBOX,
+    TEST_OPTIONS,
     UBUNTU_NODE,
     UBUNTU_PYTHON,
     DockerFactory,
@@ -32,7 +35,7 @@ from tests.unit.compute.docker.conftest import (
 )
 from tidegate.compute.engines.base import JobInput
 from tidegate.compute.engines.docker import DockerEngine, DockerUnavailableError
-from tidegate.compute.engines.docker_images import ImageCheckError
+from tidegate.compute.engines.docker_images import ImageCheckError, ImageNotAllowedError
 from tidegate.compute.engines.records import INTERRUPTED
 from tidegate.compute.jobs import JobStatus
 from tidegate.files.objects import StorageContext
@@ -327,3 +330,34 @@ async def test_closing_tidegate_kills_and_removes_running_containers(
     assert await job_containers(docker, job.job_id) == []
     [record] = await engine.jobs(None, job.job_id, None)
     assert record.detail == "Interrupted: Tidegate shut down during the job."
+
+
+async def test_an_image_outside_the_environments_allowed_images_is_refused(
+        make_docker_engine: DockerFactory) -> None:
+    env = docker_environment(allowed_images=("ubuntu:*",))
+    engine = await make_docker_engine(env)
+    with pytest.raises(ImageNotAllowedError):
+        await engine.start(spec(env, code="echo", container=BUSYBOX))
+    job = spec(env, code="print('allowed')", container=UBUNTU_PYTHON)
+    await engine.start(job)
+    assert (await finished(engine, job.job_id, within=60)).detail == ""
+
+
+async def test_a_registry_that_never_answers_ends_the_pull_at_its_timeout(
+        make_docker_engine: DockerFactory) -> None:
+    """A real TCP listener on loopback that accepts and never answers (a stuck registry)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        engine = await make_docker_engine(options=replace(TEST_OPTIONS, pull_timeout=1.0))
+        stuck = {"image": f"127.0.0.1:{port}/tidegate-test/stuck", "tag": "1",
+                 "entrypoint": "sh $ALGO"}
+        job = spec(docker_environment(), code="echo never", container=stuck)
+        started = time.monotonic()
+        await engine.start(job)
+        record = await finished(engine, job.job_id, within=30)
+    assert record.status == JobStatus.ALGORITHM_PROVISIONING_FAILED
+    assert record.detail == (f"Could not pull the image 127.0.0.1:{port}/tidegate-test/stuck:1:"
+                             " timed out after 1 s."), record.detail
+    assert time.monotonic() - started < 10
