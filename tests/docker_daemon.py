@@ -32,3 +32,7 @@ async def daemon_or_skip() -> aiodocker.Docker:
 
 REGISTRY = os.environ.get("TIDEGATE_TEST_REGISTRY", "127.0.0.1:5055")
 """The test registry (loopback); it holds ``tidegate-test/pulled:1`` (busybox)."""
+PRIVATE_REGISTRY = os.environ.get("TIDEGATE_TEST_PRIVATE_REGISTRY", "127.0.0.1:5056")
+"""The test registry that wants credentials; it holds ``tidegate-test/private:1``."""
+PRIVATE_CREDENTIALS = ("tidegate", "tidegate-test-registry")
+"""Test-only (tools/dockerd/start.sh publishes them): the registry holds a busybox copy."""

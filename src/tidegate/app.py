@@ -97,6 +97,9 @@ def docker_options(settings: Settings) -> DockerOptions | None:
     return DockerOptions(user=settings.docker_user, network=settings.docker_network,
                          pull_timeout=settings.docker_pull_timeout,
                          require_checksum=settings.docker_require_checksum,
+                         registry_auth={registry: (user, password.get_secret_value())
+                                        for registry, (user, password)
+                                        in settings.docker_registry_auth.items()},
                          max_processes=max(1, settings.compute_max_processes),
                          tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024)
 

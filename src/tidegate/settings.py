@@ -60,7 +60,7 @@ _PROBLEM: Final = "tidegate_setting"
 # Read as SecretStr straight from the environment (see _Environment).
 _SECRET_VARIABLES: Final = frozenset({
     "PROVIDER_PRIVATE_KEY", "UNIVERSAL_PRIVATE_KEY", "TIDEGATE_AUTH_TOKEN_SECRET",
-    "TIDEGATE_DATABASE_URL"})
+    "TIDEGATE_DATABASE_URL", "TIDEGATE_DOCKER_REGISTRY_AUTH"})
 # Set empty, these mean "off" (flags) or "none" (gateways); any other empty variable is unset.
 _EMPTY_IS_A_VALUE: Final = frozenset({
     "IPFS_GATEWAY", "ARWEAVE_GATEWAY", "TIDEGATE_ALLOW_PRIVATE_URLS", "ALLOW_NON_PUBLIC_IP",
@@ -202,6 +202,26 @@ def _docker_network(value: Any) -> str:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", text) or text in ("host",):
         raise _problem("must be a Docker network name other than host")
     return text
+
+
+_REGISTRY_RE: Final = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _registry_auth(value: Any) -> dict[str, tuple[str, SecretStr]]:
+    """``{"registry.example:5000": {"username": ..., "password": ...}}`` (never echoed)."""
+    try:
+        decoded = json.loads(_text(value))
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict) or not all(
+            isinstance(registry, str) and _REGISTRY_RE.match(registry)
+            and isinstance(entry, dict) and set(entry) == {"username", "password"}
+            and all(isinstance(v, str) and v for v in entry.values())
+            for registry, entry in decoded.items()):
+        raise _problem('must be a JSON object {"registry[:port]": {"username": ..., '
+                       '"password": ...}}')
+    return {registry: (entry["username"], SecretStr(entry["password"]))
+            for registry, entry in decoded.items()}
 
 
 def _path(value: Any) -> Path:
@@ -486,6 +506,10 @@ class Settings(BaseSettings):
     docker_pull_timeout: Seconds = Field(600.0, validation_alias="TIDEGATE_DOCKER_PULL_TIMEOUT")
     docker_require_checksum: Flag = Field(
         False, validation_alias="TIDEGATE_DOCKER_REQUIRE_CHECKSUM")
+    docker_registry_auth: Annotated[dict[str, tuple[str, SecretStr]],
+                                    BeforeValidator(_registry_auth)] = Field(
+        default_factory=dict, validation_alias="TIDEGATE_DOCKER_REGISTRY_AUTH", repr=False)
+    """Registry -> (username, password) for pulls (``TIDEGATE_DOCKER_REGISTRY_AUTH``)."""
     rate_limit: Annotated[RateLimitSettings, SkipValidation] = Field(
         default_factory=RateLimitSettings)
     """``TIDEGATE_RATE_LIMIT*``, ``TIDEGATE_TRUSTED_PROXIES``, ``TIDEGATE_REDIS_URL`` (read by

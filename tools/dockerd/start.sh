@@ -23,6 +23,7 @@
 #   TIDEGATE_TEST_DOCKER_CACHE  rootfs tarball cache             (<repo>/.cache/docker)
 #   TIDEGATE_TEST_DEBIAN_MIRROR Debian mirror for mmdebstrap     (http://deb.debian.org/debian)
 #   TIDEGATE_TEST_REGISTRY_PORT the registry's port on 127.0.0.1 (5055)
+#   TIDEGATE_TEST_PRIVATE_REGISTRY_PORT the port of the one with credentials (5056)
 # Tests find the daemon at unix://$TIDEGATE_TEST_DOCKER_RUN/docker.sock
 # (TIDEGATE_TEST_DOCKER_HOST overrides it in the tests).
 set -euo pipefail
@@ -34,6 +35,10 @@ data_dir="${TIDEGATE_TEST_DOCKER_DATA:-/var/lib/tidegate-test-docker}"
 cache_dir="${TIDEGATE_TEST_DOCKER_CACHE:-$repo/.cache/docker}"
 mirror="${TIDEGATE_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 registry_port="${TIDEGATE_TEST_REGISTRY_PORT:-5055}"
+private_port="${TIDEGATE_TEST_PRIVATE_REGISTRY_PORT:-5056}"
+# A test-only credential, published here on purpose: the registry holds a busybox copy.
+private_user=tidegate
+private_password=tidegate-test-registry
 socket="$run_dir/docker.sock"
 pidfile="$run_dir/dockerd.pid"
 log="$run_dir/dockerd.log"
@@ -57,11 +62,14 @@ stop() {
   else
     say "no dockerd of ours is running"
   fi
-  if [ -f "$run_dir/registry.pid" ] && kill -0 "$(cat "$run_dir/registry.pid")" 2>/dev/null; then
-    kill "$(cat "$run_dir/registry.pid")"
-    rm -f "$run_dir/registry.pid"
-    say "stopped the registry"
-  fi
+  local pidfile_of
+  for pidfile_of in "$run_dir/registry.pid" "$run_dir/private-registry/pid"; do
+    if [ -f "$pidfile_of" ] && kill -0 "$(cat "$pidfile_of")" 2>/dev/null; then
+      kill "$(cat "$pidfile_of")"
+      rm -f "$pidfile_of"
+      say "stopped a registry"
+    fi
+  done
 }
 
 install_packages() {
@@ -196,6 +204,40 @@ start_registry() {
   docker rmi "$pulled" >/dev/null 2>&1 || true  # the tests pull it
 }
 
+# A second registry that wants credentials (htpasswd, bcrypt from Python's crypt): it
+# holds tidegate-test/private:1 for the registry-credentials tests. The client logs in
+# with a config directory of its own (root's ~/.docker is never touched).
+private_registry() {
+  local port=$private_port dir="$run_dir/private-registry"
+  if ! timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+    mkdir -p "$data_dir/private-registry" "$dir"
+    python3 -W ignore -c 'import crypt, sys
+print(sys.argv[1] + ":" + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+      "$private_user" "$private_password" >"$dir/htpasswd"
+    printf '%s\n' "version: 0.1" "log: {level: warn}" "storage:" \
+      "  filesystem: {rootdirectory: $data_dir/private-registry}" \
+      "http: {addr: \"127.0.0.1:$port\"}" \
+      "auth: {htpasswd: {realm: tidegate-test, path: $dir/htpasswd}}" >"$dir/config.yml"
+    setsid docker-registry serve "$dir/config.yml" </dev/null >>"$dir/log" 2>&1 9>&- &
+    echo $! >"$dir/pid"
+    for _ in $(seq 1 50); do
+      timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && break; sleep 0.1
+    done
+    say "private registry answers on 127.0.0.1:$port"
+  fi
+  local private="127.0.0.1:$port/tidegate-test/private:1"
+  export DOCKER_CONFIG="$dir/client"
+  echo "$private_password" | docker login -u "$private_user" --password-stdin \
+    "127.0.0.1:$port" >/dev/null 2>&1 || fail "could not log in to the private registry"
+  if ! docker manifest inspect --insecure "$private" >/dev/null 2>&1; then
+    docker tag tidegate-test/busybox:1 "$private"
+    docker push "$private" >/dev/null
+    say "pushed $private"
+  fi
+  docker rmi "$private" >/dev/null 2>&1 || true  # the tests pull it
+  unset DOCKER_CONFIG
+}
+
 # One probe container: the daemon can really run a hardened job here.
 probe() {
   local out
@@ -219,6 +261,7 @@ main() {
   busybox_image
   debian_image
   start_registry
+  private_registry
   probe
   say "ready: DOCKER_HOST=unix://$socket"
 }

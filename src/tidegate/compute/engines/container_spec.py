@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from tidegate.compute.engines.base import JobSpec
+from tidegate.compute.engines.docker_images import names_registry
 from tidegate.compute.runtimes import ALGORITHM_PATH, entrypoint_argv
 from tidegate.compute.sandbox import Limits
 from tidegate.compute.workspace import Workspace
@@ -57,6 +58,14 @@ class DockerOptions:
     log_bytes: int = 16 * _MIB
     """The algorithm log is cut beyond this size (with a note saying so)."""
     poll_interval: float = 0.2
+    registry_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    """Registry (``host[:port]``) -> (username, password) sent when pulling from it."""
+
+    def auth_for(self, image_name: str) -> dict[str, str] | None:
+        """The credentials of the registry ``image_name`` names, if any are configured."""
+        registry = image_name.partition("/")[0] if names_registry(image_name) else "docker.io"
+        found = self.registry_auth.get(registry)
+        return {"username": found[0], "password": found[1]} if found else None
 
 
 def _mounts(workspace: Workspace) -> list[dict[str, Any]]:

@@ -372,7 +372,8 @@ class DockerEngine:
     async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
         """The checked image, or ``(32, detail)``."""
         image, problem = await ensure_image(self._docker, ref,
-                                            pull_timeout=self.options.pull_timeout)
+                                            pull_timeout=self.options.pull_timeout,
+                                            auth=self.options.auth_for(ref.name))
         if problem is not None or image is None:
             return (JobStatus.ALGORITHM_PROVISIONING_FAILED,
                     problem.detail if problem else "The image is not available.")

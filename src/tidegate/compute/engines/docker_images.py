@@ -27,7 +27,7 @@ from tidegate.compute.runtimes import UnsupportedImageError
 from tidegate.errors import BadRequestError
 
 __all__ = ["ImageCheckError", "ImageNotAllowedError", "ImageProblem", "ImageRef",
-           "check_allowed", "ensure_image", "parse_image", "verify_checksum"]
+           "check_allowed", "ensure_image", "names_registry", "parse_image", "verify_checksum"]
 
 # The reference grammar of docker/distribution, without its rarely used corners:
 # [host[:port]/]component(/component)* with lowercase components.
@@ -153,9 +153,16 @@ async def inspect_image(docker: aiodocker.Docker, ref: ImageRef) -> dict[str, An
         raise
 
 
+def names_registry(name: str) -> bool:
+    """True if ``name`` starts with a registry host (``reg.example/…``, ``host:5000/…``)."""
+    first, slash, _ = name.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
 def _pull_failure(exc: DockerError) -> str:
     text = exc.message.lower() if isinstance(exc.message, str) else ""
-    if exc.status in (401, 403) or "denied" in text or "unauthorized" in text:
+    if exc.status in (401, 403) or any(word in text for word in (
+            "denied", "unauthorized", "credentials", "authentication required")):
         return "the registry refused access (unknown image, or credentials needed)"
     if exc.status == 404 or "not found" in text or "manifest unknown" in text:
         return "the registry has no such image"
@@ -175,9 +182,12 @@ async def ensure_image(docker: aiodocker.Docker, ref: ImageRef, *, pull_timeout:
     found = await inspect_image(docker, ref)
     if found is not None:
         return found, None
+    reference = ref.reference
+    if auth and not names_registry(ref.name):
+        reference = f"docker.io/{reference}"  # credentials go to a named registry
     try:
         await asyncio.wait_for(
-            docker.images.pull(ref.reference, auth=dict(auth) if auth else None),
+            docker.images.pull(reference, auth=dict(auth) if auth else None),
             timeout=pull_timeout)
     except TimeoutError:
         return None, ImageProblem(

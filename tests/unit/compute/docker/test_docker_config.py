@@ -173,3 +173,22 @@ def test_allowed_images_per_environment() -> None:
                 {"allowedImages": ["x"], "engine": "local"}):
         with pytest.raises(ConfigurationError, match="allowedImages"):
             compute_environments([{"id": "a", "chainId": 8996, **bad}], CHAINS, "docker")
+
+
+def test_registry_credentials_setting(make_settings: Callable[..., Settings]) -> None:
+    value = json.dumps({"reg.example:5000": {"username": "bot", "password": "s3cret-pw"},
+                        "docker.io": {"username": "hub", "password": "hub-pw"}})
+    s = make_settings(DOCKER_HOST="unix:///run/d.sock", TIDEGATE_DOCKER_REGISTRY_AUTH=value)
+    options = compute_options(s).docker
+    assert options is not None
+    assert options.auth_for("reg.example:5000/team/algo") == {"username": "bot",
+                                                              "password": "s3cret-pw"}
+    assert options.auth_for("ubuntu") == options.auth_for("library/ubuntu") == {
+        "username": "hub", "password": "hub-pw"}
+    assert options.auth_for("other.example/x") is None
+    assert "s3cret-pw" not in repr(s) and "s3cret-pw" not in repr(options)
+    for bad in ('{"reg": {"username": "u"}}', '["x"]', '{"bad host/": {"username": "u", '
+                '"password": "s3cret-pw"}}'):
+        with pytest.raises(ConfigurationError, match="TIDEGATE_DOCKER_REGISTRY_AUTH") as e:
+            make_settings(TIDEGATE_DOCKER_REGISTRY_AUTH=bad)
+        assert "s3cret-pw" not in str(e.value)
