@@ -160,7 +160,8 @@ class DockerEngine:
                 logger.exception("compute lease renewal failed")
 
     async def _sweep(self) -> None:
-        """Fail unfinished jobs whose process is gone; remove containers no one runs."""
+        """Fail unfinished jobs whose process is gone; remove containers no one runs and
+        the files of jobs past ``storageExpiry``."""
         for record in await self._book.all():
             if record.status in FINISHED or record.job_id in self._active:
                 continue
@@ -169,6 +170,10 @@ class DockerEngine:
                 await self._book.finish(record.job_id, INTERRUPTED)
         if self.unavailable_reason is None:
             await self._remove_orphans()
+        expired = await self._book.expire(
+            {env.id: env.storage_expiry for env in self._envs.values()}, time.time())
+        if expired:
+            logger.info("compute: results of %d jobs expired (storageExpiry)", len(expired))
 
     async def _remove_orphans(self) -> None:
         try:

@@ -14,7 +14,7 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -134,6 +134,25 @@ class JobBook:
         record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
         record.date_finished = time.time()
         await self.save(record)
+
+    async def expire(self, storage_expiry: Mapping[str, int], now: float) -> list[str]:
+        """Remove the files of finished jobs kept past their environment's
+        ``storageExpiry`` (seconds; environment id -> seconds, others untouched).
+
+        The record stays as a tombstone (``removed``, no results), as after a delete.
+        Returns the ids of the jobs expired now.
+        """
+        expired: list[str] = []
+        for record in await self.all():
+            keep = storage_expiry.get(record.environment)
+            if (keep is None or record.removed or record.status not in FINISHED
+                    or record.date_finished is None or record.date_finished + keep > now):
+                continue
+            await asyncio.to_thread(self.workspace(record.job_id).remove)
+            record.removed, record.results = True, []
+            await self.save(record)
+            expired.append(record.job_id)
+        return expired
 
     async def stop_requested(self, job_id: str) -> bool:
         """True once the job was stopped, deleted or finished by anyone (the store)."""

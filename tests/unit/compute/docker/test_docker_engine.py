@@ -38,6 +38,7 @@ from tidegate.compute.engines.docker import DockerEngine, DockerUnavailableError
 from tidegate.compute.engines.docker_images import ImageCheckError, ImageNotAllowedError
 from tidegate.compute.engines.records import INTERRUPTED
 from tidegate.compute.jobs import JobStatus
+from tidegate.compute.workspace import ResultNotFoundError
 from tidegate.files.objects import StorageContext
 from tidegate.stores.sqlite import SqliteStore
 
@@ -361,3 +362,24 @@ async def test_a_registry_that_never_answers_ends_the_pull_at_its_timeout(
     assert record.detail == (f"Could not pull the image 127.0.0.1:{port}/tidegate-test/stuck:1:"
                              " timed out after 1 s."), record.detail
     assert time.monotonic() - started < 10
+
+
+async def test_results_disappear_after_storage_expiry(make_docker_engine: DockerFactory,
+                                                      tmp_path: Path) -> None:
+    env = docker_environment(storage_expiry=1)
+    engine = await make_docker_engine(env, lease_ttl=1.0)  # sweeps every second
+    job = spec(env, code="echo kept > /data/outputs/out", container=BUSYBOX)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.results and not record.removed
+    workspace = tmp_path / "compute" / "jobs" / job.job_id
+    assert workspace.is_dir()
+    deadline = time.monotonic() + 10
+    while not (await engine.jobs(OWNER, job.job_id, None))[0].removed:
+        assert time.monotonic() < deadline, "the results never expired"
+        await asyncio.sleep(0.1)
+    [expired] = await engine.jobs(OWNER, job.job_id, None)
+    assert expired.results == [] and expired.status == JobStatus.COMPLETED
+    assert not workspace.exists()
+    with pytest.raises(ResultNotFoundError):
+        await engine.result(OWNER, job.job_id, 0)
