@@ -101,7 +101,8 @@ def docker_options(settings: Settings) -> DockerOptions | None:
                                         for registry, (user, password)
                                         in settings.docker_registry_auth.items()},
                          max_processes=max(1, settings.compute_max_processes),
-                         tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024)
+                         tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024,
+                         min_free_bytes=settings.compute_min_free_mb * 1024 * 1024)
 
 
 def docker_client(settings: Settings) -> aiodocker.Docker | None:

@@ -492,6 +492,7 @@ class Settings(BaseSettings):
         None, validation_alias="TIDEGATE_COMPUTE_CGROUP_PARENT")
     """A cgroup path (inside the hierarchy) to create job cgroups under; None: our own."""
     compute_seccomp: Flag = Field(True, validation_alias="TIDEGATE_COMPUTE_SECCOMP")
+    compute_min_free_mb: Count = Field(1024, validation_alias="TIDEGATE_COMPUTE_MIN_FREE_MB")
     # --- compute (Docker engine) ------------------------------------------------------
     docker_host: Annotated[str | None, BeforeValidator(_docker_host)] = Field(
         None, validation_alias="DOCKER_HOST", repr=False)

@@ -58,6 +58,9 @@ class DockerOptions:
     log_bytes: int = 16 * _MIB
     """The algorithm log is cut beyond this size (with a note saying so)."""
     poll_interval: float = 0.2
+    min_free_bytes: int = 1024 * _MIB
+    """A job is refused unless the compute directory keeps this much free beyond what the
+    job may write (its inputs and its outputs, ``diskGB`` each)."""
     registry_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     """Registry (``host[:port]``) -> (username, password) sent when pulling from it."""
 

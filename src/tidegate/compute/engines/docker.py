@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -38,7 +37,6 @@ from aiodocker.exceptions import DockerError
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
 from tidegate.compute.engines.container_spec import (
-    JOB_LABEL,
     DockerOptions,
     container_config,
     grant_outputs,
@@ -53,8 +51,14 @@ from tidegate.compute.engines.docker_images import (
     parse_image,
     verify_checksum,
 )
-from tidegate.compute.engines.docker_run import ContainerRun
-from tidegate.compute.engines.queueing import ActiveJob, cancel, until_stopped, wait_for_slot
+from tidegate.compute.engines.docker_run import ContainerRun, remove_orphans
+from tidegate.compute.engines.queueing import (
+    ActiveJob,
+    cancel,
+    check_disk_room,
+    until_stopped,
+    wait_for_slot,
+)
 from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import FINISHED, JobRecord, JobStatus
@@ -169,32 +173,11 @@ class DockerEngine:
                 logger.info("compute job %s was interrupted by a restart", record.job_id)
                 await self._book.finish(record.job_id, INTERRUPTED)
         if self.unavailable_reason is None:
-            await self._remove_orphans()
+            await remove_orphans(self._docker, self._book, set(self._active))
         expired = await self._book.expire(
             {env.id: env.storage_expiry for env in self._envs.values()}, time.time())
         if expired:
             logger.info("compute: results of %d jobs expired (storageExpiry)", len(expired))
-
-    async def _remove_orphans(self) -> None:
-        try:
-            containers = await self._docker.containers.list(
-                all="true", filters=json.dumps({"label": [JOB_LABEL]}))
-        except DockerError:
-            logger.warning("compute: could not list the daemon's job containers")
-            return
-        for container in containers:
-            job_id = str((container["Labels"] or {}).get(JOB_LABEL, ""))
-            if job_id in self._active:
-                continue
-            record = await self._book.load(job_id) if JOB_ID.match(job_id) else None
-            if record is not None and record.status not in FINISHED:
-                if not await self._book.lease(job_id):
-                    continue  # a live Tidegate runs it
-                await self._book.finish(job_id, INTERRUPTED)
-            logger.info("compute: removing the container of job %s left by a dead process",
-                        job_id)
-            with contextlib.suppress(DockerError):
-                await container.delete(force=True, v=True)
 
     # --- protocol ----------------------------------------------------------------------
     async def environments(self) -> list[Environment]:
@@ -237,6 +220,9 @@ class DockerEngine:
             raise refusal
         if not JOB_ID.match(spec.job_id) or await self._book.store.get_job(spec.job_id):
             raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
+        # Inputs and outputs may each use diskGB.
+        await check_disk_room(self._book.jobs_dir, 2 * int(env.disk_gb * 1024**3),
+                              self.options.min_free_bytes)
         try:
             present = await inspect_image(self._docker, ref)
         except DockerError:

@@ -1,4 +1,5 @@
-"""One container's run: create, start, follow its log, enforce limits, read how it ended.
+"""One container's run: create, start, follow its log, enforce limits, read how it ended;
+and the removal of containers a dead Tidegate left.
 
 The log (stdout and stderr, in the order the daemon received them) is copied to the
 job's ``algorithm.log`` while the container runs, so its owner can read it so far; it is
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final
 
@@ -21,11 +23,13 @@ import aiodocker
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
-from tidegate.compute.engines.container_spec import DockerOptions
+from tidegate.compute.engines.container_spec import JOB_LABEL, DockerOptions
+from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook
+from tidegate.compute.jobs import FINISHED
 from tidegate.compute.sandbox import Limits
 from tidegate.compute.workspace import Workspace
 
-__all__ = ["ContainerRun", "Ending"]
+__all__ = ["ContainerRun", "Ending", "remove_orphans"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +187,34 @@ class ContainerRun:
             logger.warning("compute: the log of a job container could not be read")
         finally:
             await asyncio.to_thread(handle.close)
+
+
+async def remove_orphans(docker: aiodocker.Docker, book: JobBook,
+                         active: Collection[str]) -> None:
+    """Remove job containers no live process runs; fail their unfinished jobs.
+
+    A container is left alone while its job is ``active`` here or its lease is held
+    by another live Tidegate process.
+    """
+    try:
+        containers = await docker.containers.list(
+            all="true", filters=json.dumps({"label": [JOB_LABEL]}))
+    except DockerError:
+        logger.warning("compute: could not list the daemon's job containers")
+        return
+    for container in containers:
+        job_id = str((container["Labels"] or {}).get(JOB_LABEL, ""))
+        if job_id in active:
+            continue
+        record = await book.load(job_id) if JOB_ID.match(job_id) else None
+        if record is not None and record.status not in FINISHED:
+            if not await book.lease(job_id):
+                continue  # a live Tidegate runs it
+            await book.finish(job_id, INTERRUPTED)
+        logger.info("compute: removing the container of job %s left by a dead process",
+                    job_id)
+        with contextlib.suppress(DockerError):
+            await container.delete(force=True, v=True)
 
 
 def _write(handle: BinaryIO, data: bytes) -> None:

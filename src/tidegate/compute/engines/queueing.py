@@ -1,4 +1,5 @@
-"""Waiting for a job's slot, and for work a stop may interrupt (engine-independent).
+"""Admitting a job (disk room), waiting for its slot, and for work a stop may interrupt
+(engine-independent).
 
 A job of this process is an :class:`ActiveJob`: its ``stop`` event is set by a stop
 asked here or, as polled through ``stopped_elsewhere``, by another process (the store).
@@ -8,14 +9,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ActiveJob", "cancel", "until_stopped", "wait_for_slot"]
+from tidegate.errors import ServiceUnavailableError
+
+__all__ = ["ActiveJob", "InsufficientDiskError", "cancel", "check_disk_room", "until_stopped",
+           "wait_for_slot"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+class InsufficientDiskError(ServiceUnavailableError):
+    """The compute directory's disk is too full for another job (503)."""
+
+    code = "insufficient_disk"
+
+
+async def check_disk_room(directory: Path, job_bytes: int, min_free_bytes: int) -> None:
+    """Raise :class:`InsufficientDiskError` unless ``directory``'s disk keeps
+    ``min_free_bytes`` free after a job writes ``job_bytes``.
+
+    Refused before the job starts: a provider whose disk fills stalls every job.
+    """
+    free = (await asyncio.to_thread(shutil.disk_usage, directory)).free
+    if free - job_bytes < min_free_bytes:
+        raise InsufficientDiskError("Compute is unavailable: not enough free disk space "
+                                    "for another job; try again later.")
 
 
 @dataclass

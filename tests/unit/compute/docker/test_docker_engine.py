@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import sys
 import time
@@ -36,6 +37,7 @@ from tests.unit.compute.docker.conftest import (
 from tidegate.compute.engines.base import JobInput
 from tidegate.compute.engines.docker import DockerEngine, DockerUnavailableError
 from tidegate.compute.engines.docker_images import ImageCheckError, ImageNotAllowedError
+from tidegate.compute.engines.queueing import InsufficientDiskError
 from tidegate.compute.engines.records import INTERRUPTED
 from tidegate.compute.jobs import JobStatus
 from tidegate.compute.workspace import ResultNotFoundError
@@ -383,3 +385,20 @@ async def test_results_disappear_after_storage_expiry(make_docker_engine: Docker
     assert not workspace.exists()
     with pytest.raises(ResultNotFoundError):
         await engine.result(OWNER, job.job_id, 0)
+
+
+async def test_a_job_is_refused_before_the_disk_fills(make_docker_engine: DockerFactory,
+                                                      tmp_path: Path) -> None:
+    """The real free space of the test's disk, against a floor above it."""
+    free = shutil.disk_usage(tmp_path).free
+    engine = await make_docker_engine(options=replace(TEST_OPTIONS, min_free_bytes=free + 2**30))
+    with pytest.raises(InsufficientDiskError) as refused:
+        await engine.start(spec(docker_environment(), code="echo", container=BUSYBOX))
+    assert (refused.value.status, refused.value.code) == (503, "insufficient_disk")
+    assert await engine.jobs(None, None, None) == []
+    # A floor the disk keeps: accepted (the job's 2 x diskGB counted against it).
+    env = docker_environment(disk_gb=0.01)
+    roomy = await make_docker_engine(env, options=replace(TEST_OPTIONS, min_free_bytes=2**20))
+    job = spec(env, code="echo fits", container=BUSYBOX)
+    await roomy.start(job)
+    assert (await finished(roomy, job.job_id, within=60)).detail == ""
