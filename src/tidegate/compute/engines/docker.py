@@ -75,6 +75,7 @@ logger = logging.getLogger(__name__)
 
 _Active = ActiveJob[ContainerRun]
 _STOPPED: Final = "Job stopped"
+_UNPROBED: Final = "not probed yet"
 
 
 class DockerUnavailableError(ServiceUnavailableError):
@@ -109,7 +110,7 @@ class DockerEngine:
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._maintainer: asyncio.Task[None] | None = None
-        self.unavailable_reason: str | None = "not probed yet"
+        self.unavailable_reason: str | None = _UNPROBED
 
     # --- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -124,16 +125,21 @@ class DockerEngine:
             self._opened = True
 
     async def _probe(self) -> None:
+        """Ask the daemon for its version; log only when the answer changes."""
+        was = self.unavailable_reason
         try:
-            await self._docker.version()
+            await asyncio.wait_for(self._docker.version(), 10)
         except (DockerError, OSError, ValueError, TimeoutError) as exc:
             # The daemon's address stays out of the log (it may name a private host).
             self.unavailable_reason = (
                 f"the Docker daemon does not answer ({type(exc).__name__})")
-            logger.warning("compute: %s; Docker jobs are refused until it does",
-                           self.unavailable_reason)
+            if was in (None, _UNPROBED):
+                logger.warning("compute: %s; Docker jobs are refused until it does",
+                               self.unavailable_reason)
         else:
             self.unavailable_reason = None
+            if was not in (None, _UNPROBED):
+                logger.warning("compute: the Docker daemon answers again")
 
     async def close(self) -> None:
         """Kill running jobs: marked failed, their containers removed before this returns."""
@@ -157,8 +163,7 @@ class DockerEngine:
                 for job_id in list(self._active):
                     await self._book.lease(job_id)
                 if rounds % 3 == 0:
-                    if self.unavailable_reason is not None:
-                        await self._probe()
+                    await self._probe()  # a daemon that went away refuses jobs at once
                     await self._sweep()
             except Exception:  # keep renewing: one hiccup must not orphan every job
                 logger.exception("compute lease renewal failed")

@@ -402,3 +402,62 @@ async def test_a_job_is_refused_before_the_disk_fills(make_docker_engine: Docker
     job = spec(env, code="echo fits", container=BUSYBOX)
     await roomy.start(job)
     assert (await finished(roomy, job.job_id, within=60)).detail == ""
+
+
+async def test_a_daemon_that_goes_away_and_comes_back(
+        store: SqliteStore, storage: StorageContext, tmp_path: Path) -> None:
+    """The daemon's socket reached through a relay this test opens and closes (the real
+    daemon behind it; the shared daemon itself is never stopped)."""
+    daemon_socket = DOCKER_HOST.removeprefix("unix://")
+    relay_path = str(tmp_path / "relay.sock")
+
+    open_writers: list[asyncio.StreamWriter] = []
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_unix_connection(daemon_socket)
+        open_writers.extend((writer, up_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    client = aiodocker.Docker(url=f"unix://{relay_path}")
+    engine = DockerEngine(store, storage, [docker_environment()], tmp_path / "compute",
+                          client, TEST_OPTIONS, lease_ttl=0.6)
+    server: asyncio.Server | None = None
+    try:
+        assert await engine.unavailable() is not None  # no relay yet
+        server = await asyncio.start_unix_server(relay, relay_path)
+
+        async def until(available: bool) -> None:
+            deadline = time.monotonic() + 10
+            while (await engine.unavailable() is None) != available:
+                assert time.monotonic() < deadline, f"never became available={available}"
+                await asyncio.sleep(0.1)
+
+        await until(True)
+        job = spec(docker_environment(), code="echo via relay", container=BUSYBOX)
+        await engine.start(job)
+        assert await result_bytes(engine, (await finished(engine, job.job_id, 60)).job_id) \
+            == b"via relay\n"
+        server.close()
+        for writer in open_writers:  # the client's kept-alive connections too
+            writer.close()
+        await server.wait_closed()
+        server = None
+        await until(False)
+        with pytest.raises(DockerUnavailableError):
+            await engine.start(spec(docker_environment(), code="echo", container=BUSYBOX))
+    finally:
+        await engine.close()
+        await client.close()
+        if server is not None:
+            server.close()
