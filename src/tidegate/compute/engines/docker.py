@@ -363,7 +363,8 @@ class DockerEngine:
             ending = await run.watch(should_stop)
         finally:
             await run.remove()
-        await self._book.finish(job_id, ending.detail, stopped=ending.stopped)
+        await self._book.finish(job_id, ending.detail, stopped=ending.stopped,
+                                quota=limits.disk_bytes)
 
     async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
         """The checked image, or ``(32, detail)``."""

@@ -15,6 +15,7 @@ import os
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -123,13 +124,24 @@ class JobBook:
         await self.save(record)
 
     async def finish(self, job_id: str, detail: str,
-                     status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False) -> None:
-        """Mark the job finished; its log is always a result, on 70 its outputs too."""
+                     status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False,
+                     quota: int | None = None) -> None:
+        """Mark the job finished; its log is always a result, on 70 its outputs too.
+
+        ``quota`` (bytes): outputs are results, in order, while their total stays within
+        it; the ones beyond are left out and ``detail`` says how many.
+        """
         record = await self.load(job_id)
         if record is None or record.status in FINISHED:
             return
         record.results = await asyncio.to_thread(
             finished_results, self.workspace(job_id), detail, status == JobStatus.COMPLETED)
+        if quota is not None:
+            record.results, cut = _within(record.results, quota)
+            if cut:
+                detail = (f"{detail} " if detail else "") + (
+                    f"{cut} output file(s) beyond the disk limit ({quota} bytes) are not "
+                    "results.")
         record.status, record.detail = int(status), detail
         record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
         record.date_finished = time.time()
@@ -174,6 +186,21 @@ class JobBook:
         return ResultStream(filename=safe_filename(name), size=info.st_size,
                             content_type=content_type,
                             chunks=_at_most(read_result(path, info.st_ino), info.st_size))
+
+
+def _within(results: list[JobResult], quota: int) -> tuple[list[JobResult], int]:
+    """The outputs whose running total fits ``quota``, then the log (re-indexed), and
+    how many outputs were left out."""
+    kept: list[JobResult] = []
+    total, cut = 0, 0
+    for result in results:
+        if result.type == "output":
+            if total + result.filesize > quota:
+                cut += 1
+                continue
+            total += result.filesize
+        kept.append(replace(result, index=len(kept)))
+    return kept, cut
 
 
 def _log_result(size: int) -> JobResult:

@@ -461,3 +461,20 @@ async def test_a_daemon_that_goes_away_and_comes_back(
         await client.close()
         if server is not None:
             server.close()
+
+
+async def test_outputs_over_the_disk_quota_are_cut_with_a_reason(
+        make_docker_engine: DockerFactory) -> None:
+    env = docker_environment(disk_gb=0.01)  # 10737418 bytes
+    engine = await make_docker_engine(env)
+    code = "".join(f"dd if=/dev/zero of=/data/outputs/{name} bs=1048576 count=4 2>/dev/null\n"
+                   for name in "abc")
+    job = spec(env, code=code, container=BUSYBOX)
+    await engine.start(job)
+    record = await finished(engine, job.job_id, within=60)
+    assert record.detail == ("Disk limit exceeded: outputs may total 10737418 bytes. 1 output "
+                             "file(s) beyond the disk limit (10737418 bytes) are not results.")
+    assert [(r.filename, r.filesize, r.index) for r in record.results if r.type == "output"] \
+        == [("a", 4 * 2**20, 0), ("b", 4 * 2**20, 1)]
+    assert record.results[-1].type == "algorithmLog" and record.results[-1].index == 2
+    assert await result_bytes(engine, job.job_id, "output", "b") == bytes(4 * 2**20)
