@@ -102,7 +102,8 @@ def docker_options(settings: Settings) -> DockerOptions | None:
                                         in settings.docker_registry_auth.items()},
                          max_processes=max(1, settings.compute_max_processes),
                          tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024,
-                         min_free_bytes=settings.compute_min_free_mb * 1024 * 1024)
+                         min_free_bytes=settings.compute_min_free_mb * 1024 * 1024,
+                         max_output_files=settings.compute_max_output_files)
 
 
 def docker_client(settings: Settings) -> aiodocker.Docker | None:

@@ -55,6 +55,8 @@ class DockerOptions:
     max_processes: int = 64
     max_open_files: int = 1024
     tmp_bytes: int = 64 * _MIB
+    max_output_files: int = 256
+    """At most this many outputs are listed as results (``TIDEGATE_COMPUTE_MAX_OUTPUT_FILES``)."""
     log_bytes: int = 16 * _MIB
     """The algorithm log is cut beyond this size (with a note saying so)."""
     poll_interval: float = 0.2

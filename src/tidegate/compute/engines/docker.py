@@ -364,7 +364,8 @@ class DockerEngine:
         finally:
             await run.remove()
         await self._book.finish(job_id, ending.detail, stopped=ending.stopped,
-                                quota=limits.disk_bytes)
+                                quota=limits.disk_bytes,
+                                max_outputs=self.options.max_output_files)
 
     async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
         """The checked image, or ``(32, detail)``."""

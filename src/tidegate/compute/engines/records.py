@@ -36,6 +36,7 @@ from tidegate.compute.workspace import (
     finished_results,
     read_result,
     result_file,
+    unlisted_note,
 )
 from tidegate.files.storages import safe_filename
 from tidegate.stores.base import Store
@@ -125,24 +126,28 @@ class JobBook:
 
     async def finish(self, job_id: str, detail: str,
                      status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False,
-                     quota: int | None = None) -> None:
+                     quota: int | None = None, max_outputs: int | None = None) -> None:
         """Mark the job finished; its log is always a result, on 70 its outputs too.
 
         ``quota`` (bytes): outputs are results, in order, while their total stays within
-        it; the ones beyond are left out and ``detail`` says how many.
+        it; ``max_outputs``: at most that many are listed. ``detail`` says how many
+        were left out either way.
         """
         record = await self.load(job_id)
         if record is None or record.status in FINISHED:
             return
-        record.results = await asyncio.to_thread(
-            finished_results, self.workspace(job_id), detail, status == JobStatus.COMPLETED)
+        record.results, omitted = await asyncio.to_thread(
+            finished_results, self.workspace(job_id), detail, status == JobStatus.COMPLETED,
+            max_outputs)
+        notes = [detail] if detail else []
         if quota is not None:
             record.results, cut = _within(record.results, quota)
             if cut:
-                detail = (f"{detail} " if detail else "") + (
-                    f"{cut} output file(s) beyond the disk limit ({quota} bytes) are not "
-                    "results.")
-        record.status, record.detail = int(status), detail
+                notes.append(f"{cut} output file(s) beyond the disk limit ({quota} bytes) "
+                             "are not results.")
+        if omitted:
+            notes.append(unlisted_note(omitted, max_outputs))
+        record.status, record.detail = int(status), " ".join(notes)
         record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
         record.date_finished = time.time()
         await self.save(record)
