@@ -9,11 +9,16 @@ itself).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 import secrets
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import replace
+from urllib.parse import urlsplit
 
+import aiodocker
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -50,9 +55,11 @@ from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import discover_chains
 from tidegate.chain.erc1271 import approves_any
 from tidegate.chain.setup import ChainSetup
-from tidegate.compute.config import ComputeOptions, local_engine, operator_engine
+from tidegate.compute.config import ComputeOptions, machine_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
+from tidegate.compute.engines.container_spec import DockerOptions
 from tidegate.compute.sandbox import SandboxOptions
+from tidegate.errors import ConfigurationError
 from tidegate.files.objects import StorageContext
 from tidegate.files.read_budget import ReadBudget
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
@@ -93,8 +100,55 @@ def chain_setup(settings: Settings) -> ChainSetup:
     )
 
 
+def docker_options(settings: Settings) -> DockerOptions | None:
+    """The Docker engine's configuration when ``DOCKER_HOST`` is set."""
+    if settings.docker_host is None:
+        return None
+    return DockerOptions(user=settings.docker_user, network=settings.docker_network,
+                         pull_timeout=settings.docker_pull_timeout,
+                         require_checksum=settings.docker_require_checksum,
+                         registry_auth={registry: (user, password.get_secret_value())
+                                        for registry, (user, password)
+                                        in settings.docker_registry_auth.items()},
+                         max_processes=max(1, settings.compute_max_processes),
+                         tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024,
+                         min_free_bytes=settings.compute_min_free_mb * 1024 * 1024,
+                         max_output_files=settings.compute_max_output_files)
+
+
+def docker_client(settings: Settings) -> aiodocker.Docker | None:
+    """The client of ``DOCKER_HOST`` (None when unset); call inside the event loop.
+
+    TCP daemons need TLS (``DOCKER_TLS_VERIFY``, certificates in ``DOCKER_CERT_PATH``:
+    ``ca.pem``, ``cert.pem``, ``key.pem``), always verified; plain TCP only to loopback,
+    as a daemon's API is root on its host for whoever reaches it.
+    """
+    host = settings.docker_host
+    if host is None:
+        return None
+    if host.startswith("unix://"):
+        return aiodocker.Docker(url=host)
+    if settings.docker_tls:
+        certs = settings.docker_cert_path
+        context = ssl.create_default_context(
+            cafile=str(certs / "ca.pem") if certs and (certs / "ca.pem").is_file() else None)
+        if certs is not None and (certs / "cert.pem").is_file():
+            context.load_cert_chain(certs / "cert.pem", certs / "key.pem")
+        return aiodocker.Docker(url=re.sub(r"^(tcp|http)://", "https://", host),
+                                ssl_context=context)
+    name = urlsplit(host).hostname or ""
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigurationError("DOCKER_HOST: a TCP daemon needs TLS (DOCKER_TLS_VERIFY=1 "
+                                 "and DOCKER_CERT_PATH) unless it is on loopback")
+    return aiodocker.Docker(url=re.sub(r"^tcp://", "http://", host))
+
+
 def compute_options(settings: Settings) -> ComputeOptions:
-    """The local compute engine's configuration (``TIDEGATE_COMPUTE_*``)."""
+    """This machine's compute engines' configuration (``TIDEGATE_COMPUTE_*``, Docker)."""
     return ComputeOptions(
         environments=settings.compute_environments,
         runtimes=settings.compute_runtimes,
@@ -107,6 +161,7 @@ def compute_options(settings: Settings) -> ComputeOptions:
                                cgroups=settings.compute_cgroups,
                                cgroup_parent=settings.compute_cgroup_parent,
                                seccomp=settings.compute_seccomp),
+        docker=docker_options(settings),
     )
 
 
@@ -181,10 +236,14 @@ def create_app(settings: Settings) -> TidegateApp:
             if operator is not None:
                 engine = operator
             else:
-                local = local_engine(compute_options(settings), store,
-                                     replace(storage, fetcher=compute_fetcher), chains)
-                await local.open()
-                engine = local
+                docker = docker_client(settings)
+                if docker is not None:
+                    stack.push_async_callback(docker.close)  # after the engine's close
+                machine = machine_engine(compute_options(settings), store,
+                                         replace(storage, fetcher=compute_fetcher), chains,
+                                         docker)
+                await machine.open()
+                engine = machine
             stack.push_async_callback(engine.close)
             async def contract_signer(wallet: str, digests: tuple[bytes, ...],
                                       signature: bytes) -> bool:

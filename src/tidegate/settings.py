@@ -61,13 +61,13 @@ _PROBLEM: Final = "tidegate_setting"
 # Read as SecretStr straight from the environment (see _Environment).
 _SECRET_VARIABLES: Final = frozenset({
     "PROVIDER_PRIVATE_KEY", "UNIVERSAL_PRIVATE_KEY", "TIDEGATE_AUTH_TOKEN_SECRET",
-    "TIDEGATE_DATABASE_URL"})
+    "TIDEGATE_DATABASE_URL", "TIDEGATE_DOCKER_REGISTRY_AUTH"})
 # Set empty, these mean "off" (flags) or "none" (gateways); any other empty variable is unset.
 _EMPTY_IS_A_VALUE: Final = frozenset({
     "IPFS_GATEWAY", "ARWEAVE_GATEWAY", "TIDEGATE_ALLOW_PRIVATE_URLS", "ALLOW_NON_PUBLIC_IP",
     "TIDEGATE_ACCESS_LOG", "TIDEGATE_FAST_ROUTES", "TIDEGATE_COMPUTE_STATUS_SIGNED",
     "TIDEGATE_INDEXER", "TIDEGATE_COMPUTE_UNSAFE_NO_SANDBOX", "TIDEGATE_COMPUTE_CGROUPS",
-    "TIDEGATE_COMPUTE_SECCOMP"})
+    "TIDEGATE_COMPUTE_SECCOMP", "DOCKER_TLS_VERIFY"})
 
 
 # --- value parsers (each raises one problem that never quotes the value) ---------------
@@ -194,6 +194,52 @@ def _seconds(*, zero_allowed: bool = False) -> Callable[[Any], float]:
         return number
 
     return parse
+
+
+_DOCKER_HOST_RE: Final = re.compile(r"^(unix://)?/[^\s]+$|^(tcp|http|https)://[^\s/]+/?$")
+_DOCKER_USER_RE: Final = re.compile(r"^[0-9]{1,10}(:[0-9]{1,10})?$")
+
+
+def _docker_host(value: Any) -> str:
+    """``unix:///path`` (or a bare ``/path``), ``tcp://host:port``, ``http(s)://host:port``."""
+    text = _text(value)
+    if not _DOCKER_HOST_RE.match(text):
+        raise _problem("must be unix:///path/to/docker.sock or tcp://host:port")
+    return f"unix://{text}" if text.startswith("/") else text
+
+
+def _docker_user(value: Any) -> str:
+    text = _text(value)
+    if not _DOCKER_USER_RE.match(text) or int(text.partition(":")[0]) == 0:
+        raise _problem("must be a numeric uid:gid other than root (e.g. 65534:65534)")
+    return text
+
+
+def _docker_network(value: Any) -> str:
+    text = _text(value)
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", text) or text in ("host",):
+        raise _problem("must be a Docker network name other than host")
+    return text
+
+
+_REGISTRY_RE: Final = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _registry_auth(value: Any) -> dict[str, tuple[str, SecretStr]]:
+    """``{"registry.example:5000": {"username": ..., "password": ...}}`` (never echoed)."""
+    try:
+        decoded = json.loads(_text(value))
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict) or not all(
+            isinstance(registry, str) and _REGISTRY_RE.match(registry)
+            and isinstance(entry, dict) and set(entry) == {"username", "password"}
+            and all(isinstance(v, str) and v for v in entry.values())
+            for registry, entry in decoded.items()):
+        raise _problem('must be a JSON object {"registry[:port]": {"username": ..., '
+                       '"password": ...}}')
+    return {registry: (entry["username"], SecretStr(entry["password"]))
+            for registry, entry in decoded.items()}
 
 
 def _path(value: Any) -> Path:
@@ -485,6 +531,25 @@ class Settings(BaseSettings):
         None, validation_alias="TIDEGATE_COMPUTE_CGROUP_PARENT")
     """A cgroup path (inside the hierarchy) to create job cgroups under; None: our own."""
     compute_seccomp: Flag = Field(True, validation_alias="TIDEGATE_COMPUTE_SECCOMP")
+    compute_min_free_mb: Count = Field(1024, validation_alias="TIDEGATE_COMPUTE_MIN_FREE_MB")
+    # --- compute (Docker engine) ------------------------------------------------------
+    docker_host: Annotated[str | None, BeforeValidator(_docker_host)] = Field(
+        None, validation_alias="DOCKER_HOST", repr=False)
+    """``DOCKER_HOST``: with it, the Docker engine runs the default environments."""
+    docker_tls_verify: Flag = Field(False, validation_alias="DOCKER_TLS_VERIFY")
+    docker_cert_path: MaybeUserPath = Field(None, validation_alias="DOCKER_CERT_PATH")
+    """``ca.pem``, ``cert.pem``, ``key.pem`` for a ``tcp://`` daemon with TLS."""
+    docker_user: Annotated[str, BeforeValidator(_docker_user)] = Field(
+        "65534:65534", validation_alias="TIDEGATE_DOCKER_USER")
+    docker_network: Annotated[str, BeforeValidator(_docker_network)] = Field(
+        "bridge", validation_alias="TIDEGATE_DOCKER_NETWORK")
+    docker_pull_timeout: Seconds = Field(600.0, validation_alias="TIDEGATE_DOCKER_PULL_TIMEOUT")
+    docker_require_checksum: Flag = Field(
+        False, validation_alias="TIDEGATE_DOCKER_REQUIRE_CHECKSUM")
+    docker_registry_auth: Annotated[dict[str, tuple[str, SecretStr]],
+                                    BeforeValidator(_registry_auth)] = Field(
+        default_factory=dict, validation_alias="TIDEGATE_DOCKER_REGISTRY_AUTH", repr=False)
+    """Registry -> (username, password) for pulls (``TIDEGATE_DOCKER_REGISTRY_AUTH``)."""
     rate_limit: Annotated[RateLimitSettings, SkipValidation] = Field(
         default_factory=RateLimitSettings)
     """``TIDEGATE_RATE_LIMIT*``, ``TIDEGATE_TRUSTED_PROXIES``, ``TIDEGATE_REDIS_URL`` (read by
@@ -543,6 +608,11 @@ class Settings(BaseSettings):
         if self.indexer_setting is not None:
             return self.indexer_setting
         return self.aquarius_url is None
+
+    @property
+    def docker_tls(self) -> bool:
+        """TLS (always verified) to a TCP daemon: ``DOCKER_TLS_VERIFY`` or an https URL."""
+        return self.docker_tls_verify or (self.docker_host or "").startswith("https://")
 
     @property
     def sqlite_path(self) -> Path:

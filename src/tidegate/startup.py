@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
+from aiodocker.exceptions import DockerError
 
-from tidegate.app import chain_setup, compute_options
+from tidegate.app import chain_setup, compute_options, docker_client
 from tidegate.chain.clients import Chains, discover_chains, rpc_chain_id
 from tidegate.compute.sandbox import Sandbox
 from tidegate.errors import ConfigurationError
@@ -165,9 +166,36 @@ async def _check_chain(chains: Chains, chain_id: int, http: httpx.AsyncClient,
     return ChainReport(chain_id, chain.provider_address, chain.fee_token, rpc)
 
 
-async def _describe_compute(settings: Settings) -> str:
+async def _describe_docker(settings: Settings, problems: list[str]) -> str:
+    try:
+        client = docker_client(settings)
+    except ConfigurationError as exc:
+        problems.append(str(exc))
+        return "docker, not checked"
+    assert client is not None
+    try:
+        version = await asyncio.wait_for(client.version(), 5)
+    except (DockerError, OSError, TimeoutError, ValueError) as exc:
+        return (f"docker, unavailable (the daemon does not answer: {type(exc).__name__}): "
+                "jobs are refused until it does")
+    finally:
+        await client.close()
+    return f"docker (DOCKER_HOST, daemon {version.get('Version', 'unknown')})"
+
+
+async def _describe_compute(settings: Settings, problems: list[str]) -> str:
     if settings.operator_service_url:
         return "operator-service (OPERATOR_SERVICE_URL)"
+    if settings.docker_host is not None:
+        docker = await _describe_docker(settings, problems)
+        if not any(entry.get("engine") == "local"
+                   for entry in settings.compute_environments or ()):
+            return docker
+        return f"{docker}; {await _describe_local(settings)}"
+    return await _describe_local(settings)
+
+
+async def _describe_local(settings: Settings) -> str:
     options = compute_options(settings)
     sandbox = Sandbox(options.sandbox, options.directory / "uids")
     scratch = options.directory / f"probe-{uuid.uuid4().hex[:8]}"
@@ -190,7 +218,7 @@ async def check_startup(settings: Settings) -> StartupReport:
     warnings: list[str] = []
     await _check_store(settings, problems)
     chains = await _check_chains(settings, problems, warnings)
-    compute = await _describe_compute(settings) if not problems else "not checked"
+    compute = await _describe_compute(settings, problems) if not problems else "not checked"
     if problems:
         raise StartupError(problems)
     metadata = "Aquarius (AQUARIUS_URL)" if settings.aquarius_url else (

@@ -10,6 +10,10 @@ disk, 2 jobs at once, 600 s per job, price 0, fee token = the chain's fee token
 (``PROVIDER_FEE_TOKEN`` or the chain's OCEAN, else the zero address), compute consumer =
 the chain's compute address (the provider wallet is the compute consumer of local
 environments).
+
+Each environment names its engine (``"engine": "local"`` or ``"docker"``). Unset, it is
+``docker`` when a Docker daemon is configured (``DOCKER_HOST``), else ``local``; the
+default environments follow the same rule.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 
+import aiodocker
 import httpx
 from eth_utils import is_address, to_checksum_address
 
 from tidegate.chain.clients import ChainConfig, Chains
+from tidegate.compute.engines.container_spec import DockerOptions
+from tidegate.compute.engines.docker import DockerEngine
 from tidegate.compute.engines.local import LocalEngine
 from tidegate.compute.engines.operator_service import OperatorServiceEngine
+from tidegate.compute.engines.routing import EngineRouter, MachineEngine
 from tidegate.compute.environments import Environment
 from tidegate.compute.runtimes import build_runtime_rules
 from tidegate.compute.sandbox import SandboxOptions
@@ -33,14 +41,23 @@ from tidegate.errors import ConfigurationError
 from tidegate.files.storages import StorageContext
 from tidegate.stores.base import Store
 
-__all__ = ["DEFAULT_ENVIRONMENT_ID", "ComputeOptions", "compute_environments",
-           "default_environment", "local_engine", "operator_engine"]
+__all__ = [
+    "DEFAULT_ENVIRONMENT_ID",
+    "ComputeOptions",
+    "compute_environments",
+    "default_environment",
+    "local_engine",
+    "machine_engine",
+    "operator_engine",
+]
 
 DEFAULT_ENVIRONMENT_ID: Final = "tidegate-local-free"
 _SETTING: Final = "TIDEGATE_COMPUTE_ENVIRONMENTS"
 _KEYS: Final = frozenset({"id", "chainId", "cpu", "cpuNumber", "ramGB", "diskGB", "maxJobs",
                           "maxJobDuration", "priceMin", "feeToken", "allowNetwork",
-                          "description", "desc", "consumerAddress", "storageExpiry"})
+                          "description", "desc", "consumerAddress", "storageExpiry",
+                          "engine", "allowedImages"})
+_ENGINES: Final = ("local", "docker")
 
 
 @dataclass(frozen=True)
@@ -54,16 +71,25 @@ class ComputeOptions:
     directory: Path
     """Where job inputs, outputs and logs live."""
     sandbox: SandboxOptions
+    docker: DockerOptions | None = None
+    """The Docker engine's options when a daemon is configured (``DOCKER_HOST``)."""
+
+    @property
+    def default_engine(self) -> str:
+        return "docker" if self.docker is not None else "local"
 
 
-def default_environment(chain: ChainConfig, *, suffix: bool) -> Environment:
-    """The free local environment of ``chain`` (see the module docstring)."""
+def default_environment(chain: ChainConfig, *, suffix: bool,
+                        engine: str = "local") -> Environment:
+    """The free environment of ``chain`` on ``engine`` (see the module docstring)."""
     env_id = f"{DEFAULT_ENVIRONMENT_ID}-{chain.chain_id}" if suffix else DEFAULT_ENVIRONMENT_ID
+    description = ("Free compute in the algorithm's container" if engine == "docker"
+                   else "Free local sandboxed compute")
     return Environment(id=env_id, chain_id=chain.chain_id,
                        consumer_address=chain.compute_address,
                        fee_token=chain.fee_token, price_min=Decimal(0),
                        cpu_number=1, ram_gb=1.0, disk_gb=1.0, max_jobs=2,
-                       max_job_duration=600, description="Free local sandboxed compute")
+                       max_job_duration=600, description=description, engine=engine)
 
 
 def _number(entry: Mapping[str, Any], key: str, default: float, where: str, *,
@@ -83,7 +109,8 @@ def _address(entry: Mapping[str, Any], key: str, default: str, where: str) -> st
     return str(to_checksum_address(value))
 
 
-def _environment(chains: Chains, entry: Mapping[str, Any], where: str) -> Environment:
+def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
+                 default_engine: str) -> Environment:
     unknown = set(entry) - _KEYS
     if unknown:
         raise ConfigurationError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
@@ -105,6 +132,18 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str) -> Enviro
     if not isinstance(allow_network, bool) or not isinstance(description, str):
         raise ConfigurationError(f"{where}: allowNetwork must be a boolean, "
                                  "description a string")
+    engine = entry.get("engine", default_engine)
+    if engine not in _ENGINES:
+        raise ConfigurationError(f"{where}.engine must be one of {', '.join(_ENGINES)}")
+    if engine == "docker" and default_engine != "docker":
+        raise ConfigurationError(f"{where}.engine is docker but no Docker daemon is "
+                                 "configured (DOCKER_HOST)")
+    allowed = entry.get("allowedImages", [])
+    if not isinstance(allowed, list) or not all(isinstance(p, str) and p.strip()
+                                                for p in allowed):
+        raise ConfigurationError(f"{where}.allowedImages must be a list of image patterns")
+    if allowed and engine != "docker":
+        raise ConfigurationError(f"{where}.allowedImages needs engine docker")
     return Environment(
         id=env_id, chain_id=chain.chain_id,
         consumer_address=_address(entry, "consumerAddress", chain.compute_address, where),
@@ -118,22 +157,28 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str) -> Enviro
         max_job_duration=_number(entry, "maxJobDuration", 600, where, integer=True,
                                  minimum=1),
         storage_expiry=_number(entry, "storageExpiry", 86400, where, integer=True),
-        description=description, allow_network=allow_network)
+        description=description, allow_network=allow_network, engine=engine,
+        allowed_images=tuple(p.strip() for p in allowed))
 
 
 def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
-                         chains: Chains) -> list[Environment]:
-    """The local engine's environments (``TIDEGATE_COMPUTE_ENVIRONMENTS`` or defaults).
+                         chains: Chains, default_engine: str = "local") -> list[Environment]:
+    """This machine's environments (``TIDEGATE_COMPUTE_ENVIRONMENTS`` or defaults).
 
     Each entry: ``{"id", "chainId", "cpu"?, "ramGB"?, "diskGB"?, "maxJobs"?,
     "maxJobDuration"? (s), "priceMin"? (per minute, fee-token units), "feeToken"?,
-    "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?}``.
-    Raises ConfigurationError naming the bad entry (ids must be unique).
+    "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?, "engine"?,
+    "allowedImages"? (Docker: glob patterns of image references)}``;
+    ``engine`` defaults to ``default_engine`` (``docker`` needs it to be ``docker``,
+    i.e. a configured daemon). Raises ConfigurationError naming the bad entry (ids must
+    be unique).
     """
     if entries is None:
         ids = chains.ids
-        return [default_environment(chains.by_id[c], suffix=len(ids) > 1) for c in ids]
-    envs = [_environment(chains, entry, f"{_SETTING}[{i}]") for i, entry in enumerate(entries)]
+        return [default_environment(chains.by_id[c], suffix=len(ids) > 1,
+                                    engine=default_engine) for c in ids]
+    envs = [_environment(chains, entry, f"{_SETTING}[{i}]", default_engine)
+            for i, entry in enumerate(entries)]
     if len({env.id for env in envs}) != len(envs):
         raise ConfigurationError(f"{_SETTING}: environment ids must be unique")
     return envs
@@ -141,10 +186,36 @@ def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
 
 def local_engine(options: ComputeOptions, store: Store, storage: StorageContext,
                  chains: Chains) -> LocalEngine:
-    """The local engine as configured (call :meth:`LocalEngine.open` at start-up)."""
+    """The local engine with every configured environment (:meth:`LocalEngine.open` at
+    start-up); :func:`machine_engine` when some environments may be Docker's."""
     return LocalEngine(store, storage, compute_environments(options.environments, chains),
                        options.directory, build_runtime_rules(options.runtimes),
                        options.sandbox)
+
+
+def machine_engine(options: ComputeOptions, store: Store, storage: StorageContext,
+                   chains: Chains, docker: aiodocker.Docker | None) -> MachineEngine:
+    """This machine's engines as configured: each environment on its ``engine``.
+
+    ``docker`` is the client of ``DOCKER_HOST`` (None when unset). One engine is
+    returned as is; local and Docker environments together go behind an
+    :class:`EngineRouter`. Call ``open()`` on the result at start-up.
+    """
+    envs = compute_environments(options.environments, chains, options.default_engine)
+    engines: dict[str, MachineEngine] = {}
+    docker_envs = [e for e in envs if e.engine == "docker"]
+    if docker_envs:
+        if docker is None or options.docker is None:
+            raise ConfigurationError("Docker environments need DOCKER_HOST")
+        engines["docker"] = DockerEngine(store, storage, docker_envs, options.directory,
+                                         docker, options.docker)
+    local_envs = [e for e in envs if e.engine == "local"]
+    if local_envs or not engines:
+        engines["local"] = LocalEngine(store, storage, local_envs, options.directory,
+                                       build_runtime_rules(options.runtimes), options.sandbox)
+    if len(engines) == 1:
+        return next(iter(engines.values()))
+    return EngineRouter(engines, {env.id: env.engine for env in envs})
 
 
 def operator_engine(url: str | None, key: str, http: httpx.AsyncClient, chains: Chains, *,

@@ -30,6 +30,10 @@ class Environment:
     description: str = "Local sandboxed compute"
     allow_network: bool = False
     current_jobs: int = 0
+    engine: str = "local"
+    """Which engine runs its jobs: ``local`` (bubblewrap) or ``docker``."""
+    allowed_images: tuple[str, ...] = ()
+    """Docker only: glob patterns an image reference must match (empty: any image)."""
 
     @property
     def free(self) -> bool:

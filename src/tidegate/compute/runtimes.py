@@ -34,6 +34,7 @@ __all__ = [
     "UnsupportedImageError",
     "build_runtime_rules",
     "default_rules",
+    "entrypoint_argv",
     "normalise_image",
     "resolve_runtime",
 ]
@@ -117,6 +118,12 @@ def _entrypoint_words(entrypoint: object) -> list[str]:
     if not words:
         raise UnsupportedImageError("The algorithm's container has no entrypoint.")
     return words
+
+
+def entrypoint_argv(entrypoint: object, algorithm_path: str = ALGORITHM_PATH) -> list[str]:
+    """The entrypoint's words with ``$ALGO`` / ``${ALGO}`` replaced (no shell, as in
+    :meth:`Runtime.argv`); 400 ``unsupported_image`` if empty or unparsable."""
+    return [_substitute(word, algorithm_path) for word in _entrypoint_words(entrypoint)]
 
 
 def _substitute(word: str, algorithm_path: str) -> str:

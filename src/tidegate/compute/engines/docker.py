@@ -1,0 +1,392 @@
+"""The Docker engine: each job runs in the algorithm's own image, in a hardened container.
+
+Life of a job (the local engine's, with an image): :meth:`DockerEngine.start` checks the
+image reference (and, if the daemon has the image, its checksum: 400 on a mismatch),
+persists the record (status 1) and queues the job; at most ``maxJobs`` run at once per
+environment in this process. A running job goes through 20 (inputs, DDOs and algorithm
+fetched into its workspace, then the image pulled if absent and checked against
+``container.checksum``: failures end in 31 or 32 with a ``detail``), 40 (the container
+runs; its stdout and stderr are the algorithm log, result 0 while it runs) and 70 (every
+file under ``/data/outputs`` and the log). Limits (time, memory, outputs) and stops end
+in 70 too, with a ``detail`` saying why; the container is always removed.
+
+What the container may do is :mod:`tidegate.compute.engines.container_spec`'s. The
+daemon must see this process's compute directory at the same path (a local socket, or a
+host sharing that filesystem): the workspace is bind-mounted.
+
+Crashes: records, leases and workspaces are shared with the local engine
+(:mod:`~tidegate.compute.engines.records`). Containers carry the job id as a label; at
+start and then periodically, a labelled container whose job no live process holds is
+removed and its job marked failed ("Interrupted by a Tidegate restart.").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from tidegate.compute.engines.base import JobSpec, ResultStream
+from tidegate.compute.engines.container_spec import (
+    DockerOptions,
+    container_config,
+    grant_outputs,
+    limits_of,
+)
+from tidegate.compute.engines.docker_images import (
+    ImageCheckError,
+    ImageRef,
+    check_allowed,
+    ensure_image,
+    inspect_image,
+    parse_image,
+    verify_checksum,
+)
+from tidegate.compute.engines.docker_run import ContainerRun, remove_orphans
+from tidegate.compute.engines.queueing import (
+    ActiveJob,
+    cancel,
+    check_disk_room,
+    until_stopped,
+    wait_for_slot,
+)
+from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook
+from tidegate.compute.environments import Environment
+from tidegate.compute.jobs import FINISHED, JobRecord, JobStatus
+from tidegate.compute.runtimes import entrypoint_argv
+from tidegate.compute.sandbox import SandboxOptions, limits_for
+from tidegate.compute.workspace import provision
+from tidegate.errors import BadRequestError, ServiceUnavailableError
+from tidegate.files.objects import StorageContext
+from tidegate.stores.base import Store
+
+__all__ = ["DockerEngine", "DockerUnavailableError"]
+
+logger = logging.getLogger(__name__)
+
+_Active = ActiveJob[ContainerRun]
+_STOPPED: Final = "Job stopped"
+_UNPROBED: Final = "not probed yet"
+
+
+class DockerUnavailableError(ServiceUnavailableError):
+    """The Docker daemon does not answer: jobs are refused until it does."""
+
+    code = "docker_unavailable"
+
+
+class DockerEngine:
+    """:class:`~tidegate.compute.engines.base.ComputeEngine` on a Docker daemon.
+
+    ``docker`` is the client the composition root built (this engine never closes it).
+    ``data_dir`` holds ``jobs/<job id>/`` (the local engine's compute directory may be
+    shared). ``lease_ttl`` and ``stop_wait`` as for the local engine.
+    """
+
+    def __init__(self, store: Store, storage: StorageContext,
+                 environments: Sequence[Environment], data_dir: Path,
+                 docker: aiodocker.Docker, options: DockerOptions | None = None, *,
+                 lease_ttl: float = 15.0, stop_wait: float = 10.0) -> None:
+        self._envs = {env.id: env for env in environments}
+        if len(self._envs) != len(environments):
+            raise ValueError("compute environment ids must be unique")
+        self._storage = storage
+        self._docker = docker
+        self.options = options or DockerOptions()
+        self._instance = uuid.uuid4().hex
+        self._book = JobBook(store, data_dir / "jobs", self._instance, int(lease_ttl * 1000))
+        self._slots = {env.id: asyncio.Semaphore(env.max_jobs) for env in environments}
+        self._active: dict[str, _Active] = {}
+        self._stop_wait = stop_wait
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+        self._maintainer: asyncio.Task[None] | None = None
+        self.unavailable_reason: str | None = _UNPROBED
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def open(self) -> None:
+        """Probe the daemon, remove leftovers of dead processes (idempotent)."""
+        async with self._open_lock:
+            if self._opened:
+                return
+            await asyncio.to_thread(self._book.jobs_dir.mkdir, parents=True, exist_ok=True)
+            await self._probe()
+            await self._sweep()
+            self._maintainer = asyncio.create_task(self._maintain())
+            self._opened = True
+
+    async def _probe(self) -> None:
+        """Ask the daemon for its version; log only when the answer changes."""
+        was = self.unavailable_reason
+        try:
+            await asyncio.wait_for(self._docker.version(), 10)
+        except (DockerError, OSError, ValueError, TimeoutError) as exc:
+            # The daemon's address stays out of the log (it may name a private host).
+            self.unavailable_reason = (
+                f"the Docker daemon does not answer ({type(exc).__name__})")
+            if was in (None, _UNPROBED):
+                logger.warning("compute: %s; Docker jobs are refused until it does",
+                               self.unavailable_reason)
+        else:
+            self.unavailable_reason = None
+            if was not in (None, _UNPROBED):
+                logger.warning("compute: the Docker daemon answers again")
+
+    async def close(self) -> None:
+        """Kill running jobs: marked failed, their containers removed before this returns."""
+        if self._maintainer is not None:
+            await cancel(self._maintainer)
+        actives = list(self._active.values())
+        tasks = [a.task for a in actives if a.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for active in actives:  # a removal the cancellation cut short
+            if active.run is not None and not active.run.removed:
+                await active.run.remove()
+
+    async def _maintain(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(self._book.lease_ms / 3000)
+            rounds += 1
+            try:
+                for job_id in list(self._active):
+                    await self._book.lease(job_id)
+                if rounds % 3 == 0:
+                    await self._probe()  # a daemon that went away refuses jobs at once
+                    await self._sweep()
+            except Exception:  # keep renewing: one hiccup must not orphan every job
+                logger.exception("compute lease renewal failed")
+
+    async def _sweep(self) -> None:
+        """Fail unfinished jobs whose process is gone; remove containers no one runs and
+        the files of jobs past ``storageExpiry``."""
+        for record in await self._book.all():
+            if record.status in FINISHED or record.job_id in self._active:
+                continue
+            if await self._book.lease(record.job_id):
+                logger.info("compute job %s was interrupted by a restart", record.job_id)
+                await self._book.finish(record.job_id, INTERRUPTED)
+        if self.unavailable_reason is None:
+            await remove_orphans(self._docker, self._book, set(self._active))
+        expired = await self._book.expire(
+            {env.id: env.storage_expiry for env in self._envs.values()}, time.time())
+        if expired:
+            logger.info("compute: results of %d jobs expired (storageExpiry)", len(expired))
+
+    # --- protocol ----------------------------------------------------------------------
+    async def environments(self) -> list[Environment]:
+        """The configured environments with ``currentJobs`` of this process."""
+        await self.open()
+        return [replace(env, current_jobs=sum(1 for a in self._active.values()
+                                              if a.env_id == env.id and a.running))
+                for env in self._envs.values()]
+
+    async def unavailable(self) -> DockerUnavailableError | None:
+        """503 ``docker_unavailable`` while the daemon does not answer (probed at start
+        and every few seconds), else None."""
+        await self.open()
+        if self.unavailable_reason is None:
+            return None
+        return DockerUnavailableError(f"Compute is unavailable: {self.unavailable_reason}.")
+
+    def check_container(self, container: Any) -> None:
+        """400 ``unsupported_image`` unless ``container`` names a valid image
+        (and checksum, when required) and an entrypoint."""
+        parse_image(container, require_checksum=self.options.require_checksum)
+        entrypoint_argv(container.get("entrypoint"))
+
+    async def start(self, spec: JobSpec) -> JobRecord:
+        """Persist and queue the job; raises before persisting anything if the
+        environment, container, image (``allowedImages``: 400 ``image_not_allowed``) or
+        job id is refused (400), the image the daemon has does not match the checksum
+        (400 ``image_checksum_mismatch``), or no daemon (503)."""
+        await self.open()
+        env = self._envs.get(spec.environment.id)
+        if env is None:
+            raise BadRequestError("Compute environment does not exist",
+                                  code="unknown_environment")
+        self.check_container(spec.algorithm.container)
+        ref = parse_image(spec.algorithm.container,
+                          require_checksum=self.options.require_checksum)
+        check_allowed(ref, env.allowed_images)
+        refusal = await self.unavailable()
+        if refusal is not None:
+            raise refusal
+        if not JOB_ID.match(spec.job_id) or await self._book.store.get_job(spec.job_id):
+            raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
+        # Inputs and outputs may each use diskGB.
+        await check_disk_room(self._book.jobs_dir, 2 * int(env.disk_gb * 1024**3),
+                              self.options.min_free_bytes)
+        try:
+            present = await inspect_image(self._docker, ref)
+        except DockerError:
+            present = None  # checked again once the job runs
+        if present is not None:
+            verify_checksum(ref, present)  # refuse now what would fail in the job
+        await self._book.lease(spec.job_id)
+        record = self._book.new_record(spec)
+        await self._book.save(record)
+        active = self._active[spec.job_id] = ActiveJob(spec.job_id, env.id)
+        active.task = asyncio.create_task(self._run(spec, env, ref, active))
+        return record
+
+    async def jobs(self, owner: str | None, job_id: str | None,
+                   did: str | None) -> list[JobRecord]:
+        """Records matching every given filter (owner compared case-insensitively)."""
+        await self.open()
+        return await self._book.query(owner, job_id, did)
+
+    async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        """Stop the owner's matching unfinished jobs (containers killed at once)."""
+        records = await self.jobs(owner, job_id, did)
+        pending = [r.job_id for r in records if r.status not in FINISHED]
+        for job in pending:
+            await self._request_stop(job)
+        deadline = time.monotonic() + self._stop_wait
+        while pending and time.monotonic() < deadline:
+            current = [await self._book.load(j) for j in pending]
+            pending = [r.job_id for r in current if r is not None and r.status not in FINISHED]
+            if pending:
+                await asyncio.sleep(0.05)
+        refreshed = [await self._book.load(r.job_id) for r in records]
+        return [r for r in refreshed if r is not None]
+
+    async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
+        """Stop the owner's matching jobs, delete their files, keep a tombstone."""
+        records = await self.stop(owner, job_id, did)
+        for record in records:
+            await asyncio.to_thread(self._book.workspace(record.job_id).remove)
+            record.removed, record.results = True, []
+            await self._book.save(record)
+        return records
+
+    async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
+        """Open result ``index`` of the owner's job (the log also while it runs)."""
+        return await self._book.open_result(owner, job_id, index)
+
+    # --- running a job -----------------------------------------------------------------
+    async def _request_stop(self, job_id: str) -> None:
+        await self._book.update(job_id, None, stop_requested=True)
+        active = self._active.get(job_id)
+        if active is not None:
+            active.stop.set()
+            if active.run is not None:
+                await active.run.kill()  # at once, not at the next poll
+        elif await self._book.lease(job_id):
+            await self._book.finish(job_id, _STOPPED, stopped=True)  # orphaned
+
+    async def _run(self, spec: JobSpec, env: Environment, ref: ImageRef,
+                   active: _Active) -> None:
+        job_id = spec.job_id
+        try:
+            if not await wait_for_slot(self._slots[env.id], active,
+                                       lambda: self._stopped(active)):
+                await self._book.finish(job_id, _STOPPED, stopped=True)
+                return
+            try:
+                active.running = True
+                await self._execute(spec, env, ref, active)
+            finally:
+                active.running = False
+                self._slots[env.id].release()
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._book.finish(job_id,
+                                        "Interrupted: Tidegate shut down during the job.")
+            raise
+        except Exception:
+            logger.exception("compute job %s failed", job_id)
+            with contextlib.suppress(Exception):
+                await self._book.finish(job_id, "Internal error while running the job.")
+        finally:
+            self._active.pop(job_id, None)
+
+    async def _stopped(self, active: _Active) -> bool:
+        if await self._book.stop_requested(active.job_id):
+            active.stop.set()
+        return active.stop.is_set()
+
+    async def _execute(self, spec: JobSpec, env: Environment, ref: ImageRef,
+                       active: _Active) -> None:
+        job_id = spec.job_id
+        workspace = self._book.workspace(job_id)
+        await asyncio.to_thread(workspace.create)
+        await self._book.update(job_id, JobStatus.CONFIGURING_VOLUMES)
+        limits = limits_of(limits_for(env, spec.max_duration, SandboxOptions()), self.options)
+        outcome, failure = await until_stopped(
+            provision(spec, workspace, self._storage, limits.disk_bytes), active,
+            max(60.0, limits.wall_seconds))
+        if outcome != "done" or failure is not None:
+            await self._fail_provisioning(job_id, outcome, failure, (
+                JobStatus.DATA_PROVISIONING_FAILED, "Timed out fetching the inputs."))
+            return
+        outcome, image = await until_stopped(self._image(ref), active,
+                                                   self.options.pull_timeout + 30)
+        if outcome != "done" or image is None or isinstance(image, tuple):
+            await self._fail_provisioning(
+                job_id, outcome, image if isinstance(image, tuple) else None,
+                (JobStatus.ALGORITHM_PROVISIONING_FAILED, "Timed out pulling the image."))
+            return
+        await asyncio.to_thread(grant_outputs, workspace, self.options.user)
+        config = container_config(
+            spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
+            allow_network=spec.allow_network and env.allow_network,
+            image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}))
+        run = active.run = ContainerRun(self._docker, config, workspace, limits,
+                                        self.options)
+        try:
+            if not await run.start():
+                await self._book.finish(job_id, "Could not start the algorithm's container.",
+                                        JobStatus.ALGORITHM_PROVISIONING_FAILED)
+                return
+            await self._book.update(job_id, JobStatus.RUNNING, running_log=True)
+            last_check = time.monotonic()
+
+            async def should_stop() -> bool:
+                nonlocal last_check
+                if not active.stop.is_set() and time.monotonic() - last_check >= 1.0:
+                    last_check = time.monotonic()  # another process may have asked
+                    await self._stopped(active)
+                return active.stop.is_set()
+
+            ending = await run.watch(should_stop)
+        finally:
+            await run.remove()
+        await self._book.finish(job_id, ending.detail, stopped=ending.stopped,
+                                quota=limits.disk_bytes,
+                                max_outputs=self.options.max_output_files)
+
+    async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
+        """The checked image, or ``(32, detail)``."""
+        image, problem = await ensure_image(self._docker, ref,
+                                            pull_timeout=self.options.pull_timeout,
+                                            auth=self.options.auth_for(ref.name))
+        if problem is not None or image is None:
+            return (JobStatus.ALGORITHM_PROVISIONING_FAILED,
+                    problem.detail if problem else "The image is not available.")
+        try:
+            verify_checksum(ref, image)
+        except ImageCheckError as exc:
+            return JobStatus.ALGORITHM_PROVISIONING_FAILED, exc.message
+        return image
+
+    async def _fail_provisioning(self, job_id: str, outcome: str,
+                                 failure: tuple[JobStatus, str] | None,
+                                 on_timeout: tuple[JobStatus, str]) -> None:
+        if outcome == "stopped":
+            await self._book.finish(job_id, _STOPPED, stopped=True)
+        elif outcome == "timeout":
+            await self._book.finish(job_id, on_timeout[1], on_timeout[0])
+        elif failure is not None:
+            await self._book.finish(job_id, failure[1], failure[0])
