@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup dev test lint unit e2e-setup anvil-setup test-anvil bench clean
+.PHONY: setup dev test lint unit e2e-setup anvil-setup test-anvil fuzz bench clean
 
 # bubblewrap is the compute sandbox; without it Tidegate serves everything but compute
 # (jobs are refused with the reason), so a failed install is reported, not fatal.
@@ -58,6 +58,14 @@ test-anvil: setup anvil-setup
 	TIDEGATE_TEST_CHAIN=anvil $(BIN)/pytest -q -m chain
 
 test: lint e2e-setup anvil-setup unit test-anvil
+
+# The schemathesis run of tests/api/test_fuzz.py (25 random cases per operation in
+# `make test`) with a bigger budget: FUZZ_EXAMPLES random cases per operation, FUZZ_SEED.
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SEED ?= 16
+fuzz: setup
+	TIDEGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TIDEGATE_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(BIN)/pytest -q -s tests/api/test_fuzz.py
 
 bench: setup
 	@# wrk (load generator) and nginx (origin file server) from Debian, when missing.

@@ -33,6 +33,10 @@ class Endpoint:
     listed there. ``params`` is the request model, read from ``source`` (see
     :mod:`tidegate.api.params`); ``free_body``: the handler reads the body as it is,
     bytes (encrypt) or free-form JSON (an Elasticsearch query, a DDO).
+    ``fetches_files``: the handler may fetch a file from its origin, so it may answer
+    502/504 (the origin failed); OpenAPI documents those statuses only where it is set.
+    ``static``: the answer needs no dependency (no store, chain or metadata source), so
+    it never answers 503; every other operation documents 503.
     """
 
     name: str
@@ -45,6 +49,8 @@ class Endpoint:
     free_body: Literal["bytes", "json"] | None = None
     service: bool = True
     responses: tuple[tuple[int, str], ...] = ()
+    fetches_files: bool = False
+    static: bool = False
 
     async def parse(self, request: Request) -> pydantic.BaseModel:
         """The request's parameters, validated into :attr:`params` (the one parse)."""

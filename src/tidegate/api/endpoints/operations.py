@@ -100,15 +100,17 @@ async def get_docs_asset(request: Request, p: DocsAssetPath) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("health", "GET", "/health", get_health, "Liveness", source="none", service=False),
+    Endpoint("health", "GET", "/health", get_health, "Liveness", source="none", service=False,
+             static=True),
     Endpoint("ready", "GET", "/health/ready", get_ready, "Readiness (store reachable)",
              source="none", service=False),
     Endpoint("metrics", "GET", "/metrics", get_metrics, "Prometheus metrics", source="none",
-             service=False),
+             service=False, static=True),
     Endpoint("openapi", "GET", "/openapi.json", get_openapi, "This OpenAPI document",
-             source="none", service=False),
-    Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", source="none", service=False),
+             source="none", service=False, static=True),
+    Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", source="none", service=False,
+             static=True),
     Endpoint("docsAsset", "GET", "/docs/assets/{name}", get_docs_asset,
              "Swagger UI's files (served by Tidegate, no CDN)", params=DocsAssetPath,
-             source="path", service=False),
+             source="path", service=False, static=True),
 ]
