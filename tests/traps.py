@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Self
 
+from tests.local_http import LocalServer, QuietHandler
+
 
 class ByteTrap:
     """A TCP listener on ``host`` (port chosen by the kernel, or ``port``) in a thread.
@@ -81,3 +83,37 @@ class ByteTrap:
             yield self
         finally:
             self.stop()
+
+
+class _OriginHandler(QuietHandler):
+    server: Origin
+
+    def do_GET(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))  # keep-alive framing
+        self.server.paths.append(self.path)
+        if self.path.startswith("/hop/"):
+            hops, _, target = self.path.removeprefix("/hop/").partition("?to=")
+            left = int(hops)
+            location = f"/hop/{left - 1}?to={target}" if left > 0 else target
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    do_POST = do_GET
+
+
+class Origin(LocalServer):
+    """A file origin (or gateway) that records each request's path and answers ``body``,
+    or, for ``/hop/N?to=URL``, redirects N more times through itself and then to ``URL``."""
+
+    def __init__(self, host: str = "127.0.0.1", body: bytes = b"ok") -> None:
+        super().__init__(_OriginHandler, host)
+        self.paths: list[str] = []
+        self.body = body

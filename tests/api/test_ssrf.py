@@ -19,8 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_app
-from tests.local_http import LocalServer, QuietHandler
-from tests.traps import ByteTrap
+from tests.traps import ByteTrap, Origin
 from tidegate.settings import Settings
 
 #: The same loopback address in every spelling a URL parser or ``inet_aton`` accepts.
@@ -145,48 +144,16 @@ async def test_a_gateway_in_private_space_is_refused_in_production(
     assert trap.untouched
 
 
-class _Gateway(QuietHandler):
-    """A stand-in IPFS/arweave gateway and file origin: records each path, answers 200,
-    or a redirect for ``/hop/N?to=URL`` (N more hops through itself, then ``to``)."""
-
-    server: GatewayServer
-
-    def do_GET(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))  # keep-alive framing
-        self.server.paths.append(self.path)
-        if self.path.startswith("/hop/"):
-            hops, _, target = self.path.removeprefix("/hop/").partition("?to=")
-            left = int(hops)
-            location = f"/hop/{left - 1}?to={target}" if left > 0 else target
-            self.send_response(302)
-            self.send_header("Location", location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    do_POST = do_GET
-
-
-class GatewayServer(LocalServer):
-    def __init__(self) -> None:
-        super().__init__(_Gateway)
-        self.paths: list[str] = []
-
-
 @pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    with GatewayServer().running() as running:
+def gateway() -> Iterator[Origin]:
+    """A stand-in IPFS/arweave gateway and file origin (records paths, redirects)."""
+    with Origin().running() as running:
         yield running
 
 
 @pytest.fixture
 async def dev_mode(make_settings: Callable[..., Settings],
-                   gateway: GatewayServer) -> AsyncIterator[httpx.AsyncClient]:
+                   gateway: Origin) -> AsyncIterator[httpx.AsyncClient]:
     """Private addresses allowed (dev mode), both gateways at the local gateway."""
     settings = make_settings(TIDEGATE_ALLOW_PRIVATE_URLS="true", IPFS_GATEWAY=gateway.url,
                              ARWEAVE_GATEWAY=gateway.url, TIDEGATE_READ_TIMEOUT="0.5")
@@ -205,7 +172,7 @@ ESCAPING_NAMES = [
 
 @pytest.mark.parametrize("kind", ["ipfs", "arweave"])
 async def test_hashes_and_transaction_ids_cannot_leave_the_gateway(
-        dev_mode: httpx.AsyncClient, gateway: GatewayServer, trap: ByteTrap,
+        dev_mode: httpx.AsyncClient, gateway: Origin, trap: ByteTrap,
         kind: str) -> None:
     """Even where loopback is allowed, a name only ever adds a path on the gateway:
     each hostile one is refused, or fetched from the gateway itself, never the trap."""
@@ -232,7 +199,7 @@ FORBIDDEN_TARGETS = [
 @pytest.mark.parametrize("target", FORBIDDEN_TARGETS)
 @pytest.mark.parametrize("hops", [0, 3])
 async def test_a_redirect_chain_never_ends_in_forbidden_space(
-        dev_mode: httpx.AsyncClient, gateway: GatewayServer, trap: ByteTrap,
+        dev_mode: httpx.AsyncClient, gateway: Origin, trap: ByteTrap,
         target: str, hops: int) -> None:
     location = target.format(port=trap.port)
     for kind in ("url", "graphql"):
