@@ -60,11 +60,14 @@ test-anvil: setup anvil-setup
 test: lint e2e-setup anvil-setup unit test-anvil
 
 # The schemathesis run of tests/api/test_fuzz.py (25 random cases per operation in
-# `make test`) with a bigger budget: FUZZ_EXAMPLES random cases per operation, FUZZ_SEED.
+# `make test`) with a bigger budget: FUZZ_EXAMPLES random cases per operation, FUZZ_SEED;
+# FUZZ_CHECKS (e.g. all) replaces the checks.
 FUZZ_EXAMPLES ?= 1000
 FUZZ_SEED ?= 16
+FUZZ_CHECKS ?=
 fuzz: setup
 	TIDEGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TIDEGATE_FUZZ_SEED=$(FUZZ_SEED) \
+	  TIDEGATE_FUZZ_CHECKS=$(FUZZ_CHECKS) \
 	  $(BIN)/pytest -q -s tests/api/test_fuzz.py
 
 bench: setup

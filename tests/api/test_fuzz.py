@@ -39,7 +39,10 @@ from tests.local_http import LocalServer, QuietHandler
 
 EXAMPLES = int(os.environ.get("TIDEGATE_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("TIDEGATE_FUZZ_SEED", "16"))
-CHECKS = "tidegate_rules,response_schema_conformance,content_type_conformance"
+#: ``TIDEGATE_FUZZ_CHECKS`` replaces them, e.g. ``make fuzz FUZZ_CHECKS=all`` to also see
+#: schemathesis's schema-drift checks (positive/negative data acceptance...).
+CHECKS = os.environ.get("TIDEGATE_FUZZ_CHECKS") or \
+    "tidegate_rules,response_schema_conformance,content_type_conformance"
 
 
 @pytest.fixture(scope="module")
