@@ -62,7 +62,7 @@ test: lint e2e-setup anvil-setup unit test-anvil
 # The schemathesis run of tests/api/test_fuzz.py (25 random cases per operation in
 # `make test`) with a bigger budget: FUZZ_EXAMPLES random cases per operation, FUZZ_SEED;
 # FUZZ_CHECKS (e.g. all) replaces the checks.
-FUZZ_EXAMPLES ?= 1000
+FUZZ_EXAMPLES ?= 300
 FUZZ_SEED ?= 16
 FUZZ_CHECKS ?=
 fuzz: setup
