@@ -2,7 +2,7 @@
 listed, ``/health/ready`` says why, and a job request is a 503 naming the reason.
 
 The machine's bubblewrap is hidden by running the app with a ``PATH`` that holds
-only the other tools the sandbox needs (prlimit, setpriv): what an operator's host
+only the other tools the sandbox needs (prlimit, sh, setpriv): what an operator's host
 without the bubblewrap package looks like to Tidegate.
 """
 
@@ -25,7 +25,7 @@ from tidegate.settings import Settings
 def path_without_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tools = tmp_path / "bin"
     tools.mkdir()
-    for name in ("prlimit", "setpriv"):
+    for name in ("prlimit", "sh", "setpriv"):
         found = shutil.which(name)
         if found is None:
             pytest.skip(f"{name} is not installed")
