@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup dev test lint unit e2e-setup anvil-setup docker-setup test-anvil bench clean
+.PHONY: setup dev test lint unit e2e-setup anvil-setup docker-setup test-anvil fuzz bench clean
 
 # bubblewrap is the compute sandbox; without it Tidegate serves everything but compute
 # (jobs are refused with the reason), so a failed install is reported, not fatal.
@@ -68,6 +68,17 @@ test-anvil: setup anvil-setup
 	TIDEGATE_TEST_CHAIN=anvil $(BIN)/pytest -q -m chain
 
 test: lint e2e-setup anvil-setup docker-setup unit test-anvil
+
+# The schemathesis run of tests/api/test_fuzz.py (25 random cases per operation in
+# `make test`) with a bigger budget: FUZZ_EXAMPLES random cases per operation, FUZZ_SEED;
+# FUZZ_CHECKS (e.g. all) replaces the checks.
+FUZZ_EXAMPLES ?= 300
+FUZZ_SEED ?= 16
+FUZZ_CHECKS ?=
+fuzz: setup
+	TIDEGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TIDEGATE_FUZZ_SEED=$(FUZZ_SEED) \
+	  TIDEGATE_FUZZ_CHECKS=$(FUZZ_CHECKS) \
+	  $(BIN)/pytest -q -s tests/api/test_fuzz.py
 
 bench: setup
 	@# wrk (load generator) and nginx (origin file server) from Debian, when missing.

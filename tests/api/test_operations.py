@@ -13,7 +13,8 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
 async def test_ready_with_a_live_chain(chain_client: httpx.AsyncClient) -> None:
     r = await chain_client.get("/health/ready")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "store": "ok", "chains": {"8996": "ok"}}
+    assert r.json() == {"status": "ready", "store": "ok", "chains": {"8996": "ok"},
+                        "compute": "ok"}
 
 
 async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:

@@ -24,6 +24,13 @@ _ERROR_SCHEMA: Final = {
     "required": ["error", "code"],
 }
 _REF: Final = "#/components/schemas/{model}"
+_ERROR_CONTENT: Final = {"application/json": {"schema": _ERROR_SCHEMA}}
+#: The server errors an operation may answer besides a bug (500): a dependency down
+#: (every operation that needs one) and, where a file is fetched, its origin failing.
+_UNAVAILABLE: Final = (503, "A dependency is unavailable (chain RPC, metadata source or "
+                            "database); retry later")
+_ORIGIN_ERRORS: Final = ((502, "The file's origin failed or answered too much"),
+                         (504, "The file's origin did not answer in time"))
 
 
 def _parameters(schema: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -59,10 +66,11 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     responses: dict[str, Any] = {
         str(status): {"description": text} for status, text in endpoint.responses
     } or {"200": {"description": "Success"}}
-    responses["default"] = {
-        "description": "Error",
-        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-    }
+    documented = ([] if endpoint.static else [_UNAVAILABLE]) + (
+        list(_ORIGIN_ERRORS) if endpoint.fetches_files else [])
+    for status, text in documented:
+        responses.setdefault(str(status), {"description": text, "content": _ERROR_CONTENT})
+    responses["default"] = {"description": "Error", "content": _ERROR_CONTENT}
     op["responses"] = responses
     return op
 

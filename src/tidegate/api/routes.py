@@ -33,6 +33,10 @@ class Endpoint:
     listed there. ``params`` is the request model, read from ``source`` (see
     :mod:`tidegate.api.params`); ``free_body``: the handler reads the body as it is,
     bytes (encrypt) or free-form JSON (an Elasticsearch query, a DDO).
+    ``fetches_files``: the handler may fetch a file from its origin, so it may answer
+    502/504 (the origin failed); OpenAPI documents those statuses only where it is set.
+    ``static``: the answer needs no dependency (no store, chain or metadata source), so
+    it never answers 503; every other operation documents 503.
     """
 
     name: str
@@ -45,6 +49,8 @@ class Endpoint:
     free_body: Literal["bytes", "json"] | None = None
     service: bool = True
     responses: tuple[tuple[int, str], ...] = ()
+    fetches_files: bool = False
+    static: bool = False
 
     async def parse(self, request: Request) -> pydantic.BaseModel:
         """The request's parameters, validated into :attr:`params` (the one parse)."""
@@ -74,10 +80,35 @@ def _guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 
 
 def starlette_routes(endpoints: list[Endpoint]) -> list[Route]:
-    """Starlette routes for ``endpoints`` (paths sharing a route get one Route each)."""
-    return [
-        Route(e.path, _guarded(e), methods=[e.method], name=e.name) for e in endpoints
-    ]
+    """Starlette routes for ``endpoints``: one Route per path, dispatching each method to
+    its endpoint, so a 405 names every method of the path in ``Allow``.
+
+    Literal paths come before templated ones (``/ddo/validate`` before ``/ddo/{did}``):
+    a method the literal path lacks is then a 405 of that path, not of the template.
+    """
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    names: dict[str, str] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = _guarded(e)
+        names.setdefault(e.path, e.name)
+    ordered = sorted(by_path, key=lambda path: "{" in path)  # stable: table order kept
+    return [Route(path, _by_method(by_path[path]), methods=list(by_path[path]),
+                  name=names[path]) for path in ordered]
+
+
+def _by_method(handlers: dict[str, Callable[[Request], Awaitable[Response]]],
+               ) -> Callable[[Request], Awaitable[Response]]:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+    head = handlers.get("GET")
+
+    async def dispatch(request: Request) -> Response:
+        # The Route let only its methods through (HEAD with GET, as Starlette adds it).
+        handler = handlers.get(request.method) or head
+        assert handler is not None
+        return await handler(request)
+
+    return dispatch
 
 
 def service_endpoints(endpoints: list[Endpoint]) -> dict[str, list[str]]:

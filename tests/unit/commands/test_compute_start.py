@@ -49,6 +49,9 @@ class RecordingEngine:
     async def environments(self) -> list[Environment]:
         return [self.env]
 
+    async def unavailable(self) -> None:
+        return None
+
     def check_container(self, container: Mapping[str, Any]) -> None:
         if container.get("image") != "python":
             raise BadRequestError("Unsupported image.", code="unsupported_image")

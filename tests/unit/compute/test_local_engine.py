@@ -284,11 +284,16 @@ async def test_without_a_sandbox_jobs_are_refused_unless_unsafe(
         make_engine: EngineFactory) -> None:
     broken = await make_engine(options=SandboxOptions(bwrap="/nonexistent/bwrap"))
     assert broken.sandbox.unavailable is not None
+    assert await broken.environments() == []  # nothing advertised that cannot run
+    refusal = await broken.unavailable()
+    assert refusal is not None and refusal.status == 503
+    assert refusal.code == "sandbox_unavailable" and "bwrap" in refusal.message
     with pytest.raises(SandboxUnavailableError) as refused:
         await broken.start(spec(environment(), code="print(1)"))
     assert refused.value.status == 503 and "bubblewrap" in refused.value.message
     unsafe = await make_engine(options=SandboxOptions(unsafe_no_sandbox=True,
                                                       poll_interval=0.05))
+    assert await unsafe.unavailable() is None and len(await unsafe.environments()) == 1
     job = spec(environment(), code="import os\nprint(os.path.basename(os.environ['ALGO']))")
     await unsafe.start(job)
     assert (await finished(unsafe, job.job_id)).detail == ""

@@ -146,10 +146,12 @@ async def get_download(request: Request, p: DownloadParams) -> Response:
 
 ENDPOINTS = [
     Endpoint("initialize", "GET", "/api/services/initialize", get_initialize,
-             "Check access and quote the provider fee for an order", params=InitializeParams),
+             "Check access and quote the provider fee for an order", params=InitializeParams,
+             fetches_files=True),
     Endpoint("download", "GET", "/api/services/download", get_download,
              "Stream a file of an ordered access service (signed documentId + nonce, "
              "or consumerAddress + nonce + 'download'; or AuthToken / Authorization)",
              params=DownloadParams,
-             responses=((200, "The file"), (206, "Part of the file (Range)"))),
+             responses=((200, "The file"), (206, "Part of the file (Range)")),
+             fetches_files=True),
 ]

@@ -118,5 +118,6 @@ ENDPOINTS = [
     Endpoint("fileinfo", "POST", "/api/services/fileinfo", post_fileinfo,
              "Check the files of a service (did + serviceId) or one file object: validity, "
              "contentLength, contentType, filename and, with checksum, their sha256",
-             params=FileInfoParams, responses=((200, "One entry per file, in order"),)),
+             params=FileInfoParams, responses=((200, "One entry per file, in order"),),
+             fetches_files=True),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -51,7 +52,12 @@ async def _chain_ok(chain: ChainConfig) -> bool:
 
 
 async def get_ready(request: Request, _: NoParams) -> Response:
-    """200 when the store and every chain RPC answer; 503 naming what does not."""
+    """200 when the store and every chain RPC answer; 503 naming what does not.
+
+    ``compute`` is ``ok`` or ``unavailable`` with the reason in ``reasons.compute``
+    (no working sandbox, ...). It does not make the answer 503: every route but
+    compute still serves, and ``computeEnvironments`` then lists no environment.
+    """
     svc = services(request)
     try:
         await svc.store.ping()
@@ -60,9 +66,14 @@ async def get_ready(request: Request, _: NoParams) -> Response:
         store_ok = False
     chains = list(svc.chains.by_id.values())
     results = await asyncio.gather(*(_chain_ok(c) for c in chains))
-    body = {"status": "ready", "store": "ok" if store_ok else "unavailable",
-            "chains": {str(c.chain_id): "ok" if ok else "unavailable"
-                       for c, ok in zip(chains, results, strict=True)}}
+    compute_refusal = await svc.engine.unavailable()
+    body: dict[str, Any] = {
+        "status": "ready", "store": "ok" if store_ok else "unavailable",
+        "chains": {str(c.chain_id): "ok" if ok else "unavailable"
+                   for c, ok in zip(chains, results, strict=True)},
+        "compute": "ok" if compute_refusal is None else "unavailable"}
+    if compute_refusal is not None:
+        body["reasons"] = {"compute": compute_refusal.message}
     if not store_ok or not all(results):
         body["status"] = "not ready"
         return JsonResponse({**body, "error": "A dependency is unavailable.",
@@ -100,15 +111,18 @@ async def get_docs_asset(request: Request, p: DocsAssetPath) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("health", "GET", "/health", get_health, "Liveness", source="none", service=False),
-    Endpoint("ready", "GET", "/health/ready", get_ready, "Readiness (store reachable)",
+    Endpoint("health", "GET", "/health", get_health, "Liveness", source="none", service=False,
+             static=True),
+    Endpoint("ready", "GET", "/health/ready", get_ready,
+             "Readiness: store and chain RPCs (503 if not); compute engine (ok or why not)",
              source="none", service=False),
     Endpoint("metrics", "GET", "/metrics", get_metrics, "Prometheus metrics", source="none",
-             service=False),
+             service=False, static=True),
     Endpoint("openapi", "GET", "/openapi.json", get_openapi, "This OpenAPI document",
-             source="none", service=False),
-    Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", source="none", service=False),
+             source="none", service=False, static=True),
+    Endpoint("docs", "GET", "/docs", get_docs, "Swagger UI", source="none", service=False,
+             static=True),
     Endpoint("docsAsset", "GET", "/docs/assets/{name}", get_docs_asset,
              "Swagger UI's files (served by Tidegate, no CDN)", params=DocsAssetPath,
-             source="path", service=False),
+             source="path", service=False, static=True),
 ]

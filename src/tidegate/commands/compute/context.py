@@ -68,7 +68,11 @@ class AlgorithmRequest:
 
 
 async def find_environment(engine: ComputeEngine, env_id: str) -> Environment:
-    """The engine's environment ``env_id``; 400 ``unknown_environment`` if none."""
+    """The engine's environment ``env_id``; 400 ``unknown_environment`` if none; the
+    engine's 503 (``sandbox_unavailable``: why) while it can run no job at all."""
+    refusal = await engine.unavailable()
+    if refusal is not None:
+        raise refusal
     for env in await engine.environments():
         if env.id == env_id:
             return env

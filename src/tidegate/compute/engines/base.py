@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobRecord
+from tidegate.errors import TidegateError
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,15 @@ class ResultStream:
 
 class ComputeEngine(Protocol):
     async def environments(self) -> list[Environment]:
-        """Every environment this engine offers (all chains)."""
+        """Every environment this engine can run jobs in now (all chains).
+
+        An engine that cannot run jobs (no working sandbox, no daemon) offers none:
+        ``computeEnvironments`` advertises only what runs; :meth:`unavailable` says why.
+        """
+
+    async def unavailable(self) -> TidegateError | None:
+        """The error (a 503 naming why, safe to show) every job request gets while this
+        engine cannot run jobs, or ``None`` when it can."""
 
     def check_container(self, container: Mapping[str, Any]) -> None:
         """Raise a 400 (``unsupported_image``) if this engine cannot run ``container``."""

@@ -171,11 +171,23 @@ class LocalEngine:
 
     # --- protocol ----------------------------------------------------------------------
     async def environments(self) -> list[Environment]:
-        """The configured environments with ``currentJobs`` of this process."""
-        await self.open()
+        """The configured environments with ``currentJobs`` of this process; none while
+        no sandbox works (jobs would be refused: see :meth:`unavailable`)."""
+        if await self.unavailable() is not None:
+            return []
         return [replace(env, current_jobs=sum(1 for a in self._active.values()
                                               if a.env_id == env.id and a.running))
                 for env in self._envs.values()]
+
+    async def unavailable(self) -> SandboxUnavailableError | None:
+        """503 ``sandbox_unavailable`` with the sandbox probe's finding while no sandbox
+        works, else ``None`` (also with ``unsafe_no_sandbox``: jobs run unsandboxed)."""
+        await self.open()
+        if self.sandbox.unavailable is None or self.sandbox.unsafe:
+            return None
+        return SandboxUnavailableError(
+            f"Compute is unavailable: no working sandbox ({self.sandbox.unavailable}). "
+            "Install bubblewrap, or see docs/compute.md.")
 
     def check_container(self, container: Any) -> None:
         """Raise :class:`~tidegate.compute.runtimes.UnsupportedImageError` (400) if
@@ -191,11 +203,9 @@ class LocalEngine:
             raise BadRequestError("Compute environment does not exist",
                                   code="unknown_environment")
         runtime = resolve_runtime(spec.algorithm.container, self._rules)
-        if self.sandbox.unavailable is not None and not self.sandbox.unsafe:
-            raise SandboxUnavailableError(
-                f"Compute is unavailable: no working sandbox ({self.sandbox.unavailable}). "
-                "Install bubblewrap, or see docs/compute.md."
-            )
+        refusal = await self.unavailable()
+        if refusal is not None:
+            raise refusal
         if not _JOB_ID.match(spec.job_id) or await self._store.get_job(spec.job_id):
             raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
         workspace = Workspace(self._jobs_dir / spec.job_id)

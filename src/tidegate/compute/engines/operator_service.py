@@ -214,6 +214,11 @@ class OperatorServiceEngine:
         return [job_from_operator(item) for item in items if isinstance(item, Mapping)]
 
     # --- protocol ----------------------------------------------------------------------
+    async def unavailable(self) -> TidegateError | None:
+        """Always ``None``: the operator-service is asked on every call, and a failure to
+        read it is a 503 there (``operator_unavailable``), not a standing state."""
+        return None
+
     async def environments(self) -> list[Environment]:
         """Every chain's environments (``GET environments?chainId=``), with our fee token.
 

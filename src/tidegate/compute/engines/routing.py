@@ -15,7 +15,7 @@ from tidegate.compute.engines.base import ComputeEngine, JobSpec, ResultStream
 from tidegate.compute.engines.records import JOB_ID
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobNotFoundError, JobRecord
-from tidegate.errors import BadRequestError
+from tidegate.errors import BadRequestError, TidegateError
 
 __all__ = ["EngineRouter", "MachineEngine"]
 
@@ -51,6 +51,14 @@ class EngineRouter:
 
     async def close(self) -> None:
         await asyncio.gather(*(e.close() for e in self._engines.values()))
+
+    async def unavailable(self) -> TidegateError | None:
+        """An error only when no engine can run a job (the first engine's); an engine
+        that is down refuses its own environments' jobs itself."""
+        refusals = [await engine.unavailable() for engine in self._engines.values()]
+        if all(refusal is not None for refusal in refusals):
+            return refusals[0]
+        return None
 
     async def environments(self) -> list[Environment]:
         return [env for engine in self._engines.values()
