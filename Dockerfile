@@ -23,10 +23,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_PREFER_BINARY=1
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+# pip-ca.pem, if it is next to this file: the CA of a TLS-inspecting proxy between the
+# build and PyPI (the [m] makes it optional). It stays in the build stage only.
+COPY pyproject.toml README.md constraints.txt pip-ca.pe[m] ./
 COPY src ./src
 # PIP_CONSTRAINT (not -c) so that the isolated build of the wheel is pinned too.
-RUN python -m venv /opt/tidegate \
+RUN if [ -f pip-ca.pem ]; then export PIP_CERT=/src/pip-ca.pem; fi \
+ && python -m venv /opt/tidegate \
  && PIP_CONSTRAINT=/src/constraints.txt /opt/tidegate/bin/pip install . \
  && /opt/tidegate/bin/tidegate --version
 

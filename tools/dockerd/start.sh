@@ -12,6 +12,8 @@
 #                             from mmdebstrap, also tagged tidegate-test/debian:1;
 #                             /etc/tidegate-test-image says "debian". The ecosystem's
 #                             compute examples name image "ubuntu", tag "latest".
+#   tidegate-test/python:3.11 Debian with python3, venv, passwd and CA certificates: the
+#                             base the Dockerfile is built on in CI (tests/test_dockerfile.py)
 # The Debian root filesystem is cached as a tarball (TIDEGATE_TEST_DOCKER_CACHE) so
 # later runs only import it. A local registry (Debian's docker-registry, on loopback)
 # holds 127.0.0.1:$TIDEGATE_TEST_REGISTRY_PORT/tidegate-test/pulled:1 (busybox) for
@@ -47,6 +49,9 @@ export DOCKER_HOST="unix://$socket"
 debian_version=1
 debian_suite=bookworm
 debian_packages=python3,nodejs
+# The base for building Tidegate's own Dockerfile in CI (its PYTHON_IMAGE argument).
+python_image_tag=tidegate-test/python:3.11
+python_packages=python3,python3-venv,python-is-python3,passwd,ca-certificates
 
 say() { echo "docker-setup: $*"; }
 fail() { echo "docker-setup: $*" >&2; exit 1; }
@@ -175,6 +180,28 @@ debian_image() {
   say "built tidegate-test/debian:$debian_version (also ubuntu:latest) from $tarball"
 }
 
+# A Debian root filesystem with python3 and venv: what python:3.11-slim-bookworm offers
+# the Dockerfile (a `python` command, venv, pip through ensurepip, groupadd/useradd).
+python_image() {
+  local tarball="$cache_dir/python-$debian_suite-v1.tar"
+  has_image "$python_image_tag" && return 0
+  if [ ! -s "$tarball" ]; then
+    mkdir -p "$cache_dir"
+    say "building a Debian $debian_suite root filesystem with $python_packages (mmdebstrap, once)"
+    mmdebstrap --quiet --format=tar --variant=minbase --include="$python_packages" \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' \
+      --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
+      "$debian_suite" "$tarball.partial" "$mirror" \
+      || { rm -rf "$tarball.partial"; fail "mmdebstrap failed (needs the Debian mirror $mirror)"; }
+    mv "$tarball.partial" "$tarball"
+  fi
+  docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' --change 'CMD ["/usr/bin/python3"]' "$tarball" \
+    "$python_image_tag" >/dev/null
+  say "built $python_image_tag from $tarball"
+}
+
 registry_answers() {
   timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$registry_port" 2>/dev/null
 }
@@ -265,6 +292,7 @@ main() {
   start_daemon
   busybox_image
   debian_image
+  python_image
   start_registry
   private_registry
   probe
