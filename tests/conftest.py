@@ -154,6 +154,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _no_provider_key_anywhere() -> Iterator[None]:
     """Fails the test whose log lines or error bodies held the provider key."""
+    root = logging.getLogger()
+    if WATCH not in root.handlers:  # configure_logging (app_from_env, the CLI) replaces them
+        root.addHandler(WATCH)
     WATCH.hits.clear()
     yield
     hits, WATCH.hits[:] = list(WATCH.hits), []

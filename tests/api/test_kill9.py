@@ -180,8 +180,8 @@ async def test_kill_9_loses_nothing_acknowledged(
         assert (r.status_code, r.json()["code"]) == (401, "nonce_too_low")
         # The index kept what it had and goes on from its cursor.
         await wait_for_ddo(client, asset.did, wait=2)
-        for published in late:
-            await wait_for_ddo(client, published.did)
+        for published in late:  # after the killed process's indexer lease (15 s) lapses
+            await wait_for_ddo(client, published.did, wait=40)
         if job_id is not None:
             deadline = time.monotonic() + 40  # the lease (15 s) must lapse first
             while True:
