@@ -21,43 +21,32 @@ import asyncio
 import contextlib
 import json
 import logging
-import mimetypes
-import os
-import re
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
-
-from eth_utils import is_address, to_checksum_address
+from typing import Any
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
+from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook, lease_name
 from tidegate.compute.environments import Environment
-from tidegate.compute.jobs import FINISHED, STATUS_TEXT, JobNotFoundError, JobRecord, JobStatus
+from tidegate.compute.jobs import FINISHED, JobNotFoundError, JobRecord, JobStatus
 from tidegate.compute.runtimes import RuntimeRule, default_rules, resolve_runtime
 from tidegate.compute.sandbox import Sandbox, SandboxOptions, SandboxUnavailableError, limits_for
 from tidegate.compute.workspace import (
     ResultNotFoundError,
     Workspace,
-    finished_results,
     provision,
-    read_result,
-    result_file,
-    unlisted_note,
 )
 from tidegate.errors import BadRequestError
 from tidegate.files.objects import StorageContext
-from tidegate.files.storages import safe_filename
 from tidegate.stores.base import Store
 
 __all__ = ["JobNotFoundError", "LocalEngine", "ResultNotFoundError"]
 
 logger = logging.getLogger(__name__)
 
-_JOB_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-INTERRUPTED: Final = "Interrupted by a Tidegate restart."
 
 
 @dataclass
@@ -105,6 +94,7 @@ class LocalEngine:
         self._active: dict[str, _Active] = {}
         self._instance = uuid.uuid4().hex
         self._lease_ms = int(lease_ttl * 1000)
+        self._book = JobBook(store, self._jobs_dir, self._instance, self._lease_ms)
         self._stop_wait = stop_wait
         self._open_lock = asyncio.Lock()
         self._opened = False
@@ -152,7 +142,7 @@ class LocalEngine:
             rounds += 1
             try:
                 for job_id in list(self._active):
-                    await self._store.try_lease(_lease(job_id), self._instance, self._lease_ms)
+                    await self._store.try_lease(lease_name(job_id), self._instance, self._lease_ms)
                 if rounds % 3 == 0:
                     await self._sweep()
             except Exception:  # keep renewing: one store hiccup must not orphan every job
@@ -164,7 +154,7 @@ class LocalEngine:
                        await self._store.list_jobs(None)]:
             if record.status in FINISHED or record.job_id in self._active:
                 continue
-            if await self._store.try_lease(_lease(record.job_id), self._instance,
+            if await self._store.try_lease(lease_name(record.job_id), self._instance,
                                            self._lease_ms):
                 logger.info("compute job %s was interrupted by a restart", record.job_id)
                 await self._finish(record.job_id, INTERRUPTED)
@@ -206,17 +196,13 @@ class LocalEngine:
         refusal = await self.unavailable()
         if refusal is not None:
             raise refusal
-        if not _JOB_ID.match(spec.job_id) or await self._store.get_job(spec.job_id):
+        if not JOB_ID.match(spec.job_id) or await self._store.get_job(spec.job_id):
             raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
         workspace = Workspace(self._jobs_dir / spec.job_id)
         argv = runtime.argv(str(spec.algorithm.container.get("entrypoint") or ""),
                             self.sandbox.algorithm_path(workspace))
-        await self._store.try_lease(_lease(spec.job_id), self._instance, self._lease_ms)
-        record = JobRecord(
-            job_id=spec.job_id, owner=_owner(spec.owner),
-            did=spec.inputs[0].did if spec.inputs else "", agreement_id=spec.agreement_id,
-            environment=env.id, chain_id=spec.chain_id, date_created=time.time(),
-            algorithm_did=spec.algorithm.did, input_dids=[i.did for i in spec.inputs])
+        await self._store.try_lease(lease_name(spec.job_id), self._instance, self._lease_ms)
+        record = self._book.new_record(spec)
         await self._save(record)
         active = self._active[spec.job_id] = _Active(spec.job_id, env.id)
         active.task = asyncio.create_task(
@@ -227,15 +213,7 @@ class LocalEngine:
                    did: str | None) -> list[JobRecord]:
         """Records matching every given filter (owner compared case-insensitively)."""
         await self.open()
-        if job_id is not None:
-            found = await self._load(job_id)
-            records = [found] if found is not None else []
-        else:
-            records = [JobRecord.from_store(json.loads(d)) for d in
-                       await self._store.list_jobs(_owner(owner) if owner else None)]
-        return [r for r in records
-                if (owner is None or r.owner.lower() == owner.lower())
-                and (did is None or did == r.did or did in r.input_dids)]
+        return await self._book.query(owner, job_id, did)
 
     async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
         """Stop the owner's matching unfinished jobs; return every matching record."""
@@ -268,20 +246,7 @@ class LocalEngine:
 
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         """Open result ``index`` of the owner's job for streaming."""
-        record = await self._load(job_id) if _JOB_ID.match(job_id) else None
-        if record is None or record.owner.lower() != owner.lower():
-            raise JobNotFoundError("Job not found.")
-        match = [r for r in record.results if r.index == index]
-        if not match:
-            raise ResultNotFoundError(f"The job has no result with index {index}.")
-        path, info = await asyncio.to_thread(result_file, Workspace(self._jobs_dir / job_id),
-                                             match[0])
-        name = os.path.basename(match[0].filename)
-        content_type = ("text/plain" if match[0].type == "algorithmLog"
-                        else mimetypes.guess_type(name)[0] or "application/octet-stream")
-        return ResultStream(filename=safe_filename(name), size=info.st_size,
-                            content_type=content_type,
-                            chunks=read_result(path, info.st_ino))
+        return await self._book.open_result(owner, job_id, index)
 
     # --- running a job -----------------------------------------------------------------
     async def _run(self, spec: JobSpec, env: Environment, argv: list[str],
@@ -387,55 +352,24 @@ class LocalEngine:
         await self._update(record.job_id, None, stop_requested=True)
         if active is not None:
             active.stop.set()
-        elif await self._store.try_lease(_lease(record.job_id), self._instance,
+        elif await self._store.try_lease(lease_name(record.job_id), self._instance,
                                          self._lease_ms):
             await self._finish(record.job_id, "Job stopped", stopped=True)  # orphaned
 
+    # Records and files: the same book as the Docker engine's (engines/records.py).
     async def _load(self, job_id: str) -> JobRecord | None:
-        document = await self._store.get_job(job_id)
-        return JobRecord.from_store(json.loads(document)) if document else None
+        return await self._book.load(job_id)
 
     async def _save(self, record: JobRecord) -> None:
-        await self._store.put_job(record.job_id, record.owner, json.dumps(record.to_store()))
+        await self._book.save(record)
 
     async def _update(self, job_id: str, status: JobStatus | None,
                       stop_requested: bool | None = None) -> None:
-        record = await self._load(job_id)
-        if record is None or record.status in FINISHED:
-            return  # deleted, or already finished by someone else
-        if status is not None:
-            record.status, record.status_text = int(status), STATUS_TEXT[status]
-        if stop_requested is not None:
-            record.stop_requested = stop_requested
-        await self._save(record)
+        await self._book.update(job_id, status, stop_requested=stop_requested)
 
     async def _finish(self, job_id: str, detail: str,
                       status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False) -> None:
-        """Mark the job finished; its log is always a result, on 70 its outputs too.
-
-        The reference always publishes the algorithm log, so clients read result 0
-        even of a job stopped before it ran: a job that did not complete gets a log
-        ending with why (created if the algorithm never started).
-        """
-        record = await self._load(job_id)
-        if record is None or record.status in FINISHED:
-            return
-        workspace = Workspace(self._jobs_dir / job_id)
-        cap = self.sandbox.options.max_output_files
-        record.results, omitted = await asyncio.to_thread(
-            finished_results, workspace, detail, status == JobStatus.COMPLETED, cap)
-        note = unlisted_note(omitted, cap)
-        record.status = int(status)
-        record.detail = f"{detail} {note}" if detail and note else detail or note
-        record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
-        record.date_finished = time.time()
-        await self._save(record)
-
-
-def _owner(owner: str) -> str:
-    """Owners are stored checksummed, so the store's exact match finds any spelling."""
-    return str(to_checksum_address(owner)) if is_address(owner) else owner
-
-
-def _lease(job_id: str) -> str:
-    return f"compute-job:{job_id}"
+        """Mark the job finished; its log is always a result, on 70 its outputs too
+        (at most the sandbox's ``max_output_files``)."""
+        await self._book.finish(job_id, detail, status, stopped=stopped,
+                                max_outputs=self.sandbox.options.max_output_files)
