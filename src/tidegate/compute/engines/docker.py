@@ -341,7 +341,7 @@ class DockerEngine:
         await asyncio.to_thread(grant_outputs, workspace, self.options.user)
         config = container_config(
             spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
-            allow_network=spec.allow_network and env.allow_network,
+            allow_network=spec.allow_network and env.allow_network, gpus=env.gpus,
             image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}))
         run = active.run = ContainerRun(self._docker, config, workspace, limits,
                                         self.options)
