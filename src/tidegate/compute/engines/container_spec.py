@@ -65,6 +65,9 @@ class DockerOptions:
     min_free_bytes: int = 1024 * _MIB
     """A job is refused unless the compute directory keeps this much free beyond what the
     job may write (its inputs and its outputs, ``diskGB`` each)."""
+    image_cache_bytes: int | None = None
+    """Images Tidegate pulled are evicted, least recently used first, beyond this total
+    (``TIDEGATE_DOCKER_IMAGE_CACHE_GB``; None: never)."""
     registry_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     """Registry (``host[:port]``) -> (username, password) sent when pulling from it."""
 

@@ -44,19 +44,24 @@ def test_docker_settings(make_settings: Callable[..., Settings]) -> None:
     assert plain.docker_host is None and compute_options(plain).docker is None
     s = make_settings(DOCKER_HOST="/run/x/docker.sock", TIDEGATE_DOCKER_USER="1000:1000",
                       TIDEGATE_DOCKER_NETWORK="jobs", TIDEGATE_DOCKER_PULL_TIMEOUT="30",
-                      TIDEGATE_DOCKER_REQUIRE_CHECKSUM="true")
+                      TIDEGATE_DOCKER_REQUIRE_CHECKSUM="true",
+                      TIDEGATE_DOCKER_IMAGE_CACHE_GB="0.5")
     assert s.docker_host == "unix:///run/x/docker.sock"
     options = compute_options(s).docker
     assert options == DockerOptions(user="1000:1000", network="jobs", pull_timeout=30.0,
                                     require_checksum=True, max_processes=64,
-                                    tmp_bytes=64 * 1024 * 1024)
+                                    tmp_bytes=64 * 1024 * 1024,
+                                    image_cache_bytes=512 * 1024 * 1024)
+    assert compute_options(plain.model_copy(update={"docker_host": "unix:///x"})
+                           ).docker == DockerOptions()  # no cap unless set
     assert "docker.sock" not in repr(s)  # the daemon's address stays out of logs
 
 
 @pytest.mark.parametrize(("variable", "value"), [
     ("DOCKER_HOST", "ftp://x"), ("DOCKER_HOST", "docker.sock"),
     ("TIDEGATE_DOCKER_USER", "0:0"), ("TIDEGATE_DOCKER_USER", "nobody"),
-    ("TIDEGATE_DOCKER_NETWORK", "host"), ("TIDEGATE_DOCKER_PULL_TIMEOUT", "0")])
+    ("TIDEGATE_DOCKER_NETWORK", "host"), ("TIDEGATE_DOCKER_PULL_TIMEOUT", "0"),
+    ("TIDEGATE_DOCKER_IMAGE_CACHE_GB", "0"), ("TIDEGATE_DOCKER_IMAGE_CACHE_GB", "lots")])
 def test_bad_docker_settings_name_the_variable(make_settings: Callable[..., Settings],
                                               variable: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
