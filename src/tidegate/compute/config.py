@@ -190,6 +190,9 @@ def _gpus(entry: Mapping[str, Any], where: str, engine: str) -> Gpus | None:
     if driver == DEVICES and not devices:
         raise ConfigurationError(f"{where}.gpuDevices must name the device nodes "
                                  "(gpuDriver devices)")
+    if "gpuNumber" not in entry and not devices:
+        raise ConfigurationError(f"{where}: {', '.join(sorted(keys))} without gpuNumber or "
+                                 "gpuDevices")
     default = len(devices) if driver == NVIDIA and devices else 1
     count = _number(entry, "gpuNumber", default, where, integer=True, minimum=1)
     if driver == NVIDIA and devices and count != len(devices):

@@ -269,6 +269,8 @@ def test_gpu_environment_settings() -> None:
             ({"gpuDevices": ["0 1"]}, "gpuDevices"),
             ({"gpuDevices": "0"}, "gpuDevices"),
             ({"gpuDevices": ["0", "1"], "gpuNumber": 1}, "number of gpuDevices"),
-            ({"gpuNumber": 1, "gpuType": 3}, "gpuType")):
+            ({"gpuNumber": 1, "gpuType": 3}, "gpuType"),
+            ({"gpuType": "NVIDIA A100"}, "without gpuNumber or gpuDevices"),
+            ({"gpuDriver": "nvidia"}, "without gpuNumber or gpuDevices")):
         with pytest.raises(ConfigurationError, match=message):
             compute_environments([{"id": "a", "chainId": 8996, **bad}], CHAINS, "docker")
