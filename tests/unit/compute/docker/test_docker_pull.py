@@ -149,8 +149,10 @@ async def cache_images(docker: aiodocker.Docker) -> tuple[list[str], int]:
         reference = f"{REGISTRY}/tidegate-test/cache-{name}:1"
         await docker.images.tag(built, f"{REGISTRY}/tidegate-test/cache-{name}", tag="1")
         await docker.images.push(f"{REGISTRY}/tidegate-test/cache-{name}", tag="1")
-        size = int((await docker.images.inspect(reference))["Size"])
-        await forget(docker, reference, built)
+        image = await docker.images.inspect(reference)
+        size = int(image["Size"])
+        # Every reference (both tags, the push's repository digest): the test's own image.
+        await docker.images.delete(str(image["Id"]), force=True)
         references.append(reference)
     return references, size
 
