@@ -107,6 +107,8 @@ def docker_options(settings: Settings) -> DockerOptions | None:
     return DockerOptions(user=settings.docker_user, network=settings.docker_network,
                          pull_timeout=settings.docker_pull_timeout,
                          require_checksum=settings.docker_require_checksum,
+                         image_cache_bytes=None if settings.docker_image_cache_gb is None
+                         else int(settings.docker_image_cache_gb * 1024**3),
                          registry_auth={registry: (user, password.get_secret_value())
                                         for registry, (user, password)
                                         in settings.docker_registry_auth.items()},

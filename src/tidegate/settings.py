@@ -546,6 +546,10 @@ class Settings(BaseSettings):
     docker_pull_timeout: Seconds = Field(600.0, validation_alias="TIDEGATE_DOCKER_PULL_TIMEOUT")
     docker_require_checksum: Flag = Field(
         False, validation_alias="TIDEGATE_DOCKER_REQUIRE_CHECKSUM")
+    docker_image_cache_gb: Annotated[float | None, Field(gt=0)] = Field(
+        None, validation_alias="TIDEGATE_DOCKER_IMAGE_CACHE_GB")
+    """Images Tidegate pulled are removed, least recently used first, beyond this many
+    GB (unset: never removed)."""
     docker_registry_auth: Annotated[dict[str, tuple[str, SecretStr]],
                                     BeforeValidator(_registry_auth)] = Field(
         default_factory=dict, validation_alias="TIDEGATE_DOCKER_REGISTRY_AUTH", repr=False)

@@ -35,6 +35,7 @@ E2E = REPO / "tests" / "e2e"
 OCEANPY_PYTHON = REPO / os.environ.get("OCEANPY_VENV", ".venv-oceanpy") / "bin" / "python"
 OCEANJS = E2E / "oceanjs"
 ALGORITHM = E2E / "algorithm" / "hash_inputs.py"
+NODE_ALGORITHM = E2E / "algorithm" / "hash_inputs.js"
 SETUP_HINT = "run `make e2e-setup` (part of `make test`)"
 
 # Barge-mnemonic accounts of the dev chain (all hold ETH). 0 owns the OCEAN token;
@@ -71,6 +72,8 @@ class FileOrigin:
     size: int
     algorithm_url: str
     """The compute e2e algorithm (``algorithm/hash_inputs.py``), served next to the file."""
+    node_algorithm_url: str = ""
+    """Its node twin (``algorithm/hash_inputs.js``), for the Docker engine's example."""
 
 
 @dataclass
@@ -96,7 +99,12 @@ def _tail(text: str, lines: int = 40) -> str:
 @pytest.fixture(scope="session")
 def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     """``tidegate dev`` on free ports, started from this repo's venv."""
-    data_dir = tmp_path_factory.mktemp("tidegate-dev")
+    yield from _dev_stack(tmp_path_factory, "tidegate-dev", {})
+
+
+def _dev_stack(tmp_path_factory: pytest.TempPathFactory, name: str,
+               extra_env: dict[str, str]) -> Iterator[DevStack]:
+    data_dir = tmp_path_factory.mktemp(name)
     log = data_dir / "stderr.log"
     # --rpc-port 0: the chain's JSON-RPC server takes any free port (printed in the summary).
     command = [sys.executable, "-m", "tidegate", "dev", "--port", str(_free_port()),
@@ -106,7 +114,7 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     with log.open("w") as stderr:
         process = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **extra_env},
         )
 
     def read() -> None:
@@ -168,6 +176,7 @@ def file_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileOrigin
     data = os.urandom(150_000)
     (directory / "data.bin").write_bytes(data)
     shutil.copyfile(ALGORITHM, directory / ALGORITHM.name)
+    shutil.copyfile(NODE_ALGORITHM, directory / NODE_ALGORITHM.name)
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="e2e-origin")
@@ -179,6 +188,7 @@ def file_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileOrigin
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             algorithm_url=f"{base}/{ALGORITHM.name}",
+            node_algorithm_url=f"{base}/{NODE_ALGORITHM.name}",
         )
     finally:
         server.shutdown()
@@ -271,6 +281,62 @@ def oceanjs(request: pytest.FixtureRequest, file_origin: FileOrigin, keys: dict[
     }
     return _run_driver("the ocean.js driver", [node, str(OCEANJS / "driver.js"), str(out)],
                        env, out, dev_stack)
+
+
+@pytest.fixture(scope="session")
+def docker_image_id() -> str:
+    """The id of ``ubuntu:latest`` on the private test daemon (skips without one)."""
+    import asyncio
+
+    from tests.docker_daemon import daemon_or_skip
+
+    async def inspect() -> str:
+        client = await daemon_or_skip()
+        try:
+            return str((await client.images.inspect("ubuntu:latest"))["Id"])
+        finally:
+            await client.close()
+
+    return asyncio.run(inspect())
+
+
+@pytest.fixture(scope="session")
+def docker_dev_stack(tmp_path_factory: pytest.TempPathFactory,
+                     docker_image_id: str) -> Iterator[DevStack]:
+    """``tidegate dev`` with DOCKER_HOST: its compute environment runs on the Docker
+    engine of the private test daemon."""
+    from tests.docker_daemon import DOCKER_HOST
+
+    yield from _dev_stack(tmp_path_factory, "tidegate-dev-docker",
+                          {"DOCKER_HOST": DOCKER_HOST})
+
+
+@pytest.fixture(scope="session")
+def oceanjs_docker(request: pytest.FixtureRequest, file_origin: FileOrigin,
+                   keys: dict[int, str], docker_image_id: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> DriverRun:
+    """ocean.js 3.4.6's driver against the Docker engine, with the ecosystem's example
+    algorithm: image ubuntu / latest (the test daemon's Debian with nodejs), entrypoint
+    ``node $ALGO``, pinned by the image's id."""
+    node = shutil.which("node")
+    if node is None or not (OCEANJS / "node_modules" / "@oceanprotocol" / "lib").exists():
+        pytest.skip(f"the ocean.js client cannot run: {SETUP_HINT}")
+    dev_stack: DevStack = request.getfixturevalue("docker_dev_stack")
+    out = tmp_path_factory.mktemp("oceanjs-docker") / "report.json"
+    from eth_account import Account
+
+    env = {
+        **_common_env(dev_stack, file_origin),
+        "E2E_ALGO_URL": file_origin.node_algorithm_url,
+        "E2E_ALGO_IMAGE": "ubuntu", "E2E_ALGO_TAG": "latest",
+        "E2E_ALGO_ENTRYPOINT": "node $ALGO", "E2E_ALGO_CHECKSUM": docker_image_id,
+        "E2E_ALGO_LANGUAGE": "node", "E2E_ALGO_VERSION": "18",
+        "E2E_PUBLISHER_KEY": keys[OCEANJS_PUBLISHER],
+        "E2E_CONSUMER_KEY": keys[OCEANJS_CONSUMER],
+        "E2E_NODE_SIGNER_ADDRESS": Account.from_key(keys[OCEANJS_NODE_SIGNER]).address,
+    }
+    return _run_driver("the ocean.js driver (Docker engine)",
+                       [node, str(OCEANJS / "driver.js"), str(out)], env, out, dev_stack)
 
 
 @pytest.fixture(scope="session")

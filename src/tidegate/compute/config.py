@@ -18,6 +18,7 @@ default environments follow the same rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -34,7 +35,7 @@ from tidegate.compute.engines.docker import DockerEngine
 from tidegate.compute.engines.local import LocalEngine
 from tidegate.compute.engines.operator_service import OperatorServiceEngine
 from tidegate.compute.engines.routing import EngineRouter, MachineEngine
-from tidegate.compute.environments import Environment
+from tidegate.compute.environments import DEVICES, NVIDIA, Environment, Gpus
 from tidegate.compute.runtimes import build_runtime_rules
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.errors import ConfigurationError
@@ -56,7 +57,8 @@ _SETTING: Final = "TIDEGATE_COMPUTE_ENVIRONMENTS"
 _KEYS: Final = frozenset({"id", "chainId", "cpu", "cpuNumber", "ramGB", "diskGB", "maxJobs",
                           "maxJobDuration", "priceMin", "feeToken", "allowNetwork",
                           "description", "desc", "consumerAddress", "storageExpiry",
-                          "engine", "allowedImages"})
+                          "engine", "allowedImages", "gpuNumber", "gpuType", "gpuDriver",
+                          "gpuDevices"})
 _ENGINES: Final = ("local", "docker")
 
 
@@ -145,6 +147,7 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
     if allowed and engine != "docker":
         raise ConfigurationError(f"{where}.allowedImages needs engine docker")
     return Environment(
+        gpus=_gpus(entry, where, engine),
         id=env_id, chain_id=chain.chain_id,
         consumer_address=_address(entry, "consumerAddress", chain.compute_address, where),
         fee_token=_address(entry, "feeToken", chain.fee_token, where),
@@ -161,6 +164,45 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
         allowed_images=tuple(p.strip() for p in allowed))
 
 
+_NVIDIA_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,127}")
+_DEVICE_PATH: Final = re.compile(r"/dev/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+
+def _gpus(entry: Mapping[str, Any], where: str, engine: str) -> Gpus | None:
+    """``gpuNumber``, ``gpuType``, ``gpuDriver`` (``nvidia``, ``devices``), ``gpuDevices``."""
+    keys = {"gpuNumber", "gpuType", "gpuDriver", "gpuDevices"} & set(entry)
+    if not keys or (keys == {"gpuNumber"} and entry["gpuNumber"] == 0):
+        return None
+    if engine != "docker":
+        raise ConfigurationError(f"{where}: GPUs ({', '.join(sorted(keys))}) need engine "
+                                 "docker")
+    driver = entry.get("gpuDriver", NVIDIA)
+    if driver not in (NVIDIA, DEVICES):
+        raise ConfigurationError(f"{where}.gpuDriver must be {NVIDIA} or {DEVICES}")
+    devices = entry.get("gpuDevices", [])
+    pattern = _NVIDIA_ID if driver == NVIDIA else _DEVICE_PATH
+    if not isinstance(devices, list) or not all(
+            isinstance(d, str) and pattern.fullmatch(d) and ".." not in d.split("/")
+            for d in devices) or len(set(devices)) != len(devices):
+        kind = ("NVIDIA device ids (indexes or GPU UUIDs)" if driver == NVIDIA
+                else "device paths under /dev")
+        raise ConfigurationError(f"{where}.gpuDevices must be a list of distinct {kind}")
+    if driver == DEVICES and not devices:
+        raise ConfigurationError(f"{where}.gpuDevices must name the device nodes "
+                                 "(gpuDriver devices)")
+    if "gpuNumber" not in entry and not devices:
+        raise ConfigurationError(f"{where}: {', '.join(sorted(keys))} without gpuNumber or "
+                                 "gpuDevices")
+    default = len(devices) if driver == NVIDIA and devices else 1
+    count = _number(entry, "gpuNumber", default, where, integer=True, minimum=1)
+    if driver == NVIDIA and devices and count != len(devices):
+        raise ConfigurationError(f"{where}.gpuNumber must be the number of gpuDevices")
+    gpu_type = entry.get("gpuType", "")
+    if not isinstance(gpu_type, str):
+        raise ConfigurationError(f"{where}.gpuType must be a string")
+    return Gpus(count=count, type=gpu_type, driver=driver, device_ids=tuple(devices))
+
+
 def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
                          chains: Chains, default_engine: str = "local") -> list[Environment]:
     """This machine's environments (``TIDEGATE_COMPUTE_ENVIRONMENTS`` or defaults).
@@ -168,7 +210,9 @@ def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
     Each entry: ``{"id", "chainId", "cpu"?, "ramGB"?, "diskGB"?, "maxJobs"?,
     "maxJobDuration"? (s), "priceMin"? (per minute, fee-token units), "feeToken"?,
     "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?, "engine"?,
-    "allowedImages"? (Docker: glob patterns of image references)}``;
+    "allowedImages"? (Docker: glob patterns of image references), "gpuNumber"?,
+    "gpuType"?, "gpuDriver"? (``nvidia``, ``devices``), "gpuDevices"? (Docker: the GPUs
+    of each job)}``;
     ``engine`` defaults to ``default_engine`` (``docker`` needs it to be ``docker``,
     i.e. a configured daemon). Raises ConfigurationError naming the bad entry (ids must
     be unique).

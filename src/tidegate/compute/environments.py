@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, Literal
+
+NVIDIA: Final = "nvidia"
+DEVICES: Final = "devices"
+
+
+@dataclass(frozen=True)
+class Gpus:
+    """The GPUs every job of an environment gets (Docker engine only).
+
+    ``driver`` ``nvidia``: a device request to the NVIDIA container runtime, for the
+    GPUs ``device_ids`` names (indexes or ``GPU-…`` UUIDs), else any ``count`` of them.
+    ``devices``: the host device nodes ``device_ids`` names (``/dev/dri/renderD128``…)
+    are passed into the container (AMD, Intel and other GPUs).
+    """
+
+    count: int
+    type: str = ""
+    driver: Literal["nvidia", "devices"] = NVIDIA
+    device_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,8 @@ class Environment:
     """Which engine runs its jobs: ``local`` (bubblewrap) or ``docker``."""
     allowed_images: tuple[str, ...] = ()
     """Docker only: glob patterns an image reference must match (empty: any image)."""
+    gpus: Gpus | None = None
+    """Docker only: the GPUs each of its jobs gets (None: no GPU, no device)."""
 
     @property
     def free(self) -> bool:
@@ -50,8 +71,8 @@ class Environment:
             "free": self.free,
             "cpuNumber": self.cpu_number,
             "cpuType": "local",
-            "gpuNumber": 0,
-            "gpuType": "",
+            "gpuNumber": self.gpus.count if self.gpus else 0,
+            "gpuType": self.gpus.type if self.gpus else "",
             "ramGB": self.ram_gb,
             "diskGB": self.disk_gb,
             "maxJobs": self.max_jobs,

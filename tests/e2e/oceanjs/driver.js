@@ -16,7 +16,9 @@
 // Environment: E2E_PROVIDER_URL (also the Aquarius URL), E2E_RPC_URL, ADDRESS_FILE
 // (ocean.js's ConfigHelper reads it for chain 8996), E2E_FILE_URL, E2E_FILE_SHA256,
 // E2E_ALGO_URL (the compute algorithm), E2E_PUBLISHER_KEY, E2E_CONSUMER_KEY,
-// E2E_COMPUTE (0 skips the compute steps). Writes a JSON report to the path in argv[2]:
+// E2E_COMPUTE (0 skips the compute steps), E2E_ALGO_IMAGE, E2E_ALGO_TAG,
+// E2E_ALGO_ENTRYPOINT, E2E_ALGO_CHECKSUM, E2E_ALGO_LANGUAGE, E2E_ALGO_VERSION (the
+// algorithm's container; default python / 3.11 / `python $ALGO`). Writes a JSON report to the path in argv[2]:
 // {"client": {...}, "steps": {name: {ok, seconds, detail | error | blocked_by}}}.
 'use strict'
 
@@ -391,13 +393,14 @@ async function compute (publisher, consumer, aquarius, config) {
       { id: ALGO_SERVICE_ID, type: 'access' },
       {
         algorithm: {
-          language: 'python',
-          version: '3.11',
+          language: env.E2E_ALGO_LANGUAGE || 'python',
+          version: env.E2E_ALGO_VERSION || '3.11',
           container: {
-            entrypoint: 'python $ALGO',
-            image: 'python',
-            tag: '3.11',
-            checksum: 'sha256:' + crypto.createHash('sha256').update('tidegate-e2e python:3.11').digest('hex')
+            entrypoint: env.E2E_ALGO_ENTRYPOINT || 'python $ALGO',
+            image: env.E2E_ALGO_IMAGE || 'python',
+            tag: env.E2E_ALGO_TAG || '3.11',
+            checksum: env.E2E_ALGO_CHECKSUM ||
+              'sha256:' + crypto.createHash('sha256').update('tidegate-e2e python:3.11').digest('hex')
           }
         }
       })

@@ -9,7 +9,8 @@ Every job's container, whatever the image asks for:
   ``/data/transformations`` read-only, ``/data/outputs`` and ``/data/logs`` writable,
   plus a size-capped ``/tmp`` tmpfs and ``/dev/shm`` of the same size (each ``VOLUME``
   the image declares becomes such a tmpfs too, so an image cannot open a writable,
-  uncapped volume on the daemon's disk); no Docker socket, no other bind, no device;
+  uncapped volume on the daemon's disk); no Docker socket, no other bind, no device
+  except the GPUs its environment declares (:func:`gpu_access`);
 - has no network (``NetworkMode`` ``none``) unless the environment allows it;
 - is bounded: memory (= memory + swap, so no swap), CPUs (``NanoCpus``), processes
   (``PidsLimit``), open files, file size (the environment's disk) and no core dumps;
@@ -29,12 +30,13 @@ from typing import Any, Final
 
 from tidegate.compute.engines.base import JobSpec
 from tidegate.compute.engines.docker_images import names_registry
+from tidegate.compute.environments import NVIDIA, Gpus
 from tidegate.compute.runtimes import ALGORITHM_PATH, entrypoint_argv
 from tidegate.compute.sandbox import Limits
 from tidegate.compute.workspace import Workspace
 
-__all__ = ["INSTANCE_LABEL", "JOB_LABEL", "DockerOptions", "container_config", "grant_outputs",
-           "limits_of"]
+__all__ = ["INSTANCE_LABEL", "JOB_LABEL", "DockerOptions", "container_config", "gpu_access",
+           "grant_outputs", "limits_of"]
 
 JOB_LABEL: Final = "org.tidegate.job"
 INSTANCE_LABEL: Final = "org.tidegate.instance"
@@ -63,6 +65,9 @@ class DockerOptions:
     min_free_bytes: int = 1024 * _MIB
     """A job is refused unless the compute directory keeps this much free beyond what the
     job may write (its inputs and its outputs, ``diskGB`` each)."""
+    image_cache_bytes: int | None = None
+    """Images Tidegate pulled are evicted, least recently used first, beyond this total
+    (``TIDEGATE_DOCKER_IMAGE_CACHE_GB``; None: never)."""
     registry_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     """Registry (``host[:port]``) -> (username, password) sent when pulling from it."""
 
@@ -85,15 +90,39 @@ def _mounts(workspace: Workspace) -> list[dict[str, Any]]:
             bind(str(workspace.logs), "/data/logs", False)]
 
 
+def gpu_access(gpus: Gpus | None) -> dict[str, Any]:
+    """The ``HostConfig`` fields that give a container ``gpus`` (none: no device at all).
+
+    NVIDIA: one device request to the ``nvidia`` driver (the NVIDIA container toolkit on
+    the daemon) with the ``gpu`` capability, for the listed ``DeviceIDs`` or any
+    ``Count`` of GPUs. Other GPUs: their device nodes, at the same path, read-write
+    (no ``mknod``).
+    """
+    if gpus is None:
+        return {"Devices": [], "DeviceRequests": []}
+    if gpus.driver == NVIDIA:
+        request: dict[str, Any] = {"Driver": "nvidia", "Capabilities": [["gpu"]],
+                                   "Options": {}}
+        if gpus.device_ids:
+            request.update(Count=0, DeviceIDs=list(gpus.device_ids))
+        else:
+            request.update(Count=gpus.count, DeviceIDs=[])
+        return {"Devices": [], "DeviceRequests": [request]}
+    return {"Devices": [{"PathOnHost": path, "PathInContainer": path,
+                         "CgroupPermissions": "rw"} for path in gpus.device_ids],
+            "DeviceRequests": []}
+
+
 def container_config(spec: JobSpec, image_id: str, workspace: Workspace, limits: Limits,
                      options: DockerOptions, *, instance: str, allow_network: bool,
                      image_volumes: Sequence[str] = (),
-                     labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+                     labels: Mapping[str, str] | None = None,
+                     gpus: Gpus | None = None) -> dict[str, Any]:
     """The ``POST /containers/create`` body of ``spec``'s job.
 
     ``image_id`` is the checked image's id (what runs is what was verified, even if
     the tag moves meanwhile); ``image_volumes`` the paths the image declares as
-    ``VOLUME``.
+    ``VOLUME``; ``gpus`` those of the job's environment (the engine's configured one).
     """
     argv = entrypoint_argv(spec.algorithm.container.get("entrypoint"), ALGORITHM_PATH)
     env = {"ALGO": ALGORITHM_PATH, "DIDS": json.dumps([i.did for i in spec.inputs]),
@@ -138,7 +167,7 @@ def container_config(spec: JobSpec, image_id: str, workspace: Workspace, limits:
                 {"Name": "fsize", "Soft": limits.disk_bytes, "Hard": limits.disk_bytes},
                 {"Name": "core", "Soft": 0, "Hard": 0},
             ],
-            "Devices": [],
+            **gpu_access(gpus),
             "LogConfig": {"Type": "json-file",
                           "Config": {"max-size": str(options.log_bytes), "max-file": "1"}},
             "RestartPolicy": {"Name": "no"},

@@ -18,6 +18,10 @@ Crashes: records, leases and workspaces are shared with the local engine
 (:mod:`~tidegate.compute.engines.records`). Containers carry the job id as a label; at
 start and then periodically, a labelled container whose job no live process holds is
 removed and its job marked failed ("Interrupted by a Tidegate restart.").
+
+Images: those this engine pulls are recorded (:mod:`~tidegate.compute.engines.docker_cache`)
+and, beyond ``DockerOptions.image_cache_bytes``, evicted least recently used first (never
+one a job container uses or a job here is about to run), after each pull and at each sweep.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from tidegate.compute.engines.container_spec import (
     grant_outputs,
     limits_of,
 )
+from tidegate.compute.engines.docker_cache import ImageCache
 from tidegate.compute.engines.docker_images import (
     ImageCheckError,
     ImageRef,
@@ -63,8 +68,8 @@ from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import FINISHED, JobRecord, JobStatus
 from tidegate.compute.runtimes import entrypoint_argv
-from tidegate.compute.sandbox import SandboxOptions, limits_for
-from tidegate.compute.workspace import provision
+from tidegate.compute.sandbox import Limits, SandboxOptions, limits_for
+from tidegate.compute.workspace import Workspace, provision
 from tidegate.errors import BadRequestError, ServiceUnavailableError
 from tidegate.files.objects import StorageContext
 from tidegate.stores.base import Store
@@ -110,6 +115,9 @@ class DockerEngine:
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._maintainer: asyncio.Task[None] | None = None
+        self.images = ImageCache(docker, data_dir / "images.json",
+                                 self.options.image_cache_bytes)
+        self._evictions: set[asyncio.Task[list[str]]] = set()
         self.unavailable_reason: str | None = _UNPROBED
 
     # --- lifecycle -------------------------------------------------------------------
@@ -145,6 +153,8 @@ class DockerEngine:
         """Kill running jobs: marked failed, their containers removed before this returns."""
         if self._maintainer is not None:
             await cancel(self._maintainer)
+        for eviction in list(self._evictions):
+            await cancel(eviction)
         actives = list(self._active.values())
         tasks = [a.task for a in actives if a.task is not None]
         for task in tasks:
@@ -179,6 +189,7 @@ class DockerEngine:
                 await self._book.finish(record.job_id, INTERRUPTED)
         if self.unavailable_reason is None:
             await remove_orphans(self._docker, self._book, set(self._active))
+            await self.images.evict()
         expired = await self._book.expire(
             {env.id: env.storage_expiry for env in self._envs.values()}, time.time())
         if expired:
@@ -338,10 +349,20 @@ class DockerEngine:
                 job_id, outcome, image if isinstance(image, tuple) else None,
                 (JobStatus.ALGORITHM_PROVISIONING_FAILED, "Timed out pulling the image."))
             return
+        image_id = str(image["Id"])
+        self.images.hold(image_id)  # not evicted while this job needs it
+        try:
+            await self._contain(spec, env, image, workspace, limits, active)
+        finally:
+            self.images.release(image_id)
+
+    async def _contain(self, spec: JobSpec, env: Environment, image: dict[str, Any],
+                       workspace: Workspace, limits: Limits, active: _Active) -> None:
+        job_id = spec.job_id
         await asyncio.to_thread(grant_outputs, workspace, self.options.user)
         config = container_config(
             spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
-            allow_network=spec.allow_network and env.allow_network,
+            allow_network=spec.allow_network and env.allow_network, gpus=env.gpus,
             image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}))
         run = active.run = ContainerRun(self._docker, config, workspace, limits,
                                         self.options)
@@ -369,9 +390,18 @@ class DockerEngine:
 
     async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
         """The checked image, or ``(32, detail)``."""
-        image, problem = await ensure_image(self._docker, ref,
-                                            pull_timeout=self.options.pull_timeout,
-                                            auth=self.options.auth_for(ref.name))
+        image, problem, pulled = await ensure_image(self._docker, ref,
+                                                    pull_timeout=self.options.pull_timeout,
+                                                    auth=self.options.auth_for(ref.name))
+        if image is not None:
+            if pulled:  # Tidegate's to evict; the others' are never touched
+                await self.images.pulled(ref.reference, image)
+                self.images.hold(str(image["Id"]))  # until its job holds it itself
+                task = asyncio.create_task(self._evict_after(str(image["Id"])))
+                self._evictions.add(task)
+                task.add_done_callback(self._evictions.discard)
+            else:
+                await self.images.used(ref.reference)
         if problem is not None or image is None:
             return (JobStatus.ALGORITHM_PROVISIONING_FAILED,
                     problem.detail if problem else "The image is not available.")
@@ -380,6 +410,16 @@ class DockerEngine:
         except ImageCheckError as exc:
             return JobStatus.ALGORITHM_PROVISIONING_FAILED, exc.message
         return image
+
+    async def _evict_after(self, image_id: str) -> list[str]:
+        """Evict beyond the cap once a pull added to the cache (the new image held)."""
+        try:
+            return await self.images.evict()
+        except Exception:
+            logger.exception("compute: image cache eviction failed")
+            return []
+        finally:
+            self.images.release(image_id)
 
     async def _fail_provisioning(self, job_id: str, outcome: str,
                                  failure: tuple[JobStatus, str] | None,

@@ -174,14 +174,15 @@ def _pull_failure(exc: DockerError) -> str:
 
 async def ensure_image(docker: aiodocker.Docker, ref: ImageRef, *, pull_timeout: float,
                        auth: Mapping[str, str] | None = None
-                       ) -> tuple[dict[str, Any] | None, ImageProblem | None]:
+                       ) -> tuple[dict[str, Any] | None, ImageProblem | None, bool]:
     """The image's description, pulling it first if the daemon lacks it.
 
-    Returns ``(inspect, None)`` or ``(None, problem)`` when it cannot be had.
+    Returns ``(inspect, None, pulled)`` or ``(None, problem, False)`` when it cannot be
+    had; ``pulled`` says this call pulled it.
     """
     found = await inspect_image(docker, ref)
     if found is not None:
-        return found, None
+        return found, None, False
     reference = ref.reference
     if auth and not names_registry(ref.name):
         reference = f"docker.io/{reference}"  # credentials go to a named registry
@@ -191,12 +192,13 @@ async def ensure_image(docker: aiodocker.Docker, ref: ImageRef, *, pull_timeout:
             timeout=pull_timeout)
     except TimeoutError:
         return None, ImageProblem(
-            f"Could not pull the image {ref.reference}: timed out after {pull_timeout:g} s.")
+            f"Could not pull the image {ref.reference}: timed out after {pull_timeout:g} s."
+        ), False
     except DockerError as exc:
         return None, ImageProblem(f"Could not pull the image {ref.reference}: "
-                                  f"{_pull_failure(exc)}.")
+                                  f"{_pull_failure(exc)}."), False
     found = await inspect_image(docker, ref)
     if found is None:
         return None, ImageProblem(f"Could not pull the image {ref.reference}: "
-                                  "the daemon reports no such image after the pull.")
-    return found, None
+                                  "the daemon reports no such image after the pull."), False
+    return found, None, True

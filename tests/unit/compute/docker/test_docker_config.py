@@ -20,6 +20,7 @@ from tidegate.compute.engines.container_spec import (
     JOB_LABEL,
     DockerOptions,
     container_config,
+    gpu_access,
 )
 from tidegate.compute.engines.docker_images import (
     ImageCheckError,
@@ -28,6 +29,7 @@ from tidegate.compute.engines.docker_images import (
     parse_image,
     verify_checksum,
 )
+from tidegate.compute.environments import Gpus
 from tidegate.compute.runtimes import UnsupportedImageError
 from tidegate.compute.sandbox import Limits
 from tidegate.compute.workspace import Workspace
@@ -42,19 +44,24 @@ def test_docker_settings(make_settings: Callable[..., Settings]) -> None:
     assert plain.docker_host is None and compute_options(plain).docker is None
     s = make_settings(DOCKER_HOST="/run/x/docker.sock", TIDEGATE_DOCKER_USER="1000:1000",
                       TIDEGATE_DOCKER_NETWORK="jobs", TIDEGATE_DOCKER_PULL_TIMEOUT="30",
-                      TIDEGATE_DOCKER_REQUIRE_CHECKSUM="true")
+                      TIDEGATE_DOCKER_REQUIRE_CHECKSUM="true",
+                      TIDEGATE_DOCKER_IMAGE_CACHE_GB="0.5")
     assert s.docker_host == "unix:///run/x/docker.sock"
     options = compute_options(s).docker
     assert options == DockerOptions(user="1000:1000", network="jobs", pull_timeout=30.0,
                                     require_checksum=True, max_processes=64,
-                                    tmp_bytes=64 * 1024 * 1024)
+                                    tmp_bytes=64 * 1024 * 1024,
+                                    image_cache_bytes=512 * 1024 * 1024)
+    assert compute_options(plain.model_copy(update={"docker_host": "unix:///x"})
+                           ).docker == DockerOptions()  # no cap unless set
     assert "docker.sock" not in repr(s)  # the daemon's address stays out of logs
 
 
 @pytest.mark.parametrize(("variable", "value"), [
     ("DOCKER_HOST", "ftp://x"), ("DOCKER_HOST", "docker.sock"),
     ("TIDEGATE_DOCKER_USER", "0:0"), ("TIDEGATE_DOCKER_USER", "nobody"),
-    ("TIDEGATE_DOCKER_NETWORK", "host"), ("TIDEGATE_DOCKER_PULL_TIMEOUT", "0")])
+    ("TIDEGATE_DOCKER_NETWORK", "host"), ("TIDEGATE_DOCKER_PULL_TIMEOUT", "0"),
+    ("TIDEGATE_DOCKER_IMAGE_CACHE_GB", "0"), ("TIDEGATE_DOCKER_IMAGE_CACHE_GB", "lots")])
 def test_bad_docker_settings_name_the_variable(make_settings: Callable[..., Settings],
                                               variable: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
@@ -138,6 +145,7 @@ def test_the_container_specification_is_hardened(tmp_path: Path) -> None:
     assert host["CapAdd"] == [] and host["Privileged"] is False
     assert host["SecurityOpt"] == ["no-new-privileges:true"]  # default seccomp: no override
     assert host["ReadonlyRootfs"] is True and host["Devices"] == []
+    assert host["DeviceRequests"] == []  # no GPU unless the environment declares one
     assert host["Memory"] == host["MemorySwap"] == 256 * 2**20
     assert host["NanoCpus"] == 2_000_000_000 and host["PidsLimit"] == 32
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {
@@ -192,3 +200,77 @@ def test_registry_credentials_setting(make_settings: Callable[..., Settings]) ->
         with pytest.raises(ConfigurationError, match="TIDEGATE_DOCKER_REGISTRY_AUTH") as e:
             make_settings(TIDEGATE_DOCKER_REGISTRY_AUTH=bad)
         assert "s3cret-pw" not in str(e.value)
+
+
+def _gpu_config(tmp_path: Path, gpus: Gpus | None) -> dict[str, Any]:
+    limits = Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=2**28, disk_bytes=2**20,
+                    max_processes=32, max_open_files=128, tmp_bytes=2**20)
+    job = spec(docker_environment(), code="x", container=UBUNTU_PYTHON)
+    config = container_config(job, "sha256:" + "11" * 32, Workspace(tmp_path / "job"),
+                              limits, DockerOptions(), instance="i1", allow_network=False,
+                              gpus=gpus)
+    host: dict[str, Any] = config["HostConfig"]
+    return host
+
+
+def test_gpus_reach_the_container_as_nvidia_device_requests_or_devices(tmp_path: Path) -> None:
+    """The container specification of a GPU environment's job (no GPU on this machine:
+    the daemon-side effect of ``Devices`` is tested in test_docker_engine)."""
+    any_two = _gpu_config(tmp_path, Gpus(count=2, type="NVIDIA A100"))
+    assert any_two["DeviceRequests"] == [{"Driver": "nvidia", "Count": 2, "DeviceIDs": [],
+                                          "Capabilities": [["gpu"]], "Options": {}}]
+    assert any_two["Devices"] == []
+    chosen = _gpu_config(tmp_path, Gpus(count=2, device_ids=("0", "GPU-3b2f")))
+    assert chosen["DeviceRequests"] == [{"Driver": "nvidia", "Count": 0,
+                                         "DeviceIDs": ["0", "GPU-3b2f"],
+                                         "Capabilities": [["gpu"]], "Options": {}}]
+    amd = _gpu_config(tmp_path, Gpus(count=1, driver="devices",
+                                     device_ids=("/dev/kfd", "/dev/dri/renderD128")))
+    assert amd["DeviceRequests"] == []
+    assert amd["Devices"] == [
+        {"PathOnHost": "/dev/kfd", "PathInContainer": "/dev/kfd", "CgroupPermissions": "rw"},
+        {"PathOnHost": "/dev/dri/renderD128", "PathInContainer": "/dev/dri/renderD128",
+         "CgroupPermissions": "rw"}]
+    for host in (any_two, chosen, amd):  # a GPU changes nothing else
+        assert host["CapDrop"] == ["ALL"] and host["Privileged"] is False
+        assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    none = _gpu_config(tmp_path, None)
+    assert none["Devices"] == [] and none["DeviceRequests"] == []
+    assert gpu_access(None) == {"Devices": [], "DeviceRequests": []}
+
+
+def test_gpu_environment_settings() -> None:
+    entries = [
+        {"id": "nv", "chainId": 8996, "gpuNumber": 2, "gpuType": "NVIDIA A100"},
+        {"id": "nv-ids", "chainId": 8996, "gpuDevices": ["0", "GPU-3b2f-11"]},
+        {"id": "amd", "chainId": 8996, "gpuDriver": "devices", "gpuType": "AMD MI210",
+         "gpuDevices": ["/dev/kfd", "/dev/dri/renderD128"]},
+        {"id": "cpu", "chainId": 8996},
+        {"id": "cpu0", "chainId": 8996, "gpuNumber": 0},
+    ]
+    nv, nv_ids, amd, cpu, cpu0 = compute_environments(entries, CHAINS, "docker")
+    assert nv.gpus == Gpus(count=2, type="NVIDIA A100")
+    assert nv.to_json()["gpuNumber"] == 2 and nv.to_json()["gpuType"] == "NVIDIA A100"
+    assert nv_ids.gpus == Gpus(count=2, device_ids=("0", "GPU-3b2f-11"))
+    assert amd.gpus == Gpus(count=1, type="AMD MI210", driver="devices",
+                            device_ids=("/dev/kfd", "/dev/dri/renderD128"))
+    assert cpu.gpus is None and cpu0.gpus is None
+    assert cpu.to_json()["gpuNumber"] == 0 and cpu.to_json()["gpuType"] == ""
+    for bad, message in (
+            ({"gpuNumber": 1, "engine": "local"}, "need engine docker"),
+            ({"gpuNumber": -1}, "gpuNumber"),
+            ({"gpuNumber": 1.5}, "gpuNumber"),
+            ({"gpuNumber": 0, "gpuType": "x"}, "gpuNumber"),
+            ({"gpuDriver": "amd", "gpuNumber": 1}, "gpuDriver"),
+            ({"gpuDriver": "devices"}, "gpuDevices"),
+            ({"gpuDriver": "devices", "gpuDevices": ["/etc/shadow"]}, "gpuDevices"),
+            ({"gpuDriver": "devices", "gpuDevices": ["/dev/../etc"]}, "gpuDevices"),
+            ({"gpuDriver": "devices", "gpuDevices": ["/dev/dri", "/dev/dri"]}, "gpuDevices"),
+            ({"gpuDevices": ["0 1"]}, "gpuDevices"),
+            ({"gpuDevices": "0"}, "gpuDevices"),
+            ({"gpuDevices": ["0", "1"], "gpuNumber": 1}, "number of gpuDevices"),
+            ({"gpuNumber": 1, "gpuType": 3}, "gpuType"),
+            ({"gpuType": "NVIDIA A100"}, "without gpuNumber or gpuDevices"),
+            ({"gpuDriver": "nvidia"}, "without gpuNumber or gpuDevices")):
+        with pytest.raises(ConfigurationError, match=message):
+            compute_environments([{"id": "a", "chainId": 8996, **bad}], CHAINS, "docker")

@@ -39,6 +39,7 @@ from tidegate.compute.engines.docker import DockerEngine, DockerUnavailableError
 from tidegate.compute.engines.docker_images import ImageCheckError, ImageNotAllowedError
 from tidegate.compute.engines.queueing import InsufficientDiskError
 from tidegate.compute.engines.records import INTERRUPTED
+from tidegate.compute.environments import Gpus
 from tidegate.compute.jobs import JobStatus
 from tidegate.compute.workspace import ResultNotFoundError
 from tidegate.files.objects import StorageContext
@@ -333,6 +334,39 @@ async def test_closing_tidegate_kills_and_removes_running_containers(
     assert await job_containers(docker, job.job_id) == []
     [record] = await engine.jobs(None, job.job_id, None)
     assert record.detail == "Interrupted: Tidegate shut down during the job."
+
+
+# A character device of the host that a container's default /dev does not have, standing
+# in for a GPU's device node (no GPU on this machine; the NVIDIA path is a unit test).
+GPU_STAND_IN = next((p for p in ("/dev/vga_arbiter", "/dev/cpu_dma_latency")
+                     if Path(p).is_char_device()), None)
+SEE_DEVICE = 'if [ -c "$1" ]; then echo present; else echo absent; fi > /data/outputs/device'
+
+
+@pytest.mark.skipif(GPU_STAND_IN is None, reason="no stand-in device node on this host")
+async def test_gpu_devices_reach_only_their_environments_jobs(
+        make_docker_engine: DockerFactory) -> None:
+    assert GPU_STAND_IN is not None
+    gpu_env = docker_environment(id="gpu-env", gpus=Gpus(count=1, type="stand-in",
+                                                         driver="devices",
+                                                         device_ids=(GPU_STAND_IN,)))
+    plain = docker_environment(id="plain-env")
+    engine = await make_docker_engine(gpu_env, plain)
+    code = SEE_DEVICE.replace("$1", GPU_STAND_IN)
+    jobs = {"gpu": spec(gpu_env, code=code, container=BUSYBOX),
+            "plain": spec(plain, code=code, container=BUSYBOX),
+            # A spec claiming GPUs for an environment that has none gets none: the
+            # engine's own environment decides.
+            "claimed": spec(replace(plain, gpus=gpu_env.gpus), code=code,
+                            container=BUSYBOX)}
+    for job in jobs.values():
+        await engine.start(job)
+    seen = {}
+    for name, job in jobs.items():
+        record = await finished(engine, job.job_id, within=60)
+        assert record.detail == "", record
+        seen[name] = await result_bytes(engine, job.job_id, "output", "device")
+    assert seen == {"gpu": b"present\n", "plain": b"absent\n", "claimed": b"absent\n"}
 
 
 async def test_an_image_outside_the_environments_allowed_images_is_refused(
