@@ -131,6 +131,12 @@ class ContainerRun:
                 waiter.cancel()
         await self._drain_log()
         state = await self._state()
+        # A kill that reached the container at its deadline before this loop saw the
+        # deadline (the wait returned first) is still the time limit, not an exit 137.
+        if (reason is None and time.monotonic() - started >= self._limits.wall_seconds
+                and int(state.get("ExitCode", -1)) == 128 + signal.SIGKILL
+                and not state.get("OOMKilled")):
+            reason = "time"
         over_quota = await asyncio.to_thread(
             lambda: self._workspace.outputs_size() > self._limits.disk_bytes)
         return self._ending(reason, state, over_quota)
