@@ -93,24 +93,60 @@ def digits_value(raw: object) -> int | None:
     1-20 ASCII digits.
 
     The one integer parser for request values: no sign, no spaces, no Unicode digits,
-    no exponent, no fraction (a JSON float is refused too; no client sends one).
+    no exponent, no fraction (a JSON number with a fraction is refused; an integral one,
+    ``7.0``, is the integer JSON Schema says it is).
     """
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
         return raw if raw >= 0 else None
+    if isinstance(raw, float) and raw.is_integer() and raw >= 0:
+        # JSON (and its Schema) has one number type: 7.0 is the integer 7.
+        return int(raw)
     if isinstance(raw, str) and 0 < len(raw) <= INT_TEXT_MAX and raw.isascii() \
             and raw.isdigit():
         return int(raw)
     return None
 
 
+def _padded_at_most(limit: str) -> str:
+    """Exactly ``len(limit)`` digits spelling at most ``limit`` (leading zeros allowed)."""
+    head, rest = int(limit[0]), limit[1:]
+    if not rest:
+        return f"[0-{head}]"
+    branches = [f"[0-{head - 1}][0-9]{{{len(rest)}}}"] if head > 0 else []
+    branches.append(f"{head}{_padded_at_most(rest)}")
+    return "(?:" + "|".join(branches) + ")"
+
+
+def _one_to(limit: str) -> str:
+    """The numerals from 1 to ``limit``, without leading zeros."""
+    head, rest = int(limit[0]), limit[1:]
+    if not rest:
+        return f"[1-{head}]"
+    branches = [f"[1-9][0-9]{{0,{len(rest) - 1}}}"]  # fewer digits than the limit
+    if head > 1:
+        branches.append(f"[1-{head - 1}][0-9]{{{len(rest)}}}")
+    branches.append(f"{head}{_padded_at_most(rest)}")
+    return "(?:" + "|".join(branches) + ")"
+
+
+def digits_pattern(minimum: int, maximum: int) -> str:
+    """The JSON Schema pattern of the digit text :func:`digits_value` reads as an integer
+    from ``minimum`` (0 or 1) to ``maximum``: leading zeros allowed (the length is
+    ``maxLength``: :data:`INT_TEXT_MAX`), the value bounded exactly."""
+    if minimum not in (0, 1):
+        raise ValueError(minimum)
+    numeral = f"0*{_one_to(str(maximum))}"
+    return f"^(?:0+|{numeral})$" if minimum == 0 else f"^{numeral}$"
+
+
 def _int_schema(minimum: int, maximum: int, description: str,
                 example: int | None = None) -> dict[str, Any]:
     """A JSON integer, or its ASCII digits: what :func:`digits_value` accepts."""
-    digits = len(str(maximum))
     return {"anyOf": [{"type": "integer", "minimum": minimum, "maximum": maximum},
-                      {"type": "string", "pattern": f"^[0-9]{{1,{digits}}}$"}],
+                      {"type": "string", "pattern": digits_pattern(minimum, maximum),
+                       "maxLength": INT_TEXT_MAX}],
             "description": description + " Digit text is bounded as the integer.",
             "examples": [minimum if example is None else example]}
 
@@ -234,18 +270,27 @@ class Nonce:
     def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         return {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_NONCE},
-                          {"type": "string", "pattern": r"^[0-9]{1,19}(\.[0-9]{1,18})?$"}],
+                          {"type": "string", "pattern": NONCE_PATTERN}],
                 "description": "Greater than the last nonce used by the signer (GET /nonce, "
                                f"then add 1), at most {MAX_NONCE}: a JSON integer, or decimal "
                                "text (integer part bounded as the integer).",
                 "examples": ["1"]}
 
 
+NONCE_PATTERN: Final = (
+    # What _NONCE_TEXT reads with a value at most MAX_NONCE: 1-18 digits (any value),
+    # 19 digits below MAX_NONCE with any fraction, or MAX_NONCE with a zero fraction.
+    rf"^(?:(?:[0-9]{{1,18}}|{_padded_at_most(str(MAX_NONCE - 1))})(?:\.[0-9]{{1,18}})?"
+    rf"|{MAX_NONCE}(?:\.0{{1,18}})?)$")
+
+
 def _nonce(raw: object) -> Nonce:
     if isinstance(raw, Nonce):
         return raw
-    # A JSON float is refused: the client signed its own rendering of it, which
+    # A JSON float with a fraction is refused: the client signed its own rendering of it, which
     # need not be Python's ("1e-7"); integers render the same everywhere.
+    if isinstance(raw, float) and raw.is_integer() and raw >= 0:
+        raw = int(raw)  # JSON has one number type: 7.0 is the integer 7
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         fail("invalid_nonce", "The {field} must be a number.")
     text = raw if isinstance(raw, str) else str(raw)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,6 +62,83 @@ def error_body_problem(status: int, content_type: str, body: bytes) -> str | Non
     for key in ("error", "code"):
         if not isinstance(data.get(key), str) or not data[key]:
             return f"error {status} body has no string {key!r}"
+    return None
+
+
+#: Refusals (400, the reference's status) of a request whose shape is valid, for what
+#: the server knows rather than what the request says: a DID it cannot resolve, a chain
+#: it does not serve, a compute environment it does not have. No request schema can
+#: know them; schemathesis counts a 400 to schema-valid data as drift (it expects 404 or
+#: 409 for such), so these codes are excused.
+STATE_CODES: Final = frozenset({"did_not_found", "unsupported_chain", "unknown_environment"})
+#: Codes of "a time in the future" refused for a time already past, by its field: the
+#: bound moves with the clock, so the schema says "in the future" in its description.
+TIME_CODES: Final = {"invalid_expiration": "expiration", "invalid_valid_until": "validUntil"}
+#: Operations whose 400 is their answer, not a refusal of the request's shape: ddo/validate
+#: judges a DDO (any JSON object) by the DDO rules, which are not its request schema.
+JUDGES: Final = frozenset({"aquariusValidate"})
+
+
+def _values(data: Any, key: str) -> Iterator[Any]:
+    """Every value of ``key`` in ``data``, at any depth."""
+    if isinstance(data, Mapping):
+        for name, value in data.items():
+            if name == key:
+                yield value
+            yield from _values(value, key)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _values(item, key)
+
+
+def excused_refusal(operation_id: str, status: int, body: bytes, sent: list[Any],
+                    *, token: bool = False) -> str | None:
+    """Why a refusal of schema-valid data (``sent``: its query and body; ``token``: it
+    carried an ``AuthToken`` or ``Authorization`` header) is not drift, or ``None``.
+
+    Each excuse is a rule the models hold that OpenAPI 3.1 cannot state (each is in the
+    field's or the operation's description)."""
+    if status != 400:
+        return None
+    if operation_id in JUDGES:
+        return "the operation's answer"
+    try:
+        answer = json.loads(body)
+        code, errors = answer.get("code"), answer.get("errors") or {}
+    except (ValueError, AttributeError):
+        return None
+    if code in STATE_CODES:
+        return f"{code}: the server's state, not the request's shape"
+    if code == "validation_error" and set(errors) == {"nonce"} and not token:
+        # A nonce may be left out only beside a token (a header: another parameter set).
+        return "a nonce is required without a token"
+    if code in ("invalid_input", "missing_meta_documentId") and any(
+            isinstance(v, str) for data in sent for v in _values(data, "meta")):
+        # contentMediaType/contentSchema (JSON text of an object) are annotations: a
+        # JSON Schema validator, and so schemathesis, does not assert them.
+        return "algorithm.meta is text that is not a JSON object"
+    if code == "invalid_file_object" and any(
+            "type" in data for data in sent if isinstance(data, Mapping)):
+        # A file object's keys are checked by its type's parser (the reference's rules
+        # and messages, e.g. a smartcontract's ABI), not by the request schema.
+        return "the file object's type rules"
+    field = TIME_CODES.get(code)
+    if field is not None:
+        now = time.time()
+        for value in (v for data in sent for v in _values(data, field)):
+            number = _digits(value)
+            if number is not None and number <= now:
+                return f"{code}: {field} is past"
+    return None
+
+
+def _digits(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return int(value)
     return None
 
 

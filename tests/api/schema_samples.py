@@ -93,8 +93,9 @@ def _is_type(value: Any, name: str) -> bool:
         return value is None
     if name == "boolean":
         return isinstance(value, bool)
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "integer":  # JSON Schema: 7.0 is an integer
+        return isinstance(value, int | float) and not isinstance(value, bool) and \
+            float(value).is_integer()
     if name == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
     if name == "string":
@@ -104,6 +105,14 @@ def _is_type(value: Any, name: str) -> bool:
     if name == "array":
         return isinstance(value, list)
     raise AssertionError(name)
+
+
+def _same(value: Any, const: Any) -> bool:
+    """JSON Schema equality: numbers by value (0 == 0.0), never a boolean for a number."""
+    if isinstance(value, bool) or isinstance(const, bool):
+        return isinstance(value, bool) and isinstance(const, bool) and value == const
+    return bool(type(value) is type(const) or (
+        isinstance(value, int | float) and isinstance(const, int | float))) and value == const
 
 
 def valid(schema: dict[str, Any], value: Any, components: dict[str, Any]) -> bool:
@@ -117,10 +126,20 @@ def valid(schema: dict[str, Any], value: Any, components: dict[str, Any]) -> boo
         return False
     if "enum" in schema and value not in schema["enum"]:
         return False
+    if "const" in schema and not _same(value, schema["const"]):
+        return False
+    if "not" in schema and valid(schema["not"], value, components):
+        return False
+    if not all(valid(sub, value, components) for sub in schema.get("allOf", ())):
+        return False
+    if "if" in schema:
+        branch = schema.get("then" if valid(schema["if"], value, components) else "else", {})
+        if not valid(branch, value, components):
+            return False
     if isinstance(value, str):
         if "pattern" in schema and not re.search(schema["pattern"], value):
             return False
-        if len(value) < schema.get("minLength", 0):
+        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
             return False
         if schema.get("contentMediaType") == "application/json":
             try:
@@ -157,12 +176,15 @@ def samples(schema: dict[str, Any], components: dict[str, Any]) -> list[Any]:
         found += node.get("examples", [])
         if node.get("type") == "integer":
             if "maximum" in node:
-                found += [node["maximum"], str(node["maximum"]), node["maximum"] + 1]
+                found += [node["maximum"], str(node["maximum"]), node["maximum"] + 1,
+                          str(node["maximum"] + 1), "0" + str(node["maximum"])]
+                if node["maximum"] < 2**53:  # a float holds it exactly
+                    found += [float(node["maximum"]), float(node["maximum"] + 1)]
             if "minimum" in node:
                 found.append(node["minimum"] - 1)
         for inner in node.get("anyOf", ()):
             found += samples(inner, components)
-    return found + HOSTILE
+    return [*found, "", None, 0, 0.0, 7.0, *HOSTILE]
 
 
 def with_value(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -9,7 +9,10 @@ wrong-typed fields, invalid values) and ``TIDEGATE_FUZZ_EXAMPLES`` random cases
 default 16), one worker. A case fails on a 5xx other than a documented 502/503/504, on
 an error body that is not JSON ``{error, code}`` (tests/api/fuzz_hooks.py), and on a
 response that does not match its documented schema or media type (schemathesis's
-``response_schema_conformance``, ``content_type_conformance``). The figures
+``response_schema_conformance``, ``content_type_conformance``), and on schema drift:
+schema-valid data refused or schema-invalid data accepted (``positive_data_acceptance``
+and ``negative_data_rejection``, less what OpenAPI cannot state: tests/api/fuzz_hooks.py)
+and an undocumented method not answered 405 (``unsupported_method``). The figures
 (operations, cases, server errors) are printed at the end of the test session.
 """
 
@@ -29,6 +32,7 @@ import pytest
 
 from tests.api.fuzz import (
     error_body_problem,
+    excused_refusal,
     server_error_problem,
     sink_urls,
     tidegate_process,
@@ -42,10 +46,16 @@ EXAMPLES = int(os.environ.get("TIDEGATE_FUZZ_EXAMPLES", "25"))
 #: machine, about 1.5 s per random case per operation on a busy one.
 BUDGET = 300 + 3 * EXAMPLES
 SEED = int(os.environ.get("TIDEGATE_FUZZ_SEED", "16"))
-#: ``TIDEGATE_FUZZ_CHECKS`` replaces them, e.g. ``make fuzz FUZZ_CHECKS=all`` to also see
-#: schemathesis's schema-drift checks (positive/negative data acceptance...).
-CHECKS = os.environ.get("TIDEGATE_FUZZ_CHECKS") or \
-    "tidegate_rules,response_schema_conformance,content_type_conformance"
+#: The schema-drift checks are schemathesis's ``positive_data_acceptance`` and
+#: ``negative_data_rejection`` with the narrow exclusions of tests/api/fuzz_hooks.py (the
+#: ``tidegate_`` ones), and ``unsupported_method``. ``TIDEGATE_FUZZ_CHECKS`` replaces
+#: them, e.g. ``make fuzz FUZZ_CHECKS=all`` for every check schemathesis has (its own
+#: drift checks give way to ours).
+CHECKS = os.environ.get("TIDEGATE_FUZZ_CHECKS") or ",".join((
+    "tidegate_rules", "response_schema_conformance", "content_type_conformance",
+    "tidegate_positive_data_acceptance", "tidegate_negative_data_rejection",
+    "unsupported_method"))
+REPLACED_CHECKS = "positive_data_acceptance,negative_data_rejection"
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +93,7 @@ def run_schemathesis(base_url: str, tally: Path, examples: int = EXAMPLES,
         [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
          "--config-file", str(config),
          "run", base_url + "/openapi.json", "--checks", CHECKS,
+         *(["--exclude-checks", REPLACED_CHECKS] if CHECKS == "all" else []),
          "--seed", str(SEED), "--max-examples", str(examples), "--workers", "1",
          "--phases", "examples,coverage,fuzzing", "--request-timeout", "30",
          "--generation-database", "none",
@@ -209,6 +220,28 @@ def test_a_json_error_body_and_any_success_body_pass() -> None:
     assert error_body_problem(400, "application/json", body) is None
     assert error_body_problem(400, "application/json; charset=utf-8", body) is None
     assert error_body_problem(200, "text/plain", b"anything") is None
+
+
+def _refusal(code: str, **errors: str) -> bytes:
+    return json.dumps({"error": "x", "code": code, "errors": errors}).encode()
+
+
+def test_only_what_openapi_cannot_state_is_excused_from_the_drift_checks() -> None:
+    future, past = {"expiration": 4_102_444_800}, {"expiration": "7"}
+    assert excused_refusal("x", 400, _refusal("did_not_found"), [{}]) is not None
+    assert excused_refusal("x", 400, _refusal("invalid_expiration"), [past]) is not None
+    assert excused_refusal("x", 400, _refusal("invalid_expiration"), [future]) is None
+    nonce = _refusal("validation_error", nonce="The nonce field is required.")
+    assert excused_refusal("x", 400, nonce, [{}]) is not None
+    assert excused_refusal("x", 400, nonce, [{}], token=True) is None
+    assert excused_refusal("x", 400, _refusal("invalid_file_object"), [{"type": "url"}])
+    assert excused_refusal("x", 400, _refusal("invalid_file_object"), [{"did": "d"}]) is None
+    assert excused_refusal("aquariusValidate", 400, _refusal("validation_error"), [{}])
+    # A refusal of the request's shape, or any other status, is drift.
+    shape = _refusal("validation_error", fileIndex="The fileIndex must be less than 2.")
+    assert excused_refusal("x", 400, shape, [{}]) is None
+    assert excused_refusal("x", 404, _refusal("did_not_found"), [{}]) is None
+    assert excused_refusal("x", 400, b"not json", [{}]) is None
 
 
 def test_file_urls_are_sunk_to_loopback() -> None:

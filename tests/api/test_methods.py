@@ -18,6 +18,7 @@ def _methods(path: str) -> set[str]:
     ("PATCH", "/api/services/compute"),
     ("OPTIONS", "/api/services/compute"),  # no Origin: not a CORS preflight
     ("DELETE", "/api/aquarius/assets/ddo/validate"),  # not taken for ddo/{did}
+    ("GET", "/api/aquarius/assets/ddo/validate"),  # nor a GET, which ddo/{did} has
     ("PUT", "/api/services/nonce"),
     ("POST", "/api/aquarius/assets/ddo/did:op:" + "ab" * 32),
 ])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from tidegate.errors import BadRequestError, ValidationError
 from tidegate.types import (
     MAX_NONCE,
+    NONCE_PATTERN,
     TIMESTAMP_MAX,
     AddressText,
     ChainIdParam,
@@ -21,6 +24,7 @@ from tidegate.types import (
     Numeral,
     Userdata,
     ValidUntil,
+    digits_pattern,
     digits_value,
     parse_field,
     userdata_object,
@@ -33,7 +37,8 @@ NOT_DIGITS = ["²", "١٢", "٣", "1²", " 1", "1 ", "+1", "-1", "1_000", "1e3",
               "", "NaN", "Infinity", "9" * 21, "9" * 5000]
 
 
-@pytest.mark.parametrize("raw", [*NOT_DIGITS, True, False, 1.0, None, [], {}])
+@pytest.mark.parametrize("raw", [*NOT_DIGITS, True, False, 1.5, -1.0, float("nan"),
+                                 float("inf"), None, [], {}])
 def test_digits_value_refuses(raw: object) -> None:
     assert digits_value(raw) is None
 
@@ -41,6 +46,43 @@ def test_digits_value_refuses(raw: object) -> None:
 def test_digits_value_accepts_json_integers_and_ascii_digits() -> None:
     assert [digits_value(v) for v in (0, 7, 2**70, "0", "007", "9" * 20)] == [
         0, 7, 2**70, 0, 7, int("9" * 20)]
+
+
+def test_an_integral_json_number_is_the_integer_json_schema_says_it_is() -> None:
+    assert [digits_value(v) for v in (0.0, 7.0, -0.0, 1e3)] == [0, 7, 0, 1000]
+    assert Nonce.parse(5.0) == Nonce("5", Decimal(5))
+
+
+@pytest.mark.parametrize(("minimum", "maximum"), [
+    (0, 9), (1, 9), (0, 10), (0, 255), (1, 1000), (0, 2**31 - 1), (1, 2**63 - 1),
+    (1, 253_402_300_799)])
+def test_digits_pattern_bounds_the_value_exactly(minimum: int, maximum: int) -> None:
+    pattern = re.compile(digits_pattern(minimum, maximum))
+    values = {0, 1, 9, 10, maximum - 1, maximum, maximum + 1, maximum * 10, maximum // 10,
+              10 ** len(str(maximum)), 10 ** (len(str(maximum)) - 1)}
+    rng = random.Random(16)
+    values |= {rng.randrange(maximum * 3) for _ in range(500)}
+    for value in values:
+        for text in (str(value), "0" + str(value), "00" + str(value)):
+            assert bool(pattern.fullmatch(text)) == (minimum <= value <= maximum), text
+    assert pattern.fullmatch("") is None and pattern.fullmatch("1a") is None
+
+
+def test_the_nonce_pattern_is_the_nonce_rule() -> None:
+    pattern = re.compile(NONCE_PATTERN)
+    texts = [str(MAX_NONCE), f"{MAX_NONCE}.0", f"{MAX_NONCE}.01", str(MAX_NONCE + 1),
+             f"{MAX_NONCE - 1}.9", "0" * 19, "0" * 20, "1.5", "01.50", "9" * 18, "9" * 19,
+             "0" + str(MAX_NONCE), "1.", ".5", "1.0000000000000000001"]
+    rng = random.Random(16)
+    texts += [str(rng.randrange(MAX_NONCE * 2)) + rng.choice(["", ".0", ".123"])
+              for _ in range(500)]
+    for text in texts:
+        try:
+            Nonce.parse(text)
+            accepted = True
+        except BadRequestError:
+            accepted = False
+        assert bool(pattern.fullmatch(text)) == accepted, text
 
 
 class Model(pydantic.BaseModel):

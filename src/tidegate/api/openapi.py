@@ -24,6 +24,8 @@ _ERROR_SCHEMA: Final = {
     "required": ["error", "code"],
 }
 _REF: Final = "#/components/schemas/{model}"
+PARAMETERS_SOURCE: Final = "x-tidegate-parameters"
+"""Extension of an operation whose parameters are the query's, else the JSON body's."""
 _ERROR_CONTENT: Final = {"application/json": {"schema": _ERROR_SCHEMA}}
 #: The server errors an operation may answer besides a bug (500): a dependency down
 #: (every operation that needs one) and, where a file is fetched, its origin failing.
@@ -53,7 +55,10 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
                                  "content": {"application/json": {"schema": schema}}}
         if endpoint.source == "params":
             op["description"] = ("Parameters come from the query string, or from a JSON "
-                                 "object body when the query is empty (never both).")
+                                 "object body when the query is empty (never both: with a "
+                                 "query, the body is not read).")
+            # The same rule for tools: OpenAPI cannot say "the query, else the body".
+            op[PARAMETERS_SOURCE] = "query, else body"
     if endpoint.free_body == "bytes":
         op["requestBody"] = {
             "required": True,
@@ -61,8 +66,8 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
                                                                  "format": "binary"}}},
         }
     elif endpoint.free_body == "json":
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": {"type": "object"}}}}
+        op["requestBody"] = {"required": endpoint.body_required, "content": {
+            "application/json": {"schema": endpoint.body_schema or {"type": "object"}}}}
     responses: dict[str, Any] = {
         str(status): {"description": text} for status, text in endpoint.responses
     } or {"200": {"description": "Success"}}

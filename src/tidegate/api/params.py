@@ -33,6 +33,10 @@ from tidegate.types import digits_value
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 MAX_PARAMS_BODY: Final = 1024 * 1024
+NONCE_RULE: Final = (
+    "Required unless the request carries an AuthToken or Authorization header (a token "
+    "alone, as Ocean Node's clients send it; a header, so no schema of these parameters "
+    "can require it).")
 _REFUSE: Final = object()
 
 
@@ -183,11 +187,21 @@ def _is_text(field: FieldInfo) -> bool:
     return field.annotation in (str, str | None) and not field.metadata
 
 
-def _wire_rules(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+_OUTER: Final = ("title", "description", "default", "examples")
+
+
+def _takes_empty_text(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return (kind == "string" or (isinstance(kind, list) and "string" in kind)) and not (
+        set(node) & {"pattern", "minLength", "enum", "const", "format", "anyOf"})
+
+
+def wire_rules(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
     """Document in the JSON Schema what :class:`Params` does beyond pydantic's defaults."""
     groups = getattr(model, "required_one_of", ())
-    if groups:
-        schema["anyOf"] = [{"required": list(group)} for group in groups]
+    if groups:  # null and "" count as absent here too
+        schema["anyOf"] = [{"required": list(group), "properties": {
+            name: {"not": {"enum": [None, ""]}} for name in group}} for group in groups]
     required = set(schema.get("required", ()))
     for name, prop in schema.get("properties", {}).items():
         field = model.model_fields.get(name)
@@ -197,14 +211,19 @@ def _wire_rules(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None
                     node["type"] = ["string", "number"]  # a JSON number is taken as its text
                     if name in required:
                         node["minLength"] = 1  # "" counts as absent
-        nullable = prop.get("type") == "null" or any(
-            node.get("type") == "null" for node in prop.get("anyOf", ()))
-        if name not in required and not nullable:  # null counts as absent
-            inner = {k: v for k, v in prop.items()
-                     if k not in ("title", "description", "default", "examples")}
-            outer = {k: v for k, v in prop.items() if k not in inner}
+        if name in required:
+            continue
+        # An optional field may be sent as null or "": both count as absent.
+        if "anyOf" not in prop or any(k not in (*_OUTER, "anyOf") for k in prop):
+            inner = {k: v for k, v in prop.items() if k not in _OUTER}
+            outer = {k: v for k, v in prop.items() if k in _OUTER}
             prop.clear()
-            prop.update(outer, anyOf=[inner, {"type": "null"}])
+            prop.update(outer, anyOf=[inner])
+        branches = prop["anyOf"]
+        if not any(node.get("type") == "null" for node in branches):
+            branches.append({"type": "null"})
+        if not any(_takes_empty_text(node) for node in branches):
+            branches.append({"const": ""})
 
 
 class Params(pydantic.BaseModel):
@@ -214,12 +233,12 @@ class Params(pydantic.BaseModel):
     into the signed message exactly as received, and Python renders a JSON integer as
     the client wrote it). An empty value (``""`` or ``null``) counts as absent, as the
     reference's ``required`` rule: a required field sent empty is a missing field.
-    Unknown keys are ignored. The JSON Schema says so too (:func:`_wire_rules`).
+    Unknown keys are ignored. The JSON Schema says so too (:func:`wire_rules`).
     """
 
     model_config = pydantic.ConfigDict(
         coerce_numbers_to_str=True, extra="ignore", str_strip_whitespace=False,
-        arbitrary_types_allowed=True, json_schema_extra=_wire_rules,
+        arbitrary_types_allowed=True, json_schema_extra=wire_rules,
     )
     required_one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
     """Alternative sets of fields, one of which must be given (a rule across fields that

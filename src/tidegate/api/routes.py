@@ -14,7 +14,8 @@ from typing import Any, Literal
 import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from tidegate.api.errors import error_response
 from tidegate.api.params import NoParams, parse_model, read_json, read_params
@@ -37,6 +38,9 @@ class Endpoint:
     502/504 (the origin failed); OpenAPI documents those statuses only where it is set.
     ``static``: the answer needs no dependency (no store, chain or metadata source), so
     it never answers 503; every other operation documents 503.
+    ``body_schema``: the JSON Schema of a ``free_body="json"`` body, where the handler
+    checks more than "an object" (default: any object); ``body_required``: whether the
+    free body may be left out (an empty body then reads as ``{}``).
     """
 
     name: str
@@ -51,6 +55,8 @@ class Endpoint:
     responses: tuple[tuple[int, str], ...] = ()
     fetches_files: bool = False
     static: bool = False
+    body_schema: dict[str, Any] | None = None
+    body_required: bool = True
 
     async def parse(self, request: Request) -> pydantic.BaseModel:
         """The request's parameters, validated into :attr:`params` (the one parse)."""
@@ -83,8 +89,9 @@ def starlette_routes(endpoints: list[Endpoint]) -> list[Route]:
     """Starlette routes for ``endpoints``: one Route per path, dispatching each method to
     its endpoint, so a 405 names every method of the path in ``Allow``.
 
-    Literal paths come before templated ones (``/ddo/validate`` before ``/ddo/{did}``):
-    a method the literal path lacks is then a 405 of that path, not of the template.
+    Literal paths come before templated ones (``/ddo/validate`` before ``/ddo/{did}``)
+    and own their path for every method: a method the literal path lacks is a 405 of
+    that path, not a match of the template.
     """
     by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
     names: dict[str, str] = {}
@@ -92,8 +99,23 @@ def starlette_routes(endpoints: list[Endpoint]) -> list[Route]:
         by_path.setdefault(e.path, {})[e.method] = _guarded(e)
         names.setdefault(e.path, e.name)
     ordered = sorted(by_path, key=lambda path: "{" in path)  # stable: table order kept
-    return [Route(path, _by_method(by_path[path]), methods=list(by_path[path]),
-                  name=names[path]) for path in ordered]
+    return [(_TemplateRoute if "{" in path else _LiteralRoute)(
+        path, _by_method(by_path[path]), methods=list(by_path[path]), name=names[path])
+        for path in ordered]
+
+
+class _TemplateRoute(Route):
+    """A route whose path has parameters."""
+
+
+class _LiteralRoute(Route):
+    """A route whose path has no parameter: it owns its path for every method, so a method
+    it lacks is its 405 (``GET /ddo/validate``), never another route's template match
+    (``GET /ddo/{did}`` with did ``validate``)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        return (Match.FULL if match is Match.PARTIAL else match), child
 
 
 def _by_method(handlers: dict[str, Callable[[Request], Awaitable[Response]]],

@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from tidegate.api.context import services
 from tidegate.api.node.credentials import DOWNLOAD, request_token
 from tidegate.api.outbound import probing, until_disconnect
-from tidegate.api.params import Params
+from tidegate.api.params import NONCE_RULE, Params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.auth.request_auth import SignedRequest
@@ -57,7 +57,7 @@ class DownloadParams(Params):
     consumerAddress: AddressText
     transferTxId: OrderTxHash
     fileIndex: FileIndex
-    nonce: Nonce | None = None
+    nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
     signature: str | None = None
     userdata: Userdata = None
     policyServer: str | None = pydantic.Field(

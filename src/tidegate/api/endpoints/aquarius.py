@@ -80,9 +80,11 @@ ENDPOINTS = [
              "The metadata of a DID (Aquarius-compatible)", params=DidPath, source="path",
              service=False),
     Endpoint("aquariusQuery", "POST", BASE + "/query", post_query,
-             "Elasticsearch-style search over indexed DDOs", source="none", free_body="json",
-             service=False),
+             "Elasticsearch-style search over indexed DDOs (no body: every DDO)",
+             source="none", free_body="json", service=False, body_required=False),
     Endpoint("aquariusValidate", "POST", BASE + "/ddo/validate", post_validate,
-             "Validate a DDO and sign its hash (proof for setMetaData)", source="none",
+             "Validate a DDO and sign its hash (proof for setMetaData); a JSON object that "
+             "is not a valid DDO is answered 400 validation_error with errors {field: why} "
+             "(the DDO rules are the validator's, not this schema's)", source="none",
              free_body="json", service=False),
 ]

@@ -10,7 +10,7 @@ usual ``{"error": ...}`` bodies, with Aquarius' wording.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -53,6 +53,13 @@ async def _name(resolver: Resolver, did: str, limit: asyncio.Semaphore) -> objec
         ddo = await resolver.resolve_raw(did)
     metadata = ddo.get("metadata") if ddo else None
     return metadata.get("name", "") if isinstance(metadata, dict) else ""
+
+
+_NAMES_BODY: Final = {
+    "type": "object", "required": ["didList"],
+    "properties": {"didList": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                               "description": "DIDs (one name each; \"\" if unknown)"}},
+    "examples": [{"didList": ["did:op:" + "ab" * 32]}]}
 
 
 class ChainPath(Params):
@@ -111,7 +118,7 @@ async def get_health(request: Request, _: NoParams) -> Response:
 ENDPOINTS = [
     Endpoint("aquariusNames", "POST", BASE + "/assets/names", post_names,
              "Names of assets by DID (Aquarius-compatible)", source="none", free_body="json",
-             service=False),
+             service=False, body_schema=_NAMES_BODY),
     Endpoint("aquariusChains", "GET", BASE + "/chains/list", get_chains_list,
              "Chains the built-in indexer follows (Aquarius-compatible)", source="none",
              service=False),

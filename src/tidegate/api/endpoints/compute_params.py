@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Self
 import orjson
 import pydantic
 
-from tidegate.api.params import Params, RawKept
+from tidegate.api.params import NONCE_RULE, Params, RawKept, wire_rules
 from tidegate.auth.request_auth import SignedRequest
 from tidegate.auth.signatures import compute_message, compute_result_message
 from tidegate.commands.compute.checks import ComputeRefusedError, check_container_fields
@@ -175,7 +175,9 @@ class JobParams(Params):
     consumerAddress: AddressText
     jobId: str | None = None
     documentId: Did | None = None
-    nonce: Nonce | None = None
+    nonce: Nonce | None = pydantic.Field(None, description=(
+        "Only where the status is signed (TIDEGATE_COMPUTE_STATUS_SIGNED): then "
+        + NONCE_RULE[0].lower() + NONCE_RULE[1:]))
     signature: str | None = None
 
     def selection(self, auth_token: str | None) -> JobSelection:
@@ -211,8 +213,24 @@ class EnvironmentsParams(Params):
         None, description="Accepted; every chain's environments are returned, keyed by id.")
 
 
+def _container_schema(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+    wire_rules(schema, model)
+    # check_container_fields reads the posted values as the reference does (truthiness):
+    # a number is taken as its text, but 0 is no entrypoint or image.
+    for name in ("entrypoint", "image"):
+        prop = schema["properties"][name]
+        prop["type"] = "string"
+        prop.pop("minLength", None)
+        schema["properties"][name] = {"anyOf": [
+            {"type": "string", "minLength": 1}, {"type": "number", "not": {"const": 0}}],
+            **{k: v for k, v in prop.items() if k in ("title", "description")}}
+
+
 class ContainerParams(RawKept):
     """A container description, echoed back when valid."""
+
+    model_config = pydantic.ConfigDict(**{**Params.model_config,
+                                          "json_schema_extra": _container_schema})
 
     entrypoint: str
     image: str

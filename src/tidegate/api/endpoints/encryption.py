@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from tidegate.api.context import services
 from tidegate.api.node.encryption import node_encrypt
-from tidegate.api.params import Params, read_body
+from tidegate.api.params import NONCE_RULE, Params, read_body
 from tidegate.api.routes import Endpoint
 from tidegate.commands.encrypt import encrypt_document
 from tidegate.types import AddressText, ChainIdParam, Nonce, fail
@@ -29,7 +29,7 @@ class EncryptParams(Params):
 
     chainId: ChainIdParam
     consumerAddress: AddressText | None = None
-    nonce: Nonce | None = None
+    nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
     signature: str | None = None
 
     @pydantic.model_validator(mode="before")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from tidegate.api.context import services
 from tidegate.api.outbound import probing
-from tidegate.api.params import RawKept
+from tidegate.api.params import RawKept, wire_rules
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.commands.fileinfo import FileObjectInfo, ServiceFilesInfo, file_infos
@@ -59,10 +59,25 @@ _ChainId = Annotated[Any, pydantic.WithJsonSchema({"type": ["integer", "string"]
 _Abi = Annotated[Any, pydantic.WithJsonSchema({"type": "object"})]
 
 
+_PRESENT: Final[dict[str, Any]] = {"not": {"enum": [None, "", [], {}]}}
+
+
+def _fileinfo_schema(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+    wire_rules(schema, model)
+    # A type's own key is required with it (absent: null, "", [] and {} too).
+    schema["allOf"] = [
+        {"if": {"required": ["type"], "properties": {"type": {"const": kind}}},
+         "then": {"required": [key], "properties": {key: _PRESENT}}}
+        for kind, key in sorted(_REQUIRED_IF.items())]
+
+
 class FileInfoParams(RawKept):
     """``did`` + ``serviceId``, or a file object (``type`` and its keys; ``url`` for url,
     ``hash`` for ipfs, ``transactionId`` for arweave are required with the type);
     ``checksum`` asks for sha256s."""
+
+    model_config = pydantic.ConfigDict(**{**RawKept.model_config,
+                                          "json_schema_extra": _fileinfo_schema})
 
     required_one_of = (("did", "serviceId"), ("type",))
 

@@ -20,7 +20,7 @@ from tidegate import __version__
 from tidegate.api.context import services
 from tidegate.api.endpoints.files import FileInfoParams
 from tidegate.api.node.files import render_entry
-from tidegate.api.params import Params, RawKept, parse_model
+from tidegate.api.params import Params, RawKept, parse_model, wire_rules
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.auth.nonces import reported_nonce
@@ -39,13 +39,28 @@ def _command(raw: object) -> str:
     return raw
 
 
-class DirectCommandParams(RawKept):
-    command: Annotated[str, pydantic.PlainValidator(_command),
-                       pydantic.WithJsonSchema({"type": "string", "enum": list(COMMANDS)})]
+def _direct_schema(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+    wire_rules(schema, model)
+    # Each command reads the rest of the body with its route's model.
+    schema["allOf"] = [
+        {"if": {"required": ["command"], "properties": {"command": {"const": name}}},
+         "then": {k: v for k, v in params.model_json_schema().items()
+                  if k in ("properties", "required", "anyOf", "allOf")}}
+        for name, params in (("nonce", NonceCommand), ("fileInfo", FileInfoParams))]
 
 
 class NonceCommand(Params):
     address: ChecksumAddress
+
+
+class DirectCommandParams(RawKept):
+    """``command``, and the parameters of that command: ``nonce`` reads ``address``,
+    ``fileInfo`` the fileinfo request (``POST /api/services/fileInfo``)."""
+
+    model_config = pydantic.ConfigDict(**{**RawKept.model_config,
+                                          "json_schema_extra": _direct_schema})
+    command: Annotated[str, pydantic.PlainValidator(_command),
+                       pydantic.WithJsonSchema({"type": "string", "enum": list(COMMANDS)})]
 
 
 def _status(request: Request) -> dict[str, Any]:
