@@ -154,30 +154,39 @@ busybox_image() {
   say "built tidegate-test/busybox:1"
 }
 
+# debian_rootfs TARBALL PACKAGES [MARKER]: a Debian root filesystem with PACKAGES, made
+# once with mmdebstrap and cached as TARBALL (MARKER, if given, in /etc/tidegate-test-image;
+# docs, man pages and apt lists are left out to keep the image small).
+debian_rootfs() {
+  local tarball=$1 packages=$2 marker=${3:-}
+  [ -s "$tarball" ] && return 0
+  mkdir -p "$cache_dir"
+  say "building a Debian $debian_suite root filesystem with $packages (mmdebstrap, once)"
+  local -a hooks=(--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*')
+  [ -n "$marker" ] && hooks=(--customize-hook="echo $marker > \"\$1/etc/tidegate-test-image\""
+                             "${hooks[@]}")
+  mmdebstrap --quiet --format=tar --variant=minbase --include="$packages" \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' "${hooks[@]}" \
+    "$debian_suite" "$tarball.partial" "$mirror" \
+    || { rm -rf "$tarball.partial"; fail "mmdebstrap failed (needs the Debian mirror $mirror)"; }
+  mv "$tarball.partial" "$tarball"
+}
+
+# import_rootfs TARBALL TAG CMD: the tarball as image TAG, with a usual PATH and CMD.
+import_rootfs() {
+  docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' --change "CMD [\"$3\"]" "$1" "$2" >/dev/null
+  say "built $2 from $1"
+}
+
 debian_image() {
   local tarball="$cache_dir/debian-$debian_suite-v$debian_version.tar"
-  if has_image tidegate-test/debian:$debian_version; then
-    has_image ubuntu:latest || docker tag "tidegate-test/debian:$debian_version" ubuntu:latest
-    return 0
+  if ! has_image "tidegate-test/debian:$debian_version"; then
+    debian_rootfs "$tarball" "$debian_packages" debian
+    import_rootfs "$tarball" "tidegate-test/debian:$debian_version" /bin/bash
   fi
-  if [ ! -s "$tarball" ]; then
-    mkdir -p "$cache_dir"
-    say "building a Debian $debian_suite root filesystem with $debian_packages (mmdebstrap, once)"
-    # A hook writes the marker; docs and man pages are left out to keep the image small.
-    mmdebstrap --quiet --format=tar --variant=minbase --include="$debian_packages" \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' \
-      --customize-hook='echo debian > "$1/etc/tidegate-test-image"' \
-      --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-      "$debian_suite" "$tarball.partial" "$mirror" \
-      || { rm -rf "$tarball.partial"; fail "mmdebstrap failed (needs the Debian mirror $mirror)"; }
-    mv "$tarball.partial" "$tarball"
-  fi
-  docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' "$tarball" \
-    "tidegate-test/debian:$debian_version" >/dev/null
-  docker tag "tidegate-test/debian:$debian_version" ubuntu:latest
-  say "built tidegate-test/debian:$debian_version (also ubuntu:latest) from $tarball"
+  has_image ubuntu:latest || docker tag "tidegate-test/debian:$debian_version" ubuntu:latest
 }
 
 # A Debian root filesystem with python3 and venv: what python:3.11-slim-bookworm offers
@@ -185,21 +194,8 @@ debian_image() {
 python_image() {
   local tarball="$cache_dir/python-$debian_suite-v1.tar"
   has_image "$python_image_tag" && return 0
-  if [ ! -s "$tarball" ]; then
-    mkdir -p "$cache_dir"
-    say "building a Debian $debian_suite root filesystem with $python_packages (mmdebstrap, once)"
-    mmdebstrap --quiet --format=tar --variant=minbase --include="$python_packages" \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' \
-      --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-      "$debian_suite" "$tarball.partial" "$mirror" \
-      || { rm -rf "$tarball.partial"; fail "mmdebstrap failed (needs the Debian mirror $mirror)"; }
-    mv "$tarball.partial" "$tarball"
-  fi
-  docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' --change 'CMD ["/usr/bin/python3"]' "$tarball" \
-    "$python_image_tag" >/dev/null
-  say "built $python_image_tag from $tarball"
+  debian_rootfs "$tarball" "$python_packages"
+  import_rootfs "$tarball" "$python_image_tag" /usr/bin/python3
 }
 
 registry_answers() {
