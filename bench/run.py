@@ -100,6 +100,9 @@ def tidegate_env(rpc_url: str, chain: BenchChain, data_dir: Path,
         # wrk floods from one address, which the default limits refuse after a burst;
         # the limiter's own cost is measured by `python -m bench.rate_limit`.
         "TIDEGATE_RATE_LIMIT": "false",
+        # Likewise initialize's file check holds one of the address's probe slots (4 by
+        # default, a #16 defence); wrk's 16 and 256 connections would mostly get 429.
+        "TIDEGATE_PROBES_PER_CLIENT": "100000",
         "LOG_LEVEL": "WARNING",
     })
     env.update(extra)
