@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from contextlib import suppress
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -42,20 +41,36 @@ async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
     (:class:`ClientDisconnectedError`: logged as a disconnect, counted as 499).
 
     Call after the request's body has been read (the parameters are parsed first).
+    The work runs in the request's own task, which a watcher task cancels when the
+    disconnect arrives: one task per request, not a task for the work and a
+    ``wait`` over both (which cost initialize about 60 µs a request).
     """
-    task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    if current is None:  # not inside a task: nothing could cancel the work
+        return await work
+    left = False
+
+    def client_left(watcher: asyncio.Future[None]) -> None:
+        nonlocal left
+        if not watcher.cancelled() and watcher.exception() is None:
+            left = True
+            current.cancel()
+
     watcher = asyncio.ensure_future(_disconnected(request))
+    watcher.add_done_callback(client_left)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        result = await work
+    except asyncio.CancelledError:
+        if not left:  # we are cancelled ourselves
+            raise
+        current.uncancel()
+        raise ClientDisconnectedError("The client disconnected.") from None
     finally:
+        watcher.remove_done_callback(client_left)
         watcher.cancel()
-        if not task.done():  # the client left, or we are cancelled ourselves
-            task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-    if task.cancelled():
-        raise ClientDisconnectedError("The client disconnected.")
-    return task.result()
+    if left:  # the work swallowed the cancellation and finished anyway
+        current.uncancel()
+    return result
 
 
 async def probing(request: Request, work: Coroutine[Any, Any, T]) -> T:

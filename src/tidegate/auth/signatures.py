@@ -8,6 +8,8 @@ separators, then the nonce exactly as received. ocean.py and Aquarius send ``v``
 
 from __future__ import annotations
 
+from itertools import chain
+
 from coincurve import PublicKey
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -141,9 +143,10 @@ def signed_by(claimed: str, signature: str, *, messages: tuple[str, ...] = (),
     """
     raw = _signature_bytes(signature)
     address = checksum_address(claimed)
-    digests = [personal_digest(m) for m in messages]
-    for message in node_messages:
-        digests.extend(node_personal_digests(message))
+    # Lazily, in order: a classic signature (the common case) is matched after one
+    # digest, without hashing every Ocean Node reading first.
+    digests = chain((personal_digest(m) for m in messages),
+                    (d for m in node_messages for d in node_personal_digests(m)))
     for digest in digests:
         try:
             if _recover(raw, digest) == address:

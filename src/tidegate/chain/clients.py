@@ -54,6 +54,9 @@ class ChainConfig:
     state_cache: dict[str, tuple[float, int]] = field(
         default_factory=dict, compare=False, repr=False)
     """NFT address -> (monotonic time read, state); see ``chain.nft.metadata_state``."""
+    state_reads: dict[str, asyncio.Future[int]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """NFT address -> the read in flight, which concurrent cache misses share."""
 
     @property
     def compute_address(self) -> str:

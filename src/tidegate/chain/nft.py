@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -80,11 +81,31 @@ async def metadata_state(chain: ChainConfig, nft: str) -> int:
     cached = chain.state_cache.get(address)
     if cached is not None and time.monotonic() - cached[0] < chain.state_ttl:
         return cached[1]
+    if chain.state_ttl <= 0:
+        return await _read_metadata_state(chain, address)
+    # One read per NFT at a time: when the entry expires under load, every request in
+    # flight misses at once, and each sent its own eth_call (256 at 256 connections).
+    read = chain.state_reads.get(address)
+    if read is None:
+        read = asyncio.ensure_future(_read_and_remember(chain, address))
+        chain.state_reads[address] = read
+        read.add_done_callback(lambda done: _forget_read(chain, address, done))
+    # Shielded: a request cancelled (its client left) does not cancel the others' read.
+    return await asyncio.shield(read)
+
+
+def _forget_read(chain: ChainConfig, address: str, read: asyncio.Future[int]) -> None:
+    if chain.state_reads.get(address) is read:
+        del chain.state_reads[address]
+    if not read.cancelled():
+        read.exception()  # retrieved here too, in case every waiter was cancelled
+
+
+async def _read_and_remember(chain: ChainConfig, address: str) -> int:
     state = await _read_metadata_state(chain, address)
-    if chain.state_ttl > 0:
-        if len(chain.state_cache) >= _STATE_CACHE_SIZE:
-            chain.state_cache.clear()  # rare; a full cache only costs one read per NFT
-        chain.state_cache[address] = (time.monotonic(), state)
+    if len(chain.state_cache) >= _STATE_CACHE_SIZE:
+        chain.state_cache.clear()  # rare; a full cache only costs one read per NFT
+    chain.state_cache[address] = (time.monotonic(), state)
     return state
 
 

@@ -49,3 +49,34 @@ async def test_a_state_read_is_reused_for_the_ttl_only(
     assert await metadata_state(chain_config, asset.nft_address) == 3  # TTL 0: no reuse
     await asyncio.sleep(0.6)
     assert await metadata_state(cached, asset.nft_address) == 3
+
+
+async def test_concurrent_misses_share_one_state_read(
+        harness: ChainHarness, chain_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under load the entry expires for every request in flight at once; each used to
+    # send its own eth_call. The real provider is called, only counted.
+    cached = dataclasses.replace(chain_config, state_ttl=30.0, state_cache={}, state_reads={})
+    asset = harness.publish()
+    provider = cached.web3.provider
+    real = provider.make_request
+    calls: list[str] = []
+
+    async def counted(method: Any, params: Any) -> Any:
+        calls.append(str(method))
+        return await real(method, params)
+
+    monkeypatch.setattr(provider, "make_request", counted)
+    states = await asyncio.gather(*(metadata_state(cached, asset.nft_address)
+                                    for _ in range(50)))
+    assert states == [0] * 50
+    assert calls == ["eth_call"]
+    assert cached.state_reads == {}  # nothing left in flight
+
+    # A waiter cancelled (its client left) does not cancel the read the others share.
+    cached.state_cache.clear()
+    first = asyncio.ensure_future(metadata_state(cached, asset.nft_address))
+    second = asyncio.ensure_future(metadata_state(cached, asset.nft_address))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == 0
+    assert calls == ["eth_call", "eth_call"]
