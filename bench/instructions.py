@@ -14,6 +14,14 @@ fraction of a percent, so two revisions can be compared on a busy machine:
 
 ``--src`` puts another checkout's ``src`` first on ``PYTHONPATH`` (e.g. a worktree of an
 older commit), so one run prints both revisions side by side.
+
+``--chain`` adds the routes that need a chain and an origin: ``initialize`` (a fee
+quote for a published asset, file check included) and ``download`` (a signed 1 KiB
+download of an ordered asset, a fresh nonce each time). The bench then starts anvil,
+deploys the contracts, publishes and orders one asset and serves its file from a local
+origin, all outside the measured process (their work is not counted); the metadata
+state read is kept for the whole run (``TIDEGATE_CHAIN_STATE_TTL``), so every revision
+measures the same cached path.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 REPO = Path(__file__).resolve().parent.parent
 PROVIDER_KEY = "0x" + "5b" * 32
@@ -39,6 +47,39 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "root": ("GET", "/", ""),
     "bad_initialize": ("GET", "/api/services/initialize", "documentId=did%3Aop%3Axyz"),
 }
+
+
+#: with ``--chain``: route name -> one query string per request, in order (file in env)
+CHAIN_ROUTES: Final = ("initialize", "download")
+_QUERIES_ENV: Final = "TIDEGATE_BENCH_QUERIES"
+
+
+def _chain_setup(workdir: Path, total: int) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Start the origin and anvil, publish and order one asset: the measured process's
+    settings and, per chain route, ``total`` query strings (downloads signed in order)."""
+    from bench.chain import PROVIDER_KEY as BENCH_KEY
+    from bench.chain import Wallet, deploy_chain, start_chain
+    from bench.origin import start_aiohttp
+
+    files = workdir / "files"
+    files.mkdir()
+    (files / "small.csv").write_bytes((b"id,value\n" + os.urandom(2048))[:1024])
+    _origin, origin_url = start_aiohttp(files)
+    _chain, chain_url, label = start_chain("anvil")
+    chain = deploy_chain(chain_url, label, workdir)
+    asset = chain.publish("bench 1 KiB", origin_url + "/small.csv", "http://127.0.0.1:8030")
+    wallet = Wallet("instructions-0")
+    chain.order_for(asset, [wallet])
+    initialize = (f"documentId={asset.did}&serviceId=0&consumerAddress={wallet.address}")
+    queries = {"initialize": [initialize] * total,
+               "download": [wallet.download_path(asset).split("?", 1)[1]
+                            for _ in range(total)],
+               "did": [asset.did]}
+    env = {"PROVIDER_PRIVATE_KEY": BENCH_KEY, "NETWORK_URL": chain_url,
+           "ADDRESS_FILE": str(chain.address_file), "TIDEGATE_INDEXER": "true",
+           "TIDEGATE_ALLOW_PRIVATE_URLS": "true", "TIDEGATE_CHAIN_STATE_TTL": "86400",
+           "TIDEGATE_PROBES_PER_CLIENT": "100000"}
+    return env, queries
 
 
 def _environment(workdir: Path) -> dict[str, str]:
@@ -88,11 +129,27 @@ async def _serve_commands(warmup: int) -> None:
     await ready.wait()
     statuses: dict[str, dict[int, int]] = {}
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    queries: dict[str, list[str]] = {}
+    if os.environ.get(_QUERIES_ENV):
+        queries = json.loads(Path(os.environ[_QUERIES_ENV]).read_text())
+    routes = {**ROUTES, **{name: ("GET", f"/api/services/{name}", "") for name in CHAIN_ROUTES
+                           if name in queries}}
+    used = dict.fromkeys(routes, 0)
+    idle = asyncio.Event()  # never set: after its body, a request's client just waits
+
+    def receiver() -> Any:
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:  # a connected client: no more messages (a disconnect watcher waits)
+                await idle.wait()
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return receive
 
     async def run(route: str, count: int) -> None:
-        method, path, query = ROUTES[route]
+        method, path, query = routes[route]
         seen = statuses.setdefault(route, {})
 
         async def send(message: dict[str, Any]) -> None:
@@ -100,6 +157,9 @@ async def _serve_commands(warmup: int) -> None:
                 seen[message["status"]] = seen.get(message["status"], 0) + 1
 
         for _ in range(count):
+            if route in queries:
+                query = queries[route][used[route]]
+                used[route] += 1
             scope = {
                 "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                 "method": method, "scheme": "http", "path": path,
@@ -107,9 +167,11 @@ async def _serve_commands(warmup: int) -> None:
                 "headers": [(b"host", b"127.0.0.1:8030"), (b"user-agent", b"bench")],
                 "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8030), "state": {},
             }
-            await app(scope, receive, send)
+            await app(scope, receiver(), send)
 
-    for route in ROUTES:
+    if "did" in queries:  # the indexer must have the published asset first
+        await _until_indexed(app, queries["did"][0])
+    for route in routes:
         await run(route, warmup)
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
@@ -122,6 +184,29 @@ async def _serve_commands(warmup: int) -> None:
     await stopped.wait()
     await lifespan
     print(json.dumps({"statuses": statuses}), file=sys.stderr)
+
+
+async def _until_indexed(app: Any, did: str) -> None:
+    path = f"/api/aquarius/assets/ddo/{did}"
+    for _ in range(1200):
+        status: list[int] = []
+
+        async def send(message: dict[str, Any], status: list[int] = status) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                   "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                   "query_string": b"", "root_path": "", "state": {},
+                   "headers": [(b"host", b"127.0.0.1:8030")], "client": ("127.0.0.1", 40000),
+                   "server": ("127.0.0.1", 8030)}, receive, send)
+        if status == [200]:
+            return
+        await asyncio.sleep(0.25)
+    raise SystemExit("the published asset was not indexed within 300 s")
 
 
 class _Counted:
@@ -182,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", action="append", default=[], metavar="DIR")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every run (e.g. TIDEGATE_RATE_LIMIT=true)")
+    parser.add_argument("--chain", action="store_true",
+                        help="also measure initialize and a signed download (starts anvil)")
     parser.add_argument("--child", metavar="WARMUP", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -190,6 +277,28 @@ def main(argv: list[str] | None = None) -> int:
     sources = [Path(s).resolve() for s in args.src] or [REPO / "src"]
     extra = dict(item.split("=", 1) for item in args.env)
     routes = [r for r in args.routes.split(",") if r]
+    if args.chain:
+        return _with_chain(args, sources, extra, routes)
+    return _measure(args, sources, extra, routes)
+
+
+def _with_chain(args: argparse.Namespace, sources: list[Path], extra: dict[str, str],
+                routes: list[str]) -> int:
+    from bench.procs import stop_all
+
+    with tempfile.TemporaryDirectory(prefix="tg-instr-chain-") as tmp:
+        try:
+            env, queries = _chain_setup(Path(tmp), args.warmup + args.requests)
+            listing = Path(tmp) / "queries.json"
+            listing.write_text(json.dumps(queries))
+            return _measure(args, sources, {**env, _QUERIES_ENV: str(listing), **extra},
+                            routes + [r for r in CHAIN_ROUTES if r not in routes])
+        finally:
+            stop_all()
+
+
+def _measure(args: argparse.Namespace, sources: list[Path], extra: dict[str, str],
+             routes: list[str]) -> int:
     print(f"instructions per request (callgrind; {args.requests} requests after "
           f"{args.warmup} warm-up, in-process ASGI)"
           + (f"; settings {' '.join(args.env)}" if args.env else ""))
