@@ -36,6 +36,7 @@ OCEANPY_PYTHON = REPO / os.environ.get("OCEANPY_VENV", ".venv-oceanpy") / "bin" 
 OCEANJS = E2E / "oceanjs"
 ALGORITHM = E2E / "algorithm" / "hash_inputs.py"
 NODE_ALGORITHM = E2E / "algorithm" / "hash_inputs.js"
+DOCKER_ALGORITHMS = E2E / "algorithm" / "docker"
 SETUP_HINT = "run `make e2e-setup` (part of `make test`)"
 
 # Barge-mnemonic accounts of the dev chain (all hold ETH). 0 owns the OCEAN token;
@@ -43,12 +44,15 @@ SETUP_HINT = "run `make e2e-setup` (part of `make test`)"
 DEPLOYER, OTHER = 0, 4
 OCEANPY_PUBLISHER, OCEANPY_CONSUMER = 5, 6
 OCEANJS_PUBLISHER, OCEANJS_CONSUMER = 7, 8
+# On the Docker dev stack (its own chain) ocean.py may reuse its pair.
+OCEANPY_DOCKER_PUBLISHER, OCEANPY_DOCKER_CONSUMER = OCEANPY_PUBLISHER, OCEANPY_CONSUMER
 # Signs through the node (ethers JsonRpcSigner: eth_sendTransaction, personal_sign).
 OCEANJS_NODE_SIGNER = 3
 DECRYPTER = 9
 
 DEV_START_TIMEOUT = 120
 DRIVER_TIMEOUT = 240
+DOCKER_DRIVER_TIMEOUT = 480  # the Docker drivers run a job per guarantee
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class FileOrigin:
     """The compute e2e algorithm (``algorithm/hash_inputs.py``), served next to the file."""
     node_algorithm_url: str = ""
     """Its node twin (``algorithm/hash_inputs.js``), for the Docker engine's example."""
+    docker_algorithms_url: str = ""
+    """Where the Docker engine's probe algorithms (``algorithm/docker/*.py``) are served."""
 
 
 @dataclass
@@ -177,6 +183,8 @@ def file_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileOrigin
     (directory / "data.bin").write_bytes(data)
     shutil.copyfile(ALGORITHM, directory / ALGORITHM.name)
     shutil.copyfile(NODE_ALGORITHM, directory / NODE_ALGORITHM.name)
+    shutil.copytree(DOCKER_ALGORITHMS, directory / "docker",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="e2e-origin")
@@ -189,6 +197,7 @@ def file_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileOrigin
             size=len(data),
             algorithm_url=f"{base}/{ALGORITHM.name}",
             node_algorithm_url=f"{base}/{NODE_ALGORITHM.name}",
+            docker_algorithms_url=f"{base}/docker",
         )
     finally:
         server.shutdown()
@@ -213,14 +222,14 @@ def keys() -> dict[int, str]:
 
 
 def _run_driver(name: str, command: list[str], env: dict[str, str], out: Path,
-                stack: DevStack) -> DriverRun:
+                stack: DevStack, timeout: float = DRIVER_TIMEOUT) -> DriverRun:
     started = time.monotonic()
     try:
         proc = subprocess.run(command, cwd=REPO, env={**os.environ, **env}, capture_output=True,
-                              text=True, timeout=DRIVER_TIMEOUT, check=False)
+                              text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        pytest.fail(f"{name} did not finish within {DRIVER_TIMEOUT} s:\n{_tail(stderr)}")
+        pytest.fail(f"{name} did not finish within {timeout} s:\n{_tail(stderr)}")
     seconds = time.monotonic() - started
     if proc.returncode != 0 or not out.exists():
         pytest.fail(f"{name} failed (exit {proc.returncode}):\n{_tail(proc.stdout)}\n"
@@ -300,15 +309,32 @@ def docker_image_id() -> str:
     return asyncio.run(inspect())
 
 
+# The Docker dev stack's environments: the default free one first (what ocean.js and
+# ocean.py pick as "the free environment"), then two for the limits the must-show
+# exercises: 64 MB of memory and 0.01 GB of outputs, and results kept for 2 s only.
+DOCKER_FREE_ENV = "tidegate-local-free"
+DOCKER_TIGHT_ENV = "tidegate-docker-tight"
+DOCKER_EXPIRING_ENV = "tidegate-docker-expiring"
+DOCKER_ENVIRONMENTS = [
+    {"id": DOCKER_FREE_ENV, "chainId": 8996,
+     "description": "Free compute in the algorithm's container"},
+    {"id": DOCKER_TIGHT_ENV, "chainId": 8996, "ramGB": 0.0625, "diskGB": 0.01,
+     "maxJobDuration": 120, "description": "64 MB, 0.01 GB of outputs"},
+    {"id": DOCKER_EXPIRING_ENV, "chainId": 8996, "storageExpiry": 2,
+     "description": "results kept 2 s"},
+]
+
+
 @pytest.fixture(scope="session")
 def docker_dev_stack(tmp_path_factory: pytest.TempPathFactory,
                      docker_image_id: str) -> Iterator[DevStack]:
-    """``tidegate dev`` with DOCKER_HOST: its compute environment runs on the Docker
-    engine of the private test daemon."""
+    """``tidegate dev`` with DOCKER_HOST: its compute environments
+    (:data:`DOCKER_ENVIRONMENTS`) run on the Docker engine of the private test daemon."""
     from tests.docker_daemon import DOCKER_HOST
 
-    yield from _dev_stack(tmp_path_factory, "tidegate-dev-docker",
-                          {"DOCKER_HOST": DOCKER_HOST})
+    yield from _dev_stack(tmp_path_factory, "tidegate-dev-docker", {
+        "DOCKER_HOST": DOCKER_HOST,
+        "TIDEGATE_COMPUTE_ENVIRONMENTS": json.dumps(DOCKER_ENVIRONMENTS)})
 
 
 @pytest.fixture(scope="session")
@@ -317,7 +343,8 @@ def oceanjs_docker(request: pytest.FixtureRequest, file_origin: FileOrigin,
                    tmp_path_factory: pytest.TempPathFactory) -> DriverRun:
     """ocean.js 3.4.6's driver against the Docker engine, with the ecosystem's example
     algorithm: image ubuntu / latest (the test daemon's Debian with nodejs), entrypoint
-    ``node $ALGO``, pinned by the image's id."""
+    ``node $ALGO``, pinned by the image's id; then the Docker probes
+    (:func:`docker_probes`), one job each through computeStart."""
     node = shutil.which("node")
     if node is None or not (OCEANJS / "node_modules" / "@oceanprotocol" / "lib").exists():
         pytest.skip(f"the ocean.js client cannot run: {SETUP_HINT}")
@@ -334,9 +361,70 @@ def oceanjs_docker(request: pytest.FixtureRequest, file_origin: FileOrigin,
         "E2E_PUBLISHER_KEY": keys[OCEANJS_PUBLISHER],
         "E2E_CONSUMER_KEY": keys[OCEANJS_CONSUMER],
         "E2E_NODE_SIGNER_ADDRESS": Account.from_key(keys[OCEANJS_NODE_SIGNER]).address,
+        "E2E_DOCKER_PROBES": json.dumps(docker_probes(file_origin, docker_image_id)),
     }
     return _run_driver("the ocean.js driver (Docker engine)",
-                       [node, str(OCEANJS / "driver.js"), str(out)], env, out, dev_stack)
+                       [node, str(OCEANJS / "driver.js"), str(out)], env, out, dev_stack,
+                       timeout=DOCKER_DRIVER_TIMEOUT)
+
+
+def docker_probes(origin: FileOrigin, image_id: str) -> list[dict[str, Any]]:
+    """The ocean.js driver's Docker probes (its E2E_DOCKER_PROBES): the algorithms of
+    algorithm/docker/ in ``ubuntu:latest`` with ``python3 $ALGO``, each in the environment
+    its guarantee needs; what it expects (run, refused, expire)."""
+    from tests.docker_daemon import REGISTRY
+
+    debian = {"entrypoint": "python3 $ALGO", "image": "ubuntu", "tag": "latest",
+              "checksum": image_id}
+    base = origin.docker_algorithms_url
+
+    def probe(name: str, url: str, env: str = DOCKER_FREE_ENV, expect: str = "run",
+              **container: str) -> dict[str, Any]:
+        return {"name": name, "url": url, "env": env, "expect": expect,
+                "container": {**debian, **container}}
+
+    return [
+        probe("confined", f"{base}/confined.py"),
+        probe("memory", f"{base}/memory_hog.py", DOCKER_TIGHT_ENV),
+        probe("fork_bomb", f"{base}/fork_bomb.py"),
+        probe("over_quota", f"{base}/over_quota.py", DOCKER_TIGHT_ENV),
+        probe("absent_image", origin.algorithm_url, image=f"{REGISTRY}/tidegate-test/nothing",
+              tag="1", checksum=""),
+        probe("wrong_checksum", origin.algorithm_url, expect="refused",
+              checksum="sha256:" + "ab" * 32),
+        probe("expiry", origin.algorithm_url, DOCKER_EXPIRING_ENV, "expire"),
+    ]
+
+
+@pytest.fixture(scope="session")
+def oceanpy_docker(request: pytest.FixtureRequest, file_origin: FileOrigin,
+                   keys: dict[int, str], docker_image_id: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> DriverRun:
+    """ocean.py 3.1.2's compute flow against the Docker engine (driver flow ``docker``,
+    oceanpy/docker_flow.py): algorithms in ``ubuntu:latest`` pinned by its id, one job
+    per guarantee of issue #12's must-show."""
+    if not OCEANPY_PYTHON.exists():
+        pytest.skip(f"the ocean.py client environment ({OCEANPY_PYTHON.parents[1]}) is "
+                    f"missing: {SETUP_HINT}")
+    from tests.docker_daemon import REGISTRY
+
+    dev_stack: DevStack = request.getfixturevalue("docker_dev_stack")
+    out = tmp_path_factory.mktemp("oceanpy-docker") / "report.json"
+    env = {
+        **_common_env(dev_stack, file_origin),
+        "E2E_FLOWS": "docker",
+        "E2E_DOCKER_ALGOS_URL": file_origin.docker_algorithms_url,
+        "E2E_DOCKER_IMAGE_ID": docker_image_id,
+        "E2E_DOCKER_REGISTRY": REGISTRY,
+        "E2E_DOCKER_ENVS": json.dumps({"free": DOCKER_FREE_ENV, "tight": DOCKER_TIGHT_ENV,
+                                       "expiring": DOCKER_EXPIRING_ENV}),
+        "E2E_DEPLOYER_KEY": keys[DEPLOYER],
+        "E2E_PUBLISHER_KEY": keys[OCEANPY_DOCKER_PUBLISHER],
+        "E2E_CONSUMER_KEY": keys[OCEANPY_DOCKER_CONSUMER],
+    }
+    command = [str(OCEANPY_PYTHON), str(E2E / "oceanpy" / "driver.py"), str(out)]
+    return _run_driver("the ocean.py driver (Docker engine)", command, env, out, dev_stack,
+                       timeout=DOCKER_DRIVER_TIMEOUT)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,10 @@
 // E2E_ALGO_URL (the compute algorithm), E2E_PUBLISHER_KEY, E2E_CONSUMER_KEY,
 // E2E_COMPUTE (0 skips the compute steps), E2E_ALGO_IMAGE, E2E_ALGO_TAG,
 // E2E_ALGO_ENTRYPOINT, E2E_ALGO_CHECKSUM, E2E_ALGO_LANGUAGE, E2E_ALGO_VERSION (the
-// algorithm's container; default python / 3.11 / `python $ALGO`). Writes a JSON report to the path in argv[2]:
+// algorithm's container; default python / 3.11 / `python $ALGO`), E2E_DOCKER_PROBES (a JSON
+// list of {name, url, container, env, expect: run | refused | expire}: after the compute
+// steps, one more algorithm and job each, on the dataset above; for the Docker engine's
+// guarantees). Writes a JSON report to the path in argv[2]:
 // {"client": {...}, "steps": {name: {ok, seconds, detail | error | blocked_by}}}.
 'use strict'
 
@@ -309,7 +312,10 @@ async function main (outPath) {
     return { orderTx: tx.hash, bytes: result.data.byteLength, validUntil: init.providerFee.validUntil }
   })
 
-  if (env.E2E_COMPUTE !== '0') await compute(publisher, consumer, aquarius, config)
+  if (env.E2E_COMPUTE !== '0') {
+    const c = await compute(publisher, consumer, aquarius, config)
+    if (env.E2E_DOCKER_PROBES) await dockerProbes(c, publisher, consumer, aquarius, config)
+  }
 
   fs.writeFileSync(outPath, JSON.stringify(report, null, 1))
 }
@@ -379,6 +385,8 @@ async function refusal (label, call) {
     status: failed ? failed[1] : null,
     body,
     sent: payload ? Object.keys(payload[1]).sort() : null,
+    // What ocean.js logged after the status (statusText, the answer's body), as text.
+    logged: failed ? failed.slice(2).map((x) => typeof x === 'string' ? x : JSON.stringify(x)) : null,
     value
   }
 }
@@ -538,6 +546,109 @@ async function compute (publisher, consumer, aquarius, config) {
     outcome.jobsAfter = (Array.isArray(after) ? after : [after]).map((j) => ({ jobId: j.jobId, status: j.status }))
     return outcome
   })
+  return c
+}
+
+const EXPIRY_TIMEOUT_MS = 60000 // storageExpiry 2 s, swept every 15 s
+const SMALL = 64 * 1024
+
+// The Docker engine's guarantees through ocean.js's own calls: each probe is an algorithm
+// the dataset's publisher publishes (so the dataset trusts it), ordered for its
+// environment and started with computeStart; its status is polled to the end and every
+// result fetched through getComputeResultUrl.
+async function dockerProbes (c, publisher, consumer, aquarius, config) {
+  const probes = JSON.parse(env.E2E_DOCKER_PROBES)
+  const files = (url) => ({ datatokenAddress: '0x0', nftAddress: '0x0', files: [{ type: 'url', url, method: 'GET' }] })
+  const asPublisher = new lib.Datatoken(publisher, 8996, config)
+  const asConsumer = new lib.Datatoken(consumer, 8996, config)
+  const envs = {}
+  const status = async (jobId) => {
+    const jobs = await lib.ProviderInstance.computeStatus(providerUrl, consumer.address, jobId)
+    const job = Array.isArray(jobs) ? jobs[0] : jobs
+    if (!job) throw new Error(`computeStatus returned ${JSON.stringify(jobs)}`)
+    return job
+  }
+  const fetchIndex = async (jobId, index) => {
+    const url = await lib.ProviderInstance.getComputeResultUrl(providerUrl, consumer, jobId, index)
+    const response = await fetch(url)
+    return { status: response.status, data: Buffer.from(await response.arrayBuffer()) }
+  }
+  const record = (job) => ({ jobId: job.jobId, status: job.status, statusText: job.statusText, detail: job.detail, results: job.results, removed: job.removed })
+  await step('docker.environments', ['compute.getComputeEnvironments'], async () => {
+    for (const e of (await lib.ProviderInstance.getComputeEnvironments(providerUrl))[8996]) envs[e.id] = e
+    return { ids: Object.keys(envs) }
+  })
+  for (const probe of probes) {
+    await step(`docker.${probe.name}`, ['compute.resolve', 'docker.environments'], async () => {
+      const computeEnv = envs[probe.env]
+      if (!computeEnv) throw new Error(`no environment ${probe.env}`)
+      const ddo = ddoTemplate(`tidegate-e2e-oceanjs-${probe.name}`, 'algorithm',
+        { id: ALGO_SERVICE_ID, type: 'access' },
+        { algorithm: { language: 'python', version: '3.11', container: probe.container } })
+      const algoDid = await lib.createAsset(`tidegate-e2e-${probe.name}`, 'TGPRB', publisher,
+        files(probe.url), 1, ddo, true, providerUrl, lib.ZERO_ADDRESS, aquarius)
+      if (!algoDid) throw new Error('createAsset returned nothing (see stderr)')
+      const algo = await aquarius.waitForIndexer(algoDid, undefined, undefined, 200, 150)
+      if (!algo) throw new Error('the probe algorithm never appeared in Tidegate\'s Aquarius API')
+      const init = await lib.ProviderInstance.initializeCompute(
+        [{ documentId: c.did, serviceId: COMPUTE_SERVICE_ID }],
+        { documentId: algoDid, serviceId: ALGO_SERVICE_ID },
+        computeEnv.id, Math.floor(Date.now() / 1000) + 3600, providerUrl, consumer.address)
+      if (!init || !init.datasets || !init.algorithm) throw new Error(`initializeCompute: ${JSON.stringify(init)}`)
+      const order = async (datatoken, quote) => {
+        const minted = await asPublisher.mint(datatoken, publisher.address, '1', consumer.address)
+        if (!minted) throw new Error('Datatoken.mint failed (see stderr)')
+        await minted.wait()
+        const tx = await asConsumer.startOrder(datatoken, computeEnv.consumerAddress, 0, quote.providerFee)
+        if (!tx) throw new Error('Datatoken.startOrder failed (see stderr)')
+        if ((await tx.wait()).status !== 1) throw new Error(`order reverted: ${tx.hash}`)
+        return tx.hash
+      }
+      const datasetTx = await order(c.datatoken, init.datasets[0])
+      const algoTx = await order(algo.services[0].datatokenAddress, init.algorithm)
+      const begin = () => lib.ProviderInstance.computeStart(
+        providerUrl, consumer, computeEnv.id,
+        { documentId: c.did, serviceId: COMPUTE_SERVICE_ID, transferTxId: datasetTx },
+        { documentId: algoDid, serviceId: ALGO_SERVICE_ID, transferTxId: algoTx })
+      if (probe.expect === 'refused') return { environment: computeEnv.id, refusal: await refusal('computeStart', begin) }
+      const jobs = await begin()
+      const started = Array.isArray(jobs) ? jobs[0] : jobs
+      if (!started || !started.jobId) throw new Error(`computeStart returned ${JSON.stringify(jobs)} (see stderr)`)
+      const jobId = started.jobId
+      const seen = []
+      const deadline = Date.now() + STATUS_TIMEOUT_MS
+      let job
+      for (;;) {
+        job = await status(jobId)
+        if (seen[seen.length - 1] !== job.status) seen.push(job.status)
+        if (FINISHED.includes(job.status)) break
+        if (Date.now() > deadline) throw new Error(`job still ${JSON.stringify(job)}`)
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      const results = {}
+      for (const entry of job.results || []) {
+        const got = await fetchIndex(jobId, entry.index)
+        if (got.status !== 200) throw new Error(`computeResult ${entry.index}: ${got.status}`)
+        const key = entry.type === 'algorithmLog' ? 'log' : entry.filename
+        results[key] = got.data.length <= SMALL ? got.data.toString('utf8')
+          : { bytes: got.data.length, zero: got.data.every((b) => b === 0) }
+      }
+      const detail = { job_id: jobId, environment: computeEnv.id, statuses: seen, job: record(job), results }
+      if (probe.expect === 'expire') {
+        const until = Date.now() + EXPIRY_TIMEOUT_MS
+        let later
+        for (;;) {
+          later = await status(jobId)
+          if (!(later.results || []).length) break
+          if (Date.now() > until) throw new Error(`results still there: ${JSON.stringify(later)}`)
+          await new Promise((resolve) => setTimeout(resolve, 500))
+        }
+        detail.later = record(later)
+        detail.resultAfter = (await fetchIndex(jobId, 0)).status
+      }
+      return detail
+    })
+  }
 }
 
 main(process.argv[2]).then(

@@ -15,7 +15,9 @@ Configuration (environment):
   E2E_PUBLISHER_KEY, E2E_CONSUMER_KEY   funded accounts
   E2E_ALGO_URL       the compute algorithm's URL (python, reads /data/inputs, writes
                      /data/outputs/result.txt)
-  E2E_FLOWS          comma-separated subset of plain,fixed_rate,free,compute (default: all)
+  E2E_FLOWS          comma-separated subset of plain,fixed_rate,free,compute (default: all
+                     four), or docker (docker_flow.py: the Docker engine's guarantees; its
+                     own E2E_DOCKER_* settings are described there)
 
 Writes a JSON report to the path given as the only argument:
 ``{"client": {...}, "steps": {name: {"ok", "seconds", "detail" | "error" | "blocked_by"}}}``.
@@ -237,6 +239,11 @@ def main(out_path: str) -> int:
         if flow == "compute":
             run_compute(rec, m, state, provider_url, file_url, env["E2E_ALGO_URL"], publisher,
                         consumer)
+        elif flow == "docker":
+            # The Docker engine's flow (a sibling module: this script's folder is on sys.path).
+            from docker_flow import run_docker_compute
+
+            run_docker_compute(rec, m, state, provider_url, file_url, env, publisher, consumer)
         else:
             run_flow(rec, m, state, flow, provider_url, file_url, file_sha256, publisher,
                      consumer)

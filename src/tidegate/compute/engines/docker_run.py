@@ -200,7 +200,10 @@ async def remove_orphans(docker: aiodocker.Docker, book: JobBook,
     """Remove job containers no live process runs; fail their unfinished jobs.
 
     A container is left alone while its job is ``active`` here or its lease is held
-    by another live Tidegate process.
+    by another live Tidegate process, and when neither its job is in ``book``'s store nor
+    its mounts are under ``book``'s jobs directory: then it belongs to another Tidegate
+    (its own store and compute directory) sharing the daemon, whose jobs are not ours to
+    judge.
     """
     try:
         containers = await docker.containers.list(
@@ -213,6 +216,8 @@ async def remove_orphans(docker: aiodocker.Docker, book: JobBook,
         if job_id in active:
             continue
         record = await book.load(job_id) if JOB_ID.match(job_id) else None
+        if record is None and not _mounts_under(container, str(book.jobs_dir)):
+            continue
         if record is not None and record.status not in FINISHED:
             if not await book.lease(job_id):
                 continue  # a live Tidegate runs it
@@ -221,6 +226,16 @@ async def remove_orphans(docker: aiodocker.Docker, book: JobBook,
                     job_id)
         with contextlib.suppress(DockerError):
             await container.delete(force=True, v=True)
+
+
+def _mounts_under(container: DockerContainer, jobs_dir: str) -> bool:
+    """Whether a listed container bind-mounts something under ``jobs_dir``."""
+    prefix = jobs_dir.rstrip("/") + "/"
+    try:
+        mounts = container["Mounts"] or []  # a DockerContainer, not a dict: no .get
+    except KeyError:
+        return False
+    return any(str(mount.get("Source", "")).startswith(prefix) for mount in mounts)
 
 
 def _write(handle: BinaryIO, data: bytes) -> None:
