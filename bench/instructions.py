@@ -103,7 +103,12 @@ def _environment(workdir: Path) -> dict[str, str]:
     }
 
 
-async def _serve_commands(warmup: int) -> None:
+def _load_queries() -> dict[str, list[str]]:
+    listing = os.environ.get(_QUERIES_ENV)
+    return json.loads(Path(listing).read_text()) if listing else {}
+
+
+async def _serve_commands(warmup: int, queries: dict[str, list[str]]) -> None:
     """Child process: lifespan start-up, ``warmup`` requests to every route, then one
     batch per ``ROUTE COUNT`` line read from stdin (``DONE`` after each)."""
     from tidegate.app import app_from_env
@@ -129,11 +134,9 @@ async def _serve_commands(warmup: int) -> None:
     await ready.wait()
     statuses: dict[str, dict[int, int]] = {}
 
-    queries: dict[str, list[str]] = {}
-    if os.environ.get(_QUERIES_ENV):
-        queries = json.loads(Path(os.environ[_QUERIES_ENV]).read_text())
-    routes = {**ROUTES, **{name: ("GET", f"/api/services/{name}", "") for name in CHAIN_ROUTES
-                           if name in queries}}
+    routes: dict[str, tuple[str, str, str]] = {
+        **ROUTES, **{name: ("GET", f"/api/services/{name}", "") for name in CHAIN_ROUTES
+                     if name in queries}}
     used = dict.fromkeys(routes, 0)
     idle = asyncio.Event()  # never set: after its body, a request's client just waits
 
@@ -252,10 +255,16 @@ class _Counted:
         self._expect("DONE")
         return self._dump()
 
-    def close(self) -> None:
+    def close(self) -> dict[str, dict[str, int]]:
+        """Stop the process; the HTTP statuses it saw per route (warm-up included)."""
         assert self._proc.stdin is not None
         self._proc.stdin.close()
-        self._proc.wait(timeout=600)
+        _, err = self._proc.communicate(timeout=600)
+        for line in reversed(err.splitlines()):
+            if line.startswith('{"statuses"'):
+                statuses: dict[str, dict[str, int]] = json.loads(line)["statuses"]
+                return statuses
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", metavar="WARMUP", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        asyncio.run(_serve_commands(args.child))
+        asyncio.run(_serve_commands(args.child, _load_queries()))
         return 0
     sources = [Path(s).resolve() for s in args.src] or [REPO / "src"]
     extra = dict(item.split("=", 1) for item in args.env)
@@ -306,6 +315,7 @@ def _measure(args: argparse.Namespace, sources: list[Path], extra: dict[str, str
     print(header)
     print("|---|" + "---|" * len(sources))
     columns: dict[Path, dict[str, int]] = {}
+    statuses: dict[Path, dict[str, dict[str, int]]] = {}
     for src in sources:
         with tempfile.TemporaryDirectory(prefix="tg-instr-") as tmp:
             counted = _Counted(src, Path(tmp), extra, args.warmup)
@@ -315,10 +325,12 @@ def _measure(args: argparse.Namespace, sources: list[Path], extra: dict[str, str
                 columns[src] = {route: counted.count(route, args.requests) - overhead
                                 for route in routes}
             finally:
-                counted.close()
+                statuses[src] = counted.close()
     for route in routes:
         cells = [f"{columns[src][route] / args.requests:,.0f}" for src in sources]
         print(f"| {route} | " + " | ".join(cells) + " |", flush=True)
+    for src in sources:  # a figure of error answers would measure another path
+        print(f"statuses seen by {src}: {statuses[src]}")
     return 0
 
 
