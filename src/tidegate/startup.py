@@ -186,7 +186,7 @@ async def _describe_docker(settings: Settings, problems: list[str]) -> str:
 async def _describe_compute(settings: Settings, problems: list[str]) -> str:
     if settings.operator_service_url:
         return "operator-service (OPERATOR_SERVICE_URL)"
-    if settings.docker_host is not None:
+    if settings.docker_urls:
         docker = await _describe_docker(settings, problems)
         if not any(entry.get("engine") == "local"
                    for entry in settings.compute_environments or ()):
