@@ -68,23 +68,32 @@ class PrivateDaemon:
     def __init__(self, root: Path, data_root: Path | None = None) -> None:
         self.root = root
         self.data_root = data_root or root / "data"
+        self._own_data = data_root is None
         self.socket = root / "docker.sock"
         self.url = f"unix://{self.socket}"
         self._process: subprocess.Popen[bytes] | None = None
         self._driver: str | None = None
 
     def _answers(self) -> bool:
-        return subprocess.run(["docker", "-H", self.url, "version", "--format",
-                               "{{.Server.Version}}"], capture_output=True,
-                              timeout=10, check=False).returncode == 0
+        try:
+            return subprocess.run(["docker", "-H", self.url, "version", "--format",
+                                   "{{.Server.Version}}"], capture_output=True,
+                                  timeout=10, check=False).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False  # up, not answering yet (restoring after a crash)
 
     def start(self, timeout: float = 90.0) -> None:
-        """Start it (overlay2, else vfs); skips (fails on CI) if it cannot start."""
+        """Start it (overlay2, else vfs); skips (fails on CI) if it cannot start.
+
+        After a :meth:`kill` the first start may give up waiting for its containerd
+        (still restoring the killed one's shims): it is tried up to three times.
+        """
         if os.geteuid() != 0 or shutil.which("dockerd") is None:
             _fail_or_skip("a second test dockerd needs root and Debian's docker.io")
         for path in (self.root, self.data_root):
             path.mkdir(parents=True, exist_ok=True)
-        for driver in [self._driver] if self._driver else ["overlay2", "vfs"]:
+        tries = [self._driver] * 3 if self._driver else ["overlay2", "vfs"]
+        for driver in tries:
             with (self.root / "dockerd.log").open("ab") as log:
                 self._process = subprocess.Popen(
                     ["dockerd", "--host", self.url, "--data-root", str(self.data_root),
@@ -122,6 +131,28 @@ class PrivateDaemon:
         pidfile = self.root / "exec" / "containerd" / "containerd.pid"
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        self._kill_leftovers()
+        if self._own_data:  # dockerd leaves its data root bind-mounted on itself
+            subprocess.run(["umount", "-l", str(self.data_root)], capture_output=True,
+                           check=False)
+
+    def _kill_leftovers(self) -> None:
+        """SIGKILL shims of this daemon that outlived it (after a :meth:`kill` with no
+        restart) and the container processes under them."""
+        marker = str(self.root / "exec").encode()
+        shims: set[int] = set()
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if marker in (entry / "cmdline").read_bytes():
+                    shims.add(int(entry.name))
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+        for pid in [child for shim in shims for child in children.get(shim, [])] + list(shims):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def load_image(self, image: str, source: str = DOCKER_HOST) -> None:
         """Copy ``image`` from the daemon at ``source`` (``docker save | docker load``)."""

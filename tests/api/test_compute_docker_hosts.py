@@ -54,4 +54,4 @@ async def test_environments_and_readiness_follow_a_host_that_goes_away(
             body = (await client.get("/api/services/computeEnvironments")).text + ready.text
             assert "docker.sock" not in body and "hosts-docker" not in body
     finally:
-        other_daemon.start()  # for the module's other users
+        await asyncio.to_thread(other_daemon.start)  # for the module's other users

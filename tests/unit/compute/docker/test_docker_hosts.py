@@ -60,7 +60,7 @@ def second_daemon() -> Iterator[PrivateDaemon]:
 async def second(second_daemon: PrivateDaemon) -> AsyncIterator[aiodocker.Docker]:
     """A client of the second daemon (started again if a test left it killed)."""
     if not await _answers(second_daemon.url):
-        second_daemon.start()
+        await asyncio.to_thread(second_daemon.start)
     client = aiodocker.Docker(url=second_daemon.url)
     try:
         yield client
@@ -216,7 +216,7 @@ async def test_a_host_killed_mid_job_fails_its_job_the_other_works_and_it_comes_
     assert (await finished(engine, survivor.job_id, within=60)).detail == ""
     assert await result_bytes(engine, survivor.job_id) == b"ran\n"
 
-    second_daemon.start()  # back: retried (with backoff), tidied and used again
+    await asyncio.to_thread(second_daemon.start)  # back: retried, tidied, used again
 
     async def back() -> bool:
         return [e.id for e in await engine.environments()] == ["on-one", "on-two"]
@@ -288,6 +288,7 @@ async def test_a_job_is_refused_while_the_compute_disk_is_nearly_full(
             assert await result_bytes(engine, job.job_id) == b"fits\n"
         finally:
             await engine.close()
+    mount.rmdir()
 
 
 async def test_no_host_answering_refuses_jobs_and_offers_no_environment(
