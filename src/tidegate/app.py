@@ -188,6 +188,7 @@ def compute_options(settings: Settings) -> ComputeOptions:
                                cgroup_parent=settings.compute_cgroup_parent,
                                seccomp=settings.compute_seccomp),
         docker=docker_options(settings),
+        min_free_bytes=settings.compute_min_free_mb * 1024 * 1024,
     )
 
 

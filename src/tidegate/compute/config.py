@@ -78,6 +78,9 @@ class ComputeOptions:
     sandbox: SandboxOptions
     docker: DockerOptions | None = None
     """The Docker engine's options when a daemon is configured (``DOCKER_HOST``)."""
+    min_free_bytes: int = 0
+    """Local jobs are refused unless the compute directory's disk keeps this much free
+    after their inputs and outputs (``TIDEGATE_COMPUTE_MIN_FREE_MB``; 0: not checked)."""
 
     @property
     def default_engine(self) -> str:
@@ -242,7 +245,7 @@ def local_engine(options: ComputeOptions, store: Store, storage: StorageContext,
     start-up); :func:`machine_engine` when some environments may be Docker's."""
     return LocalEngine(store, storage, compute_environments(options.environments, chains),
                        options.directory, build_runtime_rules(options.runtimes),
-                       options.sandbox)
+                       options.sandbox, min_free_bytes=options.min_free_bytes)
 
 
 def machine_engine(options: ComputeOptions, store: Store, storage: StorageContext,
@@ -272,7 +275,8 @@ def machine_engine(options: ComputeOptions, store: Store, storage: StorageContex
     local_envs = [e for e in envs if e.engine == "local"]
     if local_envs or not engines:
         engines["local"] = LocalEngine(store, storage, local_envs, options.directory,
-                                       build_runtime_rules(options.runtimes), options.sandbox)
+                                       build_runtime_rules(options.runtimes), options.sandbox,
+                                       min_free_bytes=options.min_free_bytes)
     if len(engines) == 1:
         return next(iter(engines.values()))
     return EngineRouter(engines, {env.id: env.engine for env in envs})
