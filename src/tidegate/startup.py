@@ -180,6 +180,9 @@ async def _describe_docker(settings: Settings, problems: list[str]) -> str:
                 "jobs are refused until it does")
     finally:
         await client.close()
+    if settings.docker_hosts:  # the first host answers; the others are probed at run time
+        return (f"docker ({len(settings.docker_hosts)} hosts in TIDEGATE_DOCKER_HOSTS, "
+                f"the first daemon {version.get('Version', 'unknown')})")
     return f"docker (DOCKER_HOST, daemon {version.get('Version', 'unknown')})"
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiodocker
 import httpx
@@ -40,6 +41,7 @@ from tests.docker_daemon import (
     small_filesystem,
 )
 from tidegate.settings import Settings
+from tidegate.startup import check_startup
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,14 @@ async def test_a_job_is_refused_with_a_json_503_while_the_disk_is_nearly_full(
             out = await result(client, done["jobId"], kinds["output"]["index"])
             assert (out.status_code, out.content) == (200, b"lines=3")
     mount.rmdir()
+
+
+async def test_the_banner_counts_the_hosts(chain_settings: Callable[..., Settings],
+                                           tmp_path: Path) -> None:
+    docker: aiodocker.Docker = await daemon_or_skip()
+    await docker.close()
+    report = await check_startup(chain_settings(
+        TIDEGATE_DOCKER_HOSTS=f"{DOCKER_HOST},unix://{tmp_path}/other.sock"))
+    assert report.compute.startswith("docker (2 hosts in TIDEGATE_DOCKER_HOSTS, the first "
+                                     "daemon "), report.compute
+    assert "docker.sock" not in report.compute and "other.sock" not in report.compute

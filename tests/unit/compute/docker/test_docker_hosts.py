@@ -28,7 +28,7 @@ from tests.docker_daemon import (
     small_filesystem,
 )
 from tests.docker_daemon import second_daemon as start_second_daemon
-from tests.unit.compute.conftest import finished, result_bytes, spec, wait_status
+from tests.unit.compute.conftest import OWNER, finished, result_bytes, spec, wait_status
 from tests.unit.compute.docker.conftest import (
     BUSYBOX,
     TEST_OPTIONS,
@@ -91,10 +91,11 @@ async def two_hosts(store: SqliteStore, storage: StorageContext, tmp_path: Path,
     engines: list[DockerEngine] = []
 
     async def build(*envs: Environment, cpus: tuple[float | None, float | None] = (1, 1),
-                    options: Any = HOST_OPTIONS) -> DockerEngine:
-        hosts = [DockerHost(docker, url=DOCKER_HOST, name="Docker host 1", cpus=cpus[0]),
+                    memory: int | None = None, options: Any = HOST_OPTIONS) -> DockerEngine:
+        hosts = [DockerHost(docker, url=DOCKER_HOST, name="Docker host 1", cpus=cpus[0],
+                            memory_bytes=memory),
                  DockerHost(second, url=second_daemon.url, name="Docker host 2",
-                            cpus=cpus[1])]
+                            cpus=cpus[1], memory_bytes=memory)]
         engine = DockerEngine(store, storage, list(envs), tmp_path / "compute", hosts,
                               options, lease_ttl=1.0)
         await engine.open()
@@ -133,35 +134,44 @@ async def host_of(job_id: str, host1: aiodocker.Docker, host2: aiodocker.Docker)
     return on[0] if on else 0
 
 
+@pytest.mark.parametrize("room", ["cpu", "memory"])
 async def test_jobs_go_to_the_host_with_room_and_wait_in_1_while_both_are_full(
         two_hosts: Build, docker: aiodocker.Docker, second: aiodocker.Docker,
-        tmp_path: Path) -> None:
-    env = docker_environment(max_jobs=4, max_job_duration=120)  # 1 CPU per job
-    engine = await two_hosts(env)  # 1 CPU each
-    jobs = [spec(env, code=GATED, container=BUSYBOX) for _ in range(3)]
+        tmp_path: Path, room: str) -> None:
+    """Each host has room for one job: 1 CPU each (jobs: 1 CPU), or 400 MB (jobs:
+    256 MB, hosts with CPUs to spare)."""
+    env = docker_environment(max_jobs=4, max_job_duration=120)  # 1 CPU, 0.25 GB per job
+    engine = await (two_hosts(env) if room == "cpu" else
+                    two_hosts(env, cpus=(16, 16), memory=400 * MIB))
+    jobs = [spec(env, code=GATED, container=BUSYBOX) for _ in range(4)]
     for job in jobs:
         await engine.start(job)
 
+    async def statuses() -> dict[str, int]:
+        return {j.job_id: (await engine.jobs(None, j.job_id, None))[0].status for j in jobs}
+
     async def two_running() -> bool:
-        states = [r.status for j in jobs for r in await engine.jobs(None, j.job_id, None)]
-        return states.count(JobStatus.RUNNING) == 2
+        return list((await statuses()).values()).count(JobStatus.RUNNING) == 2
 
     await _until(two_running, "two jobs never ran at once", 60)
-    records = {j.job_id: (await engine.jobs(None, j.job_id, None))[0] for j in jobs}
-    running = [j for j, r in records.items() if r.status == JobStatus.RUNNING]
-    [waiting] = [j for j, r in records.items() if r.status != JobStatus.RUNNING]
-    assert records[waiting].status == JobStatus.WARMING_UP  # queued, as for maxJobs
+    now = await statuses()
+    running = [j for j, status in now.items() if status == JobStatus.RUNNING]
+    waiting = [j for j, status in now.items() if status != JobStatus.RUNNING]
+    assert [now[j] for j in waiting] == [JobStatus.WARMING_UP] * 2  # queued, as for maxJobs
     assert sorted([await host_of(j, docker, second) for j in running]) == [1, 2]
-    assert await host_of(waiting, docker, second) == 0
+    assert [await host_of(j, docker, second) for j in waiting] == [0, 0]
     [listed] = await engine.environments()
     assert listed.current_jobs == 2
+    # A job waiting for a host can be stopped.
+    [stopped] = await engine.stop(OWNER, waiting[1], None)
+    assert (stopped.status, stopped.status_text) == (JobStatus.COMPLETED, "Job stopped")
     # The first to end frees its host: the waiting job runs there.
     freed = await host_of(running[0], docker, second)
     open_gate(tmp_path, running[0])
     assert (await finished(engine, running[0], within=60)).detail == ""
-    await wait_status(engine, waiting, {JobStatus.RUNNING}, within=60)
-    assert await host_of(waiting, docker, second) == freed
-    for job_id in (running[1], waiting):
+    await wait_status(engine, waiting[0], {JobStatus.RUNNING}, within=60)
+    assert await host_of(waiting[0], docker, second) == freed
+    for job_id in (running[1], waiting[0]):
         open_gate(tmp_path, job_id)
         assert (await finished(engine, job_id, within=60)).detail == ""
         assert await result_bytes(engine, job_id) == b"ran\n"
