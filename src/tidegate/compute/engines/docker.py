@@ -39,7 +39,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
@@ -100,10 +100,6 @@ class DockerUnavailableError(ServiceUnavailableError):
     """The Docker daemon does not answer: jobs are refused until it does."""
 
     code = "docker_unavailable"
-
-
-class _HostLost(Exception):
-    """The job's host stopped answering while the job used it."""
 
 
 class DockerEngine:
@@ -351,14 +347,17 @@ class DockerEngine:
                 await self._book.finish(job_id, _STOPPED, stopped=True)
                 return
             try:
-                host = await self._wait_for_host(env, active)
+                host = await self._hosts.reserve(job_id, env, lambda: self._stopped(active))
                 if host is None:
                     await self._book.finish(job_id, _STOPPED, stopped=True)
                     return
                 try:
                     active.running = True
-                    await self._on_host(host, self._execute(spec, env, ref, active, host),
-                                        job_id)
+                    if not await self._hosts.run_on(
+                            host, self._execute(spec, env, ref, active, host)):
+                        logger.warning("compute job %s ended: %s stopped answering",
+                                       job_id, host.name)
+                        await self._book.finish(job_id, HOST_LOST, status_text=HOST_LOST_TEXT)
                 finally:
                     active.running = False
                     await self._hosts.release(job_id)
@@ -375,50 +374,6 @@ class DockerEngine:
                 await self._book.finish(job_id, "Internal error while running the job.")
         finally:
             self._active.pop(job_id, None)
-
-    async def _wait_for_host(self, env: Environment, active: _Active) -> DockerHost | None:
-        """A host with room for the job (reserved), or None if it was stopped first."""
-        while True:
-            host = await self._hosts.place(active.job_id, env)
-            if host is not None:
-                return host
-            if active.stop.is_set() or await self._stopped(active):
-                return None
-            await self._hosts.wait(1.0)
-
-    async def _on_host(self, host: DockerHost, work: Coroutine[Any, Any, None],
-                       job_id: str) -> None:
-        """Run the job's ``work`` on ``host``; if the host goes away meanwhile, end the
-        work (its container cannot be removed now: the host's sweep does it once it
-        is back) and the job, with :data:`HOST_LOST`."""
-        lost = host.lost
-        task = asyncio.ensure_future(work)
-        gone = asyncio.ensure_future(lost.wait())
-        try:
-            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            await cancel(task)
-            raise
-        finally:
-            await cancel(gone)
-        if not task.done():
-            await cancel(task)
-        else:
-            try:
-                task.result()
-                return
-            except _HostLost:
-                pass
-            except Exception:
-                if await self._hosts.probe(host):
-                    raise
-        logger.warning("compute job %s ended: %s stopped answering", job_id, host.name)
-        await self._book.finish(job_id, HOST_LOST, status_text=HOST_LOST_TEXT)
-
-    async def _check_host(self, host: DockerHost) -> None:
-        """After a failure on ``host``: raise :class:`_HostLost` if it does not answer."""
-        if not await self._hosts.probe(host):
-            raise _HostLost
 
     async def _stopped(self, active: _Active) -> bool:
         if await self._book.stop_requested(active.job_id):
@@ -442,7 +397,7 @@ class DockerEngine:
         outcome, image = await until_stopped(self._image(ref, host), active,
                                              self.options.pull_timeout + 30)
         if outcome == "done" and (image is None or isinstance(image, tuple)):
-            await self._check_host(host)  # a pull that failed as its host went away
+            await self._hosts.ensure_up(host)  # a pull that failed as its host went away
         if outcome != "done" or image is None or isinstance(image, tuple):
             await self._fail_provisioning(
                 job_id, outcome, image if isinstance(image, tuple) else None,
@@ -469,7 +424,7 @@ class DockerEngine:
                                         self.options)
         try:
             if not await run.start():
-                await self._check_host(host)
+                await self._hosts.ensure_up(host)
                 await self._book.finish(job_id, "Could not start the algorithm's container.",
                                         JobStatus.ALGORITHM_PROVISIONING_FAILED)
                 return
@@ -487,7 +442,7 @@ class DockerEngine:
         finally:
             await run.remove()
         if ending.unknown:
-            await self._check_host(host)  # how it ended is unknown: the host went away?
+            await self._hosts.ensure_up(host)  # how it ended is unknown: host gone?
         await self._book.finish(job_id, ending.detail, stopped=ending.stopped,
                                 quota=limits.disk_bytes,
                                 max_outputs=self.options.max_output_files)

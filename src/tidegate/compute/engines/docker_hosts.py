@@ -30,7 +30,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -38,10 +38,11 @@ from typing import Any, Final
 import aiodocker
 from aiodocker.exceptions import DockerError
 
-from tidegate.compute.engines.queueing import InsufficientDiskError
+from tidegate.compute.engines.queueing import InsufficientDiskError, cancel
 from tidegate.compute.environments import Environment
 
-__all__ = ["HOST_LOST", "HOST_LOST_TEXT", "DockerHost", "HostPool", "host_url"]
+__all__ = ["HOST_LOST", "HOST_LOST_TEXT", "DockerHost", "HostLostError", "HostPool",
+           "host_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ HOST_LOST_TEXT: Final = "Job failed: Docker host unreachable"
 """The ``statusText`` of such a job."""
 UNPROBED: Final = "not probed yet"
 _GIB: Final = 1024**3
+
+
+class HostLostError(Exception):
+    """Raised by a job's work on a host found not answering (:meth:`HostPool.ensure_up`)."""
 
 
 def host_url(text: str) -> str:
@@ -239,6 +244,50 @@ class HostPool:
                 host.held[job_id] = (cpus, memory)
                 return host
         return None
+
+    async def reserve(self, job_id: str, env: Environment,
+                      stopped: Callable[[], Awaitable[bool]]) -> DockerHost | None:
+        """Wait for a host with room for the job and reserve it there; None (nothing
+        held) once ``stopped()`` says the job was stopped (asked about once a second)."""
+        while True:
+            host = await self.place(job_id, env)
+            if host is not None:
+                return host
+            if await stopped():
+                return None
+            await self.wait(1.0)
+
+    async def run_on(self, host: DockerHost, work: Coroutine[Any, Any, None]) -> bool:
+        """Run a job's ``work`` on ``host``: True when it ended, False when the host went
+        away meanwhile (``work`` is cancelled then: its container cannot be removed
+        now, the sweep of the host does it once it is back). A failure of ``work`` is
+        raised unless the host no longer answers."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(host.lost.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await cancel(task)
+            raise
+        finally:
+            await cancel(gone)
+        if not task.done():
+            await cancel(task)
+            return False
+        try:
+            task.result()
+        except HostLostError:
+            return False
+        except Exception:
+            if await self.probe(host):
+                raise
+            return False
+        return True
+
+    async def ensure_up(self, host: DockerHost) -> None:
+        """After a failure on ``host``: raise :class:`HostLostError` unless it answers."""
+        if not await self.probe(host):
+            raise HostLostError
 
     async def release(self, job_id: str) -> None:
         """The job ended: its room is free again."""
