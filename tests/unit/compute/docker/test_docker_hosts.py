@@ -36,7 +36,7 @@ from tests.unit.compute.docker.conftest import (
     job_containers,
 )
 from tidegate.compute.engines.docker import DockerEngine, DockerUnavailableError
-from tidegate.compute.engines.docker_hosts import HOST_LOST, HOST_LOST_TEXT, DockerHost
+from tidegate.compute.engines.docker_hosts import HOST_LOST, HOST_LOST_TEXT, DockerHost, HostPool
 from tidegate.compute.engines.queueing import InsufficientDiskError
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobStatus
@@ -322,3 +322,26 @@ async def test_no_host_answering_refuses_jobs_and_offers_no_environment(
         await engine.close()
         for client in clients:
             await client.close()
+
+
+async def test_a_host_that_does_not_answer_is_retried_with_a_growing_backoff(
+        tmp_path: Path) -> None:
+    """A real client to a socket no daemon listens on; the delays are read from the
+    pool's schedule, not measured."""
+    client = aiodocker.Docker(url=f"unix://{tmp_path}/absent.sock")
+    host = DockerHost(client, url=f"unix://{tmp_path}/absent.sock", name="Docker host 1")
+    pool = HostPool([host], capacity=True, probe_interval=1.0, max_backoff=4.0)
+    try:
+        delays = []
+        for _ in range(4):
+            before = time.monotonic()
+            assert not await pool.probe(host)
+            delays.append(round(host.next_probe - before))
+        assert delays == [1, 2, 4, 4]
+        assert host.lost.is_set() and not host.up
+        assert host.reason == "Docker host 1 does not answer (DockerError)"
+        assert pool.unavailable_reason() == host.reason
+        assert await pool.check() == []  # not due yet: not probed
+        assert host.failures == 4
+    finally:
+        await client.close()
