@@ -204,6 +204,8 @@ def second_daemon(data_mb: int = 256, images: tuple[str, ...] = ("tidegate-test/
                   ) -> Iterator[PrivateDaemon]:
     """A running :class:`PrivateDaemon` with ``images`` copied from the shared daemon,
     its data root a ``data_mb`` MB tmpfs; stopped and removed after."""
+    if shutil.which("docker") is None:
+        _fail_or_skip("a second test dockerd needs the docker client (Debian's docker.io)")
     if subprocess.run(["docker", "-H", DOCKER_HOST, "version"], capture_output=True,
                       timeout=10, check=False).returncode != 0:
         _fail_or_skip(f"no test Docker daemon at {DOCKER_HOST} to copy images from: run "
