@@ -97,31 +97,28 @@ class DockerHost:
     def local(self) -> bool:
         return self.url.startswith("unix://") or not self.url
 
-    def room(self) -> tuple[float, float]:
-        """Free CPUs and memory bytes (infinite where the capacity is unknown)."""
-        cpus = (self.capacity_cpus if self.capacity_cpus is not None else float("inf"))
-        memory = (float(self.capacity_memory) if self.capacity_memory is not None
-                  else float("inf"))
-        return (cpus - sum(c for c, _ in self.held.values()),
-                memory - sum(m for _, m in self.held.values()))
+    def _capacity(self) -> tuple[float, float]:
+        """CPUs and memory bytes (infinite where unknown)."""
+        return (self.capacity_cpus if self.capacity_cpus is not None else float("inf"),
+                float(self.capacity_memory) if self.capacity_memory is not None
+                else float("inf"))
+
+    def _held(self) -> tuple[float, float]:
+        return (sum(c for c, _ in self.held.values()),
+                float(sum(m for _, m in self.held.values())))
 
     def fits(self, cpus: float, memory: int, *, empty: bool = False) -> bool:
         """Room for a job of ``cpus`` and ``memory`` now (``empty``: on the idle host)."""
+        (all_cpus, all_memory), (held_cpus, held_memory) = self._capacity(), self._held()
         if empty:
-            free_cpus = self.capacity_cpus if self.capacity_cpus is not None else float("inf")
-            free_memory = (float(self.capacity_memory) if self.capacity_memory is not None
-                           else float("inf"))
-        else:
-            free_cpus, free_memory = self.room()
-        return cpus <= free_cpus + 1e-9 and memory <= free_memory
+            held_cpus = held_memory = 0.0
+        return cpus <= all_cpus - held_cpus + 1e-9 and memory <= all_memory - held_memory
 
     def load(self) -> float:
-        """The larger of the CPU and memory shares held (0 when capacity is unknown)."""
-        shares = [sum(c for c, _ in self.held.values()) / self.capacity_cpus
-                  if self.capacity_cpus else 0.0,
-                  sum(m for _, m in self.held.values()) / self.capacity_memory
-                  if self.capacity_memory else 0.0]
-        return max(shares)
+        """The larger of the CPU and memory shares held (0 where capacity is unknown)."""
+        (all_cpus, all_memory), (held_cpus, held_memory) = self._capacity(), self._held()
+        return max(held_cpus / all_cpus if all_cpus else 0.0,
+                   held_memory / all_memory if all_memory else 0.0)
 
 
 def _needs(env: Environment) -> tuple[float, int]:
