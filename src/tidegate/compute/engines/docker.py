@@ -60,6 +60,7 @@ from tidegate.compute.engines.docker_hosts import (
     HOST_LOST_TEXT,
     DockerHost,
     HostPool,
+    held_labels,
 )
 from tidegate.compute.engines.docker_images import (
     ImageCheckError,
@@ -123,13 +124,14 @@ class DockerEngine:
         self._storage = storage
         self.options = options or DockerOptions()
         hosts = [DockerHost(docker)] if isinstance(docker, aiodocker.Docker) else list(docker)
+        self._instance = uuid.uuid4().hex
         self._hosts = HostPool(hosts, capacity=self.options.place_by_capacity,
                                probe_interval=lease_ttl, max_backoff=4 * lease_ttl,
-                               min_free_bytes=self.options.min_free_bytes)
+                               min_free_bytes=self.options.min_free_bytes,
+                               instance=self._instance)
         pinned = {env.docker_host for env in environments if env.docker_host}
         if pinned - {host.url for host in hosts}:
             raise ValueError("an environment's dockerHost is not one of the hosts")
-        self._instance = uuid.uuid4().hex
         self._book = JobBook(store, data_dir / "jobs", self._instance, int(lease_ttl * 1000))
         self._slots = {env.id: asyncio.Semaphore(env.max_jobs) for env in environments}
         self._active: dict[str, _Active] = {}
@@ -419,7 +421,8 @@ class DockerEngine:
         config = container_config(
             spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
             allow_network=spec.allow_network and env.allow_network, gpus=env.gpus,
-            image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}))
+            image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}),
+            labels=held_labels(env))
         run = active.run = ContainerRun(host.docker, config, workspace, limits,
                                         self.options)
         try:

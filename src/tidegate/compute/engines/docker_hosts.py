@@ -8,6 +8,11 @@ runs on until it ends; :meth:`HostPool.place` picks, among the hosts that answer
 take the environment's jobs (``dockerHost`` pins an environment to one) and have room,
 the least loaded one. No host with room: the job waits in status 1, as for ``maxJobs``.
 
+What other Tidegate processes run there counts too: each job container carries its
+CPUs and memory as labels (:func:`held_labels`), and before placing a job the running
+job containers of the candidate hosts that another process (instance) started are
+summed. Two processes placing at the same instant may both take the last room.
+
 Capacity is enforced when several hosts are configured (``TIDEGATE_DOCKER_HOSTS``); a
 lone ``DOCKER_HOST`` keeps the single-daemon behaviour (only ``maxJobs`` bounds the jobs).
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import time
@@ -38,11 +44,12 @@ from typing import Any, Final
 import aiodocker
 from aiodocker.exceptions import DockerError
 
+from tidegate.compute.engines.container_spec import INSTANCE_LABEL, JOB_LABEL
 from tidegate.compute.engines.queueing import InsufficientDiskError, cancel
 from tidegate.compute.environments import Environment
 
-__all__ = ["HOST_LOST", "HOST_LOST_TEXT", "DockerHost", "HostLostError", "HostPool",
-           "host_url"]
+__all__ = ["CPUS_LABEL", "HOST_LOST", "HOST_LOST_TEXT", "MEMORY_LABEL", "DockerHost",
+           "HostLostError", "HostPool", "held_labels", "host_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ HOST_LOST: Final = ("The Docker host running the job stopped answering: the job 
 """The ``detail`` of a job whose host went away (status 70)."""
 HOST_LOST_TEXT: Final = "Job failed: Docker host unreachable"
 """The ``statusText`` of such a job."""
+CPUS_LABEL: Final = "org.tidegate.cpus"
+MEMORY_LABEL: Final = "org.tidegate.memory"
 UNPROBED: Final = "not probed yet"
 _GIB: Final = 1024**3
 
@@ -87,7 +96,9 @@ class DockerHost:
     lost: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     """Set when the host goes down; a new event once it is back."""
     held: dict[str, tuple[float, int]] = field(default_factory=dict, init=False)
-    """Job id -> (CPUs, memory bytes) of the jobs placed here."""
+    """Job id -> (CPUs, memory bytes) of the jobs this process placed here."""
+    elsewhere: tuple[float, float] = field(default=(0.0, 0.0), init=False)
+    """CPUs and memory bytes the running jobs of other Tidegate processes hold here."""
 
     @property
     def up(self) -> bool:
@@ -104,8 +115,8 @@ class DockerHost:
                 else float("inf"))
 
     def _held(self) -> tuple[float, float]:
-        return (sum(c for c, _ in self.held.values()),
-                float(sum(m for _, m in self.held.values())))
+        return (sum(c for c, _ in self.held.values()) + self.elsewhere[0],
+                float(sum(m for _, m in self.held.values())) + self.elsewhere[1])
 
     def fits(self, cpus: float, memory: int, *, empty: bool = False) -> bool:
         """Room for a job of ``cpus`` and ``memory`` now (``empty``: on the idle host)."""
@@ -125,16 +136,23 @@ def _needs(env: Environment) -> tuple[float, int]:
     return float(env.cpu_number), int(env.ram_gb * _GIB)
 
 
+def held_labels(env: Environment) -> dict[str, str]:
+    """The labels a job container of ``env`` carries: what it holds of its host."""
+    cpus, memory = _needs(env)
+    return {CPUS_LABEL: f"{cpus:g}", MEMORY_LABEL: str(memory)}
+
+
 class HostPool:
     """The hosts of one Docker engine (see the module docstring).
 
     ``capacity``: place by CPUs and memory (several hosts); else any host that answers
     takes any job. ``min_free_bytes``: the data-root floor of local daemons.
+    ``instance``: this process's instance label (its own containers are in ``held``).
     """
 
     def __init__(self, hosts: Sequence[DockerHost], *, capacity: bool,
                  probe_interval: float = 15.0, max_backoff: float = 60.0,
-                 min_free_bytes: int = 0) -> None:
+                 min_free_bytes: int = 0, instance: str = "") -> None:
         if not hosts:
             raise ValueError("a Docker engine needs at least one host")
         self.hosts = list(hosts)
@@ -142,7 +160,9 @@ class HostPool:
         self._interval = probe_interval
         self._max_backoff = max(max_backoff, probe_interval)
         self._min_free = min_free_bytes
+        self._instance = instance
         self._changed = asyncio.Condition()
+        self._placing = asyncio.Lock()  # one placement at a time: no two take one room
 
     # --- health ------------------------------------------------------------------------
     def up(self) -> list[DockerHost]:
@@ -234,13 +254,36 @@ class HostPool:
     async def place(self, job_id: str, env: Environment) -> DockerHost | None:
         """Reserve room for the job on the least loaded fitting host (None: none now)."""
         cpus, memory = _needs(env)
-        fitting = [h for h in self.eligible(env)
-                   if h.up and (not self.capacity or h.fits(cpus, memory))]
-        for host in sorted(fitting, key=lambda h: (h.load(), self.hosts.index(h))):
-            if not await self.disk_full(host):
-                host.held[job_id] = (cpus, memory)
-                return host
-        return None
+        async with self._placing:
+            if self.capacity:
+                for host in self.eligible(env):
+                    if host.up:
+                        await self._count_elsewhere(host)
+            fitting = [h for h in self.eligible(env)
+                       if h.up and (not self.capacity or h.fits(cpus, memory))]
+            for host in sorted(fitting, key=lambda h: (h.load(), self.hosts.index(h))):
+                if not await self.disk_full(host):
+                    host.held[job_id] = (cpus, memory)
+                    return host
+            return None
+
+    async def _count_elsewhere(self, host: DockerHost) -> None:
+        """Sum what the running job containers of other processes hold on ``host``
+        (unchanged if the daemon cannot list them now)."""
+        try:
+            containers = await asyncio.wait_for(host.docker.containers.list(
+                filters=json.dumps({"label": [JOB_LABEL], "status": ["running"]})), 10)
+        except (DockerError, OSError, TimeoutError):
+            return
+        cpus = memory = 0.0
+        for container in containers:
+            labels = container["Labels"] or {}
+            if labels.get(INSTANCE_LABEL) == self._instance:
+                continue  # this process's own: in ``held``
+            with contextlib.suppress(ValueError):
+                cpus += float(labels.get(CPUS_LABEL, 0))
+                memory += float(labels.get(MEMORY_LABEL, 0))
+        host.elsewhere = (cpus, memory)
 
     async def reserve(self, job_id: str, env: Environment,
                       stopped: Callable[[], Awaitable[bool]]) -> DockerHost | None:

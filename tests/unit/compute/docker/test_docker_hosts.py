@@ -345,3 +345,31 @@ async def test_a_host_that_does_not_answer_is_retried_with_a_growing_backoff(
         assert host.failures == 4
     finally:
         await client.close()
+
+
+async def test_what_another_tidegate_process_runs_on_a_host_counts(
+        two_hosts: Build, docker: aiodocker.Docker, second: aiodocker.Docker,
+        tmp_path: Path) -> None:
+    """Two engines (two processes' worth: own instances, one store) on the same two
+    hosts of 1 CPU each: the second sees the first's container on host 1."""
+    env = docker_environment(max_jobs=2, max_job_duration=120)
+    first, other = await two_hosts(env), await two_hosts(env)
+    mine = spec(env, code=GATED, container=BUSYBOX)
+    await first.start(mine)
+    await wait_status(first, mine.job_id, {JobStatus.RUNNING}, within=60)
+    assert await host_of(mine.job_id, docker, second) == 1
+    theirs, waiting = (spec(env, code=GATED, container=BUSYBOX) for _ in range(2))
+    await other.start(theirs)
+    await wait_status(other, theirs.job_id, {JobStatus.RUNNING}, within=60)
+    assert await host_of(theirs.job_id, docker, second) == 2  # host 1 is the first's
+    await other.start(waiting)
+    [record] = await other.jobs(None, waiting.job_id, None)
+    assert record.status == JobStatus.WARMING_UP and not await host_of(
+        waiting.job_id, docker, second)
+    open_gate(tmp_path, mine.job_id)  # host 1 frees: the waiting job runs there
+    assert (await finished(first, mine.job_id, within=60)).detail == ""
+    await wait_status(other, waiting.job_id, {JobStatus.RUNNING}, within=60)
+    assert await host_of(waiting.job_id, docker, second) == 1
+    for job_id in (theirs.job_id, waiting.job_id):
+        open_gate(tmp_path, job_id)
+        assert (await finished(other, job_id, within=60)).detail == ""
