@@ -58,6 +58,7 @@ from tidegate.chain.setup import ChainSetup
 from tidegate.compute.config import ComputeOptions, machine_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.compute.engines.container_spec import DockerOptions
+from tidegate.compute.engines.docker_hosts import DockerHost
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.errors import ConfigurationError
 from tidegate.files.objects import StorageContext
@@ -101,8 +102,9 @@ def chain_setup(settings: Settings) -> ChainSetup:
 
 
 def docker_options(settings: Settings) -> DockerOptions | None:
-    """The Docker engine's configuration when ``DOCKER_HOST`` is set."""
-    if settings.docker_host is None:
+    """The Docker engine's configuration when ``DOCKER_HOST`` or ``TIDEGATE_DOCKER_HOSTS``
+    is set."""
+    if not settings.docker_urls:
         return None
     return DockerOptions(user=settings.docker_user, network=settings.docker_network,
                          pull_timeout=settings.docker_pull_timeout,
@@ -115,22 +117,25 @@ def docker_options(settings: Settings) -> DockerOptions | None:
                          max_processes=max(1, settings.compute_max_processes),
                          tmp_bytes=max(1, settings.compute_tmp_mb) * 1024 * 1024,
                          min_free_bytes=settings.compute_min_free_mb * 1024 * 1024,
-                         max_output_files=settings.compute_max_output_files)
+                         max_output_files=settings.compute_max_output_files,
+                         place_by_capacity=bool(settings.docker_hosts))
 
 
-def docker_client(settings: Settings) -> aiodocker.Docker | None:
-    """The client of ``DOCKER_HOST`` (None when unset); call inside the event loop.
+def docker_client(settings: Settings, url: str | None = None) -> aiodocker.Docker | None:
+    """The client of the daemon at ``url`` (default: the first of ``docker_urls``; None
+    when no daemon is configured); call inside the event loop.
 
     TCP daemons need TLS (``DOCKER_TLS_VERIFY``, certificates in ``DOCKER_CERT_PATH``:
-    ``ca.pem``, ``cert.pem``, ``key.pem``), always verified; plain TCP only to loopback,
-    as a daemon's API is root on its host for whoever reaches it.
+    ``ca.pem``, ``cert.pem``, ``key.pem``; the same for every host), always verified;
+    plain TCP only to loopback, as a daemon's API is root on its host for whoever
+    reaches it.
     """
-    host = settings.docker_host
+    host = url or next((h.url for h in settings.docker_urls), None)
     if host is None:
         return None
     if host.startswith("unix://"):
         return aiodocker.Docker(url=host)
-    if settings.docker_tls:
+    if settings.docker_tls_verify or host.startswith("https://"):
         certs = settings.docker_cert_path
         context = ssl.create_default_context(
             cafile=str(certs / "ca.pem") if certs and (certs / "ca.pem").is_file() else None)
@@ -144,9 +149,28 @@ def docker_client(settings: Settings) -> aiodocker.Docker | None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ConfigurationError("DOCKER_HOST: a TCP daemon needs TLS (DOCKER_TLS_VERIFY=1 "
+        variable = "TIDEGATE_DOCKER_HOSTS" if settings.docker_hosts else "DOCKER_HOST"
+        raise ConfigurationError(f"{variable}: a TCP daemon needs TLS (DOCKER_TLS_VERIFY=1 "
                                  "and DOCKER_CERT_PATH) unless it is on loopback")
     return aiodocker.Docker(url=re.sub(r"^tcp://", "http://", host))
+
+
+def docker_hosts(settings: Settings, stack: AsyncExitStack) -> list[DockerHost]:
+    """The daemons of ``TIDEGATE_DOCKER_HOSTS`` (``Docker host 1``, ``2``… in order, with
+    their configured capacity), else of ``DOCKER_HOST``; each client is closed by
+    ``stack`` (after the engine's close). Call inside the event loop."""
+    several = bool(settings.docker_hosts)
+    hosts: list[DockerHost] = []
+    for number, entry in enumerate(settings.docker_urls, start=1):
+        client = docker_client(settings, entry.url)
+        assert client is not None
+        stack.push_async_callback(client.close)
+        hosts.append(DockerHost(
+            client, url=entry.url,
+            name=f"Docker host {number}" if several else "the Docker daemon",
+            cpus=entry.cpus, memory_bytes=None if entry.ram_gb is None
+            else int(entry.ram_gb * 1024**3)))
+    return hosts
 
 
 def compute_options(settings: Settings) -> ComputeOptions:
@@ -164,6 +188,7 @@ def compute_options(settings: Settings) -> ComputeOptions:
                                cgroup_parent=settings.compute_cgroup_parent,
                                seccomp=settings.compute_seccomp),
         docker=docker_options(settings),
+        min_free_bytes=settings.compute_min_free_mb * 1024 * 1024,
     )
 
 
@@ -238,12 +263,10 @@ def create_app(settings: Settings) -> TidegateApp:
             if operator is not None:
                 engine = operator
             else:
-                docker = docker_client(settings)
-                if docker is not None:
-                    stack.push_async_callback(docker.close)  # after the engine's close
+                hosts = docker_hosts(settings, stack)  # closed after the engine's close
                 machine = machine_engine(compute_options(settings), store,
                                          replace(storage, fetcher=compute_fetcher), chains,
-                                         docker)
+                                         hosts or None)
                 await machine.open()
                 engine = machine
             stack.push_async_callback(engine.close)

@@ -208,6 +208,55 @@ def _docker_host(value: Any) -> str:
     return f"unix://{text}" if text.startswith("/") else text
 
 
+@dataclass(frozen=True)
+class DockerHostSetting:
+    """One entry of ``TIDEGATE_DOCKER_HOSTS``: a daemon URL and, optionally, its capacity
+    (None: the daemon's own ``/info``)."""
+
+    url: str
+    cpus: float | None = None
+    ram_gb: float | None = None
+
+
+def _capacity(entry: Mapping[str, Any], key: str) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise _problem(f"{key} must be a positive number")
+    return float(value)
+
+
+def _docker_hosts(value: Any) -> tuple[DockerHostSetting, ...]:
+    """Comma-separated daemon URLs, or a JSON list of URLs and
+    ``{"url": ..., "cpu"?: N, "ramGB"?: N}`` objects."""
+    text = _text(value).strip()
+    if text.startswith("["):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, list):
+            raise _problem('must be URLs separated by commas or a JSON list of URLs and '
+                           '{"url": ..., "cpu": N, "ramGB": N} objects')
+        entries = decoded
+    else:
+        entries = [part for part in (p.strip() for p in text.split(",")) if part]
+    hosts: list[DockerHostSetting] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            hosts.append(DockerHostSetting(_docker_host(entry)))
+        elif isinstance(entry, dict) and set(entry) <= {"url", "cpu", "ramGB"} \
+                and isinstance(entry.get("url"), str):
+            hosts.append(DockerHostSetting(_docker_host(entry["url"]),
+                                           _capacity(entry, "cpu"), _capacity(entry, "ramGB")))
+        else:
+            raise _problem('each host must be a URL or {"url": ..., "cpu": N, "ramGB": N}')
+    if len({h.url for h in hosts}) != len(hosts):
+        raise _problem("lists a host twice")
+    return tuple(hosts)
+
+
 def _docker_user(value: Any) -> str:
     text = _text(value)
     if not _DOCKER_USER_RE.match(text) or int(text.partition(":")[0]) == 0:
@@ -536,6 +585,10 @@ class Settings(BaseSettings):
     docker_host: Annotated[str | None, BeforeValidator(_docker_host)] = Field(
         None, validation_alias="DOCKER_HOST", repr=False)
     """``DOCKER_HOST``: with it, the Docker engine runs the default environments."""
+    docker_hosts: Annotated[tuple[DockerHostSetting, ...],
+                            BeforeValidator(_docker_hosts)] = Field(
+        (), validation_alias="TIDEGATE_DOCKER_HOSTS", repr=False)
+    """Several daemons (jobs placed by capacity); with it, ``DOCKER_HOST`` is ignored."""
     docker_tls_verify: Flag = Field(False, validation_alias="DOCKER_TLS_VERIFY")
     docker_cert_path: MaybeUserPath = Field(None, validation_alias="DOCKER_CERT_PATH")
     """``ca.pem``, ``cert.pem``, ``key.pem`` for a ``tcp://`` daemon with TLS."""
@@ -617,6 +670,13 @@ class Settings(BaseSettings):
     def docker_tls(self) -> bool:
         """TLS (always verified) to a TCP daemon: ``DOCKER_TLS_VERIFY`` or an https URL."""
         return self.docker_tls_verify or (self.docker_host or "").startswith("https://")
+
+    @property
+    def docker_urls(self) -> tuple[DockerHostSetting, ...]:
+        """The daemons to run on: ``TIDEGATE_DOCKER_HOSTS``, else ``DOCKER_HOST``."""
+        if self.docker_hosts:
+            return self.docker_hosts
+        return (DockerHostSetting(self.docker_host),) if self.docker_host else ()
 
     @property
     def sqlite_path(self) -> Path:

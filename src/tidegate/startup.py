@@ -180,13 +180,16 @@ async def _describe_docker(settings: Settings, problems: list[str]) -> str:
                 "jobs are refused until it does")
     finally:
         await client.close()
+    if settings.docker_hosts:  # the first host answers; the others are probed at run time
+        return (f"docker ({len(settings.docker_hosts)} hosts in TIDEGATE_DOCKER_HOSTS, "
+                f"the first daemon {version.get('Version', 'unknown')})")
     return f"docker (DOCKER_HOST, daemon {version.get('Version', 'unknown')})"
 
 
 async def _describe_compute(settings: Settings, problems: list[str]) -> str:
     if settings.operator_service_url:
         return "operator-service (OPERATOR_SERVICE_URL)"
-    if settings.docker_host is not None:
+    if settings.docker_urls:
         docker = await _describe_docker(settings, problems)
         if not any(entry.get("engine") == "local"
                    for entry in settings.compute_environments or ()):

@@ -13,7 +13,9 @@ environments).
 
 Each environment names its engine (``"engine": "local"`` or ``"docker"``). Unset, it is
 ``docker`` when a Docker daemon is configured (``DOCKER_HOST``), else ``local``; the
-default environments follow the same rule.
+default environments follow the same rule. With several Docker hosts
+(``TIDEGATE_DOCKER_HOSTS``), ``"dockerHost"`` pins an environment to one of them (its URL
+as configured); unset, its jobs go to any host with room.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from eth_utils import is_address, to_checksum_address
 from tidegate.chain.clients import ChainConfig, Chains
 from tidegate.compute.engines.container_spec import DockerOptions
 from tidegate.compute.engines.docker import DockerEngine
+from tidegate.compute.engines.docker_hosts import DockerHost, host_url
 from tidegate.compute.engines.local import LocalEngine
 from tidegate.compute.engines.operator_service import OperatorServiceEngine
 from tidegate.compute.engines.routing import EngineRouter, MachineEngine
@@ -58,7 +61,7 @@ _KEYS: Final = frozenset({"id", "chainId", "cpu", "cpuNumber", "ramGB", "diskGB"
                           "maxJobDuration", "priceMin", "feeToken", "allowNetwork",
                           "description", "desc", "consumerAddress", "storageExpiry",
                           "engine", "allowedImages", "gpuNumber", "gpuType", "gpuDriver",
-                          "gpuDevices"})
+                          "gpuDevices", "dockerHost"})
 _ENGINES: Final = ("local", "docker")
 
 
@@ -75,6 +78,9 @@ class ComputeOptions:
     sandbox: SandboxOptions
     docker: DockerOptions | None = None
     """The Docker engine's options when a daemon is configured (``DOCKER_HOST``)."""
+    min_free_bytes: int = 0
+    """Local jobs are refused unless the compute directory's disk keeps this much free
+    after their inputs and outputs (``TIDEGATE_COMPUTE_MIN_FREE_MB``; 0: not checked)."""
 
     @property
     def default_engine(self) -> str:
@@ -146,6 +152,10 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
         raise ConfigurationError(f"{where}.allowedImages must be a list of image patterns")
     if allowed and engine != "docker":
         raise ConfigurationError(f"{where}.allowedImages needs engine docker")
+    docker_host = entry.get("dockerHost", "")
+    if not isinstance(docker_host, str) or (docker_host and engine != "docker"):
+        raise ConfigurationError(f"{where}.dockerHost must be the URL of a configured "
+                                 "Docker host (engine docker)")
     return Environment(
         gpus=_gpus(entry, where, engine),
         id=env_id, chain_id=chain.chain_id,
@@ -161,7 +171,8 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
                                  minimum=1),
         storage_expiry=_number(entry, "storageExpiry", 86400, where, integer=True),
         description=description, allow_network=allow_network, engine=engine,
-        allowed_images=tuple(p.strip() for p in allowed))
+        allowed_images=tuple(p.strip() for p in allowed),
+        docker_host=host_url(docker_host) if docker_host else "")
 
 
 _NVIDIA_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,127}")
@@ -212,7 +223,7 @@ def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
     "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?, "engine"?,
     "allowedImages"? (Docker: glob patterns of image references), "gpuNumber"?,
     "gpuType"?, "gpuDriver"? (``nvidia``, ``devices``), "gpuDevices"? (Docker: the GPUs
-    of each job)}``;
+    of each job), "dockerHost"? (Docker: the one host its jobs run on)}``;
     ``engine`` defaults to ``default_engine`` (``docker`` needs it to be ``docker``,
     i.e. a configured daemon). Raises ConfigurationError naming the bad entry (ids must
     be unique).
@@ -234,14 +245,16 @@ def local_engine(options: ComputeOptions, store: Store, storage: StorageContext,
     start-up); :func:`machine_engine` when some environments may be Docker's."""
     return LocalEngine(store, storage, compute_environments(options.environments, chains),
                        options.directory, build_runtime_rules(options.runtimes),
-                       options.sandbox)
+                       options.sandbox, min_free_bytes=options.min_free_bytes)
 
 
 def machine_engine(options: ComputeOptions, store: Store, storage: StorageContext,
-                   chains: Chains, docker: aiodocker.Docker | None) -> MachineEngine:
+                   chains: Chains,
+                   docker: aiodocker.Docker | Sequence[DockerHost] | None) -> MachineEngine:
     """This machine's engines as configured: each environment on its ``engine``.
 
-    ``docker`` is the client of ``DOCKER_HOST`` (None when unset). One engine is
+    ``docker`` is the client of ``DOCKER_HOST``, or the hosts of ``TIDEGATE_DOCKER_HOSTS``
+    (each with its client), None when neither is set. One engine is
     returned as is; local and Docker environments together go behind an
     :class:`EngineRouter`. Call ``open()`` on the result at start-up.
     """
@@ -251,12 +264,19 @@ def machine_engine(options: ComputeOptions, store: Store, storage: StorageContex
     if docker_envs:
         if docker is None or options.docker is None:
             raise ConfigurationError("Docker environments need DOCKER_HOST")
+        urls = ({h.url for h in docker} if not isinstance(docker, aiodocker.Docker)
+                else set())
+        for env in docker_envs:
+            if env.docker_host and env.docker_host not in urls:
+                raise ConfigurationError(f"{_SETTING}: the dockerHost of {env.id} is not one "
+                                         "of the Docker hosts (TIDEGATE_DOCKER_HOSTS)")
         engines["docker"] = DockerEngine(store, storage, docker_envs, options.directory,
                                          docker, options.docker)
     local_envs = [e for e in envs if e.engine == "local"]
     if local_envs or not engines:
         engines["local"] = LocalEngine(store, storage, local_envs, options.directory,
-                                       build_runtime_rules(options.runtimes), options.sandbox)
+                                       build_runtime_rules(options.runtimes), options.sandbox,
+                                       min_free_bytes=options.min_free_bytes)
     if len(engines) == 1:
         return next(iter(engines.values()))
     return EngineRouter(engines, {env.id: env.engine for env in envs})

@@ -55,6 +55,9 @@ class Environment:
     """Docker only: glob patterns an image reference must match (empty: any image)."""
     gpus: Gpus | None = None
     """Docker only: the GPUs each of its jobs gets (None: no GPU, no device)."""
+    docker_host: str = ""
+    """Docker only: the one configured daemon (its URL) its jobs run on ("": any host).
+    Never shown to clients."""
 
     @property
     def free(self) -> bool:

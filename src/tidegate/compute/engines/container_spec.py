@@ -64,10 +64,14 @@ class DockerOptions:
     poll_interval: float = 0.2
     min_free_bytes: int = 1024 * _MIB
     """A job is refused unless the compute directory keeps this much free beyond what the
-    job may write (its inputs and its outputs, ``diskGB`` each)."""
+    job may write (its inputs and its outputs, ``diskGB`` each), and a local daemon's
+    data root (when readable) keeps this much free."""
     image_cache_bytes: int | None = None
     """Images Tidegate pulled are evicted, least recently used first, beyond this total
     (``TIDEGATE_DOCKER_IMAGE_CACHE_GB``; None: never)."""
+    place_by_capacity: bool = False
+    """Place jobs on hosts by CPUs and memory (``TIDEGATE_DOCKER_HOSTS``); else only
+    ``maxJobs`` bounds them (one ``DOCKER_HOST``, as before)."""
     registry_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     """Registry (``host[:port]``) -> (username, password) sent when pulling from it."""
 

@@ -22,12 +22,20 @@ removed and its job marked failed ("Interrupted by a Tidegate restart.").
 Images: those this engine pulls are recorded (:mod:`~tidegate.compute.engines.docker_cache`)
 and, beyond ``DockerOptions.image_cache_bytes``, evicted least recently used first (never
 one a job container uses or a job here is about to run), after each pull and at each sweep.
+
+Hosts: the engine runs on one daemon or several (:mod:`~tidegate.compute.engines.docker_hosts`).
+A job that has its ``maxJobs`` slot waits (status 1) for a host with room, runs there, and
+holds that room until it ends. A host that stops answering ends its running jobs in 70 with
+:data:`~tidegate.compute.engines.docker_hosts.HOST_LOST` (status text
+:data:`~tidegate.compute.engines.docker_hosts.HOST_LOST_TEXT`); once it answers again,
+its leftover containers are removed and it takes jobs again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -47,6 +55,13 @@ from tidegate.compute.engines.container_spec import (
     limits_of,
 )
 from tidegate.compute.engines.docker_cache import ImageCache
+from tidegate.compute.engines.docker_hosts import (
+    HOST_LOST,
+    HOST_LOST_TEXT,
+    DockerHost,
+    HostPool,
+    held_labels,
+)
 from tidegate.compute.engines.docker_images import (
     ImageCheckError,
     ImageRef,
@@ -80,7 +95,6 @@ logger = logging.getLogger(__name__)
 
 _Active = ActiveJob[ContainerRun]
 _STOPPED: Final = "Job stopped"
-_UNPROBED: Final = "not probed yet"
 
 
 class DockerUnavailableError(ServiceUnavailableError):
@@ -92,22 +106,32 @@ class DockerUnavailableError(ServiceUnavailableError):
 class DockerEngine:
     """:class:`~tidegate.compute.engines.base.ComputeEngine` on a Docker daemon.
 
-    ``docker`` is the client the composition root built (this engine never closes it).
+    ``docker``: the client the composition root built, or its hosts (each with its
+    client); this engine never closes a client. Hosts are probed every ``lease_ttl``
+    seconds; with ``options.place_by_capacity`` jobs are placed by CPUs and memory.
     ``data_dir`` holds ``jobs/<job id>/`` (the local engine's compute directory may be
     shared). ``lease_ttl`` and ``stop_wait`` as for the local engine.
     """
 
     def __init__(self, store: Store, storage: StorageContext,
                  environments: Sequence[Environment], data_dir: Path,
-                 docker: aiodocker.Docker, options: DockerOptions | None = None, *,
+                 docker: aiodocker.Docker | Sequence[DockerHost],
+                 options: DockerOptions | None = None, *,
                  lease_ttl: float = 15.0, stop_wait: float = 10.0) -> None:
         self._envs = {env.id: env for env in environments}
         if len(self._envs) != len(environments):
             raise ValueError("compute environment ids must be unique")
         self._storage = storage
-        self._docker = docker
         self.options = options or DockerOptions()
+        hosts = [DockerHost(docker)] if isinstance(docker, aiodocker.Docker) else list(docker)
         self._instance = uuid.uuid4().hex
+        self._hosts = HostPool(hosts, capacity=self.options.place_by_capacity,
+                               probe_interval=lease_ttl, max_backoff=4 * lease_ttl,
+                               min_free_bytes=self.options.min_free_bytes,
+                               instance=self._instance)
+        pinned = {env.docker_host for env in environments if env.docker_host}
+        if pinned - {host.url for host in hosts}:
+            raise ValueError("an environment's dockerHost is not one of the hosts")
         self._book = JobBook(store, data_dir / "jobs", self._instance, int(lease_ttl * 1000))
         self._slots = {env.id: asyncio.Semaphore(env.max_jobs) for env in environments}
         self._active: dict[str, _Active] = {}
@@ -115,10 +139,24 @@ class DockerEngine:
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._maintainer: asyncio.Task[None] | None = None
-        self.images = ImageCache(docker, data_dir / "images.json",
-                                 self.options.image_cache_bytes)
+        self._checking: asyncio.Task[None] | None = None
+        # One image cache per daemon (``images.json`` with one host, as before).
+        self._caches = {host: ImageCache(host.docker, data_dir / (
+            "images.json" if len(hosts) == 1 else
+            f"images-{hashlib.sha256(host.url.encode()).hexdigest()[:12]}.json"),
+            self.options.image_cache_bytes) for host in hosts}
+        self.images = self._caches[hosts[0]]
         self._evictions: set[asyncio.Task[list[str]]] = set()
-        self.unavailable_reason: str | None = _UNPROBED
+
+    @property
+    def hosts(self) -> list[DockerHost]:
+        """The daemons this engine runs on, with their state (read-only use)."""
+        return list(self._hosts.hosts)
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why no job can run now (no host answers), else None."""
+        return self._hosts.unavailable_reason()
 
     # --- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -127,32 +165,17 @@ class DockerEngine:
             if self._opened:
                 return
             await asyncio.to_thread(self._book.jobs_dir.mkdir, parents=True, exist_ok=True)
-            await self._probe()
+            await self._hosts.check()
             await self._sweep()
             self._maintainer = asyncio.create_task(self._maintain())
             self._opened = True
-
-    async def _probe(self) -> None:
-        """Ask the daemon for its version; log only when the answer changes."""
-        was = self.unavailable_reason
-        try:
-            await asyncio.wait_for(self._docker.version(), 10)
-        except (DockerError, OSError, ValueError, TimeoutError) as exc:
-            # The daemon's address stays out of the log (it may name a private host).
-            self.unavailable_reason = (
-                f"the Docker daemon does not answer ({type(exc).__name__})")
-            if was in (None, _UNPROBED):
-                logger.warning("compute: %s; Docker jobs are refused until it does",
-                               self.unavailable_reason)
-        else:
-            self.unavailable_reason = None
-            if was not in (None, _UNPROBED):
-                logger.warning("compute: the Docker daemon answers again")
 
     async def close(self) -> None:
         """Kill running jobs: marked failed, their containers removed before this returns."""
         if self._maintainer is not None:
             await cancel(self._maintainer)
+        if self._checking is not None:
+            await cancel(self._checking)
         for eviction in list(self._evictions):
             await cancel(eviction)
         actives = list(self._active.values())
@@ -172,11 +195,22 @@ class DockerEngine:
             try:
                 for job_id in list(self._active):
                     await self._book.lease(job_id)
+                if self._checking is None or self._checking.done():
+                    # Apart from the leases: a host gone silent may take 20 s to time out.
+                    self._checking = asyncio.create_task(self._check_hosts())
                 if rounds % 3 == 0:
-                    await self._probe()  # a daemon that went away refuses jobs at once
                     await self._sweep()
             except Exception:  # keep renewing: one hiccup must not orphan every job
                 logger.exception("compute lease renewal failed")
+
+    async def _check_hosts(self) -> None:
+        """Probe the hosts that are due: one that went away ends its jobs (they watch
+        its ``lost`` event) and gets none; one that came back is tidied, then used."""
+        try:
+            for host in await self._hosts.check():
+                await remove_orphans(host.docker, self._book, set(self._active))
+        except Exception:
+            logger.exception("compute: checking the Docker hosts failed")
 
     async def _sweep(self) -> None:
         """Fail unfinished jobs whose process is gone; remove containers no one runs and
@@ -187,9 +221,9 @@ class DockerEngine:
             if await self._book.lease(record.job_id):
                 logger.info("compute job %s was interrupted by a restart", record.job_id)
                 await self._book.finish(record.job_id, INTERRUPTED)
-        if self.unavailable_reason is None:
-            await remove_orphans(self._docker, self._book, set(self._active))
-            await self.images.evict()
+        for host in self._hosts.up():
+            await remove_orphans(host.docker, self._book, set(self._active))
+            await self._caches[host].evict()
         expired = await self._book.expire(
             {env.id: env.storage_expiry for env in self._envs.values()}, time.time())
         if expired:
@@ -197,15 +231,17 @@ class DockerEngine:
 
     # --- protocol ----------------------------------------------------------------------
     async def environments(self) -> list[Environment]:
-        """The configured environments with ``currentJobs`` of this process."""
+        """The environments some answering host can run (``currentJobs`` of this
+        process): one pinned to a host that is down, or too big for every host that
+        answers, is not offered while that lasts."""
         await self.open()
         return [replace(env, current_jobs=sum(1 for a in self._active.values()
                                               if a.env_id == env.id and a.running))
-                for env in self._envs.values()]
+                for env in self._envs.values() if self._hosts.can_run(env)]
 
     async def unavailable(self) -> DockerUnavailableError | None:
-        """503 ``docker_unavailable`` while the daemon does not answer (probed at start
-        and every few seconds), else None."""
+        """503 ``docker_unavailable`` while no host answers (probed at start and every
+        few seconds), else None."""
         await self.open()
         if self.unavailable_reason is None:
             return None
@@ -221,7 +257,9 @@ class DockerEngine:
         """Persist and queue the job; raises before persisting anything if the
         environment, container, image (``allowedImages``: 400 ``image_not_allowed``) or
         job id is refused (400), the image the daemon has does not match the checksum
-        (400 ``image_checksum_mismatch``), or no daemon (503)."""
+        (400 ``image_checksum_mismatch``), no host can run the environment's jobs (503
+        ``docker_unavailable``), or the disk of the compute directory or of every local
+        daemon's data root is too full (503 ``insufficient_disk``)."""
         await self.open()
         env = self._envs.get(spec.environment.id)
         if env is None:
@@ -234,14 +272,19 @@ class DockerEngine:
         refusal = await self.unavailable()
         if refusal is not None:
             raise refusal
+        if not self._hosts.can_run(env):
+            raise DockerUnavailableError("Compute is unavailable: no Docker host that can "
+                                         "run this environment's jobs answers.")
         if not JOB_ID.match(spec.job_id) or await self._book.store.get_job(spec.job_id):
             raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
         # Inputs and outputs may each use diskGB.
         await check_disk_room(self._book.jobs_dir, 2 * int(env.disk_gb * 1024**3),
                               self.options.min_free_bytes)
+        await self._hosts.check_disk(env)  # the daemons' own data roots
         try:
-            present = await inspect_image(self._docker, ref)
-        except DockerError:
+            present = await inspect_image(
+                next(h for h in self._hosts.eligible(env) if h.up).docker, ref)
+        except (DockerError, StopIteration):
             present = None  # checked again once the job runs
         if present is not None:
             verify_checksum(ref, present)  # refuse now what would fail in the job
@@ -306,10 +349,21 @@ class DockerEngine:
                 await self._book.finish(job_id, _STOPPED, stopped=True)
                 return
             try:
-                active.running = True
-                await self._execute(spec, env, ref, active)
+                host = await self._hosts.reserve(job_id, env, lambda: self._stopped(active))
+                if host is None:
+                    await self._book.finish(job_id, _STOPPED, stopped=True)
+                    return
+                try:
+                    active.running = True
+                    if not await self._hosts.run_on(
+                            host, self._execute(spec, env, ref, active, host)):
+                        logger.warning("compute job %s ended: %s stopped answering",
+                                       job_id, host.name)
+                        await self._book.finish(job_id, HOST_LOST, status_text=HOST_LOST_TEXT)
+                finally:
+                    active.running = False
+                    await self._hosts.release(job_id)
             finally:
-                active.running = False
                 self._slots[env.id].release()
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -329,7 +383,7 @@ class DockerEngine:
         return active.stop.is_set()
 
     async def _execute(self, spec: JobSpec, env: Environment, ref: ImageRef,
-                       active: _Active) -> None:
+                       active: _Active, host: DockerHost) -> None:
         job_id = spec.job_id
         workspace = self._book.workspace(job_id)
         await asyncio.to_thread(workspace.create)
@@ -342,32 +396,38 @@ class DockerEngine:
             await self._fail_provisioning(job_id, outcome, failure, (
                 JobStatus.DATA_PROVISIONING_FAILED, "Timed out fetching the inputs."))
             return
-        outcome, image = await until_stopped(self._image(ref), active,
-                                                   self.options.pull_timeout + 30)
+        outcome, image = await until_stopped(self._image(ref, host), active,
+                                             self.options.pull_timeout + 30)
+        if outcome == "done" and (image is None or isinstance(image, tuple)):
+            await self._hosts.ensure_up(host)  # a pull that failed as its host went away
         if outcome != "done" or image is None or isinstance(image, tuple):
             await self._fail_provisioning(
                 job_id, outcome, image if isinstance(image, tuple) else None,
                 (JobStatus.ALGORITHM_PROVISIONING_FAILED, "Timed out pulling the image."))
             return
         image_id = str(image["Id"])
-        self.images.hold(image_id)  # not evicted while this job needs it
+        cache = self._caches[host]
+        cache.hold(image_id)  # not evicted while this job needs it
         try:
-            await self._contain(spec, env, image, workspace, limits, active)
+            await self._contain(spec, env, image, workspace, limits, active, host)
         finally:
-            self.images.release(image_id)
+            cache.release(image_id)
 
     async def _contain(self, spec: JobSpec, env: Environment, image: dict[str, Any],
-                       workspace: Workspace, limits: Limits, active: _Active) -> None:
+                       workspace: Workspace, limits: Limits, active: _Active,
+                       host: DockerHost) -> None:
         job_id = spec.job_id
         await asyncio.to_thread(grant_outputs, workspace, self.options.user)
         config = container_config(
             spec, str(image["Id"]), workspace, limits, self.options, instance=self._instance,
             allow_network=spec.allow_network and env.allow_network, gpus=env.gpus,
-            image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}))
-        run = active.run = ContainerRun(self._docker, config, workspace, limits,
+            image_volumes=sorted((image.get("Config") or {}).get("Volumes") or {}),
+            labels=held_labels(env))
+        run = active.run = ContainerRun(host.docker, config, workspace, limits,
                                         self.options)
         try:
             if not await run.start():
+                await self._hosts.ensure_up(host)
                 await self._book.finish(job_id, "Could not start the algorithm's container.",
                                         JobStatus.ALGORITHM_PROVISIONING_FAILED)
                 return
@@ -384,24 +444,28 @@ class DockerEngine:
             ending = await run.watch(should_stop)
         finally:
             await run.remove()
+        if ending.unknown:
+            await self._hosts.ensure_up(host)  # how it ended is unknown: host gone?
         await self._book.finish(job_id, ending.detail, stopped=ending.stopped,
                                 quota=limits.disk_bytes,
                                 max_outputs=self.options.max_output_files)
 
-    async def _image(self, ref: ImageRef) -> dict[str, Any] | tuple[JobStatus, str]:
-        """The checked image, or ``(32, detail)``."""
-        image, problem, pulled = await ensure_image(self._docker, ref,
+    async def _image(self, ref: ImageRef,
+                     host: DockerHost) -> dict[str, Any] | tuple[JobStatus, str]:
+        """The checked image on ``host``, or ``(32, detail)``."""
+        images = self._caches[host]
+        image, problem, pulled = await ensure_image(host.docker, ref,
                                                     pull_timeout=self.options.pull_timeout,
                                                     auth=self.options.auth_for(ref.name))
         if image is not None:
             if pulled:  # Tidegate's to evict; the others' are never touched
-                await self.images.pulled(ref.reference, image)
-                self.images.hold(str(image["Id"]))  # until its job holds it itself
-                task = asyncio.create_task(self._evict_after(str(image["Id"])))
+                await images.pulled(ref.reference, image)
+                images.hold(str(image["Id"]))  # until its job holds it itself
+                task = asyncio.create_task(self._evict_after(images, str(image["Id"])))
                 self._evictions.add(task)
                 task.add_done_callback(self._evictions.discard)
             else:
-                await self.images.used(ref.reference)
+                await images.used(ref.reference)
         if problem is not None or image is None:
             return (JobStatus.ALGORITHM_PROVISIONING_FAILED,
                     problem.detail if problem else "The image is not available.")
@@ -411,15 +475,15 @@ class DockerEngine:
             return JobStatus.ALGORITHM_PROVISIONING_FAILED, exc.message
         return image
 
-    async def _evict_after(self, image_id: str) -> list[str]:
+    async def _evict_after(self, images: ImageCache, image_id: str) -> list[str]:
         """Evict beyond the cap once a pull added to the cache (the new image held)."""
         try:
-            return await self.images.evict()
+            return await images.evict()
         except Exception:
             logger.exception("compute: image cache eviction failed")
             return []
         finally:
-            self.images.release(image_id)
+            images.release(image_id)
 
     async def _fail_provisioning(self, job_id: str, outcome: str,
                                  failure: tuple[JobStatus, str] | None,

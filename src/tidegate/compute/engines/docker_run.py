@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 _MIB: Final = 1024 * 1024
 _LOG_DRAIN: Final = 5.0  # seconds to let the log follower catch up after the exit
+_CALL: Final = 15.0  # seconds for a kill or removal: a host gone silent must not hang us
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Ending:
     stopped: bool = False
     limit: str | None = None
     exit_code: int | None = None
+    unknown: bool = False
+    """The daemon could not say how the container ended (its host may be gone)."""
 
 
 class ContainerRun:
@@ -80,8 +83,8 @@ class ContainerRun:
         """SIGKILL the container now (a no-op once it has ended)."""
         self._killed = True
         if self._container is not None:
-            with contextlib.suppress(DockerError):
-                await self._container.kill(signal="SIGKILL")
+            with contextlib.suppress(DockerError, TimeoutError):
+                await asyncio.wait_for(self._container.kill(signal="SIGKILL"), _CALL)
 
     async def remove(self) -> None:
         """Kill and remove the container and its anonymous volumes.
@@ -94,8 +97,8 @@ class ContainerRun:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._log_task
         if self._container is not None:
-            with contextlib.suppress(DockerError):
-                await self._container.delete(force=True, v=True)
+            with contextlib.suppress(DockerError, TimeoutError):
+                await asyncio.wait_for(self._container.delete(force=True, v=True), _CALL)
             self._container = None
 
     @property
@@ -129,8 +132,14 @@ class ContainerRun:
         finally:
             if not waiter.done():
                 waiter.cancel()
+            elif not waiter.cancelled():
+                waiter.exception()  # retrieved: a wait cut by a daemon gone is seen below
         await self._drain_log()
-        state = await self._state()
+        read = await self._state()
+        if read is None and reason is None:
+            return Ending("The Docker daemon did not say how the container ended.",
+                          unknown=True)
+        state = read or {}
         # A kill that reached the container at its deadline before this loop saw the
         # deadline (the wait returned first) is still the time limit, not an exit 137.
         if (reason is None and time.monotonic() - started >= self._limits.wall_seconds
@@ -141,12 +150,13 @@ class ContainerRun:
             lambda: self._workspace.outputs_size() > self._limits.disk_bytes)
         return self._ending(reason, state, over_quota)
 
-    async def _state(self) -> dict[str, Any]:
+    async def _state(self) -> dict[str, Any] | None:
+        """The container's state; None if the daemon does not answer."""
         assert self._container is not None
         try:
-            shown = await self._container.show()
-        except DockerError:
-            return {}
+            shown = await asyncio.wait_for(self._container.show(), _CALL)
+        except (DockerError, TimeoutError):
+            return None
         return dict(shown.get("State") or {})
 
     def _ending(self, reason: str | None, state: dict[str, Any], over_quota: bool) -> Ending:

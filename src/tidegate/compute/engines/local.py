@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
+from tidegate.compute.engines.queueing import check_disk_room
 from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook, lease_name
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import FINISHED, JobNotFoundError, JobRecord, JobStatus
@@ -80,7 +81,7 @@ class LocalEngine:
                  environments: Sequence[Environment], data_dir: Path,
                  runtimes: Sequence[RuntimeRule] | None = None,
                  sandbox: SandboxOptions | None = None, *, lease_ttl: float = 15.0,
-                 stop_wait: float = 10.0) -> None:
+                 stop_wait: float = 10.0, min_free_bytes: int = 0) -> None:
         self._envs = {env.id: env for env in environments}
         if len(self._envs) != len(environments):
             raise ValueError("compute environment ids must be unique")
@@ -96,6 +97,7 @@ class LocalEngine:
         self._lease_ms = int(lease_ttl * 1000)
         self._book = JobBook(store, self._jobs_dir, self._instance, self._lease_ms)
         self._stop_wait = stop_wait
+        self._min_free = min_free_bytes
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._maintainer: asyncio.Task[None] | None = None
@@ -186,7 +188,9 @@ class LocalEngine:
 
     async def start(self, spec: JobSpec) -> JobRecord:
         """Persist and queue the job; raises before persisting anything if the
-        environment, container or job id is refused or no sandbox works (503)."""
+        environment, container or job id is refused, no sandbox works (503), or
+        (``min_free_bytes`` set) the compute directory's disk would keep less than that
+        free after the job's inputs and outputs (503 ``insufficient_disk``)."""
         await self.open()
         env = self._envs.get(spec.environment.id)
         if env is None:
@@ -198,6 +202,9 @@ class LocalEngine:
             raise refusal
         if not JOB_ID.match(spec.job_id) or await self._store.get_job(spec.job_id):
             raise BadRequestError("Invalid or duplicate job id.", code="invalid_job_id")
+        if self._min_free:  # inputs and outputs may each use diskGB
+            await check_disk_room(self._jobs_dir, 2 * int(env.disk_gb * 1024**3),
+                                  self._min_free)
         workspace = Workspace(self._jobs_dir / spec.job_id)
         argv = runtime.argv(str(spec.algorithm.container.get("entrypoint") or ""),
                             self.sandbox.algorithm_path(workspace))

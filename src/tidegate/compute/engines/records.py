@@ -126,8 +126,11 @@ class JobBook:
 
     async def finish(self, job_id: str, detail: str,
                      status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False,
-                     quota: int | None = None, max_outputs: int | None = None) -> None:
+                     quota: int | None = None, max_outputs: int | None = None,
+                     status_text: str | None = None) -> None:
         """Mark the job finished; its log is always a result, on 70 its outputs too.
+
+        ``status_text``: instead of the status's own (``stopped``: ``Job stopped``).
 
         ``quota`` (bytes): outputs are results, in order, while their total stays within
         it; ``max_outputs``: at most that many are listed. ``detail`` says how many
@@ -148,7 +151,7 @@ class JobBook:
         if omitted:
             notes.append(unlisted_note(omitted, max_outputs))
         record.status, record.detail = int(status), " ".join(notes)
-        record.status_text = "Job stopped" if stopped else STATUS_TEXT[status]
+        record.status_text = status_text or ("Job stopped" if stopped else STATUS_TEXT[status])
         record.date_finished = time.time()
         await self.save(record)
 
