@@ -257,9 +257,7 @@ class _Counted:
 
     def close(self) -> dict[str, dict[str, int]]:
         """Stop the process; the HTTP statuses it saw per route (warm-up included)."""
-        assert self._proc.stdin is not None
-        self._proc.stdin.close()
-        _, err = self._proc.communicate(timeout=600)
+        _, err = self._proc.communicate(timeout=600)  # closes stdin: the child ends
         for line in reversed(err.splitlines()):
             if line.startswith('{"statuses"'):
                 statuses: dict[str, dict[str, int]] = json.loads(line)["statuses"]
