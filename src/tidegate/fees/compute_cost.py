@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from typing import Any
 
 # Enough significant digits that no product or scaling here is ever rounded
 # (uint256 has 78 digits).
@@ -77,6 +78,29 @@ def decimal_of(value: object, what: str) -> Decimal:
     if result is None or not result.is_finite():
         raise ValueError(f"{what} must be a number")
     return result
+
+
+def pricing_from_fees(fees: Mapping[str, Any], chain_id: int, token: str,
+                      min_job_duration: int = 0) -> Pricing | None:
+    """An environment's prices for ``token`` on ``chain_id`` from its C2D v2 ``fees``.
+
+    ``fees`` is Ocean Node's shape, ``{"<chainId>": [{"feeToken": "0x..", "prices":
+    [{"id": "cpu", "price": 1}, ...]}, ...]}``; None when the environment takes no
+    payment in that token on that chain. Token addresses compare case-insensitively.
+    Raises ``ValueError`` for a malformed price.
+    """
+    for fee in fees.get(str(chain_id)) or ():
+        if str(fee.get("feeToken", "")).lower() == token.lower():
+            prices = {str(p["id"]): decimal_of(p.get("price"), f"price of {p['id']}")
+                      for p in fee.get("prices") or ()}
+            return Pricing(chain_id, str(fee["feeToken"]), prices, min_job_duration)
+    return None
+
+
+def resources_of(requested: Iterable[Mapping[str, Any]]) -> tuple[ResourceRequest, ...]:
+    """A job's ``resources`` (``[{"id": "cpu", "amount": 2}, ...]``) as requests."""
+    return tuple(ResourceRequest(str(r["id"]), decimal_of(r.get("amount"), f"amount of {r['id']}"))
+                 for r in requested)
 
 
 def billable_minutes(seconds: float) -> int:

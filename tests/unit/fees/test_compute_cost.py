@@ -110,3 +110,25 @@ def test_negative_prices_and_amounts_are_refused() -> None:
         ResourceRequest("cpu", Decimal(-1))
     with pytest.raises(ValueError):
         Pricing(1, OCEAN, {}, -1)
+
+
+def test_pricing_is_read_from_an_environments_v2_fees() -> None:
+    fees = {"8996": [
+        {"feeToken": "0x" + "22" * 20, "prices": [{"id": "cpu", "price": 9}]},
+        {"feeToken": OCEAN.upper().replace("0X", "0x"),
+         "prices": [{"id": "cpu", "price": 1}, {"id": "ram", "price": 0.1}]},
+    ], "1": [{"feeToken": OCEAN, "prices": [{"id": "cpu", "price": 5}]}]}
+    found = compute_cost.pricing_from_fees(fees, 8996, OCEAN, min_job_duration=60)
+    assert found is not None
+    assert (found.chain_id, found.min_job_duration) == (8996, 60)
+    assert found.prices == {"cpu": Decimal(1), "ram": Decimal("0.1")}
+    assert compute_cost.pricing_from_fees(fees, 137, OCEAN) is None
+    assert compute_cost.pricing_from_fees(fees, 8996, "0x" + "33" * 20) is None
+    resources = compute_cost.resources_of([{"id": "cpu", "amount": 2},
+                                           {"id": "ram", "amount": 3}])
+    assert compute_cost.cost(found, resources, 90) == Decimal("4.6")  # (2 + 0.3) x 2 min
+    with pytest.raises(ValueError):
+        compute_cost.pricing_from_fees(
+            {"8996": [{"feeToken": OCEAN, "prices": [{"id": "cpu", "price": "x"}]}]}, 8996, OCEAN)
+    with pytest.raises(ValueError):
+        compute_cost.resources_of([{"id": "cpu", "amount": -1}])

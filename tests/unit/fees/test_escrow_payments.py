@@ -4,6 +4,7 @@ and succeed exactly once (also across a restart)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,7 +27,7 @@ from tests.faults import CuttableProxy
 from tests.helpers import PROVIDER_ADDRESS
 from tidegate.chain.clients import ChainConfig, build_web3, rpc_session
 from tidegate.chain.escrow import Claim, EscrowClient, job_id_hash
-from tidegate.chain.transactions import ProviderSender
+from tidegate.chain.transactions import ProviderSender, TransactionUnavailableError
 from tidegate.dev.ocean_txs import ONE_TOKEN, contract
 from tidegate.fees.claim_queue import CLAIMED, EXPIRED, GONE, Backoff, ClaimQueue
 from tidegate.fees.compute_cost import Pricing, ResourceRequest
@@ -325,3 +326,47 @@ async def test_due_claims_of_one_chain_go_in_one_batched_transaction(setup: Setu
     assert len(hashes) == 1
     amounts = sorted(e["args"]["amount"] for e in escrow_events(harness, "Claimed"))
     assert amounts == [0, PER_MINUTE, 2 * PER_MINUTE]
+
+
+async def test_a_lock_whose_receipt_never_came_is_released(setup: Setup) -> None:
+    """The lock was mined but its receipt did not arrive in time: the job is refused and
+    the queued release returns the lock to the payer instead of waiting for its expiry."""
+    harness, payer = setup.harness, setup.harness.consumer.address
+    fund(harness, 100 * ONE_TOKEN)
+    impatient = EscrowClient(setup.escrow.web3, setup.escrow.address,
+                             ProviderSender(setup.escrow.web3, setup.key, receipt_timeout=0))
+    payments = EscrowPayments({8996: impatient}, setup.queue)
+    with pytest.raises(TransactionUnavailableError):
+        await payments.lock_for_job("job-unknown", payer, setup.pricing, RESOURCES,
+                                    MAX_DURATION)
+    assert payer_funds(harness) == (80 * ONE_TOKEN, 20 * ONE_TOKEN)  # it was locked after all
+    row = await setup.store.get_claim("job-unknown")
+    assert row is not None and row.state == CLAIM_PENDING
+    assert (await setup.queue.retry_due()).final == {"job-unknown": CLAIMED}
+    assert payer_funds(harness) == (100 * ONE_TOKEN, 0)
+    [claimed] = escrow_events(harness, "Claimed")
+    assert claimed["args"]["amount"] == 0
+
+
+async def test_the_retry_loop_runs_until_stopped(setup: Setup) -> None:
+    harness, payer = setup.harness, setup.harness.consumer.address
+    fund(harness, 100 * ONE_TOKEN)
+    payment = await setup.payments.lock_for_job("job-loop", payer, setup.pricing, RESOURCES,
+                                                MAX_DURATION)
+    await setup.proxy.cut()
+    assert (await setup.payments.settle_job(payment, 30)).state == CLAIM_PENDING
+    await setup.proxy.restore()
+    setup.clock.now += Backoff().delay(0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(setup.queue.run(0.01, stop))
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                row = await setup.store.get_claim("job-loop")
+                if row is not None and row.state == CLAIMED:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 10)
+    assert len(escrow_events(harness, "Claimed")) == 1
