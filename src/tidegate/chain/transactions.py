@@ -9,7 +9,9 @@ provider account inside a process:
   any of ours is still unconfirmed (a load-balanced RPC can answer a pending count
   that lags the transaction it just accepted). Nothing is remembered once all our
   transactions are mined, so a dev chain reverted to a snapshot, or another process
-  that sent meanwhile, needs no reset.
+  that sent meanwhile, needs no reset. A nonce the node refuses as used (another
+  worker process of the same key sent first) is replaced by the next one, up to
+  three times.
 - **Gas.** Estimated (which also reports a revert and its reason before anything is
   signed), with 20% headroom; fees follow the node's gas price (EIP-1559 fields, a
   maximum of twice the price plus the tip).
@@ -49,6 +51,16 @@ RECEIPT_TIMEOUT = 60.0
 RECEIPT_POLL = 0.05
 # A tip above the node's whole gas price would make maxFee < tip on quiet dev chains.
 MAX_PRIORITY_FEE = 10**9
+NONCE_ATTEMPTS = 3
+# What nodes (geth, anvil, erigon, nethermind, eth-tester) answer for a nonce another
+# sender used.
+_NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced",
+                "nonce has already been used", "already imported",
+                "invalid transaction nonce: expected")
+
+
+class _NonceTaken(Exception):
+    """The node refused the nonce: another transaction of this account has it."""
 
 
 class TransactionRevertedError(BadRequestError):
@@ -125,34 +137,56 @@ class ProviderSender:
             base: TxParams = {"from": self._account.address, "chainId": self._chain_id}
             gas = await chain_call(function.estimate_gas(base), what)
             gas_price = int(await chain_call(self.web3.eth.gas_price, what))
-            nonce = int(await chain_call(
-                self.web3.eth.get_transaction_count(self._account.address, "pending"), what))
-            if self._unconfirmed and self._next_nonce is not None:
-                nonce = max(nonce, self._next_nonce)
-            priority = min(MAX_PRIORITY_FEE, gas_price)
-            params: TxParams = {
-                "from": self._account.address, "chainId": self._chain_id,
-                "nonce": Nonce(nonce), "gas": int(gas * GAS_HEADROOM),
-                "maxFeePerGas": Wei(2 * gas_price + priority),
-                "maxPriorityFeePerGas": Wei(priority),
-            }
-            tx = await chain_call(function.build_transaction(params), what)
-            signed = self._account.sign_transaction(cast(dict[str, Any], tx))
-            try:
-                raw_hash = await self.web3.eth.send_raw_transaction(signed.raw_transaction)
-            except ContractLogicError as exc:
-                reason = revert_reason(exc)
-                raise TransactionRevertedError(f"{what} was refused: {reason}.",
-                                               reason=reason) from exc
-            except (TimeoutError, Web3Exception, aiohttp.ClientError, OSError,
-                    ValueError) as exc:
-                # Sent or not, the pending count tells the next send (nothing assumed).
-                raise TransactionUnavailableError(
-                    f"The chain RPC did not accept the transaction ({what}).") from exc
-            tx_hash = HexBytes(raw_hash).to_0x_hex()
-            self._next_nonce = nonce + 1
-            self._unconfirmed.add(tx_hash)
-            return SentTransaction(tx_hash, nonce)
+            floor = -1
+            for attempt in range(NONCE_ATTEMPTS):
+                nonce = int(await chain_call(self.web3.eth.get_transaction_count(
+                    self._account.address, "pending"), what))
+                if self._unconfirmed and self._next_nonce is not None:
+                    nonce = max(nonce, self._next_nonce)
+                nonce = max(nonce, floor)
+                try:
+                    tx_hash = await self._sign_and_send(function, what, self._chain_id, nonce,
+                                                        gas, gas_price)
+                except _NonceTaken as exc:
+                    # Another process sent from this account with that nonce: take the
+                    # next one (a few times, then give up like any refused send).
+                    floor = nonce + 1
+                    if attempt + 1 == NONCE_ATTEMPTS:
+                        raise TransactionUnavailableError(
+                            f"The chain RPC did not accept the transaction ({what}).") from exc
+                    continue
+                self._next_nonce = nonce + 1
+                self._unconfirmed.add(tx_hash)
+                return SentTransaction(tx_hash, nonce)
+            raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _sign_and_send(self, function: AsyncContractFunction, what: str, chain_id: int,
+                             nonce: int, gas: int, gas_price: int) -> str:
+        priority = min(MAX_PRIORITY_FEE, gas_price)
+        params: TxParams = {
+            "from": self._account.address, "chainId": chain_id, "nonce": Nonce(nonce),
+            "gas": int(gas * GAS_HEADROOM),
+            "maxFeePerGas": Wei(2 * gas_price + priority),
+            "maxPriorityFeePerGas": Wei(priority),
+        }
+        tx = await chain_call(function.build_transaction(params), what)
+        signed = self._account.sign_transaction(cast(dict[str, Any], tx))
+        try:
+            raw_hash = await self.web3.eth.send_raw_transaction(signed.raw_transaction)
+        except ContractLogicError as exc:
+            reason = revert_reason(exc)
+            raise TransactionRevertedError(f"{what} was refused: {reason}.",
+                                           reason=reason) from exc
+        except (TimeoutError, Web3Exception, aiohttp.ClientError, OSError, ValueError) as exc:
+            text = str(exc).lower()
+            if "already known" in text:  # this very transaction is in the node's pool
+                return HexBytes(signed.hash).to_0x_hex()
+            if any(marker in text for marker in _NONCE_TAKEN):
+                raise _NonceTaken from exc
+            # Sent or not, the pending count tells the next send (nothing assumed).
+            raise TransactionUnavailableError(
+                f"The chain RPC did not accept the transaction ({what}).") from exc
+        return HexBytes(raw_hash).to_0x_hex()
 
     async def receipt(self, tx_hash: str, what: str) -> TxReceipt:
         """Wait for the receipt of ``tx_hash``; raise unless it succeeded.

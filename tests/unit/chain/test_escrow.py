@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -152,3 +153,16 @@ async def test_an_unreachable_rpc_is_a_503_without_the_url(chain_config: ChainCo
 def test_the_sender_never_shows_its_key(chain_config: Any) -> None:
     sender = ProviderSender(chain_config.web3, PROVIDER_KEY)
     assert PROVIDER_KEY[2:] not in repr(sender) and PROVIDER_ADDRESS in repr(sender)
+
+
+async def test_two_senders_of_one_key_both_get_their_transactions_mined(
+        harness: ChainHarness, chain_config: ChainConfig) -> None:
+    """Two worker processes with the provider key send at once: a nonce the other took
+    is replaced by the next, no transaction is lost."""
+    ocean, payer = harness.addresses["Ocean"], harness.consumer.address
+    fund(harness, 50 * ONE_TOKEN)
+    escrows = [EscrowClient.for_chain(chain_config) for _ in range(2)]  # a sender each
+    await asyncio.gather(*(escrows[i % 2].create_lock(job_id_hash(f"w{i}"), ocean, payer,
+                                                      ONE_TOKEN, 3600) for i in range(6)))
+    assert {lock.job_id for lock in await escrows[0].locks()} == {
+        job_id_hash(f"w{i}") for i in range(6)}
