@@ -28,7 +28,8 @@ maximum duration (``EscrowPayments``): a chain unreachable for that long costs t
 provider the payment (``expired``), never the payer.
 
 :meth:`ClaimQueue.retry_due` is what the composition root runs periodically (or
-:meth:`ClaimQueue.run` as a task). Claims due on one chain go in one batched
+:meth:`ClaimQueue.run` as a task, which also cancels expired locks nobody claims:
+:meth:`ClaimQueue.sweep_expired`). Claims due on one chain go in one batched
 ``claimLocksAndWithdraw``; if that fails, each is tried alone.
 """
 
@@ -126,12 +127,33 @@ class ClaimQueue:
         await self._process(rows, report)
         return report
 
+    async def sweep_expired(self) -> dict[int, int]:
+        """Cancel this provider's expired locks on every chain; chain id -> how many.
+
+        A lock with no claim (its job record lost, a job that never settled) would keep
+        the payer's funds locked until someone cancels it: the contract lets anyone,
+        and this returns them. Claims still pending find their lock gone afterwards.
+        """
+        cancelled: dict[int, int] = {}
+        for chain_id, escrow in self.escrows.items():
+            now = await escrow.chain_time()
+            expired = [(lock.job_id, lock.token, lock.payer) for lock in await escrow.locks()
+                       if lock.expiry < now]
+            if expired:
+                outcome = await escrow.cancel_expired_locks(expired)
+                cancelled[chain_id] = len(outcome.cancelled)
+                logger.warning("cancelled %d expired escrow locks on chain %s",
+                               len(outcome.cancelled), chain_id)
+        return cancelled
+
     async def run(self, interval: float, stop: asyncio.Event) -> None:
-        """Call :meth:`retry_due` every ``interval`` seconds until ``stop`` is set."""
+        """Every ``interval`` seconds until ``stop`` is set: :meth:`retry_due`, then
+        :meth:`sweep_expired`."""
         while not stop.is_set():
             try:
                 await self.retry_due()
-            except TidegateError as exc:  # the store is down: the next pass retries
+                await self.sweep_expired()
+            except TidegateError as exc:  # the store or a chain is down: next pass
                 logger.warning("escrow claim retry pass failed: %s", exc.message)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -33,18 +33,19 @@ periodically for the rest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tidegate.chain.escrow import Claim, EscrowClient, job_id_hash
+from tidegate.chain.clients import ChainConfig
+from tidegate.chain.escrow import ESCROW_KEY, Claim, EscrowClient, job_id_hash
 from tidegate.chain.transactions import TransactionRevertedError, TransactionUnavailableError
 from tidegate.errors import BadRequestError, ServiceUnavailableError
 from tidegate.fees import compute_cost
 from tidegate.fees.claim_queue import ClaimQueue
 from tidegate.fees.compute_cost import Pricing, ResourceRequest
-from tidegate.stores.base import ClaimRow
+from tidegate.stores.base import ClaimRow, Store
 
 CLAIM_TIMEOUT = 3600
 """Seconds a lock outlives the job's maximum duration (Ocean Node's default)."""
@@ -256,3 +257,13 @@ class EscrowPayments:
         row = await self.queue.attempt(payment.job_id)
         assert row is not None  # just queued; rows are never deleted
         return row
+
+
+def build_escrow_payments(chains: Iterable[ChainConfig], store: Store, *,
+                          claim_timeout: int = CLAIM_TIMEOUT) -> EscrowPayments:
+    """The composition root's one :class:`EscrowPayments`: an escrow client (and its
+    provider sender) for every chain whose address file names an ``Escrow``, one claim
+    queue over ``store``. Run ``payments.queue.run(interval, stop)`` beside it."""
+    escrows = {chain.chain_id: EscrowClient.for_chain(chain) for chain in chains
+               if ESCROW_KEY in chain.addresses}
+    return EscrowPayments(escrows, ClaimQueue(store, escrows), claim_timeout=claim_timeout)

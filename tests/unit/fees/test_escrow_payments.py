@@ -5,6 +5,7 @@ and succeed exactly once (also across a restart)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,8 +35,10 @@ from tidegate.fees.compute_cost import Pricing, ResourceRequest
 from tidegate.fees.escrow_payments import (
     CLAIM_TIMEOUT,
     EscrowPayments,
+    EscrowUnavailableError,
     JobPayment,
     PaymentRefusedError,
+    build_escrow_payments,
 )
 from tidegate.stores.base import CLAIM_PENDING
 from tidegate.stores.sqlite import SqliteStore
@@ -370,3 +373,39 @@ async def test_the_retry_loop_runs_until_stopped(setup: Setup) -> None:
         stop.set()
         await asyncio.wait_for(loop, 10)
     assert len(escrow_events(harness, "Claimed")) == 1
+
+
+async def test_expired_locks_nobody_claims_are_swept_back_to_the_payer(setup: Setup) -> None:
+    harness, payer = setup.harness, setup.harness.consumer.address
+    fund(harness, 100 * ONE_TOKEN)
+    ocean = harness.addresses["Ocean"]
+    # A lock whose job record was lost: no claim row will ever settle it.
+    await setup.escrow.create_lock(job_id_hash("orphan"), ocean, payer, 7 * ONE_TOKEN, 60)
+    payment = await setup.payments.lock_for_job("job-alive", payer, setup.pricing, RESOURCES,
+                                                MAX_DURATION)
+    assert await setup.queue.sweep_expired() == {}  # nothing expired yet
+    orphan = await setup.escrow.lock(job_id_hash("orphan"), ocean, payer)
+    assert orphan is not None
+    harness.chain.mine(orphan.expiry + 5)
+    assert await setup.queue.sweep_expired() == {8996: 1}
+    assert await setup.escrow.lock(job_id_hash("orphan"), ocean, payer) is None
+    assert payer_funds(harness) == (80 * ONE_TOKEN, 20 * ONE_TOKEN)  # the live lock stays
+    assert (await setup.payments.settle_job(payment, 60)).state == CLAIMED
+
+
+async def test_the_composition_root_gets_one_escrow_per_chain_that_has_one(
+        chain_config: ChainConfig, tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        without = dataclasses.replace(
+            chain_config, chain_id=5,
+            addresses={k: v for k, v in chain_config.addresses.items() if k != "Escrow"})
+        payments = build_escrow_payments([chain_config, without], store)
+        assert set(payments.escrows) == {8996}
+        assert payments.escrow(8996).payee == PROVIDER_ADDRESS
+        with pytest.raises(EscrowUnavailableError) as info:
+            payments.escrow(5)
+        assert info.value.status == 503
+    finally:
+        await store.close()
