@@ -7,9 +7,10 @@ provider account inside a process:
 - **Nonces.** Sends of one account are serialised by a lock. The nonce is the node's
   ``pending`` transaction count, raised to one past our own latest transaction while
   any of ours is still unconfirmed (a load-balanced RPC can answer a pending count
-  that lags the transaction it just accepted). Nothing is remembered once all our
-  transactions are mined, so a dev chain reverted to a snapshot, or another process
-  that sent meanwhile, needs no reset. A nonce the node refuses as used (another
+  that lags the transaction it just accepted; for two minutes after our last send at
+  most, so a dropped transaction cannot leave a nonce gap). Nothing is remembered
+  once all our transactions are mined, so a dev chain reverted to a snapshot, or
+  another process that sent meanwhile, needs no reset. A nonce the node refuses as used (another
   worker process of the same key sent first) is replaced by the next one, up to
   three times.
 - **Gas.** Estimated (which also reports a revert and its reason before anything is
@@ -29,6 +30,7 @@ never came can be looked up later instead of being sent again.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -52,6 +54,9 @@ RECEIPT_POLL = 0.05
 # A tip above the node's whole gas price would make maxFee < tip on quiet dev chains.
 MAX_PRIORITY_FEE = 10**9
 NONCE_ATTEMPTS = 3
+NONCE_FLOOR_SECONDS = 120.0
+"""How long our own last nonce overrides a lower pending count: a transaction the node
+dropped must not hold every later one back behind a nonce gap."""
 # What nodes (geth, anvil, erigon, nethermind, eth-tester) answer for a nonce another
 # sender used.
 _NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced",
@@ -120,6 +125,7 @@ class ProviderSender:
         self._lock = asyncio.Lock()
         self._next_nonce: int | None = None  # one past our latest unconfirmed transaction
         self._unconfirmed: set[str] = set()
+        self._floor_until = 0.0  # monotonic time after which the node's count is trusted
         self._chain_id: int | None = None
 
     def __repr__(self) -> str:  # never the key
@@ -141,7 +147,8 @@ class ProviderSender:
             for attempt in range(NONCE_ATTEMPTS):
                 nonce = int(await chain_call(self.web3.eth.get_transaction_count(
                     self._account.address, "pending"), what))
-                if self._unconfirmed and self._next_nonce is not None:
+                if (self._unconfirmed and self._next_nonce is not None
+                        and time.monotonic() < self._floor_until):
                     nonce = max(nonce, self._next_nonce)
                 nonce = max(nonce, floor)
                 try:
@@ -157,6 +164,7 @@ class ProviderSender:
                     continue
                 self._next_nonce = nonce + 1
                 self._unconfirmed.add(tx_hash)
+                self._floor_until = time.monotonic() + NONCE_FLOOR_SECONDS
                 return SentTransaction(tx_hash, nonce)
             raise AssertionError("unreachable")  # the loop returns or raises
 

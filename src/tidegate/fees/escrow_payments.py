@@ -240,7 +240,9 @@ class EscrowPayments:
 
         The claim is queued first, then tried once; the row returned says whether it
         is final (``claimed``/``expired``/``gone``) or still ``pending`` (retried by the
-        queue). Calling it again for the same job changes nothing.
+        queue). Calling it again for the same job changes nothing. It raises only if
+        the store is unavailable (503), and then nothing was queued: the caller must
+        call it again (e.g. for every ended job whose record has no claim yet).
         """
         amount = self.claim_amount(payment, used_seconds)
         proof = json.dumps({"jobId": payment.job_id, "usedSeconds": used_seconds,
