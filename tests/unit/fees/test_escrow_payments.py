@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.chain_fixtures import ChainHarness
+from tests.conftest import open_store
 from tests.escrow_helpers import (
     authorize,
     deposit,
@@ -409,3 +410,30 @@ async def test_the_composition_root_gets_one_escrow_per_chain_that_has_one(
         assert info.value.status == 503
     finally:
         await store.close()
+
+
+async def test_the_queue_works_the_same_on_either_store(setup: Setup, store_url: str) -> None:
+    """A failed claim kept in SQLite or PostgreSQL, retried by a new process, paid once."""
+    harness, payer = setup.harness, setup.harness.consumer.address
+    fund(harness, 100 * ONE_TOKEN)
+    store = open_store(store_url)
+    await store.open()
+    queue = ClaimQueue(store, {8996: setup.escrow}, clock=setup.clock)
+    payments = EscrowPayments({8996: setup.escrow}, queue)
+    payment = await payments.lock_for_job("job-store", payer, setup.pricing, RESOURCES,
+                                          MAX_DURATION)
+    await setup.proxy.cut()
+    assert (await payments.settle_job(payment, 100)).state == CLAIM_PENDING
+    await store.close()
+    await setup.proxy.restore()
+    again = open_store(store_url)
+    await again.open()
+    try:
+        later = ClaimQueue(again, {8996: setup.escrow}, clock=setup.clock)
+        setup.clock.now += Backoff().delay(0)
+        assert (await later.retry_due()).final == {"job-store": CLAIMED}
+        assert (await later.retry_due()).final == {}
+    finally:
+        await again.close()
+    [claimed] = escrow_events(harness, "Claimed")
+    assert claimed["args"]["amount"] == 2 * PER_MINUTE
