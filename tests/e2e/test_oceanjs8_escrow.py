@@ -89,11 +89,13 @@ async def test_a_job_is_paid_from_what_oceanjs8_deposited_and_authorized(
         oceanjs8_escrow: DriverRun, provider: Any) -> None:
     stack, escrow, payments = provider
     back = step(oceanjs8_escrow, "read_back")
-    assert back["payees"] == [PROVIDER_ADDRESS]
+    # ocean.js logs and swallows a failed transaction (sendPreparedTransaction): show it.
+    logs = (oceanjs8_escrow.stdout + oceanjs8_escrow.stderr)[-3000:]
+    assert back["payees"] == [PROVIDER_ADDRESS], logs
     payer = oceanjs8_escrow.report["client"]["address"]
     ocean = _addresses(stack)["Ocean"]
     deposited = int(back["available"])
-    assert deposited >= 20 * ONE  # at least the quoted 5 minutes x 4 OCEAN
+    assert deposited >= 20 * ONE, logs  # at least the quoted 5 minutes x 4 OCEAN
 
     # ocean.js scales all three limits by the token's decimals (its authorize runs
     # amountToUnits on each): far above what the quote asked, so any lock fits.

@@ -15,8 +15,8 @@ The one home of a paid job's payment (C2D v2, as Ocean Node does it). The caller
    :class:`PaymentRefusedError` (400, a code per reason) *before* anything runs;
    then locks the cost of the requested duration (raised to the environment's
    minimum) for ``maxJobDuration + queueMaxWaitTime + claim_timeout`` seconds. The
-   returned :class:`JobPayment` is the caller's to keep in the job record
-   (:meth:`JobPayment.to_json` / :meth:`JobPayment.from_json`).
+   returned :class:`JobPayment` is also kept in the store (``escrow_locks``), so the
+   job can be settled from its id alone (:meth:`settle`, :meth:`release`).
 3. **Settle** (the job ended, whatever its outcome): :meth:`settle_job` claims the cost
    of the seconds used (clamped to the job's minimum and maximum), so a short job
    pays less and the rest of the lock returns to the payer's available funds. If the
@@ -32,6 +32,7 @@ periodically for the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -224,8 +225,36 @@ class EscrowPayments:
             await self.queue.enqueue(job_id, pricing.chain_id,
                                      Claim(lock_id, pricing.token, payer, 0))
             raise
-        return JobPayment(job_id, payer, pricing, tuple(resources), float(max_job_duration),
-                          lock_id, amount, decimals, lock_seconds, lock_tx)
+        payment = JobPayment(job_id, payer, pricing, tuple(resources),
+                             float(max_job_duration), lock_id, amount, decimals,
+                             lock_seconds, lock_tx)
+        try:
+            await self.queue.store.put_escrow_lock(job_id, json.dumps(payment.to_json()),
+                                                   int(self.queue.clock() * 1000))
+        except Exception:
+            # Locked but not remembered: return the lock rather than run a job whose
+            # payment could not be settled by its id (if even that cannot be queued, the
+            # lock expires and the sweep returns it).
+            with contextlib.suppress(Exception):
+                await self.queue.enqueue(job_id, pricing.chain_id,
+                                         Claim(lock_id, pricing.token, payer, 0))
+            raise
+        return payment
+
+    async def payment_of(self, job_id: str) -> JobPayment | None:
+        """The lock :meth:`lock_for_job` made for ``job_id`` (kept in the store), or None."""
+        document = await self.queue.store.get_escrow_lock(job_id)
+        return None if document is None else JobPayment.from_json(json.loads(document))
+
+    async def settle(self, job_id: str, used_seconds: float) -> ClaimRow | None:
+        """:meth:`settle_job` by job id; None for a job that has no lock (free, unpaid)."""
+        payment = await self.payment_of(job_id)
+        return None if payment is None else await self.settle_job(payment, used_seconds)
+
+    async def release(self, job_id: str) -> ClaimRow | None:
+        """:meth:`release_job` by job id; None for a job that has no lock."""
+        payment = await self.payment_of(job_id)
+        return None if payment is None else await self.release_job(payment)
 
     def claim_amount(self, payment: JobPayment, used_seconds: float) -> int:
         """Base units owed for ``used_seconds`` (clamped; never more than was locked)."""

@@ -144,3 +144,9 @@ class Store(Protocol):
 
     async def list_claims(self, state: str | None = None) -> list[ClaimRow]:
         """Claims in ``state`` (every claim when None), oldest first."""
+
+    async def put_escrow_lock(self, job_id: str, document: str, now_ms: int) -> bool:
+        """Remember a paid job's escrow lock (JSON); False if the job has one already."""
+
+    async def get_escrow_lock(self, job_id: str) -> str | None:
+        """A paid job's escrow lock (JSON), or None."""

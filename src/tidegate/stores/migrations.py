@@ -84,5 +84,12 @@ MIGRATIONS: list[list[str]] = [
             updated_ms BIGINT NOT NULL
         )""",
         "CREATE INDEX IF NOT EXISTS escrow_claims_due ON escrow_claims (state, next_attempt_ms)",
+        # The escrow lock of each paid job (fees.escrow_payments.JobPayment as JSON), so
+        # the job is settled from its id alone when it ends.
+        """CREATE TABLE IF NOT EXISTS escrow_locks (
+            job_id TEXT PRIMARY KEY,
+            document TEXT NOT NULL,
+            created_ms BIGINT NOT NULL
+        )""",
     ],
 ]

@@ -280,6 +280,17 @@ class PostgresStore:
                 "ORDER BY created_ms, job_id", state)
         return [_claim_row(r) for r in rows]
 
+    async def put_escrow_lock(self, job_id: str, document: str, now_ms: int) -> bool:
+        row = await self.pool.fetchval(
+            "INSERT INTO escrow_locks (job_id, document, created_ms) VALUES ($1, $2, $3) "
+            "ON CONFLICT (job_id) DO NOTHING RETURNING job_id", job_id, document, now_ms)
+        return row is not None
+
+    async def get_escrow_lock(self, job_id: str) -> str | None:
+        value = await self.pool.fetchval(
+            "SELECT document FROM escrow_locks WHERE job_id = $1", job_id)
+        return None if value is None else str(value)
+
 
 _TAKE_CLAIMS = (
     "UPDATE escrow_claims SET lease_holder = $1, lease_until_ms = $2 + $3, "

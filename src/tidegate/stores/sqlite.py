@@ -328,6 +328,17 @@ class SqliteStore:
                 "ORDER BY created_ms, job_id", (state,))
         return [_claim_row(r) for r in rows]
 
+    async def put_escrow_lock(self, job_id: str, document: str, now_ms: int) -> bool:
+        changed = await self._write(
+            "INSERT INTO escrow_locks (job_id, document, created_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (job_id) DO NOTHING", (job_id, document, now_ms))
+        return changed == 1
+
+    async def get_escrow_lock(self, job_id: str) -> str | None:
+        row = await self._read_one("SELECT document FROM escrow_locks WHERE job_id = ?",
+                                   (job_id,))
+        return str(row[0]) if row else None
+
 
 _TAKE_CLAIMS = (
     "UPDATE escrow_claims SET lease_holder = ?, lease_until_ms = ?, updated_ms = ? "

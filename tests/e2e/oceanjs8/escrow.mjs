@@ -29,7 +29,11 @@ async function step (name, needs, fn) {
 
 async function main () {
   const rpc = new ethers.JsonRpcProvider(env.E2E_RPC_URL)
-  const consumer = new ethers.Wallet(env.E2E_CONSUMER_KEY, rpc)
+  // ocean.js sends approve, deposit and authorize back to back; a plain Wallet asks the
+  // node for the pending nonce each time and, right after a receipt, sometimes gets the
+  // previous one ("nonce too low", which ocean.js logs and swallows). A dApp's wallet
+  // counts its own nonces: ethers' NonceManager does.
+  const consumer = new ethers.NonceManager(new ethers.Wallet(env.E2E_CONSUMER_KEY, rpc))
   const address = await consumer.getAddress()
   const payment = JSON.parse(env.E2E_PAYMENT)
 

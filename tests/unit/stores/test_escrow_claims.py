@@ -92,3 +92,15 @@ async def test_the_queue_survives_a_restart(store_url: str) -> None:
         assert (row.job_id, row.chain_id, row.document) == ("job-3", 7, '{"x": "y"}')
     finally:
         await again.close()
+
+
+async def test_a_paid_jobs_lock_is_kept_once(store_url: str) -> None:
+    store = open_store(store_url)
+    await store.open()
+    try:
+        assert await store.get_escrow_lock("job-4") is None
+        assert await store.put_escrow_lock("job-4", '{"lock": 1}', 10)
+        assert not await store.put_escrow_lock("job-4", '{"lock": 2}', 20)
+        assert await store.get_escrow_lock("job-4") == '{"lock": 1}'
+    finally:
+        await store.close()
