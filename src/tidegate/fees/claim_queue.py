@@ -136,14 +136,18 @@ class ClaimQueue:
         """
         cancelled: dict[int, int] = {}
         for chain_id, escrow in self.escrows.items():
-            now = await escrow.chain_time()
-            expired = [(lock.job_id, lock.token, lock.payer) for lock in await escrow.locks()
-                       if lock.expiry < now]
-            if expired:
-                outcome = await escrow.cancel_expired_locks(expired)
-                cancelled[chain_id] = len(outcome.cancelled)
-                logger.warning("cancelled %d expired escrow locks on chain %s",
-                               len(outcome.cancelled), chain_id)
+            try:
+                now = await escrow.chain_time()
+                expired = [(lock.job_id, lock.token, lock.payer)
+                           for lock in await escrow.locks() if lock.expiry < now]
+                if expired:
+                    outcome = await escrow.cancel_expired_locks(expired)
+                    cancelled[chain_id] = len(outcome.cancelled)
+                    logger.warning("cancelled %d expired escrow locks on chain %s",
+                                   len(outcome.cancelled), chain_id)
+            except TidegateError as exc:  # one chain down does not stop the others
+                logger.warning("escrow lock sweep on chain %s failed: %s", chain_id,
+                               exc.message)
         return cancelled
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:

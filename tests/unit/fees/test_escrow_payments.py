@@ -388,7 +388,16 @@ async def test_expired_locks_nobody_claims_are_swept_back_to_the_payer(setup: Se
     orphan = await setup.escrow.lock(job_id_hash("orphan"), ocean, payer)
     assert orphan is not None
     harness.chain.mine(orphan.expiry + 5)
-    assert await setup.queue.sweep_expired() == {8996: 1}
+    # A second chain whose RPC is down does not stop the sweep of this one.
+    session = rpc_session()
+    try:
+        down = build_web3("http://127.0.0.1:9", 2, session, chain_id=5)
+        setup.queue.escrows = {5: EscrowClient(down, setup.escrow.address,
+                                               ProviderSender(down, setup.key)),
+                               8996: setup.escrow}
+        assert await setup.queue.sweep_expired() == {8996: 1}
+    finally:
+        await session.close()
     assert await setup.escrow.lock(job_id_hash("orphan"), ocean, payer) is None
     assert payer_funds(harness) == (80 * ONE_TOKEN, 20 * ONE_TOKEN)  # the live lock stays
     assert (await setup.payments.settle_job(payment, 60)).state == CLAIMED
