@@ -56,7 +56,9 @@ class PaymentRefusedError(BadRequestError):
     """The payer cannot pay this job (checked before it runs); ``code`` says why.
 
     Codes: ``escrow_insufficient_funds``, ``escrow_not_authorized``,
-    ``escrow_limit_exceeded``, ``escrow_lock_refused`` (the contract refused the lock).
+    ``escrow_limit_exceeded``, ``escrow_lock_refused`` (the contract refused the lock),
+    ``escrow_token_refused`` (``fees.compute_payments``: a token the environment does
+    not take).
     """
 
     code = "escrow_payment_refused"
