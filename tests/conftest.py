@@ -81,7 +81,7 @@ async def fresh_pg_url(pg_url: str) -> AsyncIterator[str]:
     conn = await asyncpg.connect(pg_url)
     try:
         for table in ("nonces", "revoked_tokens", "secrets", "ddos", "cursors", "leases",
-                      "compute_jobs", "rate_limits"):
+                      "compute_jobs", "rate_limits", "escrow_claims", "escrow_locks"):
             await conn.execute(
                 f"DO $$ BEGIN IF to_regclass('{table}') IS NOT NULL THEN "
                 f"EXECUTE 'TRUNCATE {table}'; END IF; END $$"

@@ -2,7 +2,7 @@
 
 The contract set that the contracts repo's ``scripts/deploy-contracts.js`` deploys
 for an unknown ("development") chain, which is what barge runs, with its constructor
-arguments and its address-file key names. 28 transactions:
+arguments and its address-file key names. 29 transactions:
 
 - the core, unchanged since the first version (13 transactions, so a fresh
   deployer's first nine contract addresses stay what they were): OCEAN, the OPF fee
@@ -11,11 +11,15 @@ arguments and its address-file key names. 28 transactions:
   ``addFixedRateContract`` and ``addDispenserContract``;
 - then, in the script's relative order (15 transactions): the DAI and USDC mocks,
   ERC20Template3 (the predictoor template, ERC20 template 3), the veOCEAN set with
-  the SmartWalletChecker set on veOCEAN, and DFRewards with DFStrategyV1 registered.
+  the SmartWalletChecker set on veOCEAN, and DFRewards with DFStrategyV1 registered;
+- then the newer script's ``Escrow`` (1 transaction, appended last so that every
+  earlier address stays what it was): the compute-payment contract of Ocean Node's
+  C2D v2, built as the script builds it, on the router with no OPC collector of its
+  own (the router's collector takes the OPC fee of each claim).
 
 Not deployed (barge does): vesting (Splitter, VestingWallet0, Distribute),
-PredictoorHelper, and the newer script's extras (ERC20Template4, EnterpriseFeeCollector,
-FixedRateExchangeEnterprise, Escrow, BatchPayments, AccessListFactory). barge also
+PredictoorHelper, and the newer script's other extras (ERC20Template4,
+EnterpriseFeeCollector, FixedRateExchangeEnterprise, BatchPayments, AccessListFactory). barge also
 mints OCEAN to its accounts; here :func:`mint_ocean` does that on request. Because the
 order differs from the script's, only the OCEAN address (the deployer's nonce 0)
 equals barge's.
@@ -46,6 +50,7 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from tidegate.chain.contracts import load_artifact
+from tidegate.types import ZERO_ADDRESS
 
 # Required by FactoryRouter (non-zero) but unused: we deploy no balancer pools.
 BPOOL_TEMPLATE = "0x000000000000000000000000000000000000dEaD"
@@ -89,6 +94,7 @@ class OceanAddresses(TypedDict):
     SmartWalletChecker: str
     DFRewards: str
     DFStrategyV1: str
+    Escrow: str
 
 
 class DeploymentError(RuntimeError):
@@ -214,7 +220,8 @@ def deploy_ocean_contracts(
 
     ERC20 template 1 is ``ERC20Template``, 2 ``ERC20TemplateEnterprise`` and 3
     ``ERC20Template3``. The deployer owns OCEAN, the router, the factory, veOCEAN, the
-    fee distributor and DFRewards, and collects OPF fees; each mock token mints 10e25
+    fee distributor and DFRewards, and collects OPF fees (also the OPC fee of escrow
+    claims); each mock token mints 10e25
     base units to it (1e8 DAI, 1e20 USDC). Each call deploys a new, independent set
     (the router accepts one factory). ``chainId`` is the node's and ``startBlock`` the
     block of the first transaction. Transactions are sent without waiting, then their
@@ -235,6 +242,8 @@ def deploy_ocean_contracts(
     df_rewards = tx.deploy("DFRewards")
     df_strategy = tx.deploy("DFStrategyV1", df_rewards)
     tx.call("DFRewards", df_rewards, "addStrategy", [df_strategy])
+    # Appended after everything else: the addresses above must not move.
+    escrow = tx.deploy("Escrow", core["Router"], ZERO_ADDRESS)
     receipts = tx.settle()
     # The key order of barge's address file.
     return OceanAddresses(
@@ -258,6 +267,7 @@ def deploy_ocean_contracts(
         SmartWalletChecker=ve["SmartWalletChecker"],
         DFRewards=df_rewards,
         DFStrategyV1=df_strategy,
+        Escrow=escrow,
     )
 
 

@@ -8,7 +8,25 @@ across processes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+CLAIM_PENDING = "pending"
+"""An escrow claim still to be made (the only state a worker takes)."""
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One queued escrow claim (``escrow_claims``); ``document`` is the claim's JSON."""
+
+    job_id: str
+    chain_id: int
+    state: str
+    attempts: int
+    next_attempt_ms: int
+    tx_hash: str
+    last_error: str
+    document: str
 
 
 class Store(Protocol):
@@ -94,3 +112,41 @@ class Store(Protocol):
 
     async def delete_job(self, job_id: str) -> None:
         """Forget a job record."""
+
+    # --- escrow claims (fees.claim_queue) --------------------------------------------
+    async def add_claim(self, job_id: str, chain_id: int, document: str, now_ms: int) -> bool:
+        """Queue a pending claim, due at once; False (nothing changed) if the job has one."""
+
+    async def take_claims(self, holder: str, now_ms: int, lease_ms: int, limit: int,
+                          job_id: str | None = None) -> list[ClaimRow]:
+        """Lease up to ``limit`` pending claims that are due and not leased by anyone.
+
+        Due means ``next_attempt_ms <= now_ms``; with ``job_id`` only that claim is
+        considered, due or not. Each row taken is leased to ``holder`` until
+        ``now_ms + lease_ms`` in the same atomic step, so concurrent takers (other
+        processes, other replicas) never get the same row.
+        """
+
+    async def mark_claim_sent(self, job_id: str, holder: str, tx_hash: str,
+                              now_ms: int) -> bool:
+        """Record the claim's transaction (still leased); False unless ``holder`` leases it."""
+
+    async def retry_claim_later(self, job_id: str, holder: str, error: str,
+                                next_attempt_ms: int, now_ms: int) -> bool:
+        """Count a failed attempt, note ``error``, release the lease, due again later."""
+
+    async def finish_claim(self, job_id: str, holder: str, state: str, tx_hash: str,
+                           note: str, now_ms: int) -> bool:
+        """Give the claim its final ``state`` and release the lease."""
+
+    async def get_claim(self, job_id: str) -> ClaimRow | None:
+        """The claim of a job, or None."""
+
+    async def list_claims(self, state: str | None = None) -> list[ClaimRow]:
+        """Claims in ``state`` (every claim when None), oldest first."""
+
+    async def put_escrow_lock(self, job_id: str, document: str, now_ms: int) -> bool:
+        """Remember a paid job's escrow lock (JSON); False if the job has one already."""
+
+    async def get_escrow_lock(self, job_id: str) -> str | None:
+        """A paid job's escrow lock (JSON), or None."""

@@ -64,4 +64,32 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "INSERT INTO ddo_seq (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     ],
+    [
+        # Escrow claims owed by finished paid compute jobs (fees.claim_queue): one row
+        # per job, kept until the lock is claimed or gone. ``document`` holds what the
+        # claim sends (lock id, token, payer, amount, proof); a worker leases a row
+        # (holder, until) before it touches the chain, so two never send one claim.
+        """CREATE TABLE IF NOT EXISTS escrow_claims (
+            job_id TEXT PRIMARY KEY,
+            chain_id BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms BIGINT NOT NULL,
+            lease_holder TEXT NOT NULL DEFAULT '',
+            lease_until_ms BIGINT NOT NULL DEFAULT 0,
+            tx_hash TEXT NOT NULL DEFAULT '',
+            last_error TEXT NOT NULL DEFAULT '',
+            document TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS escrow_claims_due ON escrow_claims (state, next_attempt_ms)",
+        # The escrow lock of each paid job (fees.escrow_payments.JobPayment as JSON), so
+        # the job is settled from its id alone when it ends.
+        """CREATE TABLE IF NOT EXISTS escrow_locks (
+            job_id TEXT PRIMARY KEY,
+            document TEXT NOT NULL,
+            created_ms BIGINT NOT NULL
+        )""",
+    ],
 ]

@@ -7,10 +7,12 @@ Each operation is one statement on a pooled connection; the nonce upsert's
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import asyncpg
 
 from tidegate.errors import ServiceUnavailableError
+from tidegate.stores.base import CLAIM_PENDING, ClaimRow
 from tidegate.stores.boundary import translate_unavailable
 from tidegate.stores.migrations import MIGRATIONS
 
@@ -210,3 +212,95 @@ class PostgresStore:
 
     async def delete_job(self, job_id: str) -> None:
         await self.pool.execute("DELETE FROM compute_jobs WHERE job_id = $1", job_id)
+
+    # --- escrow claims -------------------------------------------------------------
+    async def add_claim(self, job_id: str, chain_id: int, document: str, now_ms: int) -> bool:
+        row = await self.pool.fetchval(
+            "INSERT INTO escrow_claims (job_id, chain_id, state, next_attempt_ms, document, "
+            "created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $6) "
+            "ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
+            job_id, chain_id, CLAIM_PENDING, now_ms, document, now_ms,
+        )
+        return row is not None
+
+    async def take_claims(self, holder: str, now_ms: int, lease_ms: int, limit: int,
+                          job_id: str | None = None) -> list[ClaimRow]:
+        # SKIP LOCKED: a row another replica is leasing right now is passed over, not
+        # waited for; the lease columns keep it from being chosen again afterwards.
+        due = "next_attempt_ms <= $5" if job_id is None else "job_id = $5"
+        key: int | str = now_ms if job_id is None else job_id
+        rows = await self.pool.fetch(_TAKE_CLAIMS.replace("$DUE", due),
+                                     holder, now_ms, lease_ms, CLAIM_PENDING, key, limit)
+        return sorted((_claim_row(r) for r in rows), key=lambda c: c.next_attempt_ms)
+
+    async def mark_claim_sent(self, job_id: str, holder: str, tx_hash: str,
+                              now_ms: int) -> bool:
+        row = await self.pool.fetchval(
+            "UPDATE escrow_claims SET tx_hash = $1, updated_ms = $2 "
+            "WHERE job_id = $3 AND lease_holder = $4 AND state = $5 RETURNING job_id",
+            tx_hash, now_ms, job_id, holder, CLAIM_PENDING,
+        )
+        return row is not None
+
+    async def retry_claim_later(self, job_id: str, holder: str, error: str,
+                                next_attempt_ms: int, now_ms: int) -> bool:
+        row = await self.pool.fetchval(
+            "UPDATE escrow_claims SET attempts = attempts + 1, last_error = $1, "
+            "next_attempt_ms = $2, lease_holder = '', lease_until_ms = 0, updated_ms = $3 "
+            "WHERE job_id = $4 AND lease_holder = $5 AND state = $6 RETURNING job_id",
+            error, next_attempt_ms, now_ms, job_id, holder, CLAIM_PENDING,
+        )
+        return row is not None
+
+    async def finish_claim(self, job_id: str, holder: str, state: str, tx_hash: str,
+                           note: str, now_ms: int) -> bool:
+        row = await self.pool.fetchval(
+            "UPDATE escrow_claims SET state = $1, tx_hash = $2, last_error = $3, "
+            "attempts = attempts + 1, lease_holder = '', lease_until_ms = 0, updated_ms = $4 "
+            "WHERE job_id = $5 AND lease_holder = $6 AND state = $7 RETURNING job_id",
+            state, tx_hash, note, now_ms, job_id, holder, CLAIM_PENDING,
+        )
+        return row is not None
+
+    async def get_claim(self, job_id: str) -> ClaimRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, "
+            "last_error, document FROM escrow_claims WHERE job_id = $1", job_id)
+        return _claim_row(row) if row else None
+
+    async def list_claims(self, state: str | None = None) -> list[ClaimRow]:
+        if state is None:
+            rows = await self.pool.fetch(
+                "SELECT job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, "
+                "last_error, document FROM escrow_claims ORDER BY created_ms, job_id")
+        else:
+            rows = await self.pool.fetch(
+                "SELECT job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, "
+                "last_error, document FROM escrow_claims WHERE state = $1 "
+                "ORDER BY created_ms, job_id", state)
+        return [_claim_row(r) for r in rows]
+
+    async def put_escrow_lock(self, job_id: str, document: str, now_ms: int) -> bool:
+        row = await self.pool.fetchval(
+            "INSERT INTO escrow_locks (job_id, document, created_ms) VALUES ($1, $2, $3) "
+            "ON CONFLICT (job_id) DO NOTHING RETURNING job_id", job_id, document, now_ms)
+        return row is not None
+
+    async def get_escrow_lock(self, job_id: str) -> str | None:
+        value = await self.pool.fetchval(
+            "SELECT document FROM escrow_locks WHERE job_id = $1", job_id)
+        return None if value is None else str(value)
+
+
+_TAKE_CLAIMS = (
+    "UPDATE escrow_claims SET lease_holder = $1, lease_until_ms = $2 + $3, "
+    "updated_ms = $2 WHERE job_id IN (SELECT job_id FROM escrow_claims "
+    "WHERE state = $4 AND lease_until_ms <= $2 AND $DUE "
+    "ORDER BY next_attempt_ms LIMIT $6 FOR UPDATE SKIP LOCKED) "
+    "RETURNING job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, last_error, "
+    "document")
+
+
+def _claim_row(row: Sequence[object]) -> ClaimRow:
+    return ClaimRow(str(row[0]), int(str(row[1])), str(row[2]), int(str(row[3])),
+                    int(str(row[4])), str(row[5]), str(row[6]), str(row[7]))

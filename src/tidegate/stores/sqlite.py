@@ -21,6 +21,7 @@ from pathlib import Path
 import aiosqlite
 
 from tidegate.errors import ServiceUnavailableError
+from tidegate.stores.base import CLAIM_PENDING, ClaimRow
 from tidegate.stores.boundary import translate_unavailable
 from tidegate.stores.migrations import MIGRATIONS
 
@@ -258,3 +259,95 @@ class SqliteStore:
 
     async def delete_job(self, job_id: str) -> None:
         await self._write("DELETE FROM compute_jobs WHERE job_id = ?", (job_id,))
+
+    # --- escrow claims -------------------------------------------------------------
+    async def add_claim(self, job_id: str, chain_id: int, document: str, now_ms: int) -> bool:
+        changed = await self._write(
+            "INSERT INTO escrow_claims (job_id, chain_id, state, next_attempt_ms, document, "
+            "created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (job_id) DO NOTHING",
+            (job_id, chain_id, CLAIM_PENDING, now_ms, document, now_ms, now_ms),
+        )
+        return changed == 1
+
+    async def take_claims(self, holder: str, now_ms: int, lease_ms: int, limit: int,
+                          job_id: str | None = None) -> list[ClaimRow]:
+        # One statement under SQLite's write lock: the rows chosen are leased before
+        # any other writer (another worker process) can choose them.
+        due = "job_id = ?" if job_id is not None else "next_attempt_ms <= ?"
+        sql = _TAKE_CLAIMS.replace("$DUE", due)
+        rows = await self._read_all(
+            sql, (holder, now_ms + lease_ms, now_ms, CLAIM_PENDING, now_ms,
+                  job_id if job_id is not None else now_ms, limit))
+        return sorted((_claim_row(r) for r in rows), key=lambda c: c.next_attempt_ms)
+
+    async def mark_claim_sent(self, job_id: str, holder: str, tx_hash: str,
+                              now_ms: int) -> bool:
+        changed = await self._write(
+            "UPDATE escrow_claims SET tx_hash = ?, updated_ms = ? "
+            "WHERE job_id = ? AND lease_holder = ? AND state = ?",
+            (tx_hash, now_ms, job_id, holder, CLAIM_PENDING),
+        )
+        return changed == 1
+
+    async def retry_claim_later(self, job_id: str, holder: str, error: str,
+                                next_attempt_ms: int, now_ms: int) -> bool:
+        changed = await self._write(
+            "UPDATE escrow_claims SET attempts = attempts + 1, last_error = ?, "
+            "next_attempt_ms = ?, lease_holder = '', lease_until_ms = 0, updated_ms = ? "
+            "WHERE job_id = ? AND lease_holder = ? AND state = ?",
+            (error, next_attempt_ms, now_ms, job_id, holder, CLAIM_PENDING),
+        )
+        return changed == 1
+
+    async def finish_claim(self, job_id: str, holder: str, state: str, tx_hash: str,
+                           note: str, now_ms: int) -> bool:
+        changed = await self._write(
+            "UPDATE escrow_claims SET state = ?, tx_hash = ?, last_error = ?, "
+            "attempts = attempts + 1, lease_holder = '', lease_until_ms = 0, updated_ms = ? "
+            "WHERE job_id = ? AND lease_holder = ? AND state = ?",
+            (state, tx_hash, note, now_ms, job_id, holder, CLAIM_PENDING),
+        )
+        return changed == 1
+
+    async def get_claim(self, job_id: str) -> ClaimRow | None:
+        rows = await self._read_all(
+            "SELECT job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, "
+            "last_error, document FROM escrow_claims WHERE job_id = ?", (job_id,))
+        return _claim_row(rows[0]) if rows else None
+
+    async def list_claims(self, state: str | None = None) -> list[ClaimRow]:
+        if state is None:
+            rows = await self._read_all(
+                "SELECT job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, "
+                "last_error, document FROM escrow_claims ORDER BY created_ms, job_id")
+        else:
+            rows = await self._read_all(
+                "SELECT job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, "
+                "last_error, document FROM escrow_claims WHERE state = ? "
+                "ORDER BY created_ms, job_id", (state,))
+        return [_claim_row(r) for r in rows]
+
+    async def put_escrow_lock(self, job_id: str, document: str, now_ms: int) -> bool:
+        changed = await self._write(
+            "INSERT INTO escrow_locks (job_id, document, created_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (job_id) DO NOTHING", (job_id, document, now_ms))
+        return changed == 1
+
+    async def get_escrow_lock(self, job_id: str) -> str | None:
+        row = await self._read_one("SELECT document FROM escrow_locks WHERE job_id = ?",
+                                   (job_id,))
+        return str(row[0]) if row else None
+
+
+_TAKE_CLAIMS = (
+    "UPDATE escrow_claims SET lease_holder = ?, lease_until_ms = ?, updated_ms = ? "
+    "WHERE job_id IN (SELECT job_id FROM escrow_claims WHERE state = ? AND "
+    "lease_until_ms <= ? AND $DUE ORDER BY next_attempt_ms LIMIT ?) "
+    "RETURNING job_id, chain_id, state, attempts, next_attempt_ms, tx_hash, last_error, "
+    "document")
+
+
+def _claim_row(row: Sequence[object]) -> ClaimRow:
+    return ClaimRow(str(row[0]), int(str(row[1])), str(row[2]), int(str(row[3])),
+                    int(str(row[4])), str(row[5]), str(row[6]), str(row[7]))

@@ -25,17 +25,18 @@ CONTRACT_KEYS = {
     "Ocean", "MockDAI", "MockUSDC", "OPFCommunityFeeCollector", "Router", "FixedPrice",
     "Dispenser", "ERC721Factory", "veOCEAN", "veAllocate", "veDelegation",
     "veFeeDistributor", "veFeeEstimate", "SmartWalletChecker", "DFRewards", "DFStrategyV1",
+    "Escrow",
 }
 # Contract creations by nonce: the core's 13 transactions first (their addresses are
-# unchanged), then the rest. Nonces 9-12, 16, 23, 24 and 27 are calls.
+# unchanged), then the rest, Escrow last. Nonces 9-12, 16, 23, 24 and 27 are calls.
 NONCES = {
     "Ocean": 0, "OPFCommunityFeeCollector": 1, "Router": 2, "FixedPrice": 3, "Dispenser": 4,
     "ERC20Template.1": 5, "ERC20Template.2": 6, "ERC721Template.1": 7, "ERC721Factory": 8,
     "MockDAI": 13, "MockUSDC": 14, "ERC20Template.3": 15, "veOCEAN": 17, "veAllocate": 18,
     "veDelegation": 19, "veFeeDistributor": 20, "veFeeEstimate": 21,
-    "SmartWalletChecker": 22, "DFRewards": 25, "DFStrategyV1": 26,
+    "SmartWalletChecker": 22, "DFRewards": 25, "DFStrategyV1": 26, "Escrow": 28,
 }
-TRANSACTIONS = 28
+TRANSACTIONS = 29
 
 
 def reference_create_address(sender: str, nonce: int) -> str:
@@ -162,6 +163,17 @@ def test_df_rewards_has_the_v1_strategy(
     assert rewards.owner().call() == deployer.address
     strategy = contract(chain.w3, "DFStrategyV1", addresses["DFStrategyV1"]).functions
     assert strategy.id().call() == 1  # DFStrategyV1's id
+
+
+def test_escrow_is_built_on_the_router_as_the_deploy_script_does(
+    chain: ChainFacade, addresses: OceanAddresses
+) -> None:
+    escrow = contract(chain.w3, "Escrow", addresses["Escrow"]).functions
+    assert escrow.factoryRouter().call() == addresses["Router"]
+    # No collector of its own: the router's (the OPF collector) takes the OPC fee.
+    assert escrow.opcCollector().call() == "0x" + "0" * 40
+    router = contract(chain.w3, "FactoryRouter", addresses["Router"]).functions
+    assert router.getOPCCollector().call() == addresses["OPFCommunityFeeCollector"]
 
 
 def test_cli_deploys_to_a_node_and_writes_the_address_file(
