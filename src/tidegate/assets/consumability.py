@@ -5,6 +5,12 @@ does with an asset: orders and downloads need an active or unlisted asset; an
 indexer may still decrypt the DDO of a temporarily disabled one; end-of-life,
 deprecated and revoked assets are refused with their own codes. On top of the
 state, the DDO's credentials allow or deny consumers by address.
+
+Credentials of the DDO versions only ddo-js knows (4.7.0+, 5.x) may also name access
+lists, verifiable credentials and policies, and ``match_allow``/``match_deny``
+(:func:`_check_rules`). Tidegate enforces address rules only, so an asset whose
+rules it cannot evaluate is refused (``credential_not_supported``) rather than
+served to anyone: failing closed is the only safe reading of a rule not understood.
 """
 
 from __future__ import annotations
@@ -74,8 +80,50 @@ def _addresses(credentials: Mapping[str, Any], kind: str) -> list[str] | None:
     return None
 
 
+def _rule_matches(rule: object, who: str) -> bool:
+    if not isinstance(rule, Mapping) or rule.get("type") != "address":
+        raise NotConsumableError(
+            "Access to this asset depends on credentials this provider does not check "
+            "(only address rules are supported).", code="credential_not_supported")
+    values = rule.get("values")
+    if not isinstance(values, list):
+        raise NotConsumableError("Asset malformed: credentials without values.",
+                                 code="asset_malformed")
+    return who in {str(v).lower() for v in values} or "*" in values
+
+
+def _check_rules(asset: Asset, who: str) -> None:
+    """ddo-js's ``Credentials``: ``allow``/``deny`` lists of rules, ``match_allow``
+    (default ``all``: every allow rule must match) and ``match_deny`` (default ``any``)."""
+    allow = asset.credentials.get("allow") or []
+    deny = asset.credentials.get("deny") or []
+    if not isinstance(allow, list) or not isinstance(deny, list):
+        raise NotConsumableError("Asset malformed: credentials must be lists.",
+                                 code="asset_malformed")
+    if deny:
+        hits = [_rule_matches(rule, who) for rule in deny]
+        if all(hits) if asset.credentials.get("match_deny") == "all" else any(hits):
+            raise NotConsumableError(
+                f"Error: Access to asset {asset.did} was denied with code: "
+                "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.", code="credential_in_deny_list")
+    if allow:
+        hits = [_rule_matches(rule, who) for rule in allow]
+        if not (any(hits) if asset.credentials.get("match_allow") == "any" else all(hits)):
+            raise NotConsumableError(
+                f"Error: Access to asset {asset.did} was denied with code: "
+                "ConsumableCodes.CREDENTIAL_NOT_IN_ALLOW_LIST.",
+                code="credential_not_in_allow_list")
+
+
 def check_credentials(asset: Asset, consumer: str) -> None:
-    """Allow list (if non-empty) must contain the consumer; else the deny list must not."""
+    """Allow list (if non-empty) must contain the consumer; else the deny list must not.
+
+    Classic DDOs keep the reference's reading (the first address rule of each list);
+    the newer versions are read by :func:`_check_rules`.
+    """
+    if asset.layout.indexed_metadata:
+        _check_rules(asset, consumer.lower())
+        return
     allow = _addresses(asset.credentials, "allow")
     deny = _addresses(asset.credentials, "deny")
     who = consumer.lower()

@@ -11,12 +11,22 @@ from tidegate.api.cors import allow_any_origin
 from tidegate.api.params import NoParams
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint, service_endpoints
+from tidegate.crypto.ecies import compressed_public_key_hex
 
 
 def root_document(request: Request) -> dict[str, object]:
-    """Build the root document from the route table and configured chains."""
+    """Build the root document from the route table and configured chains.
+
+    The classic keys (``software``, ``version``, ``chainIds``, ``providerAddresses``,
+    ``serviceEndpoints``) come first and are what they always were. Ocean Node's clients
+    also read ``providerAddress`` (ocean.js >= 6 ``isValidProvider``, either key) and
+    ``nodePublicKey`` (ocean.js 8 encrypts compute output settings and docker-registry
+    credentials to it): both are given only when one provider key serves every chain,
+    since either names a single key.
+    """
     svc = services(request)
-    addresses = {str(c.chain_id): c.provider_address for c in svc.chains.by_id.values()}
+    chains = list(svc.chains.by_id.values())
+    addresses = {str(c.chain_id): c.provider_address for c in chains}
     document: dict[str, object] = {
         "software": "Tidegate",
         "version": __version__,
@@ -29,6 +39,9 @@ def root_document(request: Request) -> dict[str, object]:
     distinct = set(addresses.values())
     if len(distinct) == 1:
         document["providerAddress"] = distinct.pop()
+        # Ocean Node sends its key's bytes (a JSON object of numbers); ocean.js 6 reads
+        # only hex text, 8.x either: hex text serves every version.
+        document["nodePublicKey"] = compressed_public_key_hex(chains[0].provider_key)
     return document
 
 
