@@ -141,6 +141,8 @@ async def test_publish_resolve_and_download_a_v5_asset(
     assert resolved["credentialSubject"]["metadata"] == ddo["credentialSubject"]["metadata"]
     assert resolved["indexedMetadata"]["nft"]["address"] == nft
     assert resolved["credentialSubject"]["datatokens"][0]["address"] == datatoken
+    r = await chain_client.get(f"/api/aquarius/assets/metadata/{ddo['id']}")
+    assert r.json() == ddo["credentialSubject"]["metadata"]
 
     ocean_txs.mint_datatoken(harness.txs, harness.publisher, datatoken,
                              harness.consumer.address, 10**18)

@@ -80,7 +80,10 @@ function makeDdo (version, nftAddress, datatokenAddress, files) {
 const sha256 = (bytes) => crypto.createHash('sha256').update(Buffer.from(bytes)).digest('hex')
 
 async function main () {
-  const rpc = new ethers.JsonRpcProvider(env.E2E_RPC_URL)
+  // No request cache: ethers reuses an identical call's answer for 250 ms, so a second
+  // transaction sent right after the first (dispense, then startOrder) would be given
+  // the same account nonce.
+  const rpc = new ethers.JsonRpcProvider(env.E2E_RPC_URL, undefined, { cacheTimeout: -1 })
   const consumer = new ethers.Wallet(env.E2E_CONSUMER_KEY, rpc)
   const address = await consumer.getAddress()
   const did = env.E2E_DID
@@ -91,8 +94,9 @@ async function main () {
     return { ok }
   })
   await step('root_document', [], async () => {
-    const root = await ProviderInstance.getEndpoints(providerUrl)
-    const services = await ProviderInstance.getServiceEndpoints(providerUrl, root)
+    // HttpProvider.getEndpoints: a GET with a JSON content type, then response.json().
+    const root = await (await fetch(providerUrl, {
+      headers: { 'Content-Type': 'application/json' } })).json()
     // What ocean.js 8 does with nodePublicKey before encrypting to it (eciesencrypt).
     const { PublicKey } = await import('eciesjs')
     let parses = false
@@ -102,7 +106,7 @@ async function main () {
     } catch (err) {}
     return { has_provider_addresses: 'providerAddresses' in root,
       provider_address: root.providerAddress, provider_addresses: root.providerAddresses,
-      node_public_key_parses: parses, services: services.map((s) => s.serviceName) }
+      node_public_key_parses: parses, services: Object.keys(root.serviceEndpoints) }
   })
   await step('get_nonce', [], async () => {
     return { nonce: await ProviderInstance.getNonce(providerUrl, address) }

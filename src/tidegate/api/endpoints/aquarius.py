@@ -25,6 +25,7 @@ from tidegate.api.params import (
 )
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
+from tidegate.assets.versions import subject
 from tidegate.commands.validate_ddo import (
     VALIDATE_DDO,
     NodeValidate,
@@ -73,7 +74,8 @@ async def get_ddo(request: Request, p: DidPath) -> Response:
 
 
 async def get_metadata(request: Request, p: DidPath) -> Response:
-    return JsonResponse((await _document(request, p.did)).get("metadata", {}))
+    # A 5.x DDO keeps its metadata in credentialSubject.
+    return JsonResponse(subject(await _document(request, p.did)).get("metadata", {}))
 
 
 async def post_query(request: Request, _: NoParams) -> Response:
