@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any, Final
 
-from tidegate.assets.ddo import Asset
+from tidegate.assets.ddo import Asset, Service
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.nft import metadata_state
 from tidegate.errors import BadRequestError, ForbiddenError
@@ -92,25 +92,25 @@ def _rule_matches(rule: object, who: str) -> bool:
     return who in {str(v).lower() for v in values} or "*" in values
 
 
-def _check_rules(asset: Asset, who: str) -> None:
+def _check_rules(credentials: Mapping[str, Any], did: str, who: str) -> None:
     """ddo-js's ``Credentials``: ``allow``/``deny`` lists of rules, ``match_allow``
     (default ``all``: every allow rule must match) and ``match_deny`` (default ``any``)."""
-    allow = asset.credentials.get("allow") or []
-    deny = asset.credentials.get("deny") or []
+    allow = credentials.get("allow") or []
+    deny = credentials.get("deny") or []
     if not isinstance(allow, list) or not isinstance(deny, list):
         raise NotConsumableError("Asset malformed: credentials must be lists.",
                                  code="asset_malformed")
     if deny:
         hits = [_rule_matches(rule, who) for rule in deny]
-        if all(hits) if asset.credentials.get("match_deny") == "all" else any(hits):
+        if all(hits) if credentials.get("match_deny") == "all" else any(hits):
             raise NotConsumableError(
-                f"Error: Access to asset {asset.did} was denied with code: "
+                f"Error: Access to asset {did} was denied with code: "
                 "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.", code="credential_in_deny_list")
     if allow:
         hits = [_rule_matches(rule, who) for rule in allow]
-        if not (any(hits) if asset.credentials.get("match_allow") == "any" else all(hits)):
+        if not (any(hits) if credentials.get("match_allow") == "any" else all(hits)):
             raise NotConsumableError(
-                f"Error: Access to asset {asset.did} was denied with code: "
+                f"Error: Access to asset {did} was denied with code: "
                 "ConsumableCodes.CREDENTIAL_NOT_IN_ALLOW_LIST.",
                 code="credential_not_in_allow_list")
 
@@ -122,7 +122,7 @@ def check_credentials(asset: Asset, consumer: str) -> None:
     the newer versions are read by :func:`_check_rules`.
     """
     if asset.layout.indexed_metadata:
-        _check_rules(asset, consumer.lower())
+        _check_rules(asset.credentials, asset.did, consumer.lower())
         return
     allow = _addresses(asset.credentials, "allow")
     deny = _addresses(asset.credentials, "deny")
@@ -139,16 +139,29 @@ def check_credentials(asset: Asset, consumer: str) -> None:
             "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.", code="credential_in_deny_list")
 
 
-async def check_consumable(chain: ChainConfig, asset: Asset, consumer: str) -> None:
-    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` now.
+def check_service_credentials(asset: Asset, service: Service, consumer: str) -> None:
+    """A service's own ``credentials`` (ddo-js 4.7.0+ and 5.x, as Ocean Node checks them
+    after the asset's): the same rules. Classic services have none the reference read."""
+    credentials = service.raw.get("credentials")
+    if asset.layout.indexed_metadata and isinstance(credentials, Mapping):
+        _check_rules(credentials, asset.did, consumer.lower())
+
+
+async def check_consumable(chain: ChainConfig, asset: Asset, consumer: str,
+                           service: Service | None = None) -> None:
+    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` (and ``service``,
+    when given) now.
 
     The indexed state is checked first (no chain call for a disabled asset), then the
-    credentials, then the NFT's current state on chain (a revocation since indexing).
+    credentials (the asset's, then the service's), then the NFT's current state on chain
+    (a revocation since indexing).
     """
     if not asset.metadata or asset.nft_state not in CONSUMABLE_STATES:
         raise NotConsumableError(
             f"Error: Access to asset {asset.did} was denied with code: "
             "ConsumableCodes.ASSET_DISABLED.", code="asset_disabled")
     check_credentials(asset, consumer)
+    if service is not None:
+        check_service_credentials(asset, service, consumer)
     if await metadata_state(chain, asset.nft_address) not in CONSUMABLE_STATES:
         raise NotConsumableError("Asset is not consumable.")

@@ -14,7 +14,13 @@ from eth_utils import to_checksum_address
 
 from tests.api.node import oceanjs8
 from tests.chain_fixtures import ORIGIN_FILES, ChainHarness, wait_for_ddo
-from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, OTHER_KEY, sign_like_ocean_js8
+from tests.helpers import (
+    CONSUMER_ADDRESS,
+    CONSUMER_KEY,
+    OTHER_ADDRESS,
+    OTHER_KEY,
+    sign_like_ocean_js8,
+)
 from tidegate.assets.ddo import did_for
 from tidegate.assets.versions import js_stringify
 from tidegate.dev import ocean_txs
@@ -129,6 +135,9 @@ async def test_publish_resolve_and_download_a_v5_asset(
     r = await encrypt_like_ocean_js8(chain_client, files)
     assert r.status_code == 200, r.text
     ddo = v5_ddo(nft, datatoken, r.text)
+    # The service admits the consumer only (a service-level rule, checked after the DDO's).
+    ddo["credentialSubject"]["services"][0]["credentials"] = {
+        "allow": [{"type": "address", "values": [CONSUMER_ADDRESS]}]}
     r = await encrypt_like_ocean_js8(chain_client, ddo)
     assert r.status_code == 200, r.text
     encrypted = bytes.fromhex(r.text[2:])
@@ -158,3 +167,6 @@ async def test_publish_resolve_and_download_a_v5_asset(
     r = await oceanjs8.file_info(chain_client, {"did": ddo["id"], "serviceId": "svc-0"})
     assert r.status_code == 200, r.text
     assert [e["valid"] for e in r.json()] == [True]
+    r = await oceanjs8.initialize(chain_client, ddo["id"], service_id="svc-0",
+                                  consumer=OTHER_ADDRESS)
+    assert (r.status_code, r.json()["code"]) == (400, "credential_not_in_allow_list")

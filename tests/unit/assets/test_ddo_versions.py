@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 from eth_utils import to_checksum_address
 
-from tidegate.assets.consumability import NotConsumableError, check_credentials
+from tidegate.assets.consumability import (
+    NotConsumableError,
+    check_credentials,
+    check_service_credentials,
+)
 from tidegate.assets.ddo import Asset, MalformedAssetError, did_for
 from tidegate.assets.indexer_stats import format_ether
 from tidegate.assets.validation import ddo_problems, document_bytes, validation_proof
@@ -208,3 +212,18 @@ def test_classic_credentials_keep_the_reference_reading() -> None:
 def test_prices_are_written_as_ethers_format_ether(wei: int, text: str) -> None:
     """Ocean Node writes ``ethers.formatEther(rate)`` (values checked with ethers 6)."""
     assert format_ether(wei) == text
+
+
+def test_a_v5_service_s_own_credentials_are_checked() -> None:
+    ddo = v5_ddo()
+    ddo["credentialSubject"]["services"][0]["credentials"] = {
+        "allow": [{"type": "address", "values": [ALICE]}]}
+    asset = Asset.parse(ddo)
+    check_service_credentials(asset, asset.services[0], ALICE)
+    with pytest.raises(NotConsumableError) as refused:
+        check_service_credentials(asset, asset.services[0], "0x" + "b0" * 20)
+    assert refused.value.code == "credential_not_in_allow_list"
+    # A classic service's credentials were never read: unchanged.
+    classic = Asset.parse({**v4_ddo(), "services": [{
+        **v4_ddo()["services"][0], "credentials": {"allow": [{"type": "accessList"}]}}]})
+    check_service_credentials(classic, classic.services[0], ALICE)
