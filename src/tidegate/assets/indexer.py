@@ -287,7 +287,6 @@ class ChainIndexer:
             self._orders_mark = position
         return 1
 
-
     async def _node_stats_changed(self, ddo: dict[str, Any], datatoken: str,
                                   order: bool) -> bool:
         """Refresh ``indexedMetadata.stats`` after a stats log of ``datatoken``: its
