@@ -152,6 +152,8 @@ async def test_publish_resolve_and_download_a_v5_asset(
     assert resolved["credentialSubject"]["datatokens"][0]["address"] == datatoken
     r = await chain_client.get(f"/api/aquarius/assets/metadata/{ddo['id']}")
     assert r.json() == ddo["credentialSubject"]["metadata"]
+    r = await chain_client.post("/api/aquarius/assets/names", json={"didList": [ddo["id"]]})
+    assert r.json() == {ddo["id"]: "tides ✓"}
 
     ocean_txs.mint_datatoken(harness.txs, harness.publisher, datatoken,
                              harness.consumer.address, 10**18)
