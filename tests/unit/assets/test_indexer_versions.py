@@ -23,7 +23,12 @@ from tidegate.assets.ddo import did_for
 from tidegate.assets.indexer import ChainIndexer, IndexerOptions
 from tidegate.assets.versions import js_stringify
 from tidegate.chain.clients import ChainConfig
-from tidegate.dev.ocean_txs import create_data_nft_with_datatoken, set_metadata, set_metadata_state
+from tidegate.dev.ocean_txs import (
+    Variant,
+    create_data_nft_with_datatoken,
+    set_metadata,
+    set_metadata_state,
+)
 from tidegate.dev.publishing import PublishedAsset
 from tidegate.stores.sqlite import SqliteStore
 
@@ -58,11 +63,11 @@ def document(version: str, nft: str, datatoken: str) -> dict[str, Any]:
             "services": [service]}
 
 
-def publish(harness: ChainHarness, version: str, variant: str = "plain",
+def publish(harness: ChainHarness, version: str, variant: Variant = "plain",
             extra: dict[str, Any] | None = None) -> tuple[PublishedAsset, str]:
     """(asset, the plaintext's sha256 hex) published the ocean.js 8 way."""
     nft, datatoken = create_data_nft_with_datatoken(harness.txs, harness.addresses,
-                                                    harness.publisher, variant)  # type: ignore[arg-type]
+                                                    harness.publisher, variant)
     ddo = {**document(version, nft, datatoken), **(extra or {})}
     plain = js_stringify(ddo).encode()
     encrypted = bytes.fromhex(harness.encrypt(plain)[2:])
