@@ -175,6 +175,10 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             if time.monotonic() > deadline:
                 raise RuntimeError("the benchmark asset was not indexed within 60 s")
             time.sleep(0.1)
+        root = httpx.get(server.url + "/").json()
+        # Which code serves (PYTHONPATH may point at a worktree): the root says.
+        log(f"serving Tidegate {root.get('version')}, nodePublicKey "
+            f"{'present' if 'nodePublicKey' in root else 'absent'}")
         runs = measure(server, asset, wallets, args.rounds, args.seconds, workdir)
     finally:
         server.stop()
