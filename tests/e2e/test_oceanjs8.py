@@ -105,6 +105,13 @@ def test_resolve_a_500_ddo_with_indexed_metadata(oceanjs8: DriverRun) -> None:
     assert not {"nft", "event", "stats", "datatokens"} & set(detail["top_keys"])
 
 
+def test_query_a_500_ddo(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "query_500")
+    did = step(oceanjs8, "wait_for_indexer_500")["id"]
+    assert detail["by_id"] == [did]
+    assert detail["by_name"] == [did]
+
+
 @pytest.mark.parametrize("version", ["410", "500"])
 def test_consume_what_was_published(oceanjs8: DriverRun, file_origin: FileOrigin,
                                     version: str) -> None:

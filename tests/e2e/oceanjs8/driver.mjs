@@ -236,6 +236,15 @@ async function main () {
       JSON.stringify(p.ddo.credentialSubject.metadata),
     datatokens: r.credentialSubject.datatokens, indexed: r.indexedMetadata, top_keys: Object.keys(r) }
   })
+  await step('query_500', ['wait_for_indexer_500'], async () => {
+    // Aquarius.querySearch as a market filters: by ES id, and by a credentialSubject field.
+    const p = published['500']
+    const byId = await aquarius.querySearch({ query: { terms: { _id: [p.ddo.id] } } })
+    const byName = await aquarius.querySearch({ query: { match_phrase: {
+      'credentialSubject.metadata.name': p.ddo.credentialSubject.metadata.name } } })
+    return { by_id: byId.hits.hits.map((h) => h._id),
+      by_name: byName.hits.hits.map((h) => h._id) }
+  })
   await step('consume_410', ['wait_for_indexer_410'], async () => {
     const p = published['410']
     const { id, services } = p.resolved
