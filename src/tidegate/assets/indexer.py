@@ -71,6 +71,10 @@ class IndexerOptions:
     chunk_blocks: int = 2000
     poll_interval: float = 1.0
     lease_ms: int = 15000
+    node_fields_v4: bool = False
+    """Also write ``indexedMetadata`` on classic 4.x DDOs (beside Aquarius' fields), so
+    ocean.js 8's ``waitForIndexer(did, txid)`` works on the 4.1.0 DDOs it publishes;
+    off by default: classic DDOs then stay exactly as Aquarius serves them."""
 
 
 class ChainIndexer:
@@ -124,6 +128,10 @@ class ChainIndexer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
+    def _node_fields(self, kind: Layout) -> bool:
+        """Whether DDOs of this layout get Ocean Node's ``indexedMetadata``."""
+        return kind.indexed_metadata or self.options.node_fields_v4
+
     async def _is_factory_nft(self, nft: str) -> bool:
         if nft not in self._factory_nfts:
             self._factory_nfts[nft] = await is_factory_nft(self.chain, nft)
@@ -152,7 +160,7 @@ class ChainIndexer:
         kind = layout(ddo)
         if kind.aquarius_fields:
             ddo.setdefault("nft", {})["state"] = state
-        if kind.indexed_metadata:
+        if self._node_fields(kind) and (kind.indexed_metadata or "indexedMetadata" in ddo):
             ddo.setdefault("indexedMetadata", {}).setdefault("nft", {})["state"] = state
         await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
                                  int(event["blockNumber"]), int(event["logIndex"]))
@@ -178,13 +186,14 @@ class ChainIndexer:
         previous_text = await self.store.get_ddo(did)
         previous = orjson.loads(previous_text) if previous_text else None
         extras = await self._extras(nft, contract, event, ddo, previous)
-        if kind.indexed_metadata:
+        node_fields = self._node_fields(kind)
+        if node_fields:
             # The indexer's, never the publisher's (Ocean Node drops a published one too).
             ddo.pop("indexedMetadata", None)
             indexed = await self._indexed_metadata(extras, ddo, previous)
         if kind.aquarius_fields:
             ddo.update(extras)
-        if kind.indexed_metadata:
+        if node_fields:
             ddo["indexedMetadata"] = indexed
         if kind is Layout.V5 and isinstance(ddo.get("credentialSubject"), dict):
             ddo["credentialSubject"]["datatokens"] = extras["datatokens"]
@@ -237,6 +246,9 @@ class ChainIndexer:
         ``stats`` in its list shape; ``nft.created`` and the order counts carry over."""
         event, nft = extras["event"], dict(extras["nft"])
         old = indexed_nft(previous) if previous and layout(previous).indexed_metadata else {}
+        if not old and previous and isinstance(previous.get("indexedMetadata"), dict):
+            found = previous["indexedMetadata"].get("nft")  # written under node_fields_v4
+            old = found if isinstance(found, dict) else {}
         when = datetime.strptime(event["datetime"], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
         nft["created"] = old["created"] if isinstance(old.get("created"), str) \
             else when.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -275,7 +287,8 @@ class ChainIndexer:
                 stats["orders"] += 1
             changed = found.order or stats != ddo.get("stats")
             ddo["stats"] = stats
-        if layout(ddo).indexed_metadata:
+        kind = layout(ddo)
+        if self._node_fields(kind) and (kind.indexed_metadata or "indexedMetadata" in ddo):
             changed = await self._node_stats_changed(ddo, found.datatoken, found.order) \
                 or changed
         if not changed:

@@ -194,3 +194,27 @@ async def test_a_v5_document_with_a_did_op_id_is_not_indexed(
     assert await store.get_ddo(did_for(nft, 8996)) is None
     assert (await stored(store, asset.did))["indexedMetadata"]["event"]["txid"] \
         == asset.metadata_tx
+
+
+async def test_classic_ddos_get_node_fields_when_the_operator_asks(
+        harness: ChainHarness, chain_config: ChainConfig, store: SqliteStore) -> None:
+    """``TIDEGATE_INDEXER_NODE_FIELDS_V4``: a 4.1.0 DDO keeps Aquarius' fields and gains
+    ``indexedMetadata`` (so ocean.js 8's ``waitForIndexer(did, txid)`` matches), kept up
+    to date by orders and state changes."""
+    asset, _ = publish(harness, "4.1.0", variant="dispenser")
+    indexer = ChainIndexer(chain_config, store, IndexerOptions(node_fields_v4=True))
+    await indexer.sync_once()
+    ddo = await stored(store, asset.did)
+    assert set(ddo) >= AQUARIUS_FIELDS
+    assert ddo["indexedMetadata"]["event"]["txid"] == ddo["event"]["tx"] == asset.metadata_tx
+    assert ddo["indexedMetadata"]["stats"][0]["prices"][0]["type"] == "dispenser"
+    created = ddo["indexedMetadata"]["nft"]["created"]
+    order_asset(harness, PublishedAsset(
+        did=asset.did, nft_address=asset.nft_address, datatoken_address=asset.datatoken_address,
+        metadata_tx="", ddo=asset.ddo), variant="dispenser")
+    set_metadata_state(harness.txs, harness.publisher, asset.nft_address, 5)
+    await indexer.sync_once()
+    ddo = await stored(store, asset.did)
+    assert ddo["stats"]["orders"] == ddo["indexedMetadata"]["stats"][0]["orders"] == 1
+    assert ddo["nft"]["state"] == ddo["indexedMetadata"]["nft"]["state"] == 5
+    assert ddo["indexedMetadata"]["nft"]["created"] == created
