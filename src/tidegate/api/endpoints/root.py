@@ -15,18 +15,9 @@ from tidegate.crypto.ecies import compressed_public_key_hex
 
 
 def root_document(request: Request) -> dict[str, object]:
-    """Build the root document from the route table and configured chains.
-
-    The classic keys (``software``, ``version``, ``chainIds``, ``providerAddresses``,
-    ``serviceEndpoints``) come first and are what they always were. Ocean Node's clients
-    also read ``providerAddress`` (ocean.js >= 6 ``isValidProvider``, either key) and
-    ``nodePublicKey`` (ocean.js 8 encrypts compute output settings and docker-registry
-    credentials to it): both are given only when one provider key serves every chain,
-    since either names a single key.
-    """
+    """Build the root document from the route table and configured chains."""
     svc = services(request)
-    chains = list(svc.chains.by_id.values())
-    addresses = {str(c.chain_id): c.provider_address for c in chains}
+    addresses = {str(c.chain_id): c.provider_address for c in svc.chains.by_id.values()}
     document: dict[str, object] = {
         "software": "Tidegate",
         "version": __version__,
@@ -39,9 +30,11 @@ def root_document(request: Request) -> dict[str, object]:
     distinct = set(addresses.values())
     if len(distinct) == 1:
         document["providerAddress"] = distinct.pop()
-        # Ocean Node sends its key's bytes (a JSON object of numbers); ocean.js 6 reads
-        # only hex text, 8.x either: hex text serves every version.
-        document["nodePublicKey"] = compressed_public_key_hex(chains[0].provider_key)
+        # Ocean Node's single node key, which ocean.js 8 ECIES-encrypts compute output
+        # settings and registry credentials to. Ocean Node sends its bytes as a JSON
+        # object of numbers; ocean.js 6 reads only hex text, 8.x either: hex serves all.
+        key = next(iter(svc.chains.by_id.values())).provider_key
+        document["nodePublicKey"] = compressed_public_key_hex(key)
     return document
 
 
