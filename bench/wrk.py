@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,12 +130,15 @@ def _run(argv: list[str], connections: int, timeout: float) -> WrkResult:
                      {str(k): int(v) for k, v in data.get("statuses", {}).items()})
 
 
-def run_get(url: str, connections: int, seconds: float, workdir: Path) -> WrkResult:
-    """``wrk --latency`` on one URL (1 thread up to 1 connection, else 2 threads)."""
+def run_get(url: str, connections: int, seconds: float, workdir: Path,
+            headers: Sequence[str] = ()) -> WrkResult:
+    """``wrk --latency`` on one URL (1 thread up to 1 connection, else 2 threads);
+    ``headers`` (``"Name: value"``) are sent with every request."""
     plain, _ = _scripts(workdir)
     threads = 1 if connections == 1 else 2
     argv = [wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", _duration(seconds),
-            "--latency", "--timeout", "10s", "-s", str(plain), url]
+            "--latency", "--timeout", "10s", "-s", str(plain),
+            *(arg for header in headers for arg in ("-H", header)), url]
     return _run(argv, connections, seconds + 30)
 
 

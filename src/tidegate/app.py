@@ -310,6 +310,7 @@ def create_app(settings: Settings) -> TidegateApp:
                     start_block=settings.indexer_start_block,
                     confirmations=settings.indexer_confirmations,
                     poll_interval=settings.indexer_poll_interval,
+                    node_fields_v4=settings.indexer_node_fields_v4,
                 )
                 indexers = [ChainIndexer(c, store, options) for c in chains.by_id.values()]
                 task = asyncio.create_task(run_indexers(indexers, stop))

@@ -561,6 +561,8 @@ class Settings(BaseSettings):
     indexer_start_block: Count = Field(0, validation_alias="TIDEGATE_INDEXER_START_BLOCK")
     indexer_confirmations: Count = Field(0, validation_alias="TIDEGATE_INDEXER_CONFIRMATIONS")
     indexer_poll_interval: Seconds = Field(1.0, validation_alias="TIDEGATE_INDEXER_POLL_INTERVAL")
+    indexer_node_fields_v4: Flag = Field(False,
+                                         validation_alias="TIDEGATE_INDEXER_NODE_FIELDS_V4")
     # --- compute (local engine) -------------------------------------------------------
     compute_environments: MaybeJsonObjects = Field(
         None, validation_alias="TIDEGATE_COMPUTE_ENVIRONMENTS")

@@ -45,8 +45,9 @@ HEX_BYTES: Final = re.compile(r"(?:0x)?(?:[0-9a-fA-F]{2})*")
 """Bytes as hex, ``0x`` optional (what publishers and Ocean Node send). ``fullmatch``."""
 TX_HASH_TEXT: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 """A transaction hash: ``0x`` and 32 bytes of hex. Use with ``fullmatch``."""
-DID_TEXT: Final = re.compile(r"did:op:[0-9a-fA-F]{1,64}")
-"""An Ocean DID: ``did:op:`` and hex (64 digits when computed by :func:`assets.ddo.did_for`)."""
+DID_TEXT: Final = re.compile(r"did:ope?:[0-9a-fA-F]{1,64}")
+"""An Ocean DID: ``did:op:`` (``did:ope:`` for a 5.x DDO) and hex (64 digits when
+computed by :func:`assets.ddo.did_for`)."""
 
 INT_TEXT_MAX: Final = 20
 """Longest integer text parsed (2**64 has 20 digits): ``int()`` never sees more."""
@@ -372,7 +373,7 @@ def _did(raw: object) -> str:
 
 
 Did = Annotated[str, PlainValidator(_did),
-                WithJsonSchema({"type": "string", "pattern": "^did:op:[0-9a-fA-F]{1,64}$",
+                WithJsonSchema({"type": "string", "pattern": "^did:ope?:[0-9a-fA-F]{1,64}$",
                                 "examples": ["did:op:" + "ab" * 32]})]
 
 

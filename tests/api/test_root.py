@@ -70,3 +70,5 @@ async def test_provider_address_only_when_one_key_serves_every_chain(
         assert body["chainIds"] == [1, 8996]
         assert body["providerAddresses"] == {"8996": PROVIDER_ADDRESS, "1": CONSUMER_ADDRESS}
         assert "providerAddress" not in body
+        # Ocean Node's single node key: not given when the chains' keys differ.
+        assert "nodePublicKey" not in body

@@ -4,7 +4,10 @@ Tidegate as ocean.py 3.1.2 and ocean.js 3.4.6 (driver: oceanjs8/driver.mjs).
 The access flow over HTTP on the dev demo asset: isValidProvider, nonce, signed encrypt,
 resolve, checkDidFiles, getFileInfo, initialize, Datatoken.startOrder, getDownloadUrl +
 downloadFile (signed address + nonce + "download"), a replayed URL, auth token create,
-its use and invalidation, getNodeStatus (directCommand). Compute v2 is not served yet.
+its use and invalidation, getNodeStatus (directCommand). Publishing as ocean.js 8's
+docs do (a 4.1.0 DDO and a 5.0.0 one, encrypted, validated, setMetadata), resolved
+through its Aquarius class from Tidegate's indexer, then fileInfo, initialize, order and
+download of each. Compute v2 is not served yet.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ pytestmark = pytest.mark.e2e
 OCEANJS8 = E2E / "oceanjs8"
 #: The dev demo's consumer (barge account 2) holds the demo asset's datatokens.
 DEMO_CONSUMER = 2
+#: Publishes the ocean.js 8 assets (the dev demo's publisher, idle once dev has started).
+DEMO_PUBLISHER = 1
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +49,7 @@ def oceanjs8(request: pytest.FixtureRequest, file_origin: FileOrigin, keys: dict
     dev_stack: DevStack = request.getfixturevalue("dev_stack")
     out = Path(tmp_path_factory.mktemp("oceanjs8")) / "report.json"
     env = {**_common_env(dev_stack, file_origin), "E2E_DID": dev_stack.demo_did,
-           "E2E_CONSUMER_KEY": keys[DEMO_CONSUMER]}
+           "E2E_CONSUMER_KEY": keys[DEMO_CONSUMER], "E2E_PUBLISHER_KEY": keys[DEMO_PUBLISHER]}
     return _run_driver("the ocean.js 8 driver", [node, str(OCEANJS8 / "driver.mjs"), str(out)],
                        env, out, dev_stack)
 
@@ -57,6 +62,63 @@ def test_client_versions(oceanjs8: DriverRun) -> None:
 def test_is_valid_provider_and_nonce(oceanjs8: DriverRun) -> None:
     assert step(oceanjs8, "is_valid_provider")["ok"] is True
     assert isinstance(step(oceanjs8, "get_nonce")["nonce"], int)
+
+
+def test_root_document_as_ocean_js8_reads_it(oceanjs8: DriverRun) -> None:
+    """getEndpoints: serviceEndpoints (its names), providerAddress (isValidProvider) and
+    nodePublicKey (eciesencrypt's PublicKey.fromHex), beside the classic keys."""
+    root = step(oceanjs8, "root_document")
+    assert root["has_provider_addresses"] is True
+    assert root["provider_address"] == root["provider_addresses"]["8996"]
+    assert root["node_public_key_parses"] is True
+    assert {"nonce", "encrypt", "fileinfo", "initialize", "download", "directCommand",
+            "generateAuthToken", "invalidateAuthToken"} <= set(root["services"])
+
+
+@pytest.mark.parametrize("version", ["410", "500"])
+def test_publish_as_the_docs_do(oceanjs8: DriverRun, version: str) -> None:
+    detail = step(oceanjs8, f"publish_{version}", ("encrypt",))
+    assert detail["status"] == 1
+    assert detail["did"].startswith("did:op:" if version == "410" else "did:ope:")
+    assert detail["hash"].startswith("0x") and len(detail["hash"]) == 66
+
+
+def test_resolve_a_410_ddo_as_aquarius_v4_serves_it(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "wait_for_indexer_410")
+    assert detail["metadata_equal"] is True
+    assert detail["datatokens"][0]["symbol"]
+    # A classic version: Aquarius v4's fields, nothing of Ocean Node's.
+    assert detail["has_indexed_metadata"] is False
+    assert set(detail["event"]) == {"tx", "block", "from", "contract", "datetime"}
+    assert detail["nft_state"] == 0
+
+
+def test_resolve_a_500_ddo_with_indexed_metadata(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "wait_for_indexer_500")  # waitForIndexer matched the txid
+    assert detail["subject_metadata_equal"] is True
+    assert detail["datatokens"][0]["symbol"]
+    indexed = detail["indexed"]
+    assert set(indexed) == {"nft", "event", "purgatory", "stats"}
+    assert indexed["nft"]["state"] == 0 and indexed["purgatory"] == {"state": False}
+    [stat] = indexed["stats"]
+    assert stat["prices"][0]["type"] == "dispenser"
+    assert not {"nft", "event", "stats", "datatokens"} & set(detail["top_keys"])
+
+
+def test_query_a_500_ddo(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "query_500")
+    did = step(oceanjs8, "wait_for_indexer_500")["id"]
+    assert detail["by_id"] == [did]
+    assert detail["by_name"] == [did]
+
+
+@pytest.mark.parametrize("version", ["410", "500"])
+def test_consume_what_was_published(oceanjs8: DriverRun, file_origin: FileOrigin,
+                                    version: str) -> None:
+    detail = step(oceanjs8, f"consume_{version}", ("fileinfo", "initialize", "download"))
+    assert detail["valid"] == [True]
+    assert detail["order_status"] == 1
+    assert detail["sha256"] == file_origin.sha256
 
 
 def test_signed_encrypt_advances_the_nonce(oceanjs8: DriverRun) -> None:

@@ -5,6 +5,12 @@ does with an asset: orders and downloads need an active or unlisted asset; an
 indexer may still decrypt the DDO of a temporarily disabled one; end-of-life,
 deprecated and revoked assets are refused with their own codes. On top of the
 state, the DDO's credentials allow or deny consumers by address.
+
+Credentials of the DDO versions only ddo-js knows (4.7.0+, 5.x) may also name access
+lists, verifiable credentials and policies, and ``match_allow``/``match_deny``
+(:func:`_check_rules`). Tidegate enforces address rules only, so an asset whose
+rules it cannot evaluate is refused (``credential_not_supported``) rather than
+served to anyone: failing closed is the only safe reading of a rule not understood.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any, Final
 
-from tidegate.assets.ddo import Asset
+from tidegate.assets.ddo import Asset, Service
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.nft import metadata_state
 from tidegate.errors import BadRequestError, ForbiddenError
@@ -74,8 +80,50 @@ def _addresses(credentials: Mapping[str, Any], kind: str) -> list[str] | None:
     return None
 
 
+def _rule_matches(rule: object, who: str) -> bool:
+    if not isinstance(rule, Mapping) or rule.get("type") != "address":
+        raise NotConsumableError(
+            "Access to this asset depends on credentials this provider does not check "
+            "(only address rules are supported).", code="credential_not_supported")
+    values = rule.get("values")
+    if not isinstance(values, list):
+        raise NotConsumableError("Asset malformed: credentials without values.",
+                                 code="asset_malformed")
+    return who in {str(v).lower() for v in values} or "*" in values
+
+
+def _check_rules(credentials: Mapping[str, Any], did: str, who: str) -> None:
+    """ddo-js's ``Credentials``: ``allow``/``deny`` lists of rules, ``match_allow``
+    (default ``all``: every allow rule must match) and ``match_deny`` (default ``any``)."""
+    allow = credentials.get("allow") or []
+    deny = credentials.get("deny") or []
+    if not isinstance(allow, list) or not isinstance(deny, list):
+        raise NotConsumableError("Asset malformed: credentials must be lists.",
+                                 code="asset_malformed")
+    if deny:
+        hits = [_rule_matches(rule, who) for rule in deny]
+        if all(hits) if credentials.get("match_deny") == "all" else any(hits):
+            raise NotConsumableError(
+                f"Error: Access to asset {did} was denied with code: "
+                "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.", code="credential_in_deny_list")
+    if allow:
+        hits = [_rule_matches(rule, who) for rule in allow]
+        if not (any(hits) if credentials.get("match_allow") == "any" else all(hits)):
+            raise NotConsumableError(
+                f"Error: Access to asset {did} was denied with code: "
+                "ConsumableCodes.CREDENTIAL_NOT_IN_ALLOW_LIST.",
+                code="credential_not_in_allow_list")
+
+
 def check_credentials(asset: Asset, consumer: str) -> None:
-    """Allow list (if non-empty) must contain the consumer; else the deny list must not."""
+    """Allow list (if non-empty) must contain the consumer; else the deny list must not.
+
+    Classic DDOs keep the reference's reading (the first address rule of each list);
+    the newer versions are read by :func:`_check_rules`.
+    """
+    if asset.layout.indexed_metadata:
+        _check_rules(asset.credentials, asset.did, consumer.lower())
+        return
     allow = _addresses(asset.credentials, "allow")
     deny = _addresses(asset.credentials, "deny")
     who = consumer.lower()
@@ -91,16 +139,29 @@ def check_credentials(asset: Asset, consumer: str) -> None:
             "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.", code="credential_in_deny_list")
 
 
-async def check_consumable(chain: ChainConfig, asset: Asset, consumer: str) -> None:
-    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` now.
+def check_service_credentials(asset: Asset, service: Service, consumer: str) -> None:
+    """A service's own ``credentials`` (ddo-js 4.7.0+ and 5.x, as Ocean Node checks them
+    after the asset's): the same rules. Classic services have none the reference read."""
+    credentials = service.raw.get("credentials")
+    if asset.layout.indexed_metadata and isinstance(credentials, Mapping):
+        _check_rules(credentials, asset.did, consumer.lower())
+
+
+async def check_consumable(chain: ChainConfig, asset: Asset, consumer: str,
+                           service: Service | None = None) -> None:
+    """Raise NotConsumableError unless ``consumer`` may consume ``asset`` (and ``service``,
+    when given) now.
 
     The indexed state is checked first (no chain call for a disabled asset), then the
-    credentials, then the NFT's current state on chain (a revocation since indexing).
+    credentials (the asset's, then the service's), then the NFT's current state on chain
+    (a revocation since indexing).
     """
     if not asset.metadata or asset.nft_state not in CONSUMABLE_STATES:
         raise NotConsumableError(
             f"Error: Access to asset {asset.did} was denied with code: "
             "ConsumableCodes.ASSET_DISABLED.", code="asset_disabled")
     check_credentials(asset, consumer)
+    if service is not None:
+        check_service_credentials(asset, service, consumer)
     if await metadata_state(chain, asset.nft_address) not in CONSUMABLE_STATES:
         raise NotConsumableError("Asset is not consumable.")

@@ -1,9 +1,10 @@
-"""DDO v4 accessors: the fields a provider reads, validated where it reads them.
+"""DDO accessors (v4 and v5): the fields a provider reads, validated where it reads them.
 
 DDOs are kept as the JSON dictionaries published on chain (plus the indexer's
-``nft``/``event``/``purgatory`` extras) so that nothing a publisher wrote is lost;
-:class:`Asset` and :class:`Service` give typed access and raise a clear 400 when a
-field Tidegate needs is missing or malformed.
+``nft``/``event``/``purgatory`` extras, or ``indexedMetadata``) so that nothing a
+publisher wrote is lost; :class:`Asset` and :class:`Service` give typed access and raise
+a clear 400 when a field Tidegate needs is missing or malformed. A 5.x DDO keeps those
+fields in ``credentialSubject`` (:mod:`tidegate.assets.versions`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from tidegate.assets.versions import V4_DID_PREFIX, Layout, layout, subject
 from tidegate.errors import BadRequestError
 from tidegate.types import checksum_address, is_address
 
@@ -31,10 +33,22 @@ class MalformedAssetError(BadRequestError):
     code = "asset_malformed"
 
 
-def did_for(nft_address: str, chain_id: int) -> str:
-    """``did:op:`` + sha256(checksum NFT address + chain id), as every client computes it."""
+def did_for(nft_address: str, chain_id: int, prefix: str = V4_DID_PREFIX) -> str:
+    """``did:op:`` + sha256(checksum NFT address + chain id), as every client computes it
+    (``did:ope:`` with the same digest for a 5.x DDO: ``prefix``)."""
     seed = checksum_address(nft_address) + str(chain_id)
-    return "did:op:" + hashlib.sha256(seed.encode("utf-8")).hexdigest()
+    return prefix + hashlib.sha256(seed.encode("utf-8")).hexdigest()
+
+
+def indexed_nft(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the indexer recorded of the data NFT: ``indexedMetadata.nft`` for the layouts
+    it writes Ocean Node's fields for, Aquarius' ``nft`` for classic DDOs (a classic
+    document's own ``indexedMetadata``, if a publisher wrote one, is not the indexer's)."""
+    holder = raw.get("indexedMetadata") if layout(raw).indexed_metadata else raw
+    nft = holder.get("nft") if isinstance(holder, Mapping) else None
+    if not isinstance(nft, Mapping) and layout(raw) is Layout.V4_INDEXED:
+        nft = raw.get("nft")
+    return nft if isinstance(nft, Mapping) else {}
 
 
 @dataclass(frozen=True)
@@ -92,27 +106,30 @@ class Asset:
     nft_state: int
     nft_owner: str | None
     raw: Mapping[str, Any]
+    layout: Layout = Layout.CLASSIC
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> Asset:
         """Validate the fields a provider needs; keep the document as it is."""
+        kind = layout(raw)
+        fields = subject(raw)
         did = raw.get("id")
-        chain_id = raw.get("chainId")
-        nft_address = raw.get("nftAddress") or (raw.get("nft") or {}).get("address")
-        if not isinstance(did, str) or not did.startswith("did:op:"):
+        chain_id = fields.get("chainId")
+        nft_address = fields.get("nftAddress") or (
+            (raw.get("nft") or {}).get("address") if kind is Layout.CLASSIC else None)
+        if not isinstance(did, str) or not did.startswith(kind.did_prefix):
             raise MalformedAssetError("Asset malformed: invalid id.")
         if not isinstance(chain_id, int) or isinstance(chain_id, bool):
             raise MalformedAssetError("Asset malformed: invalid chainId.")
         if not isinstance(nft_address, str) or not is_address(nft_address):
             raise MalformedAssetError("Asset malformed: invalid nftAddress.")
-        services = raw.get("services") or []
+        services = fields.get("services") or []
         if not isinstance(services, list):
             raise MalformedAssetError("Asset malformed: services must be a list.")
-        nft = raw.get("nft") if isinstance(raw.get("nft"), Mapping) else {}
-        assert isinstance(nft, Mapping)
+        nft = indexed_nft(raw)
         state = nft.get("state", 0)
-        metadata = raw.get("metadata")
-        credentials = raw.get("credentials")
+        metadata = fields.get("metadata")
+        credentials = fields.get("credentials")
         return cls(
             did=did,
             chain_id=chain_id,
@@ -121,9 +138,10 @@ class Asset:
             metadata=metadata if isinstance(metadata, Mapping) else {},
             services=tuple(Service.parse(i, s) for i, s in enumerate(services)),
             credentials=credentials if isinstance(credentials, Mapping) else {},
-            nft_state=state if isinstance(state, int) else 0,
+            nft_state=state if isinstance(state, int) and not isinstance(state, bool) else 0,
             nft_owner=str(nft["owner"]) if nft.get("owner") else None,
             raw=raw,
+            layout=kind,
         )
 
     def service(self, service_id: str) -> Service:

@@ -5,8 +5,11 @@ For each configured chain it scans ``MetadataCreated``, ``MetadataUpdated`` and
 shallower than the confirmation depth never reach the index), keeps only NFTs the
 Ocean factory deployed, decodes each document it can (ECIES to this provider,
 LZMA, sha256 check) and stores the DDO with Aquarius v4's extras (``nft``,
-``event``, ``purgatory``, ``datatokens``, ``stats``). In the same ranges it follows
-the logs that change ``stats`` (orders and prices, see ``indexer_stats``).
+``event``, ``purgatory``, ``datatokens``, ``stats``). DDO versions only ddo-js
+knows (4.7.0+, 5.x) also get Ocean Node's ``indexedMetadata`` (5.x only that, with
+``credentialSubject.datatokens``): :mod:`tidegate.assets.versions`. In the same
+ranges it follows the logs that change ``stats`` (orders and prices, see
+``indexer_stats``).
 
 The cursor advances only after a whole range is stored: an RPC failure mid-range
 retries the same range, losing nothing, and a restart resumes after the last stored
@@ -30,7 +33,7 @@ from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
 
-from tidegate.assets.ddo import did_for
+from tidegate.assets.ddo import did_for, indexed_nft
 from tidegate.assets.documents import DocumentError, decode_document
 from tidegate.assets.indexer_stats import (
     StatsEvents,
@@ -38,7 +41,9 @@ from tidegate.assets.indexer_stats import (
     indexed_datatokens,
     log_position,
     merged_stats,
+    node_stats_of,
 )
+from tidegate.assets.versions import Layout, layout
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.nft import is_factory_nft, nft_contract
@@ -66,6 +71,10 @@ class IndexerOptions:
     chunk_blocks: int = 2000
     poll_interval: float = 1.0
     lease_ms: int = 15000
+    node_fields_v4: bool = False
+    """Also write ``indexedMetadata`` on classic 4.x DDOs (beside Aquarius' fields), so
+    ocean.js 8's ``waitForIndexer(did, txid)`` works on the 4.1.0 DDOs it publishes;
+    off by default: classic DDOs then stay exactly as Aquarius serves them."""
 
 
 class ChainIndexer:
@@ -119,6 +128,10 @@ class ChainIndexer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
+    def _node_fields(self, kind: Layout) -> bool:
+        """Whether DDOs of this layout get Ocean Node's ``indexedMetadata``."""
+        return kind.indexed_metadata or self.options.node_fields_v4
+
     async def _is_factory_nft(self, nft: str) -> bool:
         if nft not in self._factory_nfts:
             self._factory_nfts[nft] = await is_factory_nft(self.chain, nft)
@@ -143,7 +156,12 @@ class ChainIndexer:
             return 0
         did, text = found
         ddo = orjson.loads(text)
-        ddo.setdefault("nft", {})["state"] = int(event["args"]["state"])
+        state = int(event["args"]["state"])
+        kind = layout(ddo)
+        if kind.aquarius_fields:
+            ddo.setdefault("nft", {})["state"] = state
+        if self._node_fields(kind) and (kind.indexed_metadata or "indexedMetadata" in ddo):
+            ddo.setdefault("indexedMetadata", {}).setdefault("nft", {})["state"] = state
         await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
                                  int(event["blockNumber"]), int(event["logIndex"]))
         return 1
@@ -159,14 +177,26 @@ class ChainIndexer:
             # Encrypted for another provider, or not a valid document: not ours to index.
             log.info("indexer chain %s: skipped an undecodable document", self.chain.chain_id)
             return 0
-        did = did_for(nft, self.chain.chain_id)
+        kind = layout(ddo) if isinstance(ddo, dict) else Layout.CLASSIC
+        did = did_for(nft, self.chain.chain_id, kind.did_prefix)
         if not isinstance(ddo, dict) or ddo.get("id") != did:
             log.info("indexer chain %s: skipped a document whose id is not its DID",
                      self.chain.chain_id)
             return 0
         previous_text = await self.store.get_ddo(did)
         previous = orjson.loads(previous_text) if previous_text else None
-        ddo.update(await self._extras(nft, contract, event, ddo, previous))
+        extras = await self._extras(nft, contract, event, ddo, previous)
+        node_fields = self._node_fields(kind)
+        if node_fields:
+            # The indexer's, never the publisher's (Ocean Node drops a published one too).
+            ddo.pop("indexedMetadata", None)
+            indexed = await self._indexed_metadata(extras, ddo, previous)
+        if kind.aquarius_fields:
+            ddo.update(extras)
+        if node_fields:
+            ddo["indexedMetadata"] = indexed
+        if kind is Layout.V5 and isinstance(ddo.get("credentialSubject"), dict):
+            ddo["credentialSubject"]["datatokens"] = extras["datatokens"]
         await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
                                  int(event["blockNumber"]), int(event["logIndex"]))
         return 1
@@ -187,7 +217,8 @@ class ChainIndexer:
             tokens(),
         )
         when = datetime.fromtimestamp(int(args["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        old_nft = previous.get("nft") if previous else None
+        old_nft = previous.get("nft") if previous and layout(previous).aquarius_fields \
+            else None
         created = old_nft.get("created") if isinstance(old_nft, dict) else None
         return {
             "nft": {
@@ -205,6 +236,29 @@ class ChainIndexer:
             "purgatory": {"state": False},
             "datatokens": datatokens,
             "stats": merged_stats(previous, price),
+        }
+
+    async def _indexed_metadata(self, extras: dict[str, Any], ddo: dict[str, Any],
+                                previous: dict[str, Any] | None) -> dict[str, Any]:
+        """Ocean Node's ``indexedMetadata`` from the facts read for Aquarius' fields:
+        ``event.txid`` (ocean.js 8's ``waitForIndexer`` compares it), times as Ocean
+        Node writes them (``created`` ``…Z``, ``datetime`` JavaScript's ``toJSON``),
+        ``stats`` in its list shape; ``nft.created`` and the order counts carry over."""
+        event, nft = extras["event"], dict(extras["nft"])
+        old = indexed_nft(previous) if previous and layout(previous).indexed_metadata else {}
+        if not old and previous and isinstance(previous.get("indexedMetadata"), dict):
+            found = previous["indexedMetadata"].get("nft")  # written under node_fields_v4
+            old = found if isinstance(found, dict) else {}
+        when = datetime.strptime(event["datetime"], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        nft["created"] = old["created"] if isinstance(old.get("created"), str) \
+            else when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "nft": nft,
+            "event": {"txid": event["tx"], "block": event["block"], "from": event["from"],
+                      "contract": event["contract"],
+                      "datetime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z")},
+            "purgatory": {"state": False},
+            "stats": await self.tokens.node_stats(ddo, previous),
         }
 
     async def _stats_changed(self, entry: Any) -> int:
@@ -226,18 +280,41 @@ class ChainIndexer:
         position = log_position(block, index)
         if found.order and self._orders_mark is not None and position <= self._orders_mark:
             return 0  # counted before this range was retried
-        stats = merged_stats(ddo, await self.tokens.price(nft, datatokens))
-        if found.order:
-            stats["orders"] += 1
-        elif stats == ddo.get("stats"):
+        changed = False
+        if layout(ddo).aquarius_fields:
+            stats = merged_stats(ddo, await self.tokens.price(nft, datatokens))
+            if found.order:
+                stats["orders"] += 1
+            changed = found.order or stats != ddo.get("stats")
+            ddo["stats"] = stats
+        kind = layout(ddo)
+        if self._node_fields(kind) and (kind.indexed_metadata or "indexedMetadata" in ddo):
+            changed = await self._node_stats_changed(ddo, found.datatoken, found.order) \
+                or changed
+        if not changed:
             return 0
-        ddo["stats"] = stats
         await self.store.put_ddo(did, self.chain.chain_id, nft, orjson.dumps(ddo).decode(),
                                  block, index)
         if found.order:
             await self.store.set_cursor(self.orders_cursor, position)
             self._orders_mark = position
         return 1
+
+    async def _node_stats_changed(self, ddo: dict[str, Any], datatoken: str,
+                                  order: bool) -> bool:
+        """Refresh ``indexedMetadata.stats`` after a stats log of ``datatoken``: its
+        entries' prices, and one more order on each when the log is an order."""
+        indexed = ddo.setdefault("indexedMetadata", {})
+        stats = node_stats_of(ddo)
+        before = orjson.dumps(stats)
+        prices = await self.tokens.node_prices(datatoken)
+        for entry in stats:
+            if str(entry.get("datatokenAddress", "")).lower() == datatoken.lower():
+                entry["prices"] = prices
+                if order:
+                    entry["orders"] = int(entry.get("orders") or 0) + 1
+        indexed["stats"] = stats
+        return orjson.dumps(stats) != before
 
 
 async def run_indexers(indexers: list[ChainIndexer], stop: asyncio.Event) -> None:

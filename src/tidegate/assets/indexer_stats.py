@@ -12,6 +12,13 @@ The events that change stats are emitted by a datatoken (``OrderStarted``,
 changed, exchange activated or deactivated); :class:`StatsEvents` maps a log to the
 datatoken it concerns. Immutable facts (a token's name, symbol and data NFT, an
 exchange's datatoken) are cached; prices are read afresh each time.
+
+DDOs served with Ocean Node's ``indexedMetadata`` (:mod:`tidegate.assets.versions`)
+carry ``stats`` in its shape instead (:func:`node_stats`): one entry per service,
+``{datatokenAddress, name, symbol, serviceId, orders, prices}``, ``prices`` listing the
+datatoken's active dispensers (``{type: "dispenser", price: "0", contract, token}``)
+and active fixed-rate exchanges (``{type: "fixedrate", price, token, contract,
+exchangeId}``, ``price`` in ethers' ``formatEther`` text).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3.exceptions import BadFunctionCallOutput
 
+from tidegate.assets.versions import subject
 from tidegate.chain.clients import ChainConfig
 from tidegate.chain.contracts import load_artifact
 from tidegate.chain.rpc import ContractCallError, concurrently, rpc
@@ -137,7 +145,7 @@ class TokenReader:
 
     async def datatokens(self, ddo: Mapping[str, Any]) -> list[dict[str, Any]]:
         """``datatokens``: one entry per service that names a datatoken, in service order."""
-        services = ddo.get("services")
+        services = subject(ddo).get("services")
         result: list[dict[str, Any]] = []
         for service in services if isinstance(services, list) else []:
             if not isinstance(service, dict) or not isinstance(
@@ -193,6 +201,68 @@ class TokenReader:
         return {"value": 0.0} if dispenser else {}
 
 
+    async def node_prices(self, datatoken: str) -> list[dict[str, Any]]:
+        """Ocean Node's ``prices`` of one datatoken: its active dispensers, then its
+        active fixed-rate exchanges (``token`` is the datatoken for a dispenser, the
+        base token for an exchange)."""
+        address = _address(datatoken)
+        if address is None:
+            return []
+        calls = self._erc20(address).functions
+        dispensers, rates = await concurrently(
+            _call_or_none(calls.getDispensers().call(), "ERC20Template.getDispensers"),
+            _call_or_none(calls.getFixedRates().call(), "ERC20Template.getFixedRates"))
+        prices: list[dict[str, Any]] = []
+        for dispenser in dispensers or []:
+            contract = _contract(self.chain.web3, "Dispenser", to_checksum_address(dispenser))
+            status = await _call_or_none(contract.functions.status(address).call(),
+                                         "Dispenser.status")
+            if status and status[0] is True:
+                prices.append({"type": "dispenser", "price": "0",
+                               "contract": to_checksum_address(dispenser), "token": datatoken})
+        for exchange, exchange_id in rates or []:
+            fre = _contract(self.chain.web3, "FixedRateExchange", to_checksum_address(exchange))
+            info = await _call_or_none(fre.functions.getExchange(bytes(exchange_id)).call(),
+                                       "FixedRateExchange.getExchange")
+            if info and info[6] is True:
+                prices.append({"type": "fixedrate", "price": format_ether(int(info[5])),
+                               "token": to_checksum_address(info[3]),
+                               "contract": to_checksum_address(exchange),
+                               "exchangeId": "0x" + bytes(exchange_id).hex()})
+        return prices
+
+    async def node_stats(self, ddo: Mapping[str, Any],
+                         previous: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """Ocean Node's ``indexedMetadata.stats`` of ``ddo``: one entry per service that
+        names a datatoken, its ``orders`` carried over from ``previous`` (same datatoken
+        and service id)."""
+        counted = {(str(e.get("datatokenAddress", "")).lower(), e.get("serviceId")):
+                   e.get("orders") for e in node_stats_of(previous)}
+        stats: list[dict[str, Any]] = []
+        for token in await self.datatokens(ddo):
+            orders = counted.get((str(token["address"]).lower(), token["serviceId"]))
+            stats.append({"datatokenAddress": token["address"], "name": token["name"],
+                          "symbol": token["symbol"], "serviceId": token["serviceId"],
+                          "orders": orders if isinstance(orders, int) else 0,
+                          "prices": await self.node_prices(token["address"])})
+        return stats
+
+
+def format_ether(wei: int) -> str:
+    """ethers' ``formatEther``: 18 decimals, trailing zeros dropped, at least one digit
+    after the point (``1.0``, ``1.5``, ``0.000000000000000001``)."""
+    whole, fraction = divmod(abs(wei), _ONE)
+    digits = f"{fraction:018d}".rstrip("0") or "0"
+    return f"{'-' if wei < 0 else ''}{whole}.{digits}"
+
+
+def node_stats_of(ddo: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``indexedMetadata.stats`` entries of a stored DDO ([] if it has none)."""
+    indexed = ddo.get("indexedMetadata") if ddo else None
+    stats = indexed.get("stats") if isinstance(indexed, Mapping) else None
+    return [e for e in stats if isinstance(e, dict)] if isinstance(stats, list) else []
+
+
 class StatsEvents:
     """Which logs change stats, and the datatoken each concerns."""
 
@@ -223,11 +293,13 @@ class StatsEvents:
 
 
 def indexed_datatokens(ddo: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The ``datatokens`` of a stored DDO; from its services if it has none (older index)."""
-    listed = ddo.get("datatokens")
+    """The ``datatokens`` of a stored DDO; from its services if it has none (older index).
+    A 5.x DDO has both in ``credentialSubject``."""
+    fields = subject(ddo)
+    listed = fields.get("datatokens")
     if isinstance(listed, list) and listed:
         return [d for d in listed if isinstance(d, dict)]
-    services = ddo.get("services")
+    services = fields.get("services")
     return [{"address": s["datatokenAddress"]} for s in services if isinstance(s, dict)
             and isinstance(s.get("datatokenAddress"), str)] if isinstance(services, list) else []
 

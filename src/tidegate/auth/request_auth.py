@@ -21,13 +21,16 @@ from tidegate.auth.signatures import (
     InvalidSignatureError,
     contract_hashes,
     node_message,
-    signed_by,
+    signed_reading,
     verify_signer,
 )
 from tidegate.auth.tokens import AuthTokens, InvalidTokenError
 from tidegate.errors import BadRequestError, ValidationError
 from tidegate.stores.base import Store
 from tidegate.types import Nonce, checksum_address, is_address
+
+_HINTS = 100_000
+"""Signers whose last signature form is remembered (about 10 MB at most)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class RequestAuthenticator:
         """Called with the verified signer; raises to refuse (the rate limit's hook)."""
         self.contract_signer = contract_signer
         """ERC-1271, for Ocean Node's signed form when no key's signature matches."""
+        self._node_signer: dict[str, bool] = {}
+        """Signer -> whether its last signature of a two-form operation was Ocean Node's:
+        that form is tried first next time (one recovery, not two, in either generation;
+        the answer never depends on it)."""
 
     async def _verify(self, request: SignedRequest, nonce: Nonce, signature: str,
                       address: str) -> None:
@@ -90,10 +97,16 @@ class RequestAuthenticator:
         node = () if request.command is None else (
             node_message(request.signer, nonce.text, request.command),)
         try:
-            if signed_by(address, signature, messages=classic, node_messages=node):
-                return
+            kind = signed_reading(address, signature, messages=classic, node_messages=node,
+                                  node_first=self._node_signer.get(address, False))
         except InvalidSignatureError:
-            pass  # not a key's signature: a smart account's may have any length
+            kind = None  # not a key's signature: a smart account's may have any length
+        if kind is not None:
+            if classic and node:
+                if len(self._node_signer) >= _HINTS:
+                    self._node_signer.clear()  # rare; costs one extra recovery per signer
+                self._node_signer[address] = kind == "node"
+            return
         raw = _signature_bytes(signature)
         if (node and raw is not None and self.contract_signer is not None
                 and await self.contract_signer(address, contract_hashes(node[0]), raw)):

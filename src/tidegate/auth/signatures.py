@@ -8,7 +8,8 @@ separators, then the nonce exactly as received. ocean.py and Aquarius send ``v``
 
 from __future__ import annotations
 
-from itertools import chain
+import itertools
+from collections.abc import Iterator
 
 from coincurve import PublicKey
 from eth_account import Account
@@ -91,6 +92,16 @@ def _eip191(data: bytes) -> bytes:
     return keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
 
 
+def _node_readings(message: str) -> Iterator[bytes]:
+    """:func:`node_personal_digests`, one at a time (the later ones are rarely needed)."""
+    digest = message_digest(message)
+    yield _eip191(digest)
+    stripped = digest.lstrip(b"\x00")
+    if stripped != digest:
+        yield _eip191(stripped)
+    yield _eip191(("0x" + digest.hex()).encode("ascii"))
+
+
 def node_personal_digests(message: str) -> tuple[bytes, ...]:
     """The EIP-191 hashes an Ocean Node client may have signed for ``message``.
 
@@ -101,13 +112,7 @@ def node_personal_digests(message: str) -> tuple[bytes, ...]:
     All three are accepted; Ocean Node itself, comparing only the stripped form and the
     text, refuses a correct 32-byte signature of a digest that starts with a zero byte.
     """
-    digest = message_digest(message)
-    readings = [_eip191(digest)]
-    stripped = digest.lstrip(b"\x00")
-    if stripped != digest:
-        readings.append(_eip191(stripped))
-    readings.append(_eip191(("0x" + digest.hex()).encode("ascii")))
-    return tuple(readings)
+    return tuple(_node_readings(message))
 
 
 def contract_hashes(message: str) -> tuple[bytes, bytes]:
@@ -133,27 +138,36 @@ def recover_signer(message: str, signature: str) -> str:
     return _recover(_signature_bytes(signature), personal_digest(message))
 
 
-def signed_by(claimed: str, signature: str, *, messages: tuple[str, ...] = (),
-              node_messages: tuple[str, ...] = ()) -> bool:
-    """Whether ``claimed`` signed one of ``messages`` (the classic 32-byte reading) or
-    one of ``node_messages`` (any of :func:`node_personal_digests`).
+def signed_reading(claimed: str, signature: str, *, messages: tuple[str, ...] = (),
+                   node_messages: tuple[str, ...] = (), node_first: bool = False) -> str | None:
+    """Which form ``claimed`` signed: ``"classic"`` (one of ``messages``, the 32-byte
+    reading), ``"node"`` (one of ``node_messages``, any of :func:`node_personal_digests`),
+    or None.
 
     Each reading is one public-key recovery; the first that gives ``claimed`` decides.
-    Raises InvalidSignatureError for a malformed signature.
+    ``node_first`` only changes the order they are tried in, never the answer: a caller
+    that knows which form a signer used last passes it so that the usual case costs one
+    recovery in either generation. Raises InvalidSignatureError for a malformed signature.
     """
     raw = _signature_bytes(signature)
     address = checksum_address(claimed)
-    # Lazily, in order: a classic signature (the common case) is matched after one
-    # digest, without hashing every Ocean Node reading first.
-    digests = chain((personal_digest(m) for m in messages),
-                    (d for m in node_messages for d in node_personal_digests(m)))
-    for digest in digests:
+    classic = (("classic", personal_digest(m)) for m in messages)
+    node = (("node", d) for m in node_messages for d in _node_readings(m))
+    for kind, digest in itertools.chain(*((node, classic) if node_first else (classic, node))):
         try:
             if _recover(raw, digest) == address:
-                return True
+                return kind
         except InvalidSignatureError:
             continue
-    return False
+    return None
+
+
+def signed_by(claimed: str, signature: str, *, messages: tuple[str, ...] = (),
+              node_messages: tuple[str, ...] = ()) -> bool:
+    """Whether ``claimed`` signed one of ``messages`` (the classic 32-byte reading) or
+    one of ``node_messages`` (any of :func:`node_personal_digests`)."""
+    return signed_reading(claimed, signature, messages=messages,
+                          node_messages=node_messages) is not None
 
 
 def verify_signer(message: str, signature: str, claimed: str) -> None:

@@ -43,7 +43,7 @@ async def consumable_service(resolver: Resolver, chains: Chains, did: str, servi
                              consumer: str) -> AssetService:
     """The service, once ``consumer`` may consume the asset now (else a 400)."""
     found = await service_of(resolver, chains, did, service_id)
-    await check_consumable(found.chain, found.asset, consumer)
+    await check_consumable(found.chain, found.asset, consumer, found.service)
     return found
 
 

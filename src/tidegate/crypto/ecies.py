@@ -24,6 +24,16 @@ def public_key_hex(private_key: str) -> str:
     return key.public_key.to_bytes().hex()
 
 
+def compressed_public_key_hex(private_key: str) -> str:
+    """The 33-byte compressed public key, ``0x``-hex, of a hex private key.
+
+    The form Ocean Node publishes as ``nodePublicKey`` (its libp2p key's raw bytes);
+    eciesjs, which ocean.js encrypts with, reads it as well as the uncompressed one.
+    """
+    key = keys.PrivateKey(bytes.fromhex(private_key.removeprefix("0x")))
+    return "0x" + key.public_key.to_compressed_bytes().hex()
+
+
 def encrypt(public_key: str, plaintext: bytes) -> bytes:
     """Encrypt ``plaintext`` to ``public_key`` (hex); returns the raw ECIES bytes."""
     result: bytes = ecies.encrypt(public_key, plaintext)

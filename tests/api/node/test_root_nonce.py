@@ -47,3 +47,23 @@ async def test_a_node_signed_request_advances_the_shared_nonce(
         "address": CONSUMER_ADDRESS, "nonce": "2", "expiration": "9999999999",
         "signature": "0x" + "11" * 65})
     assert r.status_code == 401
+
+
+async def test_root_node_public_key_is_the_provider_key(client: httpx.AsyncClient) -> None:
+    """ocean.js 8 reads ``nodePublicKey`` and ECIES-encrypts to it (``eciesencrypt``:
+    ``PublicKey.fromHex``, so hex text, with or without ``0x``); the provider key must
+    decrypt what it encrypted. The classic keys keep their place and values."""
+    import ecies
+    from eth_keys import keys
+
+    from tests.helpers import PROVIDER_KEY
+
+    root = (await client.get("/", headers=oceanjs8.JSON)).json()
+    expected = keys.PrivateKey(bytes.fromhex(PROVIDER_KEY[2:])).public_key
+    assert root["nodePublicKey"] == "0x" + expected.to_compressed_bytes().hex()
+    assert list(root)[:5] == ["software", "version", "chainIds", "providerAddresses",
+                              "serviceEndpoints"]
+    # What ocean.js does with it (eciesjs and eciespy share the format), then what the
+    # provider does with its key.
+    sealed = ecies.encrypt(root["nodePublicKey"], b'{"registry":"x"}')
+    assert ecies.decrypt(PROVIDER_KEY[2:], sealed) == b'{"registry":"x"}'

@@ -9,14 +9,26 @@
 // getDownloadUrl, given a token, leaves nonce and signature out); the script fetches
 // that URL with the token in Authorization, as a browser dApp would.
 //
+// Publishing (the steps publish_*, then resolve/order/download of what was published):
+// as ocean.js 8's CodeExamples.md does it, NftFactory.createNftWithDatatokenWithDispenser,
+// ProviderInstance.encrypt of the files and of the DDO (a 4.1.0 one as in the docs, and a
+// 5.0.0 one in ddo-js's layout), Aquarius.validate, Nft.setMetadata (flags 2, the validate
+// hash), Aquarius.waitForIndexer, then initialize + startOrder (4.1.0) or orderAsset
+// (5.0.0: it reads the datatoken from credentialSubject.datatokens), getDownloadUrl and
+// downloadFile.
+//
 // Environment: E2E_PROVIDER_URL (also the Aquarius URL), E2E_RPC_URL, E2E_DID (the
-// dev demo asset), E2E_CONSUMER_KEY (holds its datatokens), E2E_FILE_URL (a file for
-// getFileInfo). Writes a JSON report to
+// dev demo asset), E2E_CONSUMER_KEY (holds its datatokens), E2E_PUBLISHER_KEY (publishes),
+// ADDRESS_FILE (ConfigHelper reads it), E2E_FILE_URL (a file for getFileInfo and the
+// published assets). Writes a JSON report to
 // argv[2]: {"client": {...}, "steps": {name: {ok, seconds, detail | error}}}.
 import crypto from 'crypto'
 import fs from 'fs'
 import { ethers } from 'ethers'
-import { Aquarius, Datatoken, ProviderInstance, downloadFile } from '@oceanprotocol/lib'
+import {
+  Aquarius, ConfigHelper, Datatoken, Dispenser, Nft, NftFactory, ProviderInstance, ZERO_ADDRESS,
+  downloadFile, getEventFromTx, orderAsset
+} from '@oceanprotocol/lib'
 
 const env = process.env
 const providerUrl = env.E2E_PROVIDER_URL.replace(/\/+$/, '')
@@ -39,10 +51,39 @@ async function step (name, needs, fn) {
   }
 }
 
+// The DDOs ocean.js 8 users publish: CodeExamples.md's genericAsset (4.1.0), and the
+// same asset as a 5.0.0 verifiable credential (ddo-js's DDO5 types).
+function makeDdo (version, nftAddress, datatokenAddress, files) {
+  const digest = crypto.createHash('sha256')
+    .update(ethers.getAddress(nftAddress) + '8996').digest('hex')
+  const metadata = {
+    created: '2021-12-20T14:35:20Z', updated: '2021-12-20T14:35:20Z', type: 'dataset',
+    name: `tide tables ${version}`, description: 'Ocean protocol test dataset description',
+    author: 'oceanprotocol-team', license: 'MIT', tags: ['white-papers'],
+    additionalInformation: { 'test-key': 'test-value' }
+  }
+  const service = { id: 'db164c1b981e4d2974e90e61bda121512e6909c1035c908d68933ae4cfaba6b0',
+    type: 'access', files, datatokenAddress, serviceEndpoint: providerUrl, timeout: 0 }
+  if (version === '4.1.0') {
+    return { '@context': ['https://w3id.org/did/v1'], id: 'did:op:' + digest, version,
+      chainId: 8996, nftAddress, metadata, services: [service] }
+  }
+  const id = 'did:ope:' + digest
+  return { '@context': ['https://www.w3.org/ns/credentials/v2'], id, version,
+    type: ['VerifiableCredential'], issuer: 'did:op:tidegate-e2e',
+    credentialSubject: { id, chainId: 8996, nftAddress,
+      metadata: { ...metadata, providedBy: 'oceanprotocol-team' },
+      services: [{ ...service, name: 'download', state: 0 }],
+      credentials: { allow: [], deny: [] } } }
+}
+
 const sha256 = (bytes) => crypto.createHash('sha256').update(Buffer.from(bytes)).digest('hex')
 
 async function main () {
-  const rpc = new ethers.JsonRpcProvider(env.E2E_RPC_URL)
+  // No request cache: ethers reuses an identical call's answer for 250 ms, so a second
+  // transaction sent right after the first (dispense, then startOrder) would be given
+  // the same account nonce.
+  const rpc = new ethers.JsonRpcProvider(env.E2E_RPC_URL, undefined, { cacheTimeout: -1 })
   const consumer = new ethers.Wallet(env.E2E_CONSUMER_KEY, rpc)
   const address = await consumer.getAddress()
   const did = env.E2E_DID
@@ -51,6 +92,21 @@ async function main () {
     const ok = await ProviderInstance.isValidProvider(providerUrl)
     if (!ok) throw new Error('isValidProvider is false')
     return { ok }
+  })
+  await step('root_document', [], async () => {
+    // HttpProvider.getEndpoints: a GET with a JSON content type, then response.json().
+    const root = await (await fetch(providerUrl, {
+      headers: { 'Content-Type': 'application/json' } })).json()
+    // What ocean.js 8 does with nodePublicKey before encrypting to it (eciesencrypt).
+    const { PublicKey } = await import('eciesjs')
+    let parses = false
+    try {
+      PublicKey.fromHex(root.nodePublicKey)
+      parses = true
+    } catch (err) {}
+    return { has_provider_addresses: 'providerAddresses' in root,
+      provider_address: root.providerAddress, provider_addresses: root.providerAddresses,
+      node_public_key_parses: parses, services: Object.keys(root.serviceEndpoints) }
   })
   await step('get_nonce', [], async () => {
     return { nonce: await ProviderInstance.getNonce(providerUrl, address) }
@@ -124,6 +180,104 @@ async function main () {
     const after = await fetch(url, { headers: { Authorization: state.token } })
     return { answer, after: after.status, body: await after.json() }
   })
+  const config = new ConfigHelper().getConfig(8996)
+  const publisher = new ethers.Wallet(env.E2E_PUBLISHER_KEY, rpc)
+  const aquarius = new Aquarius(providerUrl)
+  const published = {}
+  for (const version of ['4.1.0', '5.0.0']) {
+    const tag = version.replace(/\./g, '')
+    await step(`publish_${tag}`, [], async () => {
+      const me = await publisher.getAddress()
+      const factory = new NftFactory(config.nftFactoryAddress, publisher, 8996)
+      const bundle = await factory.createNftWithDatatokenWithDispenser(
+        { name: `Tide ${version}`, symbol: 'TIDE', templateIndex: 1, tokenURI: '',
+          transferable: true, owner: me },
+        { templateIndex: 1, cap: '100000', feeAmount: '0', paymentCollector: ZERO_ADDRESS,
+          feeToken: ZERO_ADDRESS, minter: me, mpFeeAddress: ZERO_ADDRESS },
+        { dispenserAddress: config.dispenserAddress, maxTokens: '1', maxBalance: '1',
+          withMint: true, allowedSwapper: ZERO_ADDRESS })
+      const receipt = await bundle.wait()
+      const nftAddress = getEventFromTx(receipt, 'NFTCreated').args.newTokenAddress
+      const datatokenAddress = getEventFromTx(receipt, 'TokenCreated').args.newTokenAddress
+      const files = await ProviderInstance.encrypt({ datatokenAddress, nftAddress,
+        files: [{ type: 'url', url: env.E2E_FILE_URL, method: 'GET' }] }, 8996, providerUrl,
+      publisher)
+      const ddo = makeDdo(version, nftAddress, datatokenAddress, files)
+      const encryptedDDO = await ProviderInstance.encrypt(ddo, 8996, providerUrl, publisher)
+      const valid = await aquarius.validate(ddo, publisher, providerUrl)
+      if (!valid || valid.valid !== true) throw new Error('Aquarius.validate: ' + JSON.stringify(valid))
+      const sent = await new Nft(publisher, 8996).setMetadata(nftAddress, me, 0, providerUrl,
+        '', ethers.toBeHex(2), encryptedDDO, valid.hash)
+      const mined = await rpc.waitForTransaction(sent.hash)
+      published[tag] = { ddo, datatokenAddress, tx: mined.hash }
+      return { did: ddo.id, status: mined.status, hash: valid.hash,
+        validator: valid.proof.validatorAddress }
+    })
+  }
+  await step('wait_for_indexer_410', ['publish_410'], async () => {
+    // As the docs: no txid (a 4.1.0 DDO is served as Aquarius v4 serves it).
+    const ddo = await aquarius.waitForIndexer(published['410'].ddo.id, undefined, undefined,
+      500, 60)
+    if (!ddo) throw new Error('not indexed')
+    published['410'].resolved = await aquarius.resolve(ddo.id)
+    const r = published['410'].resolved
+    return { id: r.id, metadata_equal: JSON.stringify(r.metadata) ===
+      JSON.stringify(published['410'].ddo.metadata), datatokens: r.datatokens,
+    has_indexed_metadata: 'indexedMetadata' in r, event: r.event, nft_state: r.nft.state }
+  })
+  await step('wait_for_indexer_500', ['publish_500'], async () => {
+    // With the txid: ddo-js reads indexedMetadata.event.txid.
+    const p = published['500']
+    const ddo = await aquarius.waitForIndexer(p.ddo.id, p.tx, undefined, 500, 60)
+    if (!ddo) throw new Error('not indexed with txid ' + p.tx)
+    p.resolved = await aquarius.resolve(ddo.id)
+    const r = p.resolved
+    return { id: r.id, subject_metadata_equal: JSON.stringify(r.credentialSubject.metadata) ===
+      JSON.stringify(p.ddo.credentialSubject.metadata),
+    datatokens: r.credentialSubject.datatokens, indexed: r.indexedMetadata, top_keys: Object.keys(r) }
+  })
+  await step('query_500', ['wait_for_indexer_500'], async () => {
+    // Aquarius.querySearch as a market filters: by ES id, and by a credentialSubject field.
+    const p = published['500']
+    const byId = await aquarius.querySearch({ query: { terms: { _id: [p.ddo.id] } } })
+    const byName = await aquarius.querySearch({ query: { match_phrase: {
+      'credentialSubject.metadata.name': p.ddo.credentialSubject.metadata.name } } })
+    return { by_id: byId.hits.hits.map((h) => h._id),
+      by_name: byName.hits.hits.map((h) => h._id) }
+  })
+  await step('consume_410', ['wait_for_indexer_410'], async () => {
+    const p = published['410']
+    const { id, services } = p.resolved
+    const files = await ProviderInstance.checkDidFiles(id, services[0].id, providerUrl)
+    await (await new Dispenser(config.dispenserAddress, consumer, 8996).dispense(
+      p.datatokenAddress, '1', address))?.wait?.()
+    const init = await ProviderInstance.initialize(id, services[0].id, 0, address, providerUrl)
+    const dt = new Datatoken(consumer, 8996, { chainId: 8996, nodeUri: env.E2E_RPC_URL })
+    const sent = await dt.startOrder(p.datatokenAddress, address, 0, init.providerFee)
+    const receipt = await rpc.waitForTransaction(sent.hash)
+    const url = await ProviderInstance.getDownloadUrl(id, services[0].id, 0, receipt.hash,
+      providerUrl, consumer)
+    const { data, filename } = await downloadFile(url, 0)
+    return { valid: files.map((f) => f.valid), order_status: receipt.status, filename,
+      sha256: sha256(data) }
+  })
+  await step('consume_500', ['wait_for_indexer_500'], async () => {
+    const p = published['500']
+    const r = p.resolved
+    const service = r.credentialSubject.services[0]
+    const files = await ProviderInstance.checkDidFiles(r.id, service.id, providerUrl)
+    // orderAsset reads the datatoken from the served DDO (ddo-js getAssetFields), then
+    // dispenses and orders (template 1, free).
+    const sent = await orderAsset(r, consumer, config,
+      new Datatoken(consumer, 8996, config), providerUrl)
+    const receipt = await rpc.waitForTransaction(sent.hash)
+    const url = await ProviderInstance.getDownloadUrl(r.id, service.id, 0, receipt.hash,
+      providerUrl, consumer)
+    const { data, filename } = await downloadFile(url, 0)
+    return { valid: files.map((f) => f.valid), order_status: receipt.status, filename,
+      sha256: sha256(data) }
+  })
+
   await step('node_status', [], async () => {
     const status = await ProviderInstance.getNodeStatus(providerUrl)
     if (!status) throw new Error('getNodeStatus gave ' + status)

@@ -93,3 +93,20 @@ def test_the_hex_text_reading_is_not_accepted_for_classic_messages() -> None:
 def test_malformed_signature_raises() -> None:
     with pytest.raises(InvalidSignatureError):
         signed_by(CONSUMER_ADDRESS, "0x1234", node_messages=("x",))
+
+
+def test_the_form_tried_first_never_changes_the_answer() -> None:
+    """``node_first`` orders the recoveries (the authenticator passes the signer's last
+    form); which form was signed, and whether any was, stays the same either way."""
+    from tidegate.auth.signatures import signed_reading
+
+    node = node_message(CONSUMER_ADDRESS, "7", "download")
+    classic = "did:op:" + "ab" * 32 + "7"
+    for signature, expected in ((sign_like_ocean_js8(node, CONSUMER_KEY), "node"),
+                                (sign_like_ocean_js(classic, CONSUMER_KEY), "classic"),
+                                (sign_like_ocean_js8(node + "x", CONSUMER_KEY), None)):
+        for node_first in (False, True):
+            assert signed_reading(CONSUMER_ADDRESS, signature, messages=(classic,),
+                                  node_messages=(node,), node_first=node_first) == expected
+        assert signed_reading(OTHER_ADDRESS, signature, messages=(classic,),
+                              node_messages=(node,), node_first=True) is None

@@ -13,19 +13,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidegate.api.context import services
+from tidegate.api.node.credentials import node_proof, node_token
 from tidegate.api.params import (
     NoParams,
     Params,
     decode_json,
     json_object,
     max_json_depth,
+    parse_model,
     read_body,
 )
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
-from tidegate.assets.validation import validation_proof
+from tidegate.assets.versions import subject
+from tidegate.commands.validate_ddo import (
+    VALIDATE_DDO,
+    NodeValidate,
+    validate_document,
+    validate_signed,
+)
 from tidegate.errors import NotFoundError
-from tidegate.types import Did
+from tidegate.types import AddressText, Did, Nonce
 
 BASE = "/api/aquarius/assets"
 _MAX_BODY = 1024 * 1024
@@ -37,6 +45,21 @@ class DdoNotFoundError(NotFoundError):
 
 class DidPath(Params):
     did: Did
+
+
+class NodeValidateParams(Params):
+    """Ocean Node's ``ddo/validate`` body (ocean.js >= 6): the DDO and, optionally, the
+    publisher's signature of ``publisherAddress + nonce + "validateDDO"``."""
+
+    ddo: dict[str, Any]
+    publisherAddress: AddressText | None = None
+    nonce: Nonce | None = None
+    signature: str | None = None
+
+
+def is_node_validate(body: object) -> bool:
+    """Ocean Node's form wraps the DDO in ``ddo``; a DDO itself always has an ``id``."""
+    return isinstance(body, dict) and isinstance(body.get("ddo"), dict) and "id" not in body
 
 
 async def _document(request: Request, did: str) -> dict[str, Any]:
@@ -51,7 +74,8 @@ async def get_ddo(request: Request, p: DidPath) -> Response:
 
 
 async def get_metadata(request: Request, p: DidPath) -> Response:
-    return JsonResponse((await _document(request, p.did)).get("metadata", {}))
+    # A 5.x DDO keeps its metadata in credentialSubject.
+    return JsonResponse(subject(await _document(request, p.did)).get("metadata", {}))
 
 
 async def post_query(request: Request, _: NoParams) -> Response:
@@ -67,9 +91,18 @@ async def post_validate(request: Request, _: NoParams) -> Response:
     # The body is the DDO, whose exact bytes are hashed: read as it is.
     body = await read_body(request, _MAX_BODY)
     ddo = decode_json(body, "The DDO", max_depth=max_json_depth(request))
+    svc = services(request)
     # The same key as operator-service requests: one rule (Settings.chain_independent_key).
-    key = services(request).settings.chain_independent_key
-    return JsonResponse(validation_proof(body, ddo, key.get_secret_value()))
+    key = svc.settings.chain_independent_key.get_secret_value()
+    if not is_node_validate(ddo):
+        return JsonResponse(validate_document(body, ddo, key))
+    p = parse_model(NodeValidateParams, ddo)
+    token = node_token(request)
+    proof = None
+    if p.publisherAddress or p.signature or p.nonce is not None or token:
+        proof = node_proof(p.publisherAddress or "", p.nonce, p.signature, VALIDATE_DDO, token)
+    return JsonResponse(await validate_signed(NodeValidate(p.ddo, proof), key,
+                                              svc.authenticator))
 
 
 ENDPOINTS = [
@@ -85,6 +118,8 @@ ENDPOINTS = [
     Endpoint("aquariusValidate", "POST", BASE + "/ddo/validate", post_validate,
              "Validate a DDO and sign its hash (proof for setMetaData); a JSON object that "
              "is not a valid DDO is answered 400 validation_error with errors {field: why} "
-             "(the DDO rules are the validator's, not this schema's)", source="none",
+             "(the DDO rules are the validator's, not this schema's). Ocean Node's form "
+             "{ddo, publisherAddress, nonce, signature} (signed address + nonce + "
+             "'validateDDO') hashes JSON.stringify(ddo)", source="none",
              free_body="json", service=False),
 ]

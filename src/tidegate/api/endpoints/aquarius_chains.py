@@ -20,6 +20,7 @@ from tidegate.api.params import NoParams, Params, decode_json, max_json_depth, r
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
 from tidegate.assets.resolver import Resolver
+from tidegate.assets.versions import subject
 from tidegate.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from tidegate.types import digits_value
 
@@ -51,7 +52,7 @@ def _payload(request: Request, body: bytes) -> object:
 async def _name(resolver: Resolver, did: str, limit: asyncio.Semaphore) -> object:
     async with limit:
         ddo = await resolver.resolve_raw(did)
-    metadata = ddo.get("metadata") if ddo else None
+    metadata = subject(ddo).get("metadata") if ddo else None  # 5.x: in credentialSubject
     return metadata.get("name", "") if isinstance(metadata, dict) else ""
 
 

@@ -11,6 +11,7 @@ from tidegate.api.cors import allow_any_origin
 from tidegate.api.params import NoParams
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint, service_endpoints
+from tidegate.crypto.ecies import compressed_public_key_hex
 
 
 def root_document(request: Request) -> dict[str, object]:
@@ -29,6 +30,11 @@ def root_document(request: Request) -> dict[str, object]:
     distinct = set(addresses.values())
     if len(distinct) == 1:
         document["providerAddress"] = distinct.pop()
+        # Ocean Node's single node key, which ocean.js 8 ECIES-encrypts compute output
+        # settings and registry credentials to. Ocean Node sends its bytes as a JSON
+        # object of numbers; ocean.js 6 reads only hex text, 8.x either: hex serves all.
+        key = next(iter(svc.chains.by_id.values())).provider_key
+        document["nodePublicKey"] = compressed_public_key_hex(key)
     return document
 
 
