@@ -55,6 +55,13 @@ class Environment:
     """Docker only: glob patterns an image reference must match (empty: any image)."""
     gpus: Gpus | None = None
     """Docker only: the GPUs each of its jobs gets (None: no GPU, no device)."""
+    free_jobs_per_consumer: int = 0
+    """Free compute (Ocean Node's protocol): unfinished free jobs one consumer may have
+    at once in this environment; 0 means ``max_jobs``."""
+
+    @property
+    def free_job_limit(self) -> int:
+        return self.free_jobs_per_consumer or self.max_jobs
 
     @property
     def free(self) -> bool:

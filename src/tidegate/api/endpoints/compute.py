@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tidegate.api.context import services
+from tidegate.api.context import compute_context, services
 from tidegate.api.endpoints.access import render_quote
 from tidegate.api.endpoints.compute_params import (
     ContainerParams,
@@ -23,6 +23,7 @@ from tidegate.api.endpoints.compute_params import (
     SignedJobParams,
     StartComputeParams,
 )
+from tidegate.api.node import compute as node
 from tidegate.api.outbound import probing
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
@@ -39,14 +40,12 @@ from tidegate.compute.jobs import JobRecord
 
 
 def _context(request: Request) -> ComputeContext:
-    svc = services(request)
-    return ComputeContext(
-        resolver=svc.resolver, chains=svc.chains, orders=svc.orders, storage=svc.probe_storage,
-        engine=svc.engine, authenticator=svc.authenticator)
+    return compute_context(request)
 
 
 def _jobs(records: list[JobRecord]) -> JsonResponse:
-    return JsonResponse([record.to_json() for record in records])
+    # Each job in the shape of the generation that started it (docs/ocean-node.md).
+    return JsonResponse([node.node_job(record) for record in records])
 
 
 def _quote(quote: ComputeQuote | ValidOrder) -> dict[str, Any]:
@@ -70,6 +69,10 @@ def render_quotes(quotes: ComputeQuotes) -> dict[str, Any]:
 async def get_environments(request: Request, p: EnvironmentsParams) -> Response:
     svc = services(request)
     envs = await compute_environments(svc.engine, svc.chains)
+    if p.protocol == "node":
+        chain = None if p.chainId is None else p.chainId.value
+        return JsonResponse(node.node_environments(
+            [env for chain_envs in envs.values() for env in chain_envs], chain))
     return JsonResponse({str(chain_id): [env.to_json() for env in chain_envs]
                          for chain_id, chain_envs in envs.items()})
 
@@ -91,7 +94,7 @@ async def get_compute(request: Request, p: JobParams) -> Response:
 
 
 async def put_compute(request: Request, p: SignedJobParams) -> Response:
-    selection = p.selection(request.headers.get("AuthToken"))
+    selection = p.selection(request.headers.get("AuthToken"), node.STOP)
     return _jobs(await stop_compute(_context(request), selection))
 
 
@@ -101,7 +104,8 @@ async def delete_compute_jobs(request: Request, p: SignedJobParams) -> Response:
 
 
 async def get_compute_result(request: Request, p: ResultParams) -> Response:
-    result = await compute_result(_context(request), p.command(request.headers.get("AuthToken")))
+    result = await compute_result(_context(request), p.command(
+        request.headers.get("AuthToken"), node.RESULT))
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in result.chunks:
@@ -124,8 +128,12 @@ ENDPOINTS = [
              post_initialize_compute, "Quotes for the datasets and algorithm of a job",
              params=InitializeComputeParams, source="json", fetches_files=True),
     Endpoint("computeStart", "POST", "/api/services/compute", post_compute,
-             "Start a job (signed consumerAddress + dataset.documentId + nonce)",
-             params=StartComputeParams, source="json", fetches_files=True),
+             "Start a job (signed consumerAddress + dataset.documentId + nonce); a body "
+             "with datasets or payment is Ocean Node's paid start (docs/ocean-node.md)",
+             params=StartComputeParams, source="json", fetches_files=True,
+             variant=node.PAID_START_VARIANT,
+             responses=((200, "A one-job list"),
+                        (402, "Ocean Node's paid start: escrow payments unavailable"))),
     Endpoint("computeStatus", "GET", "/api/services/compute", get_compute,
              "Status of the consumer's jobs (unsigned unless TIDEGATE_COMPUTE_STATUS_SIGNED)",
              params=JobParams),

@@ -10,7 +10,7 @@ computeResult ``consumerAddress + jobId + index + nonce``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 import orjson
 import pydantic
@@ -180,14 +180,17 @@ class JobParams(Params):
         + NONCE_RULE[0].lower() + NONCE_RULE[1:]))
     signature: str | None = None
 
-    def selection(self, auth_token: str | None) -> JobSelection:
+    def selection(self, auth_token: str | None, command: str | None = None) -> JobSelection:
+        """``command``: Ocean Node's name of the operation, whose signed form
+        (``consumerAddress + nonce + command``) is accepted too."""
         message = compute_message(self.consumerAddress, self.jobId or "",
                                   self.documentId or "")
         return JobSelection(
             owner=checksum_address(self.consumerAddress), job_id=self.jobId,
             did=self.documentId,
             proof=SignedRequest(signer=self.consumerAddress, message=message, nonce=self.nonce,
-                                signature=self.signature, auth_token=auth_token))
+                                signature=self.signature, auth_token=auth_token,
+                                command=command))
 
 
 class SignedJobParams(JobParams):
@@ -201,16 +204,22 @@ class ResultParams(Params):
     nonce: Nonce
     signature: str | None = None
 
-    def command(self, auth_token: str | None) -> ComputeResult:
+    def command(self, auth_token: str | None, node_command: str | None = None) -> ComputeResult:
+        """``node_command``: Ocean Node's name (``getComputeResult``), whose signed form
+        is accepted too."""
         message = compute_result_message(self.consumerAddress, self.jobId, self.index.text)
         return ComputeResult(job_id=self.jobId, index=self.index.value, proof=SignedRequest(
             signer=self.consumerAddress, message=message, nonce=self.nonce,
-            signature=self.signature, auth_token=auth_token))
+            signature=self.signature, auth_token=auth_token, command=node_command))
 
 
 class EnvironmentsParams(Params):
     chainId: ChainIdParam | None = pydantic.Field(
-        None, description="Accepted; every chain's environments are returned, keyed by id.")
+        None, description="Classic: accepted, every chain's environments are returned, "
+                          "keyed by id. With protocol=node: only that chain's.")
+    protocol: Literal["node"] | None = pydantic.Field(None, description=(
+        "node: the C2D v2 shape of Ocean Node's protocol (a flat list); GET / gives "
+        "this path with it to Ocean Node's clients (docs/ocean-node.md)."))
 
 
 def _container_schema(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:

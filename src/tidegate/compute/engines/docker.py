@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
@@ -285,6 +285,10 @@ class DockerEngine:
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         """Open result ``index`` of the owner's job (the log also while it runs)."""
         return await self._book.open_result(owner, job_id, index)
+
+    async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
+        """The running job's log as it grows (the store's record says when it ends)."""
+        return await self._book.follow_log(owner, job_id)
 
     # --- running a job -----------------------------------------------------------------
     async def _request_stop(self, job_id: str) -> None:
