@@ -21,6 +21,7 @@ environment has no ``free`` block: free jobs there are refused.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -138,7 +139,7 @@ def describe(env: Environment, *, running: int, free_running: int,
                                       "prices": resource_prices(env)}]},
         "resources": resources,
         "access": {"addresses": [], "accessLists": None},
-        "platform": {"architecture": "x86_64", "os": "linux"},
+        "platform": {"architecture": platform.machine(), "os": platform.system().lower()},
         "enableNetwork": env.allow_network,
         "runningJobs": running,
         "runningfreeJobs": free_running,

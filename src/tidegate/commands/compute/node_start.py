@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,9 +44,10 @@ from tidegate.compute.resources import ResourceAmount, fill_resources, job_cost
 from tidegate.errors import BadRequestError, TidegateError
 from tidegate.files.objects import parse_file_object
 
-#: Serialises the free-job limit's check and the job's creation in this process, so two
-#: concurrent starts of one consumer cannot both pass the limit.
-_FREE_ADMISSION: Final = asyncio.Lock()
+#: Per engine: serialises the free-job limit's check and the job's creation in this
+#: process, so two concurrent starts of one consumer cannot both pass the limit.
+_FREE_ADMISSION: Final[weakref.WeakKeyDictionary[Any, asyncio.Lock]] = \
+    weakref.WeakKeyDictionary()
 
 
 class PaymentUnavailableError(TidegateError):
@@ -198,6 +200,6 @@ async def start_node_compute(ctx: ComputeContext, cmd: StartNodeCompute,
                    free=cmd.payment is None)
     if cmd.payment is not None:
         return await ctx.engine.start(spec)
-    async with _FREE_ADMISSION:
+    async with _FREE_ADMISSION.setdefault(ctx.engine, asyncio.Lock()):
         await _free_slot(ctx, consumer, env)
         return await ctx.engine.start(spec)
