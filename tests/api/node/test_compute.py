@@ -227,3 +227,30 @@ async def test_bad_v2_bodies_are_400(chain_client: httpx.AsyncClient,
     assert r.status_code == 400, r.text
     r = await chain_client.post("/api/services/freeCompute", json={**base, **body})
     assert r.status_code in (400, 401), r.text
+
+
+async def test_stop_and_result_with_an_auth_token(chain_client: httpx.AsyncClient) -> None:
+    """ocean.js 8 given a token: no nonce, no signature, the token in Authorization."""
+    env = await v2_environment(chain_client)
+    token = (await oceanjs8.generate_auth_token(chain_client)).json()["token"]
+    headers = {**oceanjs8.JSON, "Authorization": token}
+    _, path = await oceanjs8.endpoint(chain_client, "freeCompute")
+    r = await chain_client.post(path, headers=headers, json={
+        "consumerAddress": CONSUMER_ADDRESS, "environment": env["id"], "datasets": [],
+        "algorithm": raw(TICKS)})
+    assert r.status_code == 200, r.text
+    job_id = r.json()[0]["jobId"]
+    _, path = await oceanjs8.endpoint(chain_client, "computeStop")
+    r = await chain_client.put(path + f"?consumerAddress={CONSUMER_ADDRESS}&jobId={job_id}",
+                               headers=headers)
+    assert r.status_code == 200, r.text
+    done = await wait_v2(chain_client, job_id)
+    assert done["statusText"] == "Job stopped"
+    _, path = await oceanjs8.endpoint(chain_client, "computeResult")
+    url = path + f"?consumerAddress={CONSUMER_ADDRESS}&jobId={job_id}&index=0"
+    r = await chain_client.get(url, headers={"Authorization": token})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    # Without the token (and no nonce): refused, as before.
+    r = await chain_client.get(url)
+    assert (r.status_code, r.json()["errors"]) == (400, {
+        "nonce": "The nonce field is required."})

@@ -24,6 +24,7 @@ from tidegate.api.endpoints.compute_params import (
     StartComputeParams,
 )
 from tidegate.api.node import compute as node
+from tidegate.api.node.credentials import request_token
 from tidegate.api.outbound import probing
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
@@ -41,6 +42,13 @@ from tidegate.compute.jobs import JobRecord
 
 def _context(request: Request) -> ComputeContext:
     return compute_context(request)
+
+
+def _token(request: Request, command: str) -> tuple[str | None, str, bool]:
+    """(token, Ocean Node's command, whether the token needs a nonce): the classic
+    ``AuthToken`` header needs one, Ocean Node's ``Authorization`` token stands alone."""
+    token, needs_nonce = request_token(request)
+    return token, command, needs_nonce
 
 
 def _jobs(records: list[JobRecord]) -> JsonResponse:
@@ -94,7 +102,7 @@ async def get_compute(request: Request, p: JobParams) -> Response:
 
 
 async def put_compute(request: Request, p: SignedJobParams) -> Response:
-    selection = p.selection(request.headers.get("AuthToken"), node.STOP)
+    selection = p.selection(*_token(request, node.STOP))
     return _jobs(await stop_compute(_context(request), selection))
 
 
@@ -104,8 +112,7 @@ async def delete_compute_jobs(request: Request, p: SignedJobParams) -> Response:
 
 
 async def get_compute_result(request: Request, p: ResultParams) -> Response:
-    result = await compute_result(_context(request), p.command(
-        request.headers.get("AuthToken"), node.RESULT))
+    result = await compute_result(_context(request), p.command(*_token(request, node.RESULT)))
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in result.chunks:

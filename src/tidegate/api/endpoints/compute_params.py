@@ -180,9 +180,11 @@ class JobParams(Params):
         + NONCE_RULE[0].lower() + NONCE_RULE[1:]))
     signature: str | None = None
 
-    def selection(self, auth_token: str | None, command: str | None = None) -> JobSelection:
+    def selection(self, auth_token: str | None, command: str | None = None,
+                  token_needs_nonce: bool = True) -> JobSelection:
         """``command``: Ocean Node's name of the operation, whose signed form
-        (``consumerAddress + nonce + command``) is accepted too."""
+        (``consumerAddress + nonce + command``) is accepted too; ``token_needs_nonce``
+        False for Ocean Node's ``Authorization`` token, sent alone."""
         message = compute_message(self.consumerAddress, self.jobId or "",
                                   self.documentId or "")
         return JobSelection(
@@ -190,27 +192,29 @@ class JobParams(Params):
             did=self.documentId,
             proof=SignedRequest(signer=self.consumerAddress, message=message, nonce=self.nonce,
                                 signature=self.signature, auth_token=auth_token,
-                                command=command))
+                                command=command, token_needs_nonce=token_needs_nonce))
 
 
 class SignedJobParams(JobParams):
-    nonce: Nonce
+    nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
 
 
 class ResultParams(Params):
     consumerAddress: AddressText
     jobId: str
     index: ResultIndex
-    nonce: Nonce
+    nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
     signature: str | None = None
 
-    def command(self, auth_token: str | None, node_command: str | None = None) -> ComputeResult:
+    def command(self, auth_token: str | None, node_command: str | None = None,
+                token_needs_nonce: bool = True) -> ComputeResult:
         """``node_command``: Ocean Node's name (``getComputeResult``), whose signed form
-        is accepted too."""
+        is accepted too (and its ``Authorization`` token alone)."""
         message = compute_result_message(self.consumerAddress, self.jobId, self.index.text)
         return ComputeResult(job_id=self.jobId, index=self.index.value, proof=SignedRequest(
             signer=self.consumerAddress, message=message, nonce=self.nonce,
-            signature=self.signature, auth_token=auth_token, command=node_command))
+            signature=self.signature, auth_token=auth_token, command=node_command,
+            token_needs_nonce=token_needs_nonce))
 
 
 class EnvironmentsParams(Params):
