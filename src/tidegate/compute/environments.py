@@ -49,6 +49,8 @@ class Environment:
     description: str = "Local sandboxed compute"
     allow_network: bool = False
     current_jobs: int = 0
+    queued_jobs: int = 0
+    """Jobs of this process accepted and waiting for a slot (as ``current_jobs``)."""
     engine: str = "local"
     """Which engine runs its jobs: ``local`` (bubblewrap) or ``docker``."""
     allowed_images: tuple[str, ...] = ()

@@ -254,3 +254,25 @@ async def test_stop_and_result_with_an_auth_token(chain_client: httpx.AsyncClien
     r = await chain_client.get(url)
     assert (r.status_code, r.json()["errors"]) == (400, {
         "nonce": "The nonce field is required."})
+
+
+async def test_a_job_waiting_for_a_slot_is_queued(harness: ChainHarness,
+                                                  chain_settings: Any) -> None:
+    from tests.conftest import start_app
+
+    envs = '[{"id": "one-slot", "chainId": 8996, "maxJobs": 1, "freeJobsPerConsumer": 2}]'
+    async for client in start_app(chain_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=envs)):
+        jobs = []
+        for _ in range(2):
+            r = await oceanjs8.free_compute_start(client, "one-slot", [], raw(TICKS))
+            assert r.status_code == 200, r.text
+            jobs.append(r.json()[0]["jobId"])
+        deadline = time.monotonic() + 30
+        while (env := await v2_environment(client))["runningJobs"] != 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert (env["queuedJobs"], env["queuedFreeJobs"]) == (1, 1)
+        status = (await oceanjs8.compute_status(client, jobs[1])).json()[0]
+        assert (status["status"], status["statusText"]) == (1, "Job queued")
+        for job_id in jobs:
+            assert (await oceanjs8.compute_stop(client, job_id)).status_code == 200

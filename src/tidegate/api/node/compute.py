@@ -183,7 +183,8 @@ def node_environments(envs: list[Environment], chain_id: int | None) -> list[dic
     """``computeEnvironments`` in the C2D v2 shape: one flat list (``chain_id``: only the
     environments priced on that chain, as Ocean Node filters)."""
     return [describe(env, running=env.current_jobs,
-                     free_running=env.current_jobs if env.free else 0, queued=0)
+                     free_running=env.current_jobs if env.free else 0,
+                     queued=env.queued_jobs)
             for env in envs if chain_id is None or env.chain_id == chain_id]
 
 

@@ -200,7 +200,9 @@ class DockerEngine:
         """The configured environments with ``currentJobs`` of this process."""
         await self.open()
         return [replace(env, current_jobs=sum(1 for a in self._active.values()
-                                              if a.env_id == env.id and a.running))
+                                              if a.env_id == env.id and a.running),
+                        queued_jobs=sum(1 for a in self._active.values()
+                                        if a.env_id == env.id and not a.running))
                 for env in self._envs.values()]
 
     async def unavailable(self) -> DockerUnavailableError | None:

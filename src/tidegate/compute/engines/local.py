@@ -166,7 +166,9 @@ class LocalEngine:
         if await self.unavailable() is not None:
             return []
         return [replace(env, current_jobs=sum(1 for a in self._active.values()
-                                              if a.env_id == env.id and a.running))
+                                              if a.env_id == env.id and a.running),
+                        queued_jobs=sum(1 for a in self._active.values()
+                                        if a.env_id == env.id and not a.running))
                 for env in self._envs.values()]
 
     async def unavailable(self) -> SandboxUnavailableError | None:
