@@ -16,6 +16,7 @@ from tidegate.api.context import compute_context, services
 from tidegate.api.endpoints.access import render_quote
 from tidegate.api.endpoints.compute_params import (
     ContainerParams,
+    DeleteJobParams,
     EnvironmentsParams,
     InitializeComputeParams,
     JobParams,
@@ -106,7 +107,7 @@ async def put_compute(request: Request, p: SignedJobParams) -> Response:
     return _jobs(await stop_compute(_context(request), selection))
 
 
-async def delete_compute_jobs(request: Request, p: SignedJobParams) -> Response:
+async def delete_compute_jobs(request: Request, p: DeleteJobParams) -> Response:
     selection = p.selection(request.headers.get("AuthToken"))
     return _jobs(await delete_compute(_context(request), selection))
 
@@ -148,7 +149,7 @@ ENDPOINTS = [
              "Stop jobs (signed consumerAddress + jobId + documentId + nonce)",
              params=SignedJobParams),
     Endpoint("computeDelete", "DELETE", "/api/services/compute", delete_compute_jobs,
-             "Delete jobs and their results (signed like stop)", params=SignedJobParams),
+             "Delete jobs and their results (signed like stop)", params=DeleteJobParams),
     Endpoint("computeResult", "GET", "/api/services/computeResult", get_compute_result,
              "Download a job result (signed consumerAddress + jobId + index + nonce)",
              params=ResultParams),

@@ -196,7 +196,16 @@ class JobParams(Params):
 
 
 class SignedJobParams(JobParams):
+    """Stop: signed, or Ocean Node's ``Authorization`` token alone (hence no required
+    nonce here: the authenticator requires it without such a token)."""
+
     nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
+
+
+class DeleteJobParams(JobParams):
+    """Delete (classic only: Ocean Node answers 404 "Not yet implemented!")."""
+
+    nonce: Nonce
 
 
 class ResultParams(Params):
