@@ -115,14 +115,19 @@ class ComputePayments(Protocol):
     """SEAM (escrow, branch ``escrow``): pays for a v2 job before it runs.
 
     :func:`start_node_compute` calls :meth:`lock` once every other check passed and
-    before the engine starts the job; an exception refuses the job (nothing runs). The
-    claim when the job ends is the payments object's own (it is handed the job id).
+    before the engine starts the job; an exception refuses the job (nothing runs). If
+    the engine then refuses the job, :meth:`cancel` releases the lock. The claim when
+    the job ends is the payments object's own (it is handed the job id; the job's
+    record carries ``agreementId`` = the lock id, ``resources`` and ``maxJobDuration``).
     """
 
     async def lock(self, job: PaidJob) -> str:
         """Lock ``job.cost`` from the consumer's escrow deposit; return the lock's id
         (a transaction hash: the job's ``agreementId``). Raise a TidegateError (402 or
         400 with a stable code) when the job cannot be paid."""
+
+    async def cancel(self, job: PaidJob, lock_id: str) -> None:
+        """Release the lock of a job the engine then refused to start (nothing ran)."""
 
 
 async def _free_slot(ctx: ComputeContext, consumer: str, env: Environment) -> None:
@@ -187,19 +192,26 @@ async def start_node_compute(ctx: ComputeContext, cmd: StartNodeCompute,
     job_alg = await job_algorithm(ctx, cmd.algorithm, algorithm, consumer, env, orders)
     job_id = uuid.uuid4().hex
     agreement = orders[0][0].order_tx if orders else ""
+    paid: PaidJob | None = None
     if cmd.payment is not None:
         assert payments is not None
-        agreement = await payments.lock(PaidJob(
-            job_id=job_id, consumer=consumer, environment=env,
-            chain_id=cmd.payment.chain_id, token=cmd.payment.token,
-            resources=tuple(resources), seconds=seconds, cost=job_cost(env, seconds)))
+        paid = PaidJob(job_id=job_id, consumer=consumer, environment=env,
+                       chain_id=cmd.payment.chain_id, token=cmd.payment.token,
+                       resources=tuple(resources), seconds=seconds,
+                       cost=job_cost(env, seconds))
+        agreement = await payments.lock(paid)
     spec = JobSpec(job_id=job_id, owner=consumer, environment=env, chain_id=env.chain_id,
                    agreement_id=agreement, inputs=inputs, algorithm=job_alg,
                    max_duration=seconds, allow_network=env.allow_network, protocol="node",
                    resources=tuple((r.id, r.amount) for r in resources),
                    free=cmd.payment is None)
     if cmd.payment is not None:
-        return await ctx.engine.start(spec)
+        assert payments is not None and paid is not None
+        try:
+            return await ctx.engine.start(spec)
+        except BaseException:
+            await payments.cancel(paid, agreement)
+            raise
     async with _FREE_ADMISSION.setdefault(ctx.engine, asyncio.Lock()):
         await _free_slot(ctx, consumer, env)
         return await ctx.engine.start(spec)
