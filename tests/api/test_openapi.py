@@ -7,6 +7,7 @@ them from the outside, with a JSON Schema check of the document's own schemas.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -30,6 +31,12 @@ from tidegate.errors import BadRequestError, ValidationError
 from tidegate.types import digits_value
 
 ENDPOINTS = [e for e in all_endpoints() if e.params is not NoParams]
+#: A path both generations share may take two request forms (``Endpoint.variant``):
+#: the document says ``if <what only the other form carries> then <its schema> else
+#: <the endpoint's>``; each form is held to its branch, as its own pseudo-endpoint.
+VARIANTS = {f"{e.name}:node": e for e in ENDPOINTS if e.variant is not None}
+ENDPOINTS += [dataclasses.replace(e, name=name, params=e.variant.params, variant=None)
+              for name, e in VARIANTS.items() if e.variant is not None]
 DOCUMENT = openapi_document(all_endpoints(), "")
 COMPONENTS: dict[str, Any] = DOCUMENT["components"]["schemas"]
 FILE_OBJECT_KEYS = ("url", "method", "headers", "hash", "transactionId", "query", "address",
@@ -54,6 +61,8 @@ def schema_of(endpoint: Endpoint) -> dict[str, Any]:
     body = op.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None and endpoint.source in ("params", "json"):
         schema: dict[str, Any] = body["schema"]
+        if "if" in schema:  # the form the request carries
+            return dict(schema["then" if endpoint.name in VARIANTS else "else"])
         return schema
     params = op.get("parameters", [])
     return {"type": "object", "properties": {p["name"]: p["schema"] for p in params},

@@ -7,7 +7,11 @@ downloadFile (signed address + nonce + "download"), a replayed URL, auth token c
 its use and invalidation, getNodeStatus (directCommand). Publishing as ocean.js 8's
 docs do (a 4.1.0 DDO and a 5.0.0 one, encrypted, validated, setMetadata), resolved
 through its Aquarius class from Tidegate's indexer, then fileInfo, initialize, order and
-download of each. Compute v2 is not served yet.
+download of each.
+Compute v2: getComputeEnvironments
+(the v2 shape on the classic path), freeComputeStart on the consumer's own file with a
+raw algorithm, computeStatus until finished, getComputeResultUrl + download of the
+output, then a second, long job: computeStreamableLogs while it runs, computeStop.
 """
 
 from __future__ import annotations
@@ -163,3 +167,29 @@ def test_node_status(oceanjs8: DriverRun) -> None:
     detail = step(oceanjs8, "node_status", ("directCommand",))
     assert detail["http"] is True
     assert detail["provider"] == [{"chainId": "8996", "network": "8996"}]
+
+
+def test_compute_environments_v2_shape(oceanjs8: DriverRun) -> None:
+    detail = step(oceanjs8, "compute_environments", ("computeEnvironments",))
+    assert detail["resources"] == ["cpu", "ram", "disk", "gpu"]
+    assert detail["fees"] == ["8996"] and detail["free"]["maxJobs"] >= 1
+
+
+def test_free_compute_result(oceanjs8: DriverRun, file_origin: FileOrigin) -> None:
+    started = step(oceanjs8, "free_compute_start", ("freeCompute",))
+    assert started["isFree"] is True
+    done = step(oceanjs8, "compute_status_until_finished", ("computeStatus",))
+    assert (done["status"], done["statusText"]) == (70, "Job finished")
+    assert sorted(done["results"]) == ["algorithmLog", "output"]
+    result = step(oceanjs8, "compute_result_download", ("computeResult",))
+    assert result["status"] == 200 and result["digest"] == file_origin.sha256
+    assert result["log"].startswith(f"hashed {file_origin.size}")
+
+
+def test_streamable_logs_and_stop(oceanjs8: DriverRun) -> None:
+    assert step(oceanjs8, "long_free_job_running", ("freeCompute",))["status"] == 40
+    logs = step(oceanjs8, "compute_streamable_logs", ("computeStreamableLogs",))
+    assert logs["head"][:2] == ["tick 0", "tick 1"]
+    stopped = step(oceanjs8, "compute_stop", ("computeStop",))
+    assert stopped["stopRequested"] is True
+    assert (stopped["status"], stopped["statusText"]) == (70, "Job stopped")

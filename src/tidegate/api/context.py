@@ -12,6 +12,8 @@ from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
 from tidegate.chain.clients import Chains
+from tidegate.commands.compute.context import ComputeContext
+from tidegate.commands.compute.node_start import ComputePayments
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.files.objects import StorageContext
 from tidegate.files.safe_fetch import SafeFetcher
@@ -46,9 +48,20 @@ class Services:
     engine: ComputeEngine
     search_index: SearchIndex
     """The in-memory index that answers POST /api/aquarius/assets/query."""
+    compute_payments: ComputePayments | None = None
+    """SEAM (escrow): pays for paid compute of Ocean Node's protocol. None: such starts
+    answer 402 ``escrow_unavailable`` (``commands/compute/node_start.py``)."""
 
 
 def services(request: Request) -> Services:
     """The process's services (set by the app's lifespan)."""
     svc: Services = request.app.state.services
     return svc
+
+
+def compute_context(request: Request) -> ComputeContext:
+    """What the compute commands need, from the process's services (both generations)."""
+    svc = services(request)
+    return ComputeContext(
+        resolver=svc.resolver, chains=svc.chains, orders=svc.orders, storage=svc.probe_storage,
+        engine=svc.engine, authenticator=svc.authenticator)

@@ -80,7 +80,10 @@ class HotRoutes:
         started = time.perf_counter()
         body: bytes | None
         if path == "/":
-            body, route = getattr(self._state, "root_body", None), "/"
+            # Ocean Node's clients (an Authorization header) have their own document.
+            node = any(name == b"authorization" for name, _ in scope["headers"])
+            body = getattr(self._state, "root_body_node" if node else "root_body", None)
+            route = "/"
         else:
             body, route = await self._nonce_body(scope["query_string"]), NONCE_PATH
         if body is None:

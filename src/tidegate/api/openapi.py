@@ -46,6 +46,13 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     if endpoint.params is not NoParams:
         schema = endpoint.params.model_json_schema(ref_template=_REF)
         components.update(schema.pop("$defs", {}))
+        if endpoint.variant is not None:  # JSON bodies only: one schema per generation
+            other = endpoint.variant.params.model_json_schema(ref_template=_REF)
+            components.update(other.pop("$defs", {}))
+            schema = {"type": "object", "if": endpoint.variant.rule, "then": other,
+                      "else": schema, "title": schema.get("title", ""),
+                      "description": "Two request forms, told apart by the fields in "
+                                     "`if` (docs/ocean-node.md)."}
         if endpoint.source in ("params", "query"):
             op["parameters"] = _parameters(schema, "query")
         elif endpoint.source == "path":

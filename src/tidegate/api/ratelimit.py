@@ -43,6 +43,8 @@ ROUTE_CLASSES: Final[dict[str, str | None]] = {
     "computeStop": "signed",
     "computeDelete": "signed",
     "computeResult": "signed",
+    "freeCompute": "signed",
+    "computeStreamableLogs": "signed",
     "create_auth_token": "signed",
     "delete_auth_token": "signed",
     "generateAuthToken": "signed",

@@ -7,7 +7,7 @@ sees valid, typed parameters, and OpenAPI describes the model that validated the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +23,20 @@ from tidegate.api.params import NoParams, parse_model, read_json, read_params
 Handler = Callable[[Request, Any], Awaitable[Response]]
 """``handler(request, params)``: ``params`` is an instance of the endpoint's model."""
 Source = Literal["params", "json", "query", "path", "none"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A second request form on one method and path (the other protocol generation's),
+    told apart by what the request carries: ``carries`` is that rule over the parsed
+    parameters, ``rule`` the same rule as JSON Schema (OpenAPI: ``if rule then params
+    else`` the endpoint's own model). Requests it matches are validated into ``params``
+    and answered by ``handler``."""
+
+    carries: Callable[[Mapping[str, Any]], bool]
+    rule: dict[str, Any]
+    params: type[pydantic.BaseModel]
+    handler: Handler
 
 
 @dataclass(frozen=True)
@@ -57,9 +71,15 @@ class Endpoint:
     static: bool = False
     body_schema: dict[str, Any] | None = None
     body_required: bool = True
+    variant: Variant | None = None
 
     async def parse(self, request: Request) -> pydantic.BaseModel:
         """The request's parameters, validated into :attr:`params` (the one parse)."""
+        return (await self.dispatch(request))[1]
+
+    async def dispatch(self, request: Request) -> tuple[Handler, pydantic.BaseModel]:
+        """The handler for this request and its parameters, validated into its model
+        (:attr:`variant`'s when the request carries what it names)."""
         if self.source == "params":
             data: dict[str, Any] = await read_params(request)
         elif self.source == "json":
@@ -70,7 +90,9 @@ class Endpoint:
             data = dict(request.path_params)
         else:
             data = {}
-        return parse_model(self.params, data)
+        if self.variant is not None and self.variant.carries(data):
+            return self.variant.handler, parse_model(self.variant.params, data)
+        return self.handler, parse_model(self.params, data)
 
 
 def _guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
@@ -78,7 +100,8 @@ def _guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 
     async def handle(request: Request) -> Response:
         try:
-            return await endpoint.handler(request, await endpoint.parse(request))
+            handler, params = await endpoint.dispatch(request)
+            return await handler(request, params)
         except Exception as exc:
             return error_response(exc, route)
 

@@ -61,7 +61,7 @@ _KEYS: Final = frozenset({"id", "chainId", "cpu", "cpuNumber", "ramGB", "diskGB"
                           "maxJobDuration", "priceMin", "feeToken", "allowNetwork",
                           "description", "desc", "consumerAddress", "storageExpiry",
                           "engine", "allowedImages", "gpuNumber", "gpuType", "gpuDriver",
-                          "gpuDevices", "dockerHost"})
+                          "gpuDevices", "dockerHost", "freeJobsPerConsumer"})
 _ENGINES: Final = ("local", "docker")
 
 
@@ -170,6 +170,8 @@ def _environment(chains: Chains, entry: Mapping[str, Any], where: str,
         max_job_duration=_number(entry, "maxJobDuration", 600, where, integer=True,
                                  minimum=1),
         storage_expiry=_number(entry, "storageExpiry", 86400, where, integer=True),
+        free_jobs_per_consumer=_number(entry, "freeJobsPerConsumer", 0, where,
+                                       integer=True),
         description=description, allow_network=allow_network, engine=engine,
         allowed_images=tuple(p.strip() for p in allowed),
         docker_host=host_url(docker_host) if docker_host else "")
@@ -223,7 +225,9 @@ def compute_environments(entries: Sequence[Mapping[str, Any]] | None,
     "consumerAddress"?, "allowNetwork"?, "description"?, "storageExpiry"?, "engine"?,
     "allowedImages"? (Docker: glob patterns of image references), "gpuNumber"?,
     "gpuType"?, "gpuDriver"? (``nvidia``, ``devices``), "gpuDevices"? (Docker: the GPUs
-    of each job), "dockerHost"? (Docker: the one host its jobs run on)}``;
+    of each job), "dockerHost"? (Docker: the one host its jobs run on),
+    "freeJobsPerConsumer"? (free compute of Ocean Node's protocol: unfinished free
+    jobs per consumer, default ``maxJobs``)}``;
     ``engine`` defaults to ``default_engine`` (``docker`` needs it to be ``docker``,
     i.e. a configured daemon). Raises ConfigurationError naming the bad entry (ids must
     be unique).

@@ -49,6 +49,8 @@ class Environment:
     description: str = "Local sandboxed compute"
     allow_network: bool = False
     current_jobs: int = 0
+    queued_jobs: int = 0
+    """Jobs of this process accepted and waiting for a slot (as ``current_jobs``)."""
     engine: str = "local"
     """Which engine runs its jobs: ``local`` (bubblewrap) or ``docker``."""
     allowed_images: tuple[str, ...] = ()
@@ -58,6 +60,13 @@ class Environment:
     docker_host: str = ""
     """Docker only: the one configured daemon (its URL) its jobs run on ("": any host).
     Never shown to clients."""
+    free_jobs_per_consumer: int = 0
+    """Free compute (Ocean Node's protocol): unfinished free jobs one consumer may have
+    at once in this environment; 0 means ``max_jobs``."""
+
+    @property
+    def free_job_limit(self) -> int:
+        return self.free_jobs_per_consumer or self.max_jobs
 
     @property
     def free(self) -> bool:

@@ -39,6 +39,20 @@ STATUS_TEXT = {
     JobStatus.COMPLETED: "Job completed",
 }
 
+#: Ocean Node's texts for the codes both generations share (its C2DStatusText).
+NODE_STATUS_TEXT: dict[int, str] = {
+    JobStatus.WARMING_UP: "Job queued",
+    JobStatus.STARTED: "Job started",
+    JobStatus.CONFIGURING_VOLUMES: "Configuring volumes",
+    JobStatus.PROVISIONING_SUCCESS: "Provisioning data",
+    JobStatus.DATA_PROVISIONING_FAILED: "Data provisioning failed",
+    JobStatus.ALGORITHM_PROVISIONING_FAILED: "Algorithm provisioning failed",
+    JobStatus.RUNNING: "Running algorithm ",
+    JobStatus.FILTERING_RESULTS: "Filtering results",
+    JobStatus.PUBLISHING_RESULTS: "Publishing results",
+    JobStatus.COMPLETED: "Job finished",
+}
+
 FINISHED = {JobStatus.DATA_PROVISIONING_FAILED, JobStatus.ALGORITHM_PROVISIONING_FAILED,
             JobStatus.COMPLETED}
 
@@ -79,6 +93,12 @@ class JobRecord:
     """Deleted: files gone, the record kept as the reference keeps it (``removed: 1``)."""
     detail: str = ""
     """Why a job ended the way it did (time limit, memory, exit code...)."""
+    protocol: str = "classic"
+    """``node``: started through Ocean Node's protocol, rendered by :meth:`to_node_json`."""
+    free: bool = False
+    max_duration: int = 0
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    """Ocean Node's protocol: ``[{"id", "amount"}]`` granted to the job."""
 
     def to_json(self) -> dict[str, Any]:
         """The status object clients read (reference/operator-service field names)."""
@@ -102,6 +122,34 @@ class JobRecord:
             "algorithmLogUrl": None,
             "resultsUrls": [],
             "resultsDid": "",
+            "detail": self.detail,
+        }
+
+    def to_node_json(self) -> dict[str, Any]:
+        """The job as Ocean Node's ``ComputeJob`` (C2D v2 field names and texts)."""
+        status = int(self.status)
+        text = ("Job stopped" if self.stop_requested and status in FINISHED
+                else NODE_STATUS_TEXT.get(status, self.status_text))
+        return {
+            "owner": self.owner,
+            "did": self.did or None,
+            "jobId": self.job_id,
+            "dateCreated": f"{self.date_created:.3f}",
+            "dateFinished": f"{self.date_finished:.3f}" if self.date_finished else None,
+            "status": status,
+            "statusText": text,
+            "results": [asdict(r) for r in self.results],
+            "inputDID": self.input_dids,
+            "algoDID": self.algorithm_did,
+            "maxJobDuration": self.max_duration,
+            "agreementId": self.agreement_id or None,
+            "environment": self.environment,
+            "metadata": {},
+            "terminationDetails": {"exitCode": None, "OOMKilled": None},
+            "queueMaxWaitTime": 0,
+            "stopRequested": self.stop_requested,
+            "isFree": self.free,
+            "resources": self.resources,
             "detail": self.detail,
         }
 

@@ -17,11 +17,14 @@ import httpx
 from tests.helpers import CONSUMER_ADDRESS, CONSUMER_KEY, sign_like_ocean_js8
 
 JSON = {"Content-Type": "application/json"}
+#: ``getEndpoints`` -> ``getData(url, authorization)`` always sets ``Authorization``;
+#: without a token fetch sends the text "undefined" (WebIDL ByteString conversion).
+ROOT_HEADERS = {"Content-type": "application/json", "Authorization": "undefined"}
 
 
 async def endpoint(client: httpx.AsyncClient, name: str) -> tuple[str, str]:
     """(method, path) of service ``name``: ocean.js's case-insensitive ``find``."""
-    root = (await client.get("/", headers=JSON)).json()
+    root = (await client.get("/", headers=ROOT_HEADERS)).json()
     for key, (method, path) in root["serviceEndpoints"].items():
         if key.lower() == name.lower():
             return method, "/" + path.lstrip("/")
@@ -104,3 +107,84 @@ async def invalidate_auth_token(client: httpx.AsyncClient, token: str,
 async def node_status(client: httpx.AsyncClient) -> httpx.Response:
     _, path = await endpoint(client, "directCommand")
     return await client.post(path, json={"command": "status"}, headers=JSON)
+
+
+# --- compute (C2D v2) -------------------------------------------------------------------
+async def compute_environments(client: httpx.AsyncClient) -> httpx.Response:
+    """``getComputeEnvironments``: a GET of the advertised path, nothing added."""
+    _, path = await endpoint(client, "computeEnvironments")
+    return await client.get(path, headers=JSON)
+
+
+def _start_body(address: str, nonce: str | None, signature: str | None, env_id: str,
+                datasets: list[dict[str, Any]], algorithm: dict[str, Any],
+                resources: list[dict[str, Any]] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"consumerAddress": address, "signature": signature,
+                            "nonce": nonce, "environment": env_id}
+    if resources is not None:
+        body["resources"] = resources
+    if datasets:
+        body["dataset"] = datasets[0]  # "kept for backwards compatibility"
+    body["datasets"] = datasets
+    body["algorithm"] = algorithm
+    return {k: v for k, v in body.items() if v is not None}  # JSON.stringify drops undefined
+
+
+async def free_compute_start(client: httpx.AsyncClient, env_id: str,
+                             datasets: list[dict[str, Any]], algorithm: dict[str, Any],
+                             resources: list[dict[str, Any]] | None = None, *,
+                             key: str = CONSUMER_KEY, address: str = CONSUMER_ADDRESS,
+                             nonce: str | None = None) -> httpx.Response:
+    _, path = await endpoint(client, "freeCompute")
+    if nonce is None:
+        nonce, signature = await signed(client, "freeStartCompute", key, address)
+    else:
+        signature = sign_like_ocean_js8(address + nonce + "freeStartCompute", key)
+    return await client.post(path, headers=JSON, json=_start_body(
+        address, nonce, signature, env_id, datasets, algorithm, resources))
+
+
+async def compute_start(client: httpx.AsyncClient, env_id: str,
+                        datasets: list[dict[str, Any]], algorithm: dict[str, Any],
+                        token: str, max_job_duration: int = 60, chain_id: int = 8996,
+                        resources: list[dict[str, Any]] | None = None) -> httpx.Response:
+    """``computeStart`` (paid through escrow)."""
+    _, path = await endpoint(client, "computeStart")
+    nonce, signature = await signed(client, "startCompute")
+    body = _start_body(CONSUMER_ADDRESS, nonce, signature, env_id, datasets, algorithm,
+                       resources)
+    body.update(maxJobDuration=max_job_duration, chainId=chain_id, payment={
+        "chainId": chain_id, "token": token, "maxJobDuration": max_job_duration,
+        "resources": resources})
+    return await client.post(path, headers=JSON, json=body)
+
+
+async def compute_status(client: httpx.AsyncClient, job_id: str | None = None,
+                         address: str = CONSUMER_ADDRESS) -> httpx.Response:
+    _, path = await endpoint(client, "computeStatus")
+    url = path + f"?consumerAddress={address}" + (f"&jobId={job_id}" if job_id else "")
+    return await client.get(url, headers=JSON)
+
+
+async def compute_stop(client: httpx.AsyncClient, job_id: str, *, key: str = CONSUMER_KEY,
+                       address: str = CONSUMER_ADDRESS) -> httpx.Response:
+    _, path = await endpoint(client, "computeStop")
+    nonce, signature = await signed(client, "stopCompute", key, address)
+    return await client.put(path + f"?consumerAddress={address}&nonce={nonce}"
+                            f"&signature={signature}&jobId={job_id}", headers=JSON)
+
+
+async def compute_result_url(client: httpx.AsyncClient, job_id: str, index: int, *,
+                             key: str = CONSUMER_KEY, address: str = CONSUMER_ADDRESS) -> str:
+    _, path = await endpoint(client, "computeResult")
+    nonce, signature = await signed(client, "getComputeResult", key, address)
+    return (path + f"?consumerAddress={address}&jobId={job_id}&index={index}"
+            f"&nonce={nonce}&signature={signature}")
+
+
+async def streamable_logs_url(client: httpx.AsyncClient, job_id: str, *,
+                              key: str = CONSUMER_KEY, address: str = CONSUMER_ADDRESS) -> str:
+    _, path = await endpoint(client, "computeStreamableLogs")
+    nonce, signature = await signed(client, "getComputeStreamableLogs", key, address)
+    return (path + f"?jobId={job_id}&consumerAddress={address}&signature={signature}"
+            f"&nonce={nonce}")

@@ -1,9 +1,11 @@
 // Drive the real ocean.js 8.6.2 client (ethers 6, Ocean Node's protocol) against a
-// running Tidegate: the access flow over HTTP.
+// running Tidegate: the access flow and free compute (C2D v2) over HTTP.
 //
 // Every call that reaches Tidegate is ocean.js's own: ProviderInstance (isValidProvider,
 // getNonce, encrypt, getFileInfo, checkDidFiles, initialize, getDownloadUrl,
-// generateAuthToken, invalidateAuthToken, getNodeStatus), Aquarius.resolve,
+// generateAuthToken, invalidateAuthToken, getNodeStatus, getComputeEnvironments,
+// freeComputeStart, computeStatus, computeStreamableLogs, computeStop,
+// getComputeResultUrl), Aquarius.resolve,
 // Datatoken.startOrder and downloadFile. One step is this script's own: the token
 // download, because ocean.js's downloadFile sends no Authorization header (its
 // getDownloadUrl, given a token, leaves nonce and signature out); the script fetches
@@ -278,6 +280,86 @@ async function main () {
       sha256: sha256(data) }
   })
 
+  // --- compute v2 (free compute on the consumer's own file, raw algorithm) ---------
+  const container = { entrypoint: 'python $ALGO', image: 'python', tag: '3.11',
+    checksum: 'sha256:' + 'ab'.repeat(32) }
+  const hashing = 'import hashlib, pathlib\n' +
+    "data = pathlib.Path('/data/inputs/fileObject0/0').read_bytes()\n" +
+    "pathlib.Path('/data/outputs/digest.txt').write_text(hashlib.sha256(data).hexdigest())\n" +
+    "print('hashed', len(data), flush=True)\n"
+  const ticking = 'import time\nfor i in range(900):\n' +
+    "    print('tick', i, flush=True)\n    time.sleep(0.1)\n"
+  const dataset = { fileObject: { type: 'url', url: env.E2E_FILE_URL, method: 'GET' } }
+  const waitFor = async (jobId, done, seconds) => {
+    const deadline = Date.now() + seconds * 1000
+    for (;;) {
+      const jobs = await ProviderInstance.computeStatus(providerUrl, consumer, jobId)
+      const job = Array.isArray(jobs) ? jobs[0] : jobs
+      if (job && done(job)) return job
+      if (Date.now() > deadline) throw new Error('job ' + jobId + ': ' + JSON.stringify(job))
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+  await step('compute_environments', [], async () => {
+    const envs = await ProviderInstance.getComputeEnvironments(providerUrl)
+    if (!Array.isArray(envs)) throw new Error('not a list: ' + JSON.stringify(envs).slice(0, 300))
+    state.env = envs.find((e) => e.free)
+    if (!state.env) throw new Error('no environment with free compute')
+    return { count: envs.length, id: state.env.id, free: state.env.free,
+      resources: state.env.resources.map((r) => r.id),
+      fees: Object.keys(state.env.fees), consumerAddress: state.env.consumerAddress }
+  })
+  await step('free_compute_start', ['compute_environments'], async () => {
+    const jobs = await ProviderInstance.freeComputeStart(providerUrl, consumer, state.env.id,
+      [dataset], { meta: { rawcode: hashing, container } })
+    const job = Array.isArray(jobs) ? jobs[0] : jobs
+    state.jobId = job.jobId
+    return { jobId: job.jobId, isFree: job.isFree, owner: job.owner }
+  })
+  await step('compute_status_until_finished', ['free_compute_start'], async () => {
+    const job = await waitFor(state.jobId, (j) => [31, 32, 70].includes(j.status), 90)
+    state.results = job.results
+    return { status: job.status, statusText: job.statusText,
+      results: job.results.map((r) => r.type) }
+  })
+  await step('compute_result_download', ['compute_status_until_finished'], async () => {
+    const output = state.results.find((r) => r.type === 'output')
+    const url = await ProviderInstance.getComputeResultUrl(providerUrl, consumer, state.jobId,
+      output.index)
+    const response = await fetch(url)
+    const text = await response.text()
+    const log = state.results.find((r) => r.type === 'algorithmLog')
+    const logUrl = await ProviderInstance.getComputeResultUrl(providerUrl, consumer,
+      state.jobId, log.index)
+    return { status: response.status, digest: text.trim(),
+      log: (await (await fetch(logUrl)).text()).slice(0, 200) }
+  })
+  await step('long_free_job_running', ['compute_environments'], async () => {
+    const jobs = await ProviderInstance.freeComputeStart(providerUrl, consumer, state.env.id,
+      [], { meta: { rawcode: ticking, container } })
+    state.longJob = (Array.isArray(jobs) ? jobs[0] : jobs).jobId
+    const job = await waitFor(state.longJob, (j) => j.status === 40 || j.status >= 70, 60)
+    return { status: job.status }
+  })
+  await step('compute_streamable_logs', ['long_free_job_running'], async () => {
+    const stream = await ProviderInstance.computeStreamableLogs(providerUrl, consumer,
+      state.longJob)
+    if (!stream) throw new Error('computeStreamableLogs gave ' + stream)
+    let text = ''
+    const decoder = new TextDecoder()
+    for await (const chunk of stream) {
+      text += decoder.decode(chunk, { stream: true })
+      if ((text.match(/tick/g) || []).length >= 3) break
+    }
+    return { head: text.split('\n').slice(0, 3) }
+  })
+  await step('compute_stop', ['long_free_job_running'], async () => {
+    const stopped = await ProviderInstance.computeStop(state.longJob, providerUrl, consumer)
+    const first = Array.isArray(stopped) ? stopped[0] : stopped
+    const job = await waitFor(state.longJob, (j) => j.status >= 70, 30)
+    return { stopRequested: first.stopRequested, status: job.status,
+      statusText: job.statusText }
+  })
   await step('node_status', [], async () => {
     const status = await ProviderInstance.getNodeStatus(providerUrl)
     if (!status) throw new Error('getNodeStatus gave ' + status)

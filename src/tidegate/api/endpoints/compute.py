@@ -12,10 +12,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tidegate.api.context import services
+from tidegate.api.context import compute_context, services
 from tidegate.api.endpoints.access import render_quote
 from tidegate.api.endpoints.compute_params import (
     ContainerParams,
+    DeleteJobParams,
     EnvironmentsParams,
     InitializeComputeParams,
     JobParams,
@@ -23,6 +24,8 @@ from tidegate.api.endpoints.compute_params import (
     SignedJobParams,
     StartComputeParams,
 )
+from tidegate.api.node import compute as node
+from tidegate.api.node.credentials import request_token
 from tidegate.api.outbound import probing
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint
@@ -39,14 +42,19 @@ from tidegate.compute.jobs import JobRecord
 
 
 def _context(request: Request) -> ComputeContext:
-    svc = services(request)
-    return ComputeContext(
-        resolver=svc.resolver, chains=svc.chains, orders=svc.orders, storage=svc.probe_storage,
-        engine=svc.engine, authenticator=svc.authenticator)
+    return compute_context(request)
+
+
+def _token(request: Request, command: str) -> tuple[str | None, str, bool]:
+    """(token, Ocean Node's command, whether the token needs a nonce): the classic
+    ``AuthToken`` header needs one, Ocean Node's ``Authorization`` token stands alone."""
+    token, needs_nonce = request_token(request)
+    return token, command, needs_nonce
 
 
 def _jobs(records: list[JobRecord]) -> JsonResponse:
-    return JsonResponse([record.to_json() for record in records])
+    # Each job in the shape of the generation that started it (docs/ocean-node.md).
+    return JsonResponse([node.node_job(record) for record in records])
 
 
 def _quote(quote: ComputeQuote | ValidOrder) -> dict[str, Any]:
@@ -70,6 +78,10 @@ def render_quotes(quotes: ComputeQuotes) -> dict[str, Any]:
 async def get_environments(request: Request, p: EnvironmentsParams) -> Response:
     svc = services(request)
     envs = await compute_environments(svc.engine, svc.chains)
+    if p.protocol == "node":
+        chain = None if p.chainId is None else p.chainId.value
+        return JsonResponse(node.node_environments(
+            [env for chain_envs in envs.values() for env in chain_envs], chain))
     return JsonResponse({str(chain_id): [env.to_json() for env in chain_envs]
                          for chain_id, chain_envs in envs.items()})
 
@@ -91,17 +103,17 @@ async def get_compute(request: Request, p: JobParams) -> Response:
 
 
 async def put_compute(request: Request, p: SignedJobParams) -> Response:
-    selection = p.selection(request.headers.get("AuthToken"))
+    selection = p.selection(*_token(request, node.STOP))
     return _jobs(await stop_compute(_context(request), selection))
 
 
-async def delete_compute_jobs(request: Request, p: SignedJobParams) -> Response:
+async def delete_compute_jobs(request: Request, p: DeleteJobParams) -> Response:
     selection = p.selection(request.headers.get("AuthToken"))
     return _jobs(await delete_compute(_context(request), selection))
 
 
 async def get_compute_result(request: Request, p: ResultParams) -> Response:
-    result = await compute_result(_context(request), p.command(request.headers.get("AuthToken")))
+    result = await compute_result(_context(request), p.command(*_token(request, node.RESULT)))
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in result.chunks:
@@ -124,8 +136,12 @@ ENDPOINTS = [
              post_initialize_compute, "Quotes for the datasets and algorithm of a job",
              params=InitializeComputeParams, source="json", fetches_files=True),
     Endpoint("computeStart", "POST", "/api/services/compute", post_compute,
-             "Start a job (signed consumerAddress + dataset.documentId + nonce)",
-             params=StartComputeParams, source="json", fetches_files=True),
+             "Start a job (signed consumerAddress + dataset.documentId + nonce); a body "
+             "with datasets or payment is Ocean Node's paid start (docs/ocean-node.md)",
+             params=StartComputeParams, source="json", fetches_files=True,
+             variant=node.PAID_START_VARIANT,
+             responses=((200, "A one-job list"),
+                        (402, "Ocean Node's paid start: escrow payments unavailable"))),
     Endpoint("computeStatus", "GET", "/api/services/compute", get_compute,
              "Status of the consumer's jobs (unsigned unless TIDEGATE_COMPUTE_STATUS_SIGNED)",
              params=JobParams),
@@ -133,7 +149,7 @@ ENDPOINTS = [
              "Stop jobs (signed consumerAddress + jobId + documentId + nonce)",
              params=SignedJobParams),
     Endpoint("computeDelete", "DELETE", "/api/services/compute", delete_compute_jobs,
-             "Delete jobs and their results (signed like stop)", params=SignedJobParams),
+             "Delete jobs and their results (signed like stop)", params=DeleteJobParams),
     Endpoint("computeResult", "GET", "/api/services/computeResult", get_compute_result,
              "Download a job result (signed consumerAddress + jobId + index + nonce)",
              params=ResultParams),

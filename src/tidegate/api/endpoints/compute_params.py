@@ -10,7 +10,7 @@ computeResult ``consumerAddress + jobId + index + nonce``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 import orjson
 import pydantic
@@ -180,17 +180,31 @@ class JobParams(Params):
         + NONCE_RULE[0].lower() + NONCE_RULE[1:]))
     signature: str | None = None
 
-    def selection(self, auth_token: str | None) -> JobSelection:
+    def selection(self, auth_token: str | None, command: str | None = None,
+                  token_needs_nonce: bool = True) -> JobSelection:
+        """``command``: Ocean Node's name of the operation, whose signed form
+        (``consumerAddress + nonce + command``) is accepted too; ``token_needs_nonce``
+        False for Ocean Node's ``Authorization`` token, sent alone."""
         message = compute_message(self.consumerAddress, self.jobId or "",
                                   self.documentId or "")
         return JobSelection(
             owner=checksum_address(self.consumerAddress), job_id=self.jobId,
             did=self.documentId,
             proof=SignedRequest(signer=self.consumerAddress, message=message, nonce=self.nonce,
-                                signature=self.signature, auth_token=auth_token))
+                                signature=self.signature, auth_token=auth_token,
+                                command=command, token_needs_nonce=token_needs_nonce))
 
 
 class SignedJobParams(JobParams):
+    """Stop: signed, or Ocean Node's ``Authorization`` token alone (hence no required
+    nonce here: the authenticator requires it without such a token)."""
+
+    nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
+
+
+class DeleteJobParams(JobParams):
+    """Delete (classic only: Ocean Node answers 404 "Not yet implemented!")."""
+
     nonce: Nonce
 
 
@@ -198,19 +212,27 @@ class ResultParams(Params):
     consumerAddress: AddressText
     jobId: str
     index: ResultIndex
-    nonce: Nonce
+    nonce: Nonce | None = pydantic.Field(None, description=NONCE_RULE)
     signature: str | None = None
 
-    def command(self, auth_token: str | None) -> ComputeResult:
+    def command(self, auth_token: str | None, node_command: str | None = None,
+                token_needs_nonce: bool = True) -> ComputeResult:
+        """``node_command``: Ocean Node's name (``getComputeResult``), whose signed form
+        is accepted too (and its ``Authorization`` token alone)."""
         message = compute_result_message(self.consumerAddress, self.jobId, self.index.text)
         return ComputeResult(job_id=self.jobId, index=self.index.value, proof=SignedRequest(
             signer=self.consumerAddress, message=message, nonce=self.nonce,
-            signature=self.signature, auth_token=auth_token))
+            signature=self.signature, auth_token=auth_token, command=node_command,
+            token_needs_nonce=token_needs_nonce))
 
 
 class EnvironmentsParams(Params):
     chainId: ChainIdParam | None = pydantic.Field(
-        None, description="Accepted; every chain's environments are returned, keyed by id.")
+        None, description="Classic: accepted, every chain's environments are returned, "
+                          "keyed by id. With protocol=node: only that chain's.")
+    protocol: Literal["node"] | None = pydantic.Field(None, description=(
+        "node: the C2D v2 shape of Ocean Node's protocol (a flat list); GET / gives "
+        "this path with it to Ocean Node's clients (docs/ocean-node.md)."))
 
 
 def _container_schema(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:

@@ -1,6 +1,17 @@
-"""``GET /`` — the provider's identity and service map (clients call it constantly)."""
+"""``GET /`` — the provider's identity and service map (clients call it constantly).
+
+Two generations read it. ocean.js 8 (Ocean Node's protocol) always sends an
+``Authorization`` header here (``getEndpoints`` sets it, the text ``undefined`` when it
+has no token); classic clients (ocean.py, ocean.js <= 3.4) never do. That header is
+the one request difference before ``computeEnvironments``, whose requests are
+byte-identical in both: Ocean Node's clients get the same document with that
+service's path carrying ``?protocol=node`` (the C2D v2 shape), everyone else the
+classic path (docs/ocean-node.md).
+"""
 
 from __future__ import annotations
+
+from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,17 +24,30 @@ from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint, service_endpoints
 from tidegate.crypto.ecies import compressed_public_key_hex
 
+#: What Ocean Node's clients' ``computeEnvironments`` path carries (tells the shape).
+NODE_ENVIRONMENTS_QUERY: Final = "?protocol=node"
 
-def root_document(request: Request) -> dict[str, object]:
-    """Build the root document from the route table and configured chains."""
+
+def node_client(request: Request) -> bool:
+    """The request comes from an Ocean Node protocol client (it carries Authorization)."""
+    return "authorization" in request.headers
+
+
+def root_document(request: Request, *, node: bool = False) -> dict[str, object]:
+    """Build the root document from the route table and configured chains (``node``:
+    for Ocean Node's clients, see the module docstring)."""
     svc = services(request)
+    endpoints = service_endpoints(request.app.state.endpoints)
+    if node and "computeEnvironments" in endpoints:
+        method, path = endpoints["computeEnvironments"]
+        endpoints["computeEnvironments"] = [method, path + NODE_ENVIRONMENTS_QUERY]
     addresses = {str(c.chain_id): c.provider_address for c in svc.chains.by_id.values()}
     document: dict[str, object] = {
         "software": "Tidegate",
         "version": __version__,
         "chainIds": svc.chains.ids,
         "providerAddresses": addresses,
-        "serviceEndpoints": service_endpoints(request.app.state.endpoints),
+        "serviceEndpoints": endpoints,
     }
     # ocean.py prefers the legacy single `providerAddress` whatever the chain: give it
     # only when it is right for every chain (one key everywhere).
@@ -40,10 +64,12 @@ def root_document(request: Request) -> dict[str, object]:
 
 async def get_root(request: Request, _: NoParams) -> Response:
     # The document only changes with configuration: render it once per process.
-    cached: bytes | None = getattr(request.app.state, "root_body", None)
+    node = node_client(request)
+    attribute = "root_body_node" if node else "root_body"
+    cached: bytes | None = getattr(request.app.state, attribute, None)
     if cached is None:
-        cached = bytes(JsonResponse(root_document(request)).body)
-        request.app.state.root_body = cached
+        cached = bytes(JsonResponse(root_document(request, node=node)).body)
+        setattr(request.app.state, attribute, cached)
     return allow_any_origin(Response(cached, media_type="application/json"))
 
 

@@ -14,6 +14,6 @@ from tidegate.api.routes import Endpoint
 
 def node_endpoints() -> list[Endpoint]:
     """The routes only Ocean Node's protocol has."""
-    from tidegate.api.node import auth_tokens, direct, files
+    from tidegate.api.node import auth_tokens, compute, direct, files
 
-    return [*files.ENDPOINTS, *auth_tokens.ENDPOINTS, *direct.ENDPOINTS]
+    return [*files.ENDPOINTS, *auth_tokens.ENDPOINTS, *direct.ENDPOINTS, *compute.ENDPOINTS]

@@ -49,8 +49,10 @@ class StartCompute:
     environment: str
 
 
-async def _order(ctx: ComputeContext, found: AssetService, transfer_tx: str | None,
+async def validate_order(ctx: ComputeContext, found: AssetService, transfer_tx: str | None,
                  consumer: str, env: Environment, field: str) -> ValidatedOrder:
+    """``transfer_tx``, an order of ``found`` by ``consumer`` for ``env``'s compute
+    address (400 naming ``field`` when absent)."""
     if not transfer_tx:
         raise ValidationError({field: f"The {field} field is required."})
     order = await ctx.orders.validate(found.chain, asset=found.asset, service=found.service,
@@ -60,13 +62,13 @@ async def _order(ctx: ComputeContext, found: AssetService, transfer_tx: str | No
     return order
 
 
-async def _job_algorithm(ctx: ComputeContext, cmd: StartCompute, algorithm: AlgorithmRef,
-                         consumer: str, env: Environment,
-                         orders: list[tuple[ValidatedOrder, ChainConfig]]) -> JobAlgorithm:
-    request = cmd.algorithm
+async def job_algorithm(ctx: ComputeContext, request: AlgorithmRequest, algorithm: AlgorithmRef,
+                        consumer: str, env: Environment,
+                        orders: list[tuple[ValidatedOrder, ChainConfig]]) -> JobAlgorithm:
+    """The engine's algorithm; a published one's order (checked) is added to ``orders``."""
     if algorithm.asset is not None and algorithm.service is not None:  # published
         found = await algorithm_service(ctx, algorithm.asset, algorithm.service, consumer)
-        orders.append((await _order(ctx, found, request.transfer_tx, consumer, env,
+        orders.append((await validate_order(ctx, found, request.transfer_tx, consumer, env,
                                     "algorithm.transferTxId"), found.chain))
         return JobAlgorithm(
             container=algorithm.container, files=await service_files(found),
@@ -117,14 +119,14 @@ async def start_compute(ctx: ComputeContext, cmd: StartCompute) -> JobRecord:
         found = await dataset_service(ctx, index, dataset, consumer, algorithm)
         field = "dataset.transferTxId" if index == 0 else f"additionalDatasets.{index - 1}" \
             ".transferTxId"
-        orders.append((await _order(ctx, found, dataset.transfer_tx, consumer, env, field),
+        orders.append((await validate_order(ctx, found, dataset.transfer_tx, consumer, env, field),
                        found.chain))
         inputs.append(JobInput(did=found.asset.did, service_id=found.service.id,
                                transfer_tx=str(dataset.transfer_tx), ddo=found.asset.raw,
                                files=await service_files(found), userdata=dataset.userdata))
-    job_algorithm = await _job_algorithm(ctx, cmd, algorithm, consumer, env, orders)
+    job_alg = await job_algorithm(ctx, cmd.algorithm, algorithm, consumer, env, orders)
     duration = await _check_fees(orders, env)
     return await ctx.engine.start(JobSpec(
         job_id=uuid.uuid4().hex, owner=consumer, environment=env, chain_id=orders[0][1].chain_id,
-        agreement_id=orders[0][0].order_tx, inputs=inputs, algorithm=job_algorithm,
+        agreement_id=orders[0][0].order_tx, inputs=inputs, algorithm=job_alg,
         max_duration=duration, allow_network=env.allow_network))

@@ -57,6 +57,13 @@ class JobSpec:
     max_duration: int
     """Seconds the job may run (paid duration, capped by the environment)."""
     allow_network: bool = False
+    protocol: str = "classic"
+    """Which generation started the job: ``classic`` (Provider API) or ``node`` (Ocean
+    Node's protocol); the job is rendered in that generation's shape."""
+    resources: tuple[tuple[str, float], ...] = ()
+    """Ocean Node's protocol: the resources the job was granted (id, amount)."""
+    free: bool = False
+    """Started through Ocean Node's free compute."""
 
 
 @dataclass
@@ -99,6 +106,10 @@ class ComputeEngine(Protocol):
 
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         """Open result ``index`` of the owner's job (400/404 style errors if absent)."""
+
+    async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
+        """The algorithm log of the owner's *unfinished* job, read as it grows until the
+        job ends; raises 404 ``job_not_found`` / ``job_not_running`` before that."""
 
     async def close(self) -> None:
         """Stop background work (running jobs are killed and marked failed)."""

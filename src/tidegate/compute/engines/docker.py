@@ -39,7 +39,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
@@ -236,7 +236,9 @@ class DockerEngine:
         answers, is not offered while that lasts."""
         await self.open()
         return [replace(env, current_jobs=sum(1 for a in self._active.values()
-                                              if a.env_id == env.id and a.running))
+                                              if a.env_id == env.id and a.running),
+                        queued_jobs=sum(1 for a in self._active.values()
+                                        if a.env_id == env.id and not a.running))
                 for env in self._envs.values() if self._hosts.can_run(env)]
 
     async def unavailable(self) -> DockerUnavailableError | None:
@@ -328,6 +330,10 @@ class DockerEngine:
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         """Open result ``index`` of the owner's job (the log also while it runs)."""
         return await self._book.open_result(owner, job_id, index)
+
+    async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
+        """The running job's log as it grows (the store's record says when it ends)."""
+        return await self._book.follow_log(owner, job_id)
 
     # --- running a job -----------------------------------------------------------------
     async def _request_stop(self, job_id: str) -> None:

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,9 @@ class LocalEngine:
         if await self.unavailable() is not None:
             return []
         return [replace(env, current_jobs=sum(1 for a in self._active.values()
-                                              if a.env_id == env.id and a.running))
+                                              if a.env_id == env.id and a.running),
+                        queued_jobs=sum(1 for a in self._active.values()
+                                        if a.env_id == env.id and not a.running))
                 for env in self._envs.values()]
 
     async def unavailable(self) -> SandboxUnavailableError | None:
@@ -254,6 +256,10 @@ class LocalEngine:
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         """Open result ``index`` of the owner's job for streaming."""
         return await self._book.open_result(owner, job_id, index)
+
+    async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
+        """The running job's log as it grows (the store's record says when it ends)."""
+        return await self._book.follow_log(owner, job_id)
 
     # --- running a job -----------------------------------------------------------------
     async def _run(self, spec: JobSpec, env: Environment, argv: list[str],

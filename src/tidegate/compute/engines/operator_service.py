@@ -32,6 +32,7 @@ from eth_account import Account
 
 from tidegate.auth.signatures import sign_message
 from tidegate.compute.engines.base import JobAlgorithm, JobSpec, ResultStream
+from tidegate.compute.engines.records import JobNotRunningError
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobRecord, JobResult
 from tidegate.errors import (
@@ -320,6 +321,11 @@ class OperatorServiceEngine:
     async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
         return self._jobs(await self._call("DELETE", "compute",
                                            self._query(owner, job_id, did)))
+
+    async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
+        """operator-service has no log stream: 404 ``job_not_running`` for every job."""
+        raise JobNotRunningError("Streamable logs are not available for this compute "
+                                 "engine.")
 
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         """Stream ``getResult``; a body without a length is read (bounded) first."""

@@ -41,7 +41,7 @@ from tidegate.compute.workspace import (
 from tidegate.files.storages import safe_filename
 from tidegate.stores.base import Store
 
-__all__ = ["INTERRUPTED", "JOB_ID", "JobBook", "lease_name", "owner_key"]
+__all__ = ["INTERRUPTED", "JOB_ID", "JobBook", "JobNotRunningError", "lease_name", "owner_key"]
 
 JOB_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 INTERRUPTED: Final = "Interrupted by a Tidegate restart."
@@ -78,7 +78,9 @@ class JobBook:
             did=spec.inputs[0].did if spec.inputs else "", agreement_id=spec.agreement_id,
             environment=spec.environment.id, chain_id=spec.chain_id,
             date_created=time.time(), algorithm_did=spec.algorithm.did,
-            input_dids=[i.did for i in spec.inputs])
+            input_dids=[i.did for i in spec.inputs if i.did], protocol=spec.protocol,
+            free=spec.free, max_duration=spec.max_duration,
+            resources=[{"id": rid, "amount": amount} for rid, amount in spec.resources])
 
     async def load(self, job_id: str) -> JobRecord | None:
         document = await self.store.get_job(job_id)
@@ -194,6 +196,52 @@ class JobBook:
         return ResultStream(filename=safe_filename(name), size=info.st_size,
                             content_type=content_type,
                             chunks=_at_most(read_result(path, info.st_ino), info.st_size))
+
+
+    async def follow_log(self, owner: str, job_id: str, *,
+                         poll: float = 0.25) -> AsyncIterator[bytes]:
+        """The owner's unfinished job's log as it grows, until the job ends (then the
+        rest of the file). 404 ``job_not_found`` (not the owner's, or no such job) or
+        ``job_not_running`` (finished) before anything is read."""
+        record = await self.load(job_id) if JOB_ID.match(job_id) else None
+        if record is None or record.owner.lower() != owner.lower():
+            raise JobNotFoundError("Job not found.")
+        if record.status in FINISHED:
+            raise JobNotRunningError("Job not found or not running.")
+        return self._tail(job_id, poll)
+
+    async def _tail(self, job_id: str, poll: float) -> AsyncIterator[bytes]:
+        log = self.workspace(job_id).log_file
+        offset = 0
+        while True:
+            done = await self._finished(job_id)  # before the read: then read the rest
+            chunk = await asyncio.to_thread(_read_from, log, offset)
+            if chunk:
+                offset += len(chunk)
+                yield chunk
+                continue
+            if done:
+                return
+            await asyncio.sleep(poll)
+
+    async def _finished(self, job_id: str) -> bool:
+        record = await self.load(job_id)
+        return record is None or record.status in FINISHED
+
+
+class JobNotRunningError(JobNotFoundError):
+    """The job exists but has finished: nothing is streaming (Ocean Node answers 404)."""
+
+    code = "job_not_running"
+
+
+def _read_from(path: Path, offset: int, limit: int = 64 * 1024) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit)
+    except FileNotFoundError:
+        return b""
 
 
 def _within(results: list[JobResult], quota: int) -> tuple[list[JobResult], int]:

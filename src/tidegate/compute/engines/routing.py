@@ -8,7 +8,7 @@ engine of the job's environment, which can kill its process or container at once
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from tidegate.compute.engines.base import ComputeEngine, JobSpec, ResultStream
@@ -96,6 +96,12 @@ class EngineRouter:
         for record in await self.jobs(owner, job_id, did):
             deleted += await self._of(record.environment).delete(owner, record.job_id, None)
         return deleted
+
+    async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
+        records = await self.jobs(owner, job_id, None) if JOB_ID.match(job_id) else []
+        if not records:
+            raise JobNotFoundError("Job not found.")
+        return await self._of(records[0].environment).follow_log(owner, job_id)
 
     async def result(self, owner: str, job_id: str, index: int) -> ResultStream:
         records = await self.jobs(owner, job_id, None) if JOB_ID.match(job_id) else []
