@@ -52,15 +52,19 @@ from tidegate.assets.resolver import AquariusResolver, IndexedResolver, Resolver
 from tidegate.assets.search_index import SearchIndex
 from tidegate.auth.request_auth import RequestAuthenticator
 from tidegate.auth.tokens import AuthTokens
-from tidegate.chain.clients import discover_chains
+from tidegate.chain.clients import Chains, discover_chains
 from tidegate.chain.erc1271 import approves_any
+from tidegate.chain.escrow import ESCROW_KEY
 from tidegate.chain.setup import ChainSetup
+from tidegate.commands.compute.settle import PaidJobSettler
 from tidegate.compute.config import ComputeOptions, machine_engine, operator_engine
 from tidegate.compute.engines.base import ComputeEngine
 from tidegate.compute.engines.container_spec import DockerOptions
 from tidegate.compute.engines.docker_hosts import DockerHost
 from tidegate.compute.sandbox import SandboxOptions
 from tidegate.errors import ConfigurationError
+from tidegate.fees.compute_payments import EscrowComputePayments
+from tidegate.fees.escrow_payments import build_escrow_payments
 from tidegate.files.objects import StorageContext
 from tidegate.files.read_budget import ReadBudget
 from tidegate.files.safe_fetch import FetchPolicy, PinnedAsyncClient, SafeFetcher
@@ -69,7 +73,13 @@ from tidegate.ratelimit.backends import shared_state
 from tidegate.ratelimit.clients import ClientKeys
 from tidegate.ratelimit.slots import ConcurrencySlots
 from tidegate.settings import Settings
+from tidegate.stores.base import Store
 from tidegate.stores.factory import build_store
+
+CLAIM_RETRY_INTERVAL = 60.0
+"""Seconds between the claim queue's passes (retries due claims, cancels expired locks)."""
+SETTLE_INTERVAL = 10.0
+"""Seconds between sweeps that settle ended paid compute jobs (``PaidJobSettler``)."""
 
 
 def all_endpoints() -> list[Endpoint]:
@@ -192,6 +202,34 @@ def compute_options(settings: Settings) -> ComputeOptions:
     )
 
 
+async def start_escrow_payments(chains: Chains, store: Store, engine: ComputeEngine,
+                                stack: AsyncExitStack,
+                                ) -> tuple[EscrowComputePayments, PaidJobSettler] | None:
+    """Paid compute v2 through the Escrow contract, when some configured chain's
+    address file names an ``Escrow`` (None otherwise: paid starts answer 402).
+
+    Starts two background tasks, stopped by ``stack``: the claim queue's retries and
+    expired-lock sweep, and the settlement of ended paid jobs.
+    """
+    if not any(ESCROW_KEY in chain.addresses for chain in chains.by_id.values()):
+        return None
+    payments = build_escrow_payments(chains.by_id.values(), store)
+    compute_payments = EscrowComputePayments(payments)
+    settler = PaidJobSettler(engine, compute_payments)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(payments.queue.run(CLAIM_RETRY_INTERVAL, stop)),
+             asyncio.create_task(settler.run(SETTLE_INTERVAL, stop))]
+
+    async def stop_tasks() -> None:
+        stop.set()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+
+    stack.push_async_callback(stop_tasks)
+    return compute_payments, settler
+
+
 def create_app(settings: Settings) -> TidegateApp:
     """The ASGI application for ``settings``; clients are built in its lifespan."""
     endpoints = all_endpoints()
@@ -270,6 +308,12 @@ def create_app(settings: Settings) -> TidegateApp:
                 await machine.open()
                 engine = machine
             stack.push_async_callback(engine.close)
+            # After the engine's close is pushed (the stack runs backwards): the payment
+            # tasks stop before the engine and the store close. Paid jobs are settled
+            # from this machine's job records, which the operator-service engine lacks.
+            escrow = (await start_escrow_payments(chains, store, engine, stack)
+                      if operator is None else None)
+
             async def contract_signer(wallet: str, digests: tuple[bytes, ...],
                                       signature: bytes) -> bool:
                 # As Ocean Node: the smart account is asked on the first configured chain.
@@ -293,7 +337,9 @@ def create_app(settings: Settings) -> TidegateApp:
                 client_keys=ClientKeys(settings.rate_limit.trusted_proxies),
                 engine=engine,
                 search_index=SearchIndex(store),
+                compute_payments=escrow[0] if escrow else None,
             )
+            app.state.paid_job_settler = escrow[1] if escrow else None
             # Build the query index in the background (it yields between batches); the
             # first query waits for it, later ones only apply the store's new changes.
             warm_up = asyncio.create_task(app.state.services.search_index.refresh())

@@ -3,9 +3,9 @@
 On the chain `tidegate dev` runs: Tidegate quotes a paid job's ``payment`` object,
 ocean.js finds the Escrow in the dev address file and approves, deposits and
 authorizes from that quote (``EscrowContract.verifyFundsForEscrowPayment``), then
-Tidegate's ``EscrowPayments`` locks the job's cost and claims what it used. The compute
-v2 routes are not wired to it yet: the provider side runs in this test's process with
-the dev provider key (the dev server sends no escrow transaction itself).
+Tidegate's ``EscrowPayments`` locks the job's cost and claims what it used. The provider
+side runs in this test's process with the dev provider key (the paid compute routes
+that wire it to jobs are tested over HTTP in tests/api/node/test_paid_compute.py).
 """
 
 from __future__ import annotations

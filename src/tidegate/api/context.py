@@ -49,7 +49,8 @@ class Services:
     search_index: SearchIndex
     """The in-memory index that answers POST /api/aquarius/assets/query."""
     compute_payments: ComputePayments | None = None
-    """SEAM (escrow): pays for paid compute of Ocean Node's protocol. None: such starts
+    """Pays for paid compute of Ocean Node's protocol (``EscrowComputePayments``, set by
+    app.py when a chain has an ``Escrow``). None: such starts and initializeCompute
     answer 402 ``escrow_unavailable`` (``commands/compute/node_start.py``)."""
 
 

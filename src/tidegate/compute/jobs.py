@@ -85,6 +85,9 @@ class JobRecord:
     status_text: str = STATUS_TEXT[JobStatus.WARMING_UP]
     date_created: float = 0.0
     date_finished: float | None = None
+    date_started: float | None = None
+    """When the algorithm started to run (status 40), None if it never did: a paid
+    job is charged for ``date_finished - date_started`` (``commands/compute/settle.py``)."""
     results: list[JobResult] = field(default_factory=list)
     algorithm_did: str | None = None
     input_dids: list[str] = field(default_factory=list)

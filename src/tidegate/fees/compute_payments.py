@@ -2,7 +2,9 @@
 
 ``commands/compute/node_start.py`` (the compute v2 adapter) asks a ``ComputePayments``
 to ``lock(job)`` once every other check of a paid start passed, before the engine
-starts the job, and leaves the claim at the end to it. :class:`EscrowComputePayments`
+starts the job, and ``cancel(job, lock_id)`` if the engine then refuses it; the job's
+end is settled by job id (:meth:`EscrowComputePayments.settle` / ``release``, called
+by ``commands/compute/settle.py``). :class:`EscrowComputePayments`
 is that object over :class:`~tidegate.fees.escrow_payments.EscrowPayments`; it is
 typed against the attributes it reads (:class:`PaidJobLike`), not the command's
 classes, so this domain package imports no outer layer.
@@ -15,13 +17,17 @@ CPU per minute, every other resource free), so a job of ``cpuNumber`` CPUs costs
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from decimal import Decimal, localcontext
-from typing import Protocol
+from typing import Any, Protocol
 
+from tidegate.errors import TidegateError
 from tidegate.fees.compute_cost import Pricing, ResourceRequest, decimal_of
 from tidegate.fees.escrow_payments import EscrowPayments, PaymentRefusedError
 from tidegate.stores.base import ClaimRow
+
+logger = logging.getLogger(__name__)
 
 
 class EnvironmentLike(Protocol):
@@ -70,6 +76,18 @@ def environment_pricing(env: EnvironmentLike) -> Pricing:
     return Pricing(env.chain_id, env.fee_token, {"cpu": cpu_price})
 
 
+def _priced(job: PaidJobLike) -> tuple[Pricing, tuple[ResourceRequest, ...]]:
+    """The job's prices and request, once its environment takes its token and chain."""
+    env = job.environment
+    if job.chain_id != env.chain_id or job.token.lower() != env.fee_token.lower():
+        raise PaymentRefusedError(
+            f"This compute environment does not accept payments on chain "
+            f"{job.chain_id} in token {job.token[:42]}.", code="escrow_token_refused")
+    resources = tuple(ResourceRequest(r.id, decimal_of(r.amount, f"amount of {r.id}"))
+                      for r in job.resources)
+    return environment_pricing(env), resources
+
+
 class EscrowComputePayments:
     """The compute v2 start's ``ComputePayments``: lock at start, settle by job id."""
 
@@ -83,19 +101,36 @@ class EscrowComputePayments:
         that token on that chain or the payer cannot pay, a 503 when the chain or the
         escrow is unavailable.
         """
-        env = job.environment
-        if job.chain_id != env.chain_id or job.token.lower() != env.fee_token.lower():
-            raise PaymentRefusedError(
-                f"This compute environment does not accept payments on chain "
-                f"{job.chain_id} in token {job.token[:42]}.", code="escrow_token_refused")
-        resources = tuple(ResourceRequest(r.id, decimal_of(r.amount, f"amount of {r.id}"))
-                          for r in job.resources)
+        pricing, resources = _priced(job)
         payment = await self.payments.lock_for_job(
-            job.job_id, job.consumer, environment_pricing(env), resources, job.seconds)
+            job.job_id, job.consumer, pricing, resources, job.seconds)
         return payment.lock_tx
 
+    async def quote(self, job: PaidJobLike) -> dict[str, Any]:
+        """``initializeCompute``'s ``payment`` object: the cost of the job's maximum
+        duration in base units, the escrow, the payee, ``minLockSeconds``. Raises as
+        :meth:`lock` for a token the environment does not take, 503 without an Escrow
+        on the chain."""
+        pricing, resources = _priced(job)
+        quote = await self.payments.payment_quote(pricing, resources, job.seconds)
+        return quote.to_json()
+
+    async def cancel(self, job: PaidJobLike, lock_id: str) -> None:
+        """The engine refused the job after :meth:`lock` (nothing ran): release the lock.
+
+        ``lock_id`` (the lock's transaction hash) is not needed: the lock is kept in the
+        store by job id. A failure to queue the release is not raised over the engine's
+        own error: the lock then expires and the claim queue's sweep returns it.
+        """
+        del lock_id
+        try:
+            await self.payments.release(job.job_id)
+        except TidegateError as exc:
+            logger.warning("could not release the escrow lock of refused job %s: %s",
+                           job.job_id, exc.message)
+
     async def settle(self, job_id: str, used_seconds: float) -> ClaimRow | None:
-        """The job ended after ``used_seconds`` of run (and build): claim that much."""
+        """The job ended after ``used_seconds`` of its algorithm's run: claim that much."""
         return await self.payments.settle(job_id, used_seconds)
 
     async def release(self, job_id: str) -> ClaimRow | None:

@@ -159,6 +159,22 @@ async def compute_start(client: httpx.AsyncClient, env_id: str,
     return await client.post(path, headers=JSON, json=body)
 
 
+async def initialize_compute(client: httpx.AsyncClient, env_id: str,
+                             datasets: list[dict[str, Any]], algorithm: dict[str, Any],
+                             token: str, max_job_duration: int = 60, chain_id: int = 8996,
+                             resources: list[dict[str, Any]] | None = None,
+                             address: str = CONSUMER_ADDRESS) -> httpx.Response:
+    """``initializeCompute`` (the paid path; unsigned): ``resources`` ride in
+    ``payment``, ``validUntil`` is sent as ``maxJobDuration``."""
+    _, path = await endpoint(client, "initializeCompute")
+    payment: dict[str, Any] = {"chainId": chain_id, "token": token}
+    if resources is not None:
+        payment["resources"] = resources
+    return await client.post(path, headers=JSON, json={
+        "datasets": datasets, "algorithm": algorithm, "environment": env_id,
+        "payment": payment, "maxJobDuration": max_job_duration, "consumerAddress": address})
+
+
 async def compute_status(client: httpx.AsyncClient, job_id: str | None = None,
                          address: str = CONSUMER_ADDRESS) -> httpx.Response:
     _, path = await endpoint(client, "computeStatus")

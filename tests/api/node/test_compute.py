@@ -204,11 +204,12 @@ async def test_refusals(harness: ChainHarness, chain_client: httpx.AsyncClient) 
     replay = await oceanjs8.free_compute_start(chain_client, env["id"], [],
                                                raw("print(1)\n"), nonce=nonce)
     assert (replay.status_code, replay.json()["code"]) == (401, "nonce_too_low")
-    # Paid compute of Ocean Node's protocol (escrow) is refused, clearly, after the
-    # signature; the classic start on the same path still reads its own body.
+    # A paid start of Ocean Node's protocol (escrow) the consumer has not authorized is
+    # refused before it runs (tests/api/node/test_paid_compute.py pays for one); the
+    # classic start on the same path still reads its own body.
     paid = await oceanjs8.compute_start(chain_client, env["id"], [], raw("print(1)\n"),
                                         token=env["fees"]["8996"][0]["feeToken"])
-    assert (paid.status_code, paid.json()["code"]) == (402, "escrow_unavailable")
+    assert (paid.status_code, paid.json()["code"]) == (400, "escrow_not_authorized")
     classic = await chain_client.post("/api/services/compute", json={
         "dataset": {"documentId": dataset.did, "serviceId": "0"}, "algorithm": raw("1"),
         "environment": env["id"], "consumerAddress": CONSUMER_ADDRESS, "nonce": "1"})
@@ -276,48 +277,3 @@ async def test_a_job_waiting_for_a_slot_is_queued(harness: ChainHarness,
         assert (status["status"], status["statusText"]) == (1, "Job queued")
         for job_id in jobs:
             assert (await oceanjs8.compute_stop(client, job_id)).status_code == 200
-
-
-class FakeEscrowPayments:
-    """Stands in for the Escrow contract's payments (built on another branch): records
-    what the seam hands it."""
-
-    def __init__(self) -> None:
-        self.locked: list[Any] = []
-        self.cancelled: list[str] = []
-
-    async def lock(self, job: Any) -> str:
-        self.locked.append(job)
-        return "0x" + "cd" * 32
-
-    async def cancel(self, job: Any, lock_id: str) -> None:
-        self.cancelled.append(lock_id)
-
-
-async def test_paid_start_through_the_payments_seam_with_a_fake_escrow(
-        harness: ChainHarness, chain_settings: Any) -> None:
-    from tests.conftest import start_app
-
-    envs = ('[{"id": "paid", "chainId": 8996, "priceMin": 2, "cpu": 2, '
-            '"maxJobDuration": 300}]')
-    async for client in start_app(chain_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=envs)):
-        transport = client._transport
-        assert isinstance(transport, httpx.ASGITransport)
-        payments = FakeEscrowPayments()
-        transport.app.state.services.compute_payments = payments  # type: ignore[attr-defined]
-        env = await v2_environment(client)
-        assert "free" not in env
-        token = env["fees"]["8996"][0]["feeToken"]
-        # No free compute in a priced environment.
-        r = await oceanjs8.free_compute_start(client, "paid", [], raw("print(1)\n"))
-        assert (r.status_code, r.json()["code"]) == (400, "free_compute_unavailable")
-        r = await oceanjs8.compute_start(client, "paid", [], raw("print(1)\n"), token=token,
-                                         max_job_duration=61)
-        assert r.status_code == 200, r.text
-        job = r.json()[0]
-        assert job["agreementId"] == "0x" + "cd" * 32 and job["isFree"] is False
-        [paid] = payments.locked
-        assert (paid.job_id, paid.seconds, paid.cost, paid.chain_id) == (
-            job["jobId"], 61, 4, 8996)  # priceMin 2 x ceil(61 s / 60)
-        assert paid.token.lower() == token.lower() and not payments.cancelled
-        assert (await wait_v2(client, job["jobId"]))["status"] == 70

@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tidegate.api.context import compute_context, services
-from tidegate.api.endpoints.access import render_quote
 from tidegate.api.endpoints.compute_params import (
     ContainerParams,
     DeleteJobParams,
@@ -32,12 +31,11 @@ from tidegate.api.routes import Endpoint
 from tidegate.commands.compute.context import ComputeContext
 from tidegate.commands.compute.delete import delete_compute
 from tidegate.commands.compute.environments import compute_environments
-from tidegate.commands.compute.initialize import ComputeQuote, ComputeQuotes, initialize_compute
+from tidegate.commands.compute.initialize import ComputeQuotes, initialize_compute
 from tidegate.commands.compute.result import compute_result
 from tidegate.commands.compute.start import start_compute
 from tidegate.commands.compute.status import compute_status
 from tidegate.commands.compute.stop import stop_compute
-from tidegate.commands.initialize import ValidOrder
 from tidegate.compute.jobs import JobRecord
 
 
@@ -57,21 +55,11 @@ def _jobs(records: list[JobRecord]) -> JsonResponse:
     return JsonResponse([node.node_job(record) for record in records])
 
 
-def _quote(quote: ComputeQuote | ValidOrder) -> dict[str, Any]:
-    if isinstance(quote, ValidOrder):
-        return render_quote(quote)
-    answer: dict[str, Any] = {"datatoken": quote.datatoken,
-                              "providerFee": quote.provider_fee.to_json()}
-    if quote.valid_order:
-        answer["validOrder"] = quote.valid_order
-    return answer
-
-
 def render_quotes(quotes: ComputeQuotes) -> dict[str, Any]:
     """``{"datasets": [...], "algorithm": ...}``: one quote per input, in request order."""
-    answer: dict[str, Any] = {"datasets": [_quote(q) for q in quotes.datasets]}
+    answer: dict[str, Any] = {"datasets": [node.render_compute_quote(q) for q in quotes.datasets]}
     if quotes.algorithm is not None:
-        answer["algorithm"] = _quote(quotes.algorithm)
+        answer["algorithm"] = node.render_compute_quote(quotes.algorithm)
     return answer
 
 
@@ -133,8 +121,12 @@ ENDPOINTS = [
              get_environments, "Compute environments, keyed by chain id",
              params=EnvironmentsParams),
     Endpoint("initializeCompute", "POST", "/api/services/initializeCompute",
-             post_initialize_compute, "Quotes for the datasets and algorithm of a job",
-             params=InitializeComputeParams, source="json", fetches_files=True),
+             post_initialize_compute, "Quotes for the datasets and algorithm of a job; a "
+             "body with payment is Ocean Node's (escrow payment quote, docs/ocean-node.md)",
+             params=InitializeComputeParams, source="json", fetches_files=True,
+             variant=node.PAID_INITIALIZE_VARIANT,
+             responses=((200, "The quotes"),
+                        (402, "Ocean Node's paid path: escrow payments unavailable"))),
     Endpoint("computeStart", "POST", "/api/services/compute", post_compute,
              "Start a job (signed consumerAddress + dataset.documentId + nonce); a body "
              "with datasets or payment is Ocean Node's paid start (docs/ocean-node.md)",

@@ -6,9 +6,10 @@ Routes only this generation has: ``POST /api/services/freeCompute`` (signed
 Paths both generations share are routed in :mod:`tidegate.api.endpoints.compute`,
 which hands this module what the request says is Ocean Node's: the environments
 listing (``?protocol=node``), a start whose body carries ``datasets`` or ``payment``
-(paid: refused with 402 ``escrow_unavailable`` until escrow payments are plugged into
-:func:`~tidegate.commands.compute.node_start.start_node_compute`), and jobs started
-through this protocol (rendered as Ocean Node's ``ComputeJob``).
+(paid through ``Services.compute_payments``, the Escrow contract; 402
+``escrow_unavailable`` without it), an ``initializeCompute`` whose body carries
+``payment`` (the escrow quote), and jobs started through this protocol (rendered as
+Ocean Node's ``ComputeJob``).
 """
 
 from __future__ import annotations
@@ -22,18 +23,28 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tidegate.api.context import compute_context, services
+from tidegate.api.endpoints.access import render_quote
 from tidegate.api.endpoints.compute_params import AlgorithmParams
 from tidegate.api.node.credentials import node_proof, node_token
+from tidegate.api.outbound import probing
 from tidegate.api.params import NONCE_RULE, Params
 from tidegate.api.responses import JsonResponse
 from tidegate.api.routes import Endpoint, Variant
+from tidegate.commands.compute.initialize import ComputeQuote
 from tidegate.commands.compute.logs import ComputeLogs, compute_logs
+from tidegate.commands.compute.node_initialize import (
+    NOT_ORDERED,
+    InitializeNodeCompute,
+    NodeComputeQuotes,
+    initialize_node_compute,
+)
 from tidegate.commands.compute.node_start import (
     NodeDataset,
     PaymentRequest,
     StartNodeCompute,
     start_node_compute,
 )
+from tidegate.commands.initialize import ValidOrder
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import JobRecord
 from tidegate.compute.resources import ResourceAmount, describe
@@ -167,6 +178,36 @@ class PaidComputeParams(FreeComputeParams):
         return PaymentRequest(self.payment.chainId.value, checksum_address(self.payment.token))
 
 
+class QuotePaymentParams(PaymentParams):
+    """``payment`` of ocean.js 8's ``initializeCompute``: the resources ride in it."""
+
+    resources: list[Resource] = pydantic.Field(default_factory=list)
+
+
+class InitializeNodeComputeParams(Params):
+    """ocean.js 8's ``initializeCompute`` body (unsigned; the paid path only)."""
+
+    datasets: list[Dataset] = pydantic.Field(default_factory=list)
+    algorithm: AlgorithmParams
+    environment: str
+    consumerAddress: AddressText
+    payment: Annotated[QuotePaymentParams, pydantic.BeforeValidator(_object)]
+    maxJobDuration: Duration | None = None
+
+    def problems(self) -> dict[str, str]:
+        return self.algorithm.problems()
+
+    def command(self) -> InitializeNodeCompute:
+        return InitializeNodeCompute(
+            consumer=checksum_address(self.consumerAddress), environment=self.environment,
+            algorithm=self.algorithm.request(),
+            payment=PaymentRequest(self.payment.chainId.value,
+                                   checksum_address(self.payment.token)),
+            datasets=[d.dataset() for d in self.datasets],
+            resources=[ResourceAmount(r.id, r.amount) for r in self.payment.resources],
+            max_duration=self.maxJobDuration)
+
+
 class LogsParams(Params):
     jobId: str
     consumerAddress: AddressText
@@ -199,6 +240,36 @@ async def post_paid_compute(request: Request, p: PaidComputeParams) -> Response:
     return JsonResponse([node_job(record)])
 
 
+def render_compute_quote(quote: ComputeQuote | ValidOrder) -> dict[str, Any]:
+    """One input's quote as both generations answer it (``validOrder``: its order)."""
+    if isinstance(quote, ValidOrder):
+        return render_quote(quote)
+    answer: dict[str, Any] = {"datatoken": quote.datatoken,
+                              "providerFee": quote.provider_fee.to_json()}
+    if quote.valid_order:
+        answer["validOrder"] = quote.valid_order
+    return answer
+
+
+def render_node_quotes(quotes: NodeComputeQuotes) -> dict[str, Any]:
+    """Ocean Node's answer: ``algorithm``, ``datasets`` (request order), ``payment``;
+    ``validOrder`` is false wherever there is no order to reuse (as Ocean Node)."""
+    def one(quote: ComputeQuote | ValidOrder | None) -> dict[str, Any]:
+        if quote is None:
+            return dict(NOT_ORDERED)
+        return {"validOrder": False, **render_compute_quote(quote)}
+
+    return {"algorithm": one(quotes.algorithm), "datasets": [one(q) for q in quotes.datasets],
+            "payment": quotes.payment}
+
+
+async def post_initialize_node_compute(request: Request,
+                                       p: InitializeNodeComputeParams) -> Response:
+    quotes = await probing(request, initialize_node_compute(
+        compute_context(request), p.command(), services(request).compute_payments))
+    return JsonResponse(render_node_quotes(quotes))
+
+
 async def get_streamable_logs(request: Request, p: LogsParams) -> Response:
     chunks = await compute_logs(compute_context(request), ComputeLogs(
         job_id=p.jobId, proof=node_proof(p.consumerAddress, p.nonce, p.signature, LOGS,
@@ -221,6 +292,17 @@ PAID_START_VARIANT = Variant(
     carries=carries_node_start,
     rule={"anyOf": [{"required": ["datasets"]}, {"required": ["payment"]}]},
     params=PaidComputeParams, handler=post_paid_compute)
+
+
+def carries_payment(data: Mapping[str, Any]) -> bool:
+    """An ``initializeCompute`` of Ocean Node's protocol: only it sends ``payment`` (the
+    classic body sends ``compute: {env, validUntil}``; both send ``datasets``)."""
+    return "payment" in data
+
+
+PAID_INITIALIZE_VARIANT = Variant(
+    carries=carries_payment, rule={"required": ["payment"]},
+    params=InitializeNodeComputeParams, handler=post_initialize_node_compute)
 
 ENDPOINTS = [
     Endpoint("freeCompute", "POST", "/api/services/freeCompute", post_free_compute,

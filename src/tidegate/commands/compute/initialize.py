@@ -59,9 +59,11 @@ class ComputeQuotes:
     algorithm: ComputeQuote | ValidOrder | None
 
 
-async def _quote(ctx: ComputeContext, found: AssetService, transfer_tx: str | None,
+async def quote_input(ctx: ComputeContext, found: AssetService, transfer_tx: str | None,
                  consumer: str, env: Environment, valid_until: int,
                  pays: bool) -> ComputeQuote | ValidOrder:
+    """One input's quote (``pays``: its fee includes the compute time), or its still
+    valid order; also what ``node_initialize`` answers per published input."""
     chain, service = found.chain, found.service
     valid_order: str | None = None
     if transfer_tx:
@@ -91,11 +93,11 @@ async def initialize_compute(ctx: ComputeContext, cmd: InitializeCompute) -> Com
     quotes: list[ComputeQuote | ValidOrder] = []
     for index, dataset in enumerate(cmd.datasets):
         found = await dataset_service(ctx, index, dataset, cmd.consumer, algorithm)
-        quotes.append(await _quote(ctx, found, dataset.transfer_tx, cmd.consumer, env,
+        quotes.append(await quote_input(ctx, found, dataset.transfer_tx, cmd.consumer, env,
                                    cmd.valid_until, pays=index == 0))
     algorithm_quote = None
     if algorithm.asset is not None and algorithm.service is not None:  # published
         found = await algorithm_service(ctx, algorithm.asset, algorithm.service, cmd.consumer)
-        algorithm_quote = await _quote(ctx, found, cmd.algorithm.transfer_tx, cmd.consumer,
+        algorithm_quote = await quote_input(ctx, found, cmd.algorithm.transfer_tx, cmd.consumer,
                                        env, cmd.valid_until, pays=False)
     return ComputeQuotes(quotes, algorithm_quote)

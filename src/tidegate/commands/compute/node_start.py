@@ -129,6 +129,11 @@ class ComputePayments(Protocol):
     async def cancel(self, job: PaidJob, lock_id: str) -> None:
         """Release the lock of a job the engine then refused to start (nothing ran)."""
 
+    async def quote(self, job: PaidJob) -> dict[str, Any]:
+        """``initializeCompute``'s ``payment`` object for ``job`` (its ``job_id`` is
+        empty: no job exists yet): what the consumer must deposit and authorize. Raise
+        as :meth:`lock` for a token or chain the environment does not take."""
+
 
 async def _free_slot(ctx: ComputeContext, consumer: str, env: Environment) -> None:
     """Refuse a free job beyond the environment's per-consumer limit."""
@@ -140,7 +145,8 @@ async def _free_slot(ctx: ComputeContext, consumer: str, env: Environment) -> No
             "this environment.", code="too_many_free_jobs")
 
 
-def _duration(env: Environment, requested: int | None) -> int:
+def job_duration(env: Environment, requested: int | None) -> int:
+    """The job's maximum run in seconds: ``requested``, capped by the environment's."""
     return env.max_job_duration if not requested else min(requested, env.max_job_duration)
 
 
@@ -184,7 +190,7 @@ async def start_node_compute(ctx: ComputeContext, cmd: StartNodeCompute,
         raise FreeComputeRefusedError("This environment offers no free compute.",
                                       code="free_compute_unavailable")
     resources = fill_resources(env, cmd.resources)
-    seconds = _duration(env, cmd.max_duration)
+    seconds = job_duration(env, cmd.max_duration)
     algorithm = await resolve_algorithm(ctx, cmd.algorithm)
     ctx.engine.check_container(algorithm.container)
     orders: list[tuple[ValidatedOrder, ChainConfig]] = []

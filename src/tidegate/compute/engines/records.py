@@ -118,6 +118,8 @@ class JobBook:
             return  # deleted, or already finished by someone else
         if status is not None:
             record.status, record.status_text = int(status), STATUS_TEXT[status]
+            if status == JobStatus.RUNNING and record.date_started is None:
+                record.date_started = time.time()  # what a paid job is charged from
         if stop_requested is not None:
             record.stop_requested = stop_requested
         if running_log:
