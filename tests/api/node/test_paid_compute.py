@@ -192,3 +192,51 @@ async def test_without_an_escrow_contract_paid_compute_is_unavailable(
         transport = client._transport
         assert isinstance(transport, httpx.ASGITransport)
         assert transport.app.state.services.compute_payments is None  # type: ignore[attr-defined]
+
+
+async def test_a_lock_is_released_when_the_engine_then_refuses_the_job(
+        harness: ChainHarness, chain_settings: Any) -> None:
+    """The seam's cancel path: locked, then the engine refuses (no disk room): the whole
+    lock returns to the payer at once, and nothing runs."""
+    from tests.conftest import start_app
+
+    fund(harness, 100 * ONE_TOKEN)
+    settings = chain_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=PAID_ENV,
+                              TIDEGATE_COMPUTE_MIN_FREE_MB=str(10**12))
+    async for client in start_app(settings):
+        r = await oceanjs8.compute_start(client, "paid", [], raw(SLEEP),
+                                         token=harness.addresses["Ocean"],
+                                         max_job_duration=120)
+        assert (r.status_code, r.json()["code"]) == (503, "insufficient_disk"), r.text
+        [locked] = escrow_events(harness, "Lock")
+        assert locked["args"]["amount"] == 4 * ONE_TOKEN
+        assert [e["args"]["amount"] for e in escrow_events(harness, "Claimed")] == [0]
+        assert payer_funds(harness) == (100 * ONE_TOKEN, 0)
+        assert (await oceanjs8.compute_status(client)).json() == []
+
+
+async def test_a_paid_job_that_ended_while_no_settlement_ran_is_settled_at_the_next_start(
+        harness: ChainHarness, chain_settings: Any) -> None:
+    """The app stops while a paid job runs (the job is failed as the engine closes, after
+    the settlement task stopped); the next process settles it from the stored record."""
+    from tests.conftest import start_app
+
+    fund(harness, 100 * ONE_TOKEN)
+    ticks = "import time\nfor i in range(600):\n    print('tick', i, flush=True)\n" \
+            "    time.sleep(0.1)\n"
+    settings = chain_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=PAID_ENV)
+    async for client in start_app(settings):
+        r = await oceanjs8.compute_start(client, "paid", [], raw(ticks),
+                                         token=harness.addresses["Ocean"],
+                                         max_job_duration=120)
+        assert r.status_code == 200, r.text
+        job_id = r.json()[0]["jobId"]
+        deadline = time.monotonic() + 60
+        while (await oceanjs8.compute_status(client, job_id)).json()[0]["status"] != 40:
+            assert time.monotonic() < deadline, "the job never ran"
+            await asyncio.sleep(0.2)
+    assert payer_funds(harness) == (96 * ONE_TOKEN, 4 * ONE_TOKEN)  # still locked
+    async for client in start_app(settings):
+        record = (await oceanjs8.compute_status(client, job_id)).json()[0]
+        assert record["status"] in (31, 32, 70), record
+        assert await settled(harness) == (98 * ONE_TOKEN, 0)  # it ran: one minute
