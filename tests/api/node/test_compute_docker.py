@@ -80,3 +80,35 @@ async def test_free_compute_logs_and_stop_in_a_container(
         stopped = await oceanjs8.compute_stop(client, job_id)
         assert stopped.status_code == 200 and stopped.json()[0]["stopRequested"] is True
         assert (await wait_v2(client, job_id, 60))["statusText"] == "Job stopped"
+
+
+async def test_a_paid_job_stopped_in_its_container_pays_for_the_minutes_it_ran(
+        harness: ChainHarness, chain_settings: Callable[..., Settings],
+        docker: aiodocker.Docker) -> None:
+    """Settlement reads the job's record, whatever engine wrote it: the Docker engine's
+    stopped job claims one minute from the real Escrow; the rest returns to the payer."""
+    from tests.api.node.test_paid_compute import PAID_ENV, settled
+    from tests.conftest import start_app
+    from tests.escrow_helpers import fund, payer_funds
+    from tidegate.dev.ocean_txs import ONE_TOKEN
+
+    image_id = (await docker.images.inspect("ubuntu:latest"))["Id"]
+    algorithm = {"meta": {"rawcode": TICKS, "container": {
+        "entrypoint": "node $ALGO", "image": "ubuntu", "tag": "latest",
+        "checksum": image_id}}}
+    fund(harness, 100 * ONE_TOKEN)
+    async for client in start_app(chain_settings(DOCKER_HOST=DOCKER_HOST,
+                                                 TIDEGATE_COMPUTE_ENVIRONMENTS=PAID_ENV)):
+        r = await oceanjs8.compute_start(client, "paid", [], algorithm,
+                                         token=harness.addresses["Ocean"],
+                                         max_job_duration=120)
+        assert r.status_code == 200, r.text
+        job_id = r.json()[0]["jobId"]
+        assert payer_funds(harness) == (96 * ONE_TOKEN, 4 * ONE_TOKEN)
+        deadline = time.monotonic() + 60
+        while (await oceanjs8.compute_status(client, job_id)).json()[0]["status"] != 40:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        assert (await oceanjs8.compute_stop(client, job_id)).status_code == 200
+        assert (await wait_v2(client, job_id, 60))["statusText"] == "Job stopped"
+        assert await settled(harness) == (98 * ONE_TOKEN, 0)
