@@ -26,11 +26,17 @@ def encrypt(value: Any, key: str = PROVIDER_KEY) -> str:
 
 
 def asset_with(files: str, version: str | None) -> Asset:
-    raw: dict[str, Any] = {
-        "id": did_for(NFT, 8996), "chainId": 8996, "nftAddress": NFT,
+    fields: dict[str, Any] = {
+        "chainId": 8996, "nftAddress": NFT,
         "services": [{"id": "0", "type": "access", "datatokenAddress": DATATOKEN,
                       "serviceEndpoint": "http://provider", "files": files, "timeout": 0}],
     }
+    if version is not None and version.startswith("5."):
+        # DDO 5.x (ddo-js): a did:ope: id, the fields in its credential subject.
+        did = did_for(NFT, 8996, "did:ope:")
+        return Asset.parse({"id": did, "version": version,
+                            "credentialSubject": {"id": did, **fields}})
+    raw: dict[str, Any] = {"id": did_for(NFT, 8996), **fields}
     if version is not None:
         raw["version"] = version
     return Asset.parse(raw)
