@@ -125,6 +125,10 @@ class ContainerRun:
                 elif ticks % 5 == 0 and (await asyncio.to_thread(self._workspace.outputs_size)
                                          > self._limits.disk_bytes):
                     reason = "disk"
+            # A stop's kill() (from outside this loop) makes the wait return at once:
+            # the exit it causes is the stop, not the algorithm's exit 137.
+            if reason is None and self._killed:
+                reason = "stopped"
             if reason is not None:
                 await self.kill()
                 with contextlib.suppress(DockerError, TimeoutError):

@@ -265,6 +265,25 @@ async def test_stop_kills_the_container_at_once_and_the_log_is_readable_before(
     assert (await result_bytes(engine, job.job_id)).startswith(b"started\n")
 
 
+async def test_a_stop_whose_kill_ends_the_wait_first_is_still_a_stop(
+        make_docker_engine: DockerFactory) -> None:
+    """The race CI hit: the kill makes the container's wait return before the watch loop
+    polls again, so the loop never saw the stop. A poll interval of 60 s makes that order
+    certain; the record must still say "Job stopped", not "exited with code 137"."""
+    engine = await make_docker_engine(options=replace(TEST_OPTIONS, poll_interval=60))
+    job = spec(docker_environment(max_job_duration=120), code="echo started\nsleep 120",
+               container=BUSYBOX)
+    await engine.start(job)
+    await wait_status(engine, job.job_id, {JobStatus.RUNNING}, within=60)
+    deadline = time.monotonic() + 10
+    while await result_bytes_so_far(engine, job.job_id) != b"started\n":
+        assert time.monotonic() < deadline, "the log so far never showed"
+        await asyncio.sleep(0.05)
+    [stopped] = await engine.stop(OWNER, job.job_id, None)
+    assert (stopped.status, stopped.status_text) == (JobStatus.COMPLETED, "Job stopped"), (
+        stopped.detail)
+
+
 async def test_the_wall_clock_limit_kills_the_container(
         make_docker_engine: DockerFactory) -> None:
     env = docker_environment(max_job_duration=60)
