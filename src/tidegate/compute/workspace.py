@@ -333,10 +333,12 @@ def finished_results(workspace: Workspace, detail: str, completed: bool,
     the number of outputs not listed (see :func:`collect_results`).
 
     A job that did not complete, or whose algorithm never wrote to the log (stopped
-    while queued), gets a log ending with ``detail``, so result 0 always exists.
+    while queued, or stopped before its first line), gets a log ending with ``detail``,
+    so result 0 always exists and is never empty when there is something to say.
     """
     results, omitted = collect_results(workspace, max_outputs) if completed else ([], 0)
-    if completed and results and results[-1].type == "algorithmLog":
+    if (completed and results and results[-1].type == "algorithmLog"
+            and (results[-1].filesize > 0 or not detail)):
         return results, omitted
     outputs = [r for r in results if r.type != "algorithmLog"]
     workspace.root.mkdir(mode=0o700, parents=True, exist_ok=True)
