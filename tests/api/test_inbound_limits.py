@@ -246,3 +246,38 @@ def test_normal_keep_alive_requests_pass(server: Server) -> None:
         r = client.post("/api/services/fileinfo",
                         json={"type": "url", "url": "http://127.0.0.1:9/x"})
         assert r.status_code == 200
+
+
+def _one_answer(sock: socket.socket) -> bytes:
+    """Read one keep-alive answer (its head and Content-Length bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+@pytest.mark.parametrize("second", [
+    b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # a head that never ends
+    b"POST /api/services/fileinfo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+    b"\r\nContent-Length: 100\r\n\r\n{\"type\": ",  # a body that stops half-way
+], ids=["head", "body"])
+def test_the_next_request_of_a_kept_alive_connection_is_timed_too(
+        server: Server, second: bytes) -> None:
+    """A request that arrives whole in one read is never registered with the timer;
+    one that outlives its read is, also when it is not a connection's first."""
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _one_answer(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(0.5)  # idle between requests: not timed
+        started = time.monotonic()
+        sock.sendall(second)
+        status, _, body = _answer(sock)
+        elapsed = time.monotonic() - started
+    assert status == 408
+    _json_error(body, "request_timeout")
+    assert 0.9 < elapsed < 2.5, elapsed

@@ -41,9 +41,10 @@ _EXPOSE: Final = raw_header(EXPOSE_HEADERS)
 _VARY: Final = raw_header(VARY)
 
 
-def _inspect_headers(scope: Scope) -> tuple[bool, bool, bytes | None]:
-    """(has a body, has an Origin header, the X-Request-ID given)."""
-    body = origin = False
+def _inspect_headers(scope: Scope) -> tuple[bool, bool, bool, bytes | None]:
+    """(has a body, has an Origin header, has an Authorization header, the
+    X-Request-ID given): one pass over the headers."""
+    body = origin = authorization = False
     rid = None
     for name, value in scope["headers"]:
         if name == b"origin":
@@ -52,7 +53,9 @@ def _inspect_headers(scope: Scope) -> tuple[bool, bool, bytes | None]:
             body = True
         elif name == b"x-request-id":
             rid = value
-    return body, origin, rid
+        elif name == b"authorization":
+            authorization = True
+    return body, origin, authorization, rid
 
 
 class HotRoutes:
@@ -74,15 +77,15 @@ class HotRoutes:
         path = scope["path"]
         if scope["method"] != "GET" or (path != "/" and path != self._nonce_path):
             return False  # every other request: two comparisons, nothing more
-        has_body, has_origin, given_id = _inspect_headers(scope)
+        has_body, has_origin, has_authorization, given_id = _inspect_headers(scope)
         if has_body:  # parameters may come as JSON: the full route merges them
             return False
         started = time.perf_counter()
         body: bytes | None
         if path == "/":
             # Ocean Node's clients (an Authorization header) have their own document.
-            node = any(name == b"authorization" for name, _ in scope["headers"])
-            body = getattr(self._state, "root_body_node" if node else "root_body", None)
+            body = getattr(self._state, "root_body_node" if has_authorization else "root_body",
+                           None)
             route = "/"
         else:
             body, route = await self._nonce_body(scope["query_string"]), NONCE_PATH

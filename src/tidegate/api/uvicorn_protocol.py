@@ -32,10 +32,11 @@ What it adds (settings in docs/configuration.md, "Inbound limits"):
   answer ``{"error", "code"}`` JSON like every other error (uvicorn's are plain text).
 
 The per-request work is done once per socket read, in ``data_received`` (a few
-attribute reads and writes, one ``loop.time()``, a set insertion and removal): no
-parser callback is wrapped, sizes are checked per read rather than per header, and
-the timeouts are checked by one timer per worker that runs a few times a second
-while requests are in flight.
+attribute reads and writes): no parser callback is wrapped, sizes are checked per
+read rather than per header, and the timeouts are checked by one timer per worker
+that runs a few times a second while requests are in flight. A request that arrives
+whole in one read (nearly every GET) is never registered with that timer; one that
+outlives its first read is, timed from then (a new connection from its opening).
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._limits = watch.limits
         self._max_header_bytes = watch.limits.max_header_bytes
         self._max_url_bytes = watch.limits.max_url_bytes
-        self._unfinished = False  # a request is (or may be) arriving, and is timed
+        self._unfinished = False  # a request is (or may be) arriving
+        self._watched = False  # ... and is timed by the watch (it outlived one read)
         self._receiving = False  # bytes of that request have come
         self._since = 0.0
         self._slow = False
@@ -225,6 +227,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """A request starts arriving (or may: a new connection), timed from now."""
         self._unfinished = True
         self._since = self.loop.time()
+        self._watched = True
         self._watch.add(self)
 
     def _over_cap(self) -> bool:
@@ -244,8 +247,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _finish(self) -> None:
         self._receiving = False
-        if self._unfinished:
-            self._unfinished = False
+        self._unfinished = False
+        if self._watched:
+            self._watched = False
             self._watch.done(self)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
@@ -286,8 +290,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if not self._receiving:  # the first bytes of a request
             self._receiving = True
-            if not self._unfinished:  # the next request of a kept-alive connection
-                self._start()
+            # The next request of a kept-alive connection: timed only if this read
+            # does not complete it (below), so a request in one read costs the watch
+            # nothing; the read's end is its first byte's time, within one read.
+            self._unfinished = True
             self._head_bytes = 0
             self._head_checked = False
             if self._watch.slow and self._over_cap():
@@ -315,6 +321,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(414, "uri_too_long", "The request target is too long.")
             elif self._head_bytes > self._max_header_bytes:
                 self._refuse(431, "headers_too_large", "The request headers are too large.")
+            elif not self._watched:
+                self._start()
             return
         if (not self._head_checked and self._head_bytes + len(data) > self._max_header_bytes) \
                 or len(self.url) > self._max_url_bytes:
@@ -328,6 +336,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 return
         if not cycle.more_body or cycle.response_complete:
             self._finish()  # all of the request is in (or answered): no longer timed
+        elif not self._watched:
+            self._start()  # its body is still to come
 
     def _head_size(self) -> int:
         """The current request's line and headers, in bytes (as sent, but for spaces)."""
