@@ -12,6 +12,7 @@ reports busy, the read falls back to the thread.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -363,10 +364,10 @@ class SqliteStore:
     async def find_operator_jobs(self, operator_job_ids: list[str]) -> list[OperatorJobRow]:
         if not operator_job_ids:
             return []
-        marks = ", ".join("?" * len(operator_job_ids))
         rows = await self._read_all(
             "SELECT job_id, operator_job_id, document FROM operator_jobs "
-            f"WHERE operator_job_id IN ({marks})", tuple(operator_job_ids))
+            "WHERE operator_job_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(operator_job_ids),))
         return [OperatorJobRow(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
