@@ -69,7 +69,7 @@ async def status(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     return dict(job)
 
 
-async def test_a_paid_job_locks_at_start_and_claims_the_minutes_the_operator_reports(
+async def test_paid_job_claims_the_operators_run_minutes_recorded_contract_fake(
         harness: ChainHarness, client: httpx.AsyncClient,
         operator: FakeStatefulOperator) -> None:
     fund(harness, 100 * ONE_TOKEN)
@@ -119,7 +119,7 @@ async def test_a_paid_job_locks_at_start_and_claims_the_minutes_the_operator_rep
     assert (result.status_code, result.content) == (200, b"a,b\n1,2\n")
 
 
-async def test_without_run_timestamps_the_job_is_charged_from_creation_up_to_its_maximum(
+async def test_without_run_timestamps_charged_from_creation_recorded_contract_fake(
         harness: ChainHarness, chain_settings: Any) -> None:
     """An operator that sends no ``algoStartTimestamp``: ``dateCreated`` ->
     ``dateFinished`` (150 s) is charged, clamped to the job's maximum (120 s)."""
@@ -138,7 +138,7 @@ async def test_without_run_timestamps_the_job_is_charged_from_creation_up_to_its
                 4 * ONE_TOKEN]
 
 
-async def test_a_provisioning_failure_releases_the_whole_lock(
+async def test_provisioning_failure_releases_the_lock_recorded_contract_fake(
         harness: ChainHarness, client: httpx.AsyncClient,
         operator: FakeStatefulOperator) -> None:
     fund(harness, 100 * ONE_TOKEN)
@@ -153,7 +153,7 @@ async def test_a_provisioning_failure_releases_the_whole_lock(
     assert [e["args"]["amount"] for e in escrow_events(harness, "Claimed")] == [0]
 
 
-async def test_a_paid_job_stopped_before_it_ran_is_released_through_the_v2_stop(
+async def test_paid_job_stopped_before_it_ran_is_released_recorded_contract_fake(
         harness: ChainHarness, client: httpx.AsyncClient,
         operator: FakeStatefulOperator) -> None:
     fund(harness, 100 * ONE_TOKEN)
@@ -170,7 +170,7 @@ async def test_a_paid_job_stopped_before_it_ran_is_released_through_the_v2_stop(
     assert [e["args"]["amount"] for e in escrow_events(harness, "Claimed")] == [0]
 
 
-async def test_a_job_the_operator_forgot_is_released_after_its_lock_expires(
+async def test_forgotten_job_released_after_its_lock_expires_recorded_contract_fake(
         harness: ChainHarness, client: httpx.AsyncClient,
         operator: FakeStatefulOperator) -> None:
     fund(harness, 100 * ONE_TOKEN)
@@ -188,7 +188,7 @@ async def test_a_job_the_operator_forgot_is_released_after_its_lock_expires(
     assert await settled(harness) == (100 * ONE_TOKEN, 0)
 
 
-async def test_free_compute_and_its_per_consumer_limit(
+async def test_free_compute_and_its_limit_recorded_contract_fake(
         harness: ChainHarness, client: httpx.AsyncClient,
         operator: FakeStatefulOperator) -> None:
     r = await oceanjs8.free_compute_start(client, "free-k8s", [], CODE)
@@ -212,7 +212,7 @@ async def test_free_compute_and_its_per_consumer_limit(
     assert (r.status_code, r.json()["code"]) == (400, "free_compute_unavailable")
 
 
-async def test_streamable_logs_answer_the_documented_error(
+async def test_streamable_logs_documented_error_recorded_contract_fake(
         client: httpx.AsyncClient, operator: FakeStatefulOperator) -> None:
     """The operator-service has no log stream: 404 ``job_not_running``, not a 500."""
     job_id = (await oceanjs8.free_compute_start(client, "free-k8s", [], CODE)).json()[0][

@@ -267,7 +267,7 @@ async def test_operator_errors_recorded_contract_fake(
     assert len(operator.received) == 1  # a start is never retried
 
 
-def test_used_seconds_come_from_the_operators_run_timestamps() -> None:
+def test_used_seconds_come_from_the_operators_run_timestamps_recorded_contract_fake() -> None:
     from tidegate.compute.engines.operator_service import job_from_operator
 
     base = {**operator_job(70, "Job completed"), "dateCreated": "1000.0",
