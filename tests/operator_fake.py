@@ -37,6 +37,8 @@ class FakeStatefulOperator(LocalServer):
         self.jobs: dict[str, dict[str, Any]] = {}
         self.results: dict[str, list[bytes]] = {}
         self.received: list[dict[str, Any]] = []
+        self.failures: list[int] = []
+        """Statuses answered first to ``compute`` calls, in order (an operator outage)."""
         self.lock = threading.Lock()
         self._next = 0
 
@@ -107,6 +109,9 @@ class _Handler(QuietHandler):
                                      "query": query, "json": body})
         if path == "environments":
             self._answer(200, self.server.environments)
+            return
+        if path == "compute" and self.server.failures:
+            self._answer(self.server.failures.pop(0), {"error": "unavailable"})
             return
         signed = body if self.command == "POST" else query
         if path in ("compute", "getResult") and not self._signed_by_provider(signed):
