@@ -103,3 +103,20 @@ async def test_the_sweep_settles_only_ended_locked_jobs_and_retries_recorded_con
     assert payer_funds(harness) == (98 * ONE_TOKEN, 0)
     assert [e["args"]["amount"] for e in escrow_events(harness, "Claimed")] == [
         2 * ONE_TOKEN, 0]
+
+
+async def test_a_paid_job_deleted_before_its_settlement_is_still_charged_recorded_contract_fake(
+        harness: ChainHarness, parts: Parts, operator: FakeStatefulOperator) -> None:
+    """The operator forgets a deleted job; its last state, kept at the delete, is what
+    the sweep settles (the consumer cannot delete a finished job to avoid paying)."""
+    fund(harness, 100 * ONE_TOKEN)
+    op_id = await paid_job(harness, parts, "lock-deleted")
+    now = time.time()
+    operator.move(op_id, 70, "Job completed", algoStartTimestamp=f"{now - 100:.3f}",
+                  algoStopTimestamp=f"{now:.3f}", dateFinished=f"{now:.3f}")
+    await parts.engine.delete(harness.consumer.address, op_id, None)
+    assert op_id not in operator.jobs
+    assert await parts.settler.settle_ended() == ["lock-deleted"]
+    assert [e["args"]["amount"] for e in escrow_events(harness, "Claimed")] == [
+        2 * ONE_TOKEN]  # 100 s: two minutes
+    assert payer_funds(harness) == (98 * ONE_TOKEN, 0)

@@ -54,7 +54,7 @@ from tidegate.auth.signatures import sign_message
 from tidegate.compute.engines.base import JobAlgorithm, JobSpec, ResultStream
 from tidegate.compute.engines.records import JobNotRunningError
 from tidegate.compute.environments import Environment
-from tidegate.compute.jobs import JobRecord, JobResult, JobStatus
+from tidegate.compute.jobs import FINISHED, JobRecord, JobResult, JobStatus
 from tidegate.errors import (
     BadRequestError,
     NotFoundError,
@@ -363,12 +363,11 @@ class OperatorServiceEngine:
             record = _merged(record, row)
         return record
 
-    async def _operator_id(self, job_id: str | None) -> str | None:
-        """The operator's id of ``job_id`` when it is Tidegate's id of a stored job."""
+    async def _row(self, job_id: str | None) -> OperatorJobRow | None:
+        """The stored row when ``job_id`` is Tidegate's id of one of its jobs."""
         if job_id is None or self._store is None:
-            return job_id
-        row = await self._store.get_operator_job(job_id)
-        return job_id if row is None else row.operator_job_id
+            return None
+        return await self._store.get_operator_job(job_id)
 
     async def _with_known(self, records: list[JobRecord]) -> list[JobRecord]:
         """Merge the stored terms of Tidegate's jobs into the operator's records."""
@@ -397,17 +396,55 @@ class OperatorServiceEngine:
 
     async def jobs(self, owner: str | None, job_id: str | None,
                    did: str | None) -> list[JobRecord]:
-        query = self._query(owner, await self._operator_id(job_id), did)
-        return await self._with_known(self._jobs(await self._call("GET", "compute", query)))
+        """The operator's jobs with Tidegate's terms merged. Asked by Tidegate's id (the
+        settlement sweep), a job deleted since is its last state, kept at the delete."""
+        row = await self._row(job_id)
+        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        try:
+            found = self._jobs(await self._call("GET", "compute", query))
+        except NotFoundError:
+            found = []
+        if not found and row is not None:
+            deleted = json.loads(row.document).get("deleted")
+            if isinstance(deleted, Mapping):
+                return [_merged(job_from_operator(deleted), row)]
+        return await self._with_known(found)
 
     async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
-        query = self._query(owner, await self._operator_id(job_id), did)
+        row = await self._row(job_id)
+        query = self._query(owner, row.operator_job_id if row else job_id, did)
         return await self._with_known(self._jobs(await self._call("PUT", "compute", query)))
 
     async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
-        query = self._query(owner, await self._operator_id(job_id), did)
+        """DELETE at the operator. A Tidegate job's last state is kept in its row first
+        (an unfinished one as ended now), so a paid job deleted before it was settled
+        is still charged for what it ran."""
+        row = await self._row(job_id)
+        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        if self._store is not None:
+            try:
+                before = self._jobs(await self._call("GET", "compute", query))
+            except NotFoundError:
+                before = []
+            await self._keep_deleted(before)
         return await self._with_known(self._jobs(await self._call("DELETE", "compute",
                                                                   query)))
+
+    async def _keep_deleted(self, records: list[JobRecord]) -> None:
+        assert self._store is not None
+        rows = {row.operator_job_id: row
+                for row in await self._store.find_operator_jobs([r.job_id for r in records])}
+        for record in records:
+            row = rows.get(record.job_id)
+            if row is None or not isinstance(record, OperatorJobRecord):
+                continue
+            last = dict(record.raw)
+            if int(last.get("status") or 1) not in FINISHED:
+                last.update(status=int(JobStatus.COMPLETED), statusText="Job deleted",
+                            dateFinished=f"{time.time():.3f}")
+            document = {**json.loads(row.document), "deleted": last}
+            await self._store.put_operator_job(row.job_id, row.operator_job_id,
+                                               json.dumps(document))
 
     async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
         """operator-service has no log stream: 404 ``job_not_running`` for every job."""
