@@ -15,7 +15,9 @@ id, the escrow lock's, -> the operator's id and that JSON) and merges them into 
 operator's records on every status, stop and delete, so the v2 routes render the job
 (``JobRecord.to_node_json``) and the free-job limit counts free jobs. Clients see the
 operator's job id; asked for Tidegate's id (the settlement sweep, which knows the
-lock's), the engine asks the operator for the job the row names.
+lock's), the engine asks the operator for the job the row names. A delete first keeps
+the job's last state in its row (an unfinished job as ended then): the operator forgets
+a deleted job, and a paid job deleted before the sweep settled it is still charged.
 
 **Used time** of a paid job (``OperatorJobRecord.used_seconds``): the operator's
 ``algoStartTimestamp`` -> ``algoStopTimestamp`` (else ``dateFinished``) when it sends
