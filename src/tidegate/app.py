@@ -215,7 +215,7 @@ async def start_escrow_payments(chains: Chains, store: Store, engine: ComputeEng
         return None
     payments = build_escrow_payments(chains.by_id.values(), store)
     compute_payments = EscrowComputePayments(payments)
-    settler = PaidJobSettler(engine, compute_payments)
+    settler = PaidJobSettler(engine, compute_payments, store)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(payments.queue.run(CLAIM_RETRY_INTERVAL, stop)),
              asyncio.create_task(settler.run(SETTLE_INTERVAL, stop))]
@@ -296,7 +296,7 @@ def create_app(settings: Settings) -> TidegateApp:
             engine: ComputeEngine
             operator = operator_engine(
                 settings.operator_service_url,
-                settings.chain_independent_key.get_secret_value(), http, chains,
+                settings.chain_independent_key.get_secret_value(), http, chains, store,
                 metadata_uri=settings.aquarius_url or "")
             if operator is not None:
                 engine = operator
@@ -310,9 +310,8 @@ def create_app(settings: Settings) -> TidegateApp:
             stack.push_async_callback(engine.close)
             # After the engine's close is pushed (the stack runs backwards): the payment
             # tasks stop before the engine and the store close. Paid jobs are settled
-            # from this machine's job records, which the operator-service engine lacks.
-            escrow = (await start_escrow_payments(chains, store, engine, stack)
-                      if operator is None else None)
+            # from the stored escrow locks, on every engine.
+            escrow = await start_escrow_payments(chains, store, engine, stack)
 
             async def contract_signer(wallet: str, digests: tuple[bytes, ...],
                                       signature: bytes) -> bool:

@@ -286,15 +286,16 @@ def machine_engine(options: ComputeOptions, store: Store, storage: StorageContex
     return EngineRouter(engines, {env.id: env.engine for env in envs})
 
 
-def operator_engine(url: str | None, key: str, http: httpx.AsyncClient, chains: Chains, *,
-                    metadata_uri: str = "") -> OperatorServiceEngine | None:
+def operator_engine(url: str | None, key: str, http: httpx.AsyncClient, chains: Chains,
+                    store: Store, *, metadata_uri: str = "") -> OperatorServiceEngine | None:
     """The operator-service engine when ``url`` (``OPERATOR_SERVICE_URL``) is set, else None.
 
     ``key`` signs the requests: the chain-independent key (``Settings.chain_independent_key``).
+    ``store`` keeps what Tidegate knows of its Ocean Node protocol jobs (``operator_jobs``).
     ``metadata_uri`` is sent as the jobs' ``output.metadataUri`` (``AQUARIUS_URL``).
     """
     if url is None:
         return None
     tokens = {c: chains.by_id[c].fee_token for c in chains.ids}
     return OperatorServiceEngine(http, url, key, chains.ids, fee_tokens=tokens,
-                                 metadata_uri=metadata_uri)
+                                 metadata_uri=metadata_uri, store=store)

@@ -103,6 +103,13 @@ class JobRecord:
     resources: list[dict[str, Any]] = field(default_factory=list)
     """Ocean Node's protocol: ``[{"id", "amount"}]`` granted to the job."""
 
+    def used_seconds(self, now: float) -> float | None:
+        """Seconds the algorithm of an ended job ran (what a paid job is charged for);
+        None if it never started. ``now`` stands in for a missing ``date_finished``."""
+        if self.date_started is None:
+            return None
+        return max(0.0, (self.date_finished or now) - self.date_started)
+
     def to_json(self) -> dict[str, Any]:
         """The status object clients read (reference/operator-service field names)."""
         return {

@@ -29,6 +29,26 @@ class ClaimRow:
     document: str
 
 
+@dataclass(frozen=True)
+class EscrowLockRow:
+    """A paid job's escrow lock (``escrow_locks``); ``document`` is its JobPayment JSON."""
+
+    job_id: str
+    document: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class OperatorJobRow:
+    """What Tidegate knows of a job it started on the operator-service engine
+    (``operator_jobs``): ``job_id`` is Tidegate's id (the escrow lock's), ``operator_job_id``
+    the operator's, ``document`` the JSON the operator does not keep."""
+
+    job_id: str
+    operator_job_id: str
+    document: str
+
+
 class Store(Protocol):
     """Async persistence used by auth (nonces, revoked tokens, secrets)."""
 
@@ -150,3 +170,18 @@ class Store(Protocol):
 
     async def get_escrow_lock(self, job_id: str) -> str | None:
         """A paid job's escrow lock (JSON), or None."""
+
+    async def unclaimed_escrow_locks(self) -> list[EscrowLockRow]:
+        """Every escrow lock whose job has no claim row yet, oldest first: the paid jobs
+        still to settle (``commands/compute/settle.py``)."""
+
+    # --- operator-service jobs (compute.engines.operator_service) -----------------
+    async def put_operator_job(self, job_id: str, operator_job_id: str,
+                               document: str) -> None:
+        """Create or replace what Tidegate knows of an operator-service job."""
+
+    async def get_operator_job(self, job_id: str) -> OperatorJobRow | None:
+        """The row of Tidegate's ``job_id``, or None."""
+
+    async def find_operator_jobs(self, operator_job_ids: list[str]) -> list[OperatorJobRow]:
+        """The rows of these operator job ids (those that have one, any order)."""

@@ -92,4 +92,15 @@ MIGRATIONS: list[list[str]] = [
             created_ms BIGINT NOT NULL
         )""",
     ],
+    [
+        # What Tidegate knows of each Ocean Node protocol job it started on the
+        # operator-service engine (the operator keeps no protocol, free flag, resources
+        # or maximum duration): Tidegate's job id (its escrow lock's) -> the operator's.
+        """CREATE TABLE IF NOT EXISTS operator_jobs (
+            job_id TEXT PRIMARY KEY,
+            operator_job_id TEXT NOT NULL,
+            document TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS operator_jobs_operator ON operator_jobs (operator_job_id)",
+    ],
 ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from tidegate.errors import ServiceUnavailableError
-from tidegate.stores.base import CLAIM_PENDING, ClaimRow
+from tidegate.stores.base import CLAIM_PENDING, ClaimRow, EscrowLockRow, OperatorJobRow
 from tidegate.stores.boundary import translate_unavailable
 from tidegate.stores.migrations import MIGRATIONS
 
@@ -290,6 +290,35 @@ class PostgresStore:
         value = await self.pool.fetchval(
             "SELECT document FROM escrow_locks WHERE job_id = $1", job_id)
         return None if value is None else str(value)
+
+    async def unclaimed_escrow_locks(self) -> list[EscrowLockRow]:
+        rows = await self.pool.fetch(
+            "SELECT l.job_id, l.document, l.created_ms FROM escrow_locks l "
+            "LEFT JOIN escrow_claims c ON c.job_id = l.job_id WHERE c.job_id IS NULL "
+            "ORDER BY l.created_ms, l.job_id")
+        return [EscrowLockRow(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def put_operator_job(self, job_id: str, operator_job_id: str,
+                               document: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO operator_jobs (job_id, operator_job_id, document) "
+            "VALUES ($1, $2, $3) ON CONFLICT (job_id) DO UPDATE SET "
+            "operator_job_id = excluded.operator_job_id, document = excluded.document",
+            job_id, operator_job_id, document)
+
+    async def get_operator_job(self, job_id: str) -> OperatorJobRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT job_id, operator_job_id, document FROM operator_jobs WHERE job_id = $1",
+            job_id)
+        return None if row is None else OperatorJobRow(str(row[0]), str(row[1]), str(row[2]))
+
+    async def find_operator_jobs(self, operator_job_ids: list[str]) -> list[OperatorJobRow]:
+        if not operator_job_ids:
+            return []
+        rows = await self.pool.fetch(
+            "SELECT job_id, operator_job_id, document FROM operator_jobs "
+            "WHERE operator_job_id = ANY($1::text[])", operator_job_ids)
+        return [OperatorJobRow(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
 _TAKE_CLAIMS = (

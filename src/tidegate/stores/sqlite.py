@@ -12,6 +12,7 @@ reports busy, the read falls back to the thread.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 import aiosqlite
 
 from tidegate.errors import ServiceUnavailableError
-from tidegate.stores.base import CLAIM_PENDING, ClaimRow
+from tidegate.stores.base import CLAIM_PENDING, ClaimRow, EscrowLockRow, OperatorJobRow
 from tidegate.stores.boundary import translate_unavailable
 from tidegate.stores.migrations import MIGRATIONS
 
@@ -338,6 +339,36 @@ class SqliteStore:
         row = await self._read_one("SELECT document FROM escrow_locks WHERE job_id = ?",
                                    (job_id,))
         return str(row[0]) if row else None
+
+    async def unclaimed_escrow_locks(self) -> list[EscrowLockRow]:
+        rows = await self._read_all(
+            "SELECT l.job_id, l.document, l.created_ms FROM escrow_locks l "
+            "LEFT JOIN escrow_claims c ON c.job_id = l.job_id WHERE c.job_id IS NULL "
+            "ORDER BY l.created_ms, l.job_id")
+        return [EscrowLockRow(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def put_operator_job(self, job_id: str, operator_job_id: str,
+                               document: str) -> None:
+        await self._write(
+            "INSERT INTO operator_jobs (job_id, operator_job_id, document) VALUES (?, ?, ?) "
+            "ON CONFLICT (job_id) DO UPDATE SET operator_job_id = excluded.operator_job_id, "
+            "document = excluded.document", (job_id, operator_job_id, document))
+
+    async def get_operator_job(self, job_id: str) -> OperatorJobRow | None:
+        rows = await self._read_all(
+            "SELECT job_id, operator_job_id, document FROM operator_jobs WHERE job_id = ?",
+            (job_id,))
+        return OperatorJobRow(str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) \
+            if rows else None
+
+    async def find_operator_jobs(self, operator_job_ids: list[str]) -> list[OperatorJobRow]:
+        if not operator_job_ids:
+            return []
+        rows = await self._read_all(
+            "SELECT job_id, operator_job_id, document FROM operator_jobs "
+            "WHERE operator_job_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(operator_job_ids),))
+        return [OperatorJobRow(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
 _TAKE_CLAIMS = (

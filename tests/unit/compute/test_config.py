@@ -21,6 +21,7 @@ from tidegate.compute.config import compute_environments, operator_engine
 from tidegate.compute.runtimes import build_runtime_rules
 from tidegate.errors import ConfigurationError
 from tidegate.settings import Settings
+from tidegate.stores.sqlite import SqliteStore
 
 OCEAN = to_checksum_address("0x2473f4f7bf40ed9310838d1bb4b82d7e29e6ee3d")
 OTHER_KEY = "0x" + "12" * 32
@@ -140,8 +141,9 @@ def test_compute_settings(make_settings: Callable[..., Settings], tmp_path: Path
         make_settings(TIDEGATE_COMPUTE_MAX_PROCESSES="-3")
 
 
-async def test_operator_engine_only_with_a_url() -> None:
+async def test_operator_engine_only_with_a_url(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.db")
     async with httpx.AsyncClient() as http:
-        assert operator_engine(None, PROVIDER_KEY, http, CHAINS) is None
-        engine = operator_engine("http://op:8050", PROVIDER_KEY, http, CHAINS)
+        assert operator_engine(None, PROVIDER_KEY, http, CHAINS, store) is None
+        engine = operator_engine("http://op:8050", PROVIDER_KEY, http, CHAINS, store)
         assert engine is not None and engine.address == PROVIDER_ADDRESS

@@ -265,3 +265,24 @@ async def test_operator_errors_recorded_contract_fake(
         await engine.start(job_spec(JobAlgorithm(container=PYTHON, rawcode="x")))
     assert "Invalid providerSignature" in str(raised.value)
     assert len(operator.received) == 1  # a start is never retried
+
+
+def test_used_seconds_come_from_the_operators_run_timestamps_recorded_contract_fake() -> None:
+    from tidegate.compute.engines.operator_service import job_from_operator
+
+    base = {**operator_job(70, "Job completed"), "dateCreated": "1000.0",
+            "dateFinished": "1200.0"}
+    ran = job_from_operator({**base, "algoStartTimestamp": "1100.5",
+                             "algoStopTimestamp": "1130.5"})
+    assert ran.used_seconds(now=5000) == 30.0
+    # Stopped while queued: the operator says the algorithm never started.
+    assert job_from_operator({**base, "algoStartTimestamp": "0",
+                              "algoStopTimestamp": "0"}).used_seconds(now=5000) is None
+    # No timestamps (older operators): creation to finish, provisioning included.
+    assert job_from_operator(base).used_seconds(now=5000) == 200.0
+    assert job_from_operator({**base, "status": 40, "dateFinished": None}).used_seconds(
+        now=1050) == 50.0
+    assert job_from_operator({**base, "status": 1}).used_seconds(now=5000) is None
+    for failed in (31, 32):  # a provisioning failure never ran, whatever it sends
+        assert job_from_operator({**base, "status": failed,
+                                  "algoStartTimestamp": "1100"}).used_seconds(5000) is None

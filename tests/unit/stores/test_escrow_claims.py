@@ -104,3 +104,48 @@ async def test_a_paid_jobs_lock_is_kept_once(store_url: str) -> None:
         assert await store.get_escrow_lock("job-4") == '{"lock": 1}'
     finally:
         await store.close()
+
+
+async def test_unclaimed_escrow_locks_are_those_without_a_claim_row(store_url: str) -> None:
+    """What the settlement sweep reads: every lock until its job's claim is queued
+    (whatever state the claim is in afterwards), oldest first."""
+    store = open_store(store_url)
+    await store.open()
+    try:
+        assert await store.unclaimed_escrow_locks() == []
+        await store.put_escrow_lock("job-b", '{"b": 1}', 2_000)
+        await store.put_escrow_lock("job-a", '{"a": 1}', 1_000)
+        await store.put_escrow_lock("job-c", '{"c": 1}', 3_000)
+        assert [(r.job_id, r.document, r.created_ms)
+                for r in await store.unclaimed_escrow_locks()] == [
+            ("job-a", '{"a": 1}', 1_000), ("job-b", '{"b": 1}', 2_000),
+            ("job-c", '{"c": 1}', 3_000)]
+        await store.add_claim("job-b", 8996, "{}", 4_000)  # pending
+        await store.add_claim("job-a", 8996, "{}", 4_000)
+        assert len(await store.take_claims("me", 4_000, LEASE, 1, job_id="job-a")) == 1
+        assert await store.finish_claim("job-a", "me", "claimed", "0x1", "", 4_001)
+        assert [r.job_id for r in await store.unclaimed_escrow_locks()] == ["job-c"]
+        await store.add_claim("unlocked", 8996, "{}", 5_000)  # a claim with no lock row
+        assert [r.job_id for r in await store.unclaimed_escrow_locks()] == ["job-c"]
+    finally:
+        await store.close()
+
+
+async def test_operator_jobs_are_found_by_either_id(store_url: str) -> None:
+    store = open_store(store_url)
+    await store.open()
+    try:
+        assert await store.get_operator_job("t-1") is None
+        assert await store.find_operator_jobs([]) == []
+        await store.put_operator_job("t-1", "op-1", '{"free": true}')
+        await store.put_operator_job("t-2", "op-2", '{"free": false}')
+        await store.put_operator_job("t-1", "op-1", '{"free": false}')  # replaced
+        row = await store.get_operator_job("t-1")
+        assert row is not None
+        assert (row.job_id, row.operator_job_id, row.document) == (
+            "t-1", "op-1", '{"free": false}')
+        found = await store.find_operator_jobs(["op-2", "op-1", "op-x"])
+        assert sorted((r.job_id, r.operator_job_id) for r in found) == [
+            ("t-1", "op-1"), ("t-2", "op-2")]
+    finally:
+        await store.close()

@@ -5,8 +5,29 @@ Provider's ``ocean_provider/utils/compute.py`` does) as the
 provider: every request carries ``providerAddress``, a ``nonce`` (``time.time_ns()``,
 strictly increasing) and ``providerSignature``, the provider key's signature of
 ``owner + jobId + nonce`` (``owner + nonce`` without a job id) in the reference's
-form (v = 0/1). Jobs are the operator's: this engine keeps no records of its own, and
-the operator's job and environment objects are returned with their fields intact.
+form (v = 0/1). Jobs are the operator's: this engine keeps no job records of its own,
+and the operator's job and environment objects are returned with their fields intact.
+
+**Ocean Node protocol jobs** (compute v2): the operator knows nothing of a job's
+protocol, free flag, resources or maximum duration, and gives the job its own id. At
+start the engine stores them in Tidegate's store (``operator_jobs``: Tidegate's job
+id, the escrow lock's, -> the operator's id and that JSON) and merges them into the
+operator's records on every status, stop and delete, so the v2 routes render the job
+(``JobRecord.to_node_json``) and the free-job limit counts free jobs. Clients see the
+operator's job id; asked for Tidegate's id (the settlement sweep, which knows the
+lock's), the engine asks the operator for the job the row names. A delete first keeps
+the job's last state in its row (an unfinished job as ended then): the operator forgets
+a deleted job, and a paid job deleted before the sweep settled it is still charged.
+
+**Used time** of a paid job (``OperatorJobRecord.used_seconds``): the operator's
+``algoStartTimestamp`` -> ``algoStopTimestamp`` (else ``dateFinished``) when it sends
+them (Ocean's newer C2D job objects do; ``"0"`` means never started). Without them it
+is ``dateCreated`` -> ``dateFinished``: the provisioning time is charged too (the
+payments object clamps it to the job's maximum). A job **never ran** -- released, not
+charged -- when its status is a provisioning failure (31, 32), or when the operator
+sends timestamps and ``algoStartTimestamp`` is unset (e.g. stopped while queued);
+without timestamps a job stopped before it ran cannot be told apart and is charged
+from ``dateCreated``.
 
 Differences from the reference, on purpose: the base URL keeps its path (the
 reference's ``urljoin`` drops a last segment without a trailing slash); the result
@@ -17,6 +38,7 @@ carry it) and never puts signatures in the file name.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -34,7 +56,7 @@ from tidegate.auth.signatures import sign_message
 from tidegate.compute.engines.base import JobAlgorithm, JobSpec, ResultStream
 from tidegate.compute.engines.records import JobNotRunningError
 from tidegate.compute.environments import Environment
-from tidegate.compute.jobs import JobRecord, JobResult
+from tidegate.compute.jobs import FINISHED, JobRecord, JobResult, JobStatus
 from tidegate.errors import (
     BadRequestError,
     NotFoundError,
@@ -43,6 +65,7 @@ from tidegate.errors import (
     UnauthorizedError,
 )
 from tidegate.files.storages import safe_filename
+from tidegate.stores.base import OperatorJobRow, Store
 from tidegate.types import ZERO_ADDRESS, digits_value
 
 __all__ = ["OperatorEnvironment", "OperatorJobRecord", "OperatorServiceEngine",
@@ -75,9 +98,18 @@ class OperatorJobRecord(JobRecord):
     """A job as the operator described it; :meth:`to_json` keeps every operator field."""
 
     raw: dict[str, Any] = field(default_factory=dict)
+    run_finished: float | None = None
+    """``algoStopTimestamp`` when the operator sends it (see the module's used time)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), **self.raw}
+
+    def used_seconds(self, now: float) -> float | None:
+        """The algorithm's run by the operator's timestamps (see the module)."""
+        if self.date_started is None:
+            return None
+        end = self.run_finished or self.date_finished or now
+        return max(0.0, end - self.date_started)
 
 
 def _timestamp(value: object) -> float | None:
@@ -114,6 +146,17 @@ def job_from_operator(raw: Mapping[str, Any]) -> OperatorJobRecord:
                                      index=int(item.get("index", i))))
     inputs = [str(d) for d in _listed(raw.get("inputDID"))]
     status = int(raw.get("status") or 1)
+    created = _timestamp(raw.get("dateCreated")) or 0.0
+    started: float | None
+    if "algoStartTimestamp" in raw:
+        started = _timestamp(raw.get("algoStartTimestamp")) or None
+    elif status >= JobStatus.RUNNING:  # no timestamps: charged from the job's creation
+        started = created or None
+    else:
+        started = None
+    if status in (JobStatus.DATA_PROVISIONING_FAILED,
+                  JobStatus.ALGORITHM_PROVISIONING_FAILED):
+        started = None
     return OperatorJobRecord(
         job_id=str(raw.get("jobId", "")), owner=str(raw.get("owner", "")),
         did=str(raw.get("documentId") or raw.get("did") or (inputs[0] if inputs else "")),
@@ -121,10 +164,22 @@ def job_from_operator(raw: Mapping[str, Any]) -> OperatorJobRecord:
         environment=str(raw.get("environment", "")),
         chain_id=int(raw.get("chainId") or 0), status=status,
         status_text=str(raw.get("statusText", "")),
-        date_created=_timestamp(raw.get("dateCreated")) or 0.0,
+        date_created=created, date_started=started,
         date_finished=_timestamp(raw.get("dateFinished")), results=results,
         algorithm_did=str(raw["algoDID"]) if raw.get("algoDID") else None, input_dids=inputs,
-        stop_requested=bool(int(raw.get("stopreq") or 0)), raw=dict(raw))
+        stop_requested=bool(int(raw.get("stopreq") or 0)), raw=dict(raw),
+        run_finished=_timestamp(raw.get("algoStopTimestamp")) or None)
+
+
+def _merged(record: JobRecord, row: OperatorJobRow) -> JobRecord:
+    """``record`` with what Tidegate stored of it at start (``operator_jobs``)."""
+    known = json.loads(row.document)
+    record.protocol = str(known.get("protocol", record.protocol))
+    record.free = bool(known.get("free", record.free))
+    record.max_duration = int(known.get("maxDuration", record.max_duration))
+    record.resources = list(known.get("resources", record.resources))
+    record.environment = record.environment or str(known.get("environment", ""))
+    return record
 
 
 class OperatorServiceEngine:
@@ -133,14 +188,19 @@ class OperatorServiceEngine:
     ``http`` is the app's shared client (not closed here). ``provider_key`` is the
     chain-independent key (``UNIVERSAL_PRIVATE_KEY`` or the single provider key).
     ``fee_tokens`` maps chain id to this provider's fee token (added to every
-    environment); ``metadata_uri`` is the stage ``output.metadataUri``.
+    environment); ``metadata_uri`` is the stage ``output.metadataUri``. ``store``
+    keeps what Tidegate knows of its Ocean Node protocol jobs (see the module); without
+    one (tests of the classic path) such jobs are rendered from the operator's fields
+    alone.
     """
 
     def __init__(self, http: httpx.AsyncClient, base_url: str, provider_key: str,
                  chain_ids: Sequence[int], *, fee_tokens: Mapping[int, str] | None = None,
                  metadata_uri: str = "", timeout: float = 30.0, retries: int = 3,
-                 max_unsized_result: int = 64 * 1024 * 1024) -> None:
+                 max_unsized_result: int = 64 * 1024 * 1024,
+                 store: Store | None = None) -> None:
         self._http = http
+        self._store = store
         self._base = base_url.rstrip("/") + "/api/v1/operator/"
         self._key = provider_key
         self.address: str = Account.from_key(provider_key).address
@@ -287,12 +347,37 @@ class OperatorServiceEngine:
                 "nonce": int(signed["nonce"]), "chainId": spec.chain_id}
 
     async def start(self, spec: JobSpec) -> JobRecord:
-        """POST the workflow; the operator's first job object."""
+        """POST the workflow; the operator's first job object. An Ocean Node protocol
+        job's terms are stored first under the operator's id (see the module)."""
         jobs = self._jobs(await self._call("POST", "compute", body=lambda: self.workflow(spec)))
         if not jobs:
             raise ServiceUnavailableError("The compute operator-service returned no job.",
                                           code="operator_error")
-        return jobs[0]
+        record = jobs[0]
+        if spec.protocol == "node" and self._store is not None:
+            document = json.dumps({
+                "protocol": spec.protocol, "free": spec.free,
+                "maxDuration": spec.max_duration, "environment": spec.environment.id,
+                "resources": [{"id": rid, "amount": amount}
+                              for rid, amount in spec.resources]})
+            row = OperatorJobRow(spec.job_id, record.job_id, document)
+            await self._store.put_operator_job(row.job_id, row.operator_job_id, row.document)
+            record = _merged(record, row)
+        return record
+
+    async def _row(self, job_id: str | None) -> OperatorJobRow | None:
+        """The stored row when ``job_id`` is Tidegate's id of one of its jobs."""
+        if job_id is None or self._store is None:
+            return None
+        return await self._store.get_operator_job(job_id)
+
+    async def _with_known(self, records: list[JobRecord]) -> list[JobRecord]:
+        """Merge the stored terms of Tidegate's jobs into the operator's records."""
+        if self._store is None or not records:
+            return records
+        rows = {row.operator_job_id: row
+                for row in await self._store.find_operator_jobs([r.job_id for r in records])}
+        return [_merged(r, rows[r.job_id]) if r.job_id in rows else r for r in records]
 
     def _query(self, owner: str | None, job_id: str | None,
                did: str | None) -> Callable[[], dict[str, Any]]:
@@ -313,14 +398,55 @@ class OperatorServiceEngine:
 
     async def jobs(self, owner: str | None, job_id: str | None,
                    did: str | None) -> list[JobRecord]:
-        return self._jobs(await self._call("GET", "compute", self._query(owner, job_id, did)))
+        """The operator's jobs with Tidegate's terms merged. Asked by Tidegate's id (the
+        settlement sweep), a job deleted since is its last state, kept at the delete."""
+        row = await self._row(job_id)
+        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        try:
+            found = self._jobs(await self._call("GET", "compute", query))
+        except NotFoundError:
+            found = []
+        if not found and row is not None:
+            deleted = json.loads(row.document).get("deleted")
+            if isinstance(deleted, Mapping):
+                return [_merged(job_from_operator(deleted), row)]
+        return await self._with_known(found)
 
     async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
-        return self._jobs(await self._call("PUT", "compute", self._query(owner, job_id, did)))
+        row = await self._row(job_id)
+        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        return await self._with_known(self._jobs(await self._call("PUT", "compute", query)))
 
     async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
-        return self._jobs(await self._call("DELETE", "compute",
-                                           self._query(owner, job_id, did)))
+        """DELETE at the operator. A Tidegate job's last state is kept in its row first
+        (an unfinished one as ended now), so a paid job deleted before it was settled
+        is still charged for what it ran."""
+        row = await self._row(job_id)
+        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        if self._store is not None:
+            try:
+                before = self._jobs(await self._call("GET", "compute", query))
+            except NotFoundError:
+                before = []
+            await self._keep_deleted(before)
+        return await self._with_known(self._jobs(await self._call("DELETE", "compute",
+                                                                  query)))
+
+    async def _keep_deleted(self, records: list[JobRecord]) -> None:
+        assert self._store is not None
+        rows = {row.operator_job_id: row
+                for row in await self._store.find_operator_jobs([r.job_id for r in records])}
+        for record in records:
+            row = rows.get(record.job_id)
+            if row is None or not isinstance(record, OperatorJobRecord):
+                continue
+            last = dict(record.raw)
+            if int(last.get("status") or 1) not in FINISHED:
+                last.update(status=int(JobStatus.COMPLETED), statusText="Job deleted",
+                            dateFinished=f"{time.time():.3f}")
+            document = {**json.loads(row.document), "deleted": last}
+            await self._store.put_operator_job(row.job_id, row.operator_job_id,
+                                               json.dumps(document))
 
     async def follow_log(self, owner: str, job_id: str) -> AsyncIterator[bytes]:
         """operator-service has no log stream: 404 ``job_not_running`` for every job."""
