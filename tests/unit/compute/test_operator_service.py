@@ -179,7 +179,7 @@ async def test_start_posts_the_workflow_recorded_contract_fake(
                                                    "userdata": {"rows": 5}}},
                 {"index": 1, "id": DID.replace("ab", "ef"),
                  "remote": {"txId": "0x" + "33" * 32, "serviceId": "access"}}],
-            "compute": {"Instances": 1, "namespace": "ocean-compute", "maxtime": 3600},
+            "compute": {"Instances": 1, "namespace": "ocean-compute", "maxtime": 120},
             "algorithm": {"id": "", "url": "", "rawcode": "print(1)", "container": PYTHON},
             "output": {"metadataUri": "http://aquarius:5000"}}]},
         "agreementId": "0x" + "11" * 32, "owner": CONSUMER_ADDRESS,

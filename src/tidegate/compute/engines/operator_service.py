@@ -32,7 +32,9 @@ from ``dateCreated``.
 Differences from the reference, on purpose: the base URL keeps its path (the
 reference's ``urljoin`` drops a last segment without a trailing slash); the result
 download does not forward the consumer's signature (the engine protocol does not
-carry it) and never puts signatures in the file name.
+carry it) and never puts signatures in the file name; the workflow's
+``compute.maxtime`` is the job's maximum duration (the reference sends 3600 whatever
+the job's ``maxJobDuration``, so a job paid for less could run for an hour).
 """
 
 from __future__ import annotations
@@ -335,7 +337,10 @@ class OperatorServiceEngine:
                 remote["userdata"] = item.userdata
             inputs.append({"index": index, "id": item.did, "remote": remote})
         stage = {"index": 0, "input": inputs,
-                 "compute": {"Instances": 1, "namespace": "ocean-compute", "maxtime": 3600},
+                 # The job's own limit (the reference sends 3600 whatever was paid for):
+                 # the operator then stops a paid job at the duration it was charged.
+                 "compute": {"Instances": 1, "namespace": "ocean-compute",
+                             "maxtime": spec.max_duration},
                  "algorithm": _algorithm(spec.algorithm),
                  "output": {"metadataUri": self._metadata_uri}}
         signed = self._signed(spec.owner)
