@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from tidegate.errors import NotFoundError
 
@@ -63,6 +63,10 @@ class JobNotFoundError(NotFoundError):
     code = "job_not_found"
 
 
+#: The status text of a job ended in the queue (its ``queueMaxWaitTime`` passed first).
+QUEUE_EXPIRED_TEXT: Final = "Job expired in the queue"
+
+
 @dataclass
 class JobResult:
     """One downloadable result: ``type`` is "output", "algorithmLog" or "configurationLog"."""
@@ -102,6 +106,8 @@ class JobRecord:
     max_duration: int = 0
     resources: list[dict[str, Any]] = field(default_factory=list)
     """Ocean Node's protocol: ``[{"id", "amount"}]`` granted to the job."""
+    queue_max_wait: int = 0
+    """Ocean Node's protocol: the job's ``queueMaxWaitTime`` (seconds; 0: no limit)."""
 
     def used_seconds(self, now: float) -> float | None:
         """Seconds the algorithm of an ended job ran (what a paid job is charged for);
@@ -139,6 +145,7 @@ class JobRecord:
         """The job as Ocean Node's ``ComputeJob`` (C2D v2 field names and texts)."""
         status = int(self.status)
         text = ("Job stopped" if self.stop_requested and status in FINISHED
+                else self.status_text if self.status_text == QUEUE_EXPIRED_TEXT
                 else NODE_STATUS_TEXT.get(status, self.status_text))
         return {
             "owner": self.owner,
@@ -156,7 +163,7 @@ class JobRecord:
             "environment": self.environment,
             "metadata": {},
             "terminationDetails": {"exitCode": None, "OOMKilled": None},
-            "queueMaxWaitTime": 0,
+            "queueMaxWaitTime": self.queue_max_wait,
             "stopRequested": self.stop_requested,
             "isFree": self.free,
             "resources": self.resources,

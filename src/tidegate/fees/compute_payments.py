@@ -67,6 +67,8 @@ class PaidJobLike(Protocol):
     def resources(self) -> Sequence[ResourceLike]: ...
     @property
     def seconds(self) -> int: ...
+    @property
+    def queue_seconds(self) -> int: ...
 
 
 def environment_pricing(env: EnvironmentLike) -> Pricing:
@@ -103,7 +105,8 @@ class EscrowComputePayments:
         """
         pricing, resources = _priced(job)
         payment = await self.payments.lock_for_job(
-            job.job_id, job.consumer, pricing, resources, job.seconds)
+            job.job_id, job.consumer, pricing, resources, job.seconds,
+            queue_max_wait=job.queue_seconds)
         return payment.lock_tx
 
     async def quote(self, job: PaidJobLike) -> dict[str, Any]:
@@ -112,7 +115,8 @@ class EscrowComputePayments:
         :meth:`lock` for a token the environment does not take, 503 without an Escrow
         on the chain."""
         pricing, resources = _priced(job)
-        quote = await self.payments.payment_quote(pricing, resources, job.seconds)
+        quote = await self.payments.payment_quote(pricing, resources, job.seconds,
+                                                  queue_max_wait=job.queue_seconds)
         return quote.to_json()
 
     async def cancel(self, job: PaidJobLike, lock_id: str) -> None:

@@ -147,7 +147,8 @@ async def free_compute_start(client: httpx.AsyncClient, env_id: str,
 async def compute_start(client: httpx.AsyncClient, env_id: str,
                         datasets: list[dict[str, Any]], algorithm: dict[str, Any],
                         token: str, max_job_duration: int = 60, chain_id: int = 8996,
-                        resources: list[dict[str, Any]] | None = None) -> httpx.Response:
+                        resources: list[dict[str, Any]] | None = None,
+                        queue_max_wait: int | None = None) -> httpx.Response:
     """``computeStart`` (paid through escrow)."""
     _, path = await endpoint(client, "computeStart")
     nonce, signature = await signed(client, "startCompute")
@@ -156,6 +157,8 @@ async def compute_start(client: httpx.AsyncClient, env_id: str,
     body.update(maxJobDuration=max_job_duration, chainId=chain_id, payment={
         "chainId": chain_id, "token": token, "maxJobDuration": max_job_duration,
         "resources": resources})
+    if queue_max_wait is not None:
+        body["queueMaxWaitTime"] = queue_max_wait
     return await client.post(path, headers=JSON, json=body)
 
 
@@ -163,16 +166,20 @@ async def initialize_compute(client: httpx.AsyncClient, env_id: str,
                              datasets: list[dict[str, Any]], algorithm: dict[str, Any],
                              token: str, max_job_duration: int = 60, chain_id: int = 8996,
                              resources: list[dict[str, Any]] | None = None,
-                             address: str = CONSUMER_ADDRESS) -> httpx.Response:
+                             address: str = CONSUMER_ADDRESS,
+                             queue_max_wait: int | None = None) -> httpx.Response:
     """``initializeCompute`` (the paid path; unsigned): ``resources`` ride in
     ``payment``, ``validUntil`` is sent as ``maxJobDuration``."""
     _, path = await endpoint(client, "initializeCompute")
     payment: dict[str, Any] = {"chainId": chain_id, "token": token}
     if resources is not None:
         payment["resources"] = resources
-    return await client.post(path, headers=JSON, json={
+    body: dict[str, Any] = {
         "datasets": datasets, "algorithm": algorithm, "environment": env_id,
-        "payment": payment, "maxJobDuration": max_job_duration, "consumerAddress": address})
+        "payment": payment, "maxJobDuration": max_job_duration, "consumerAddress": address}
+    if queue_max_wait is not None:
+        body["queueMaxWaitTime"] = queue_max_wait
+    return await client.post(path, headers=JSON, json=body)
 
 
 async def compute_status(client: httpx.AsyncClient, job_id: str | None = None,

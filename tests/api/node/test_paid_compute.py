@@ -240,3 +240,53 @@ async def test_a_paid_job_that_ended_while_no_settlement_ran_is_settled_at_the_n
         record = (await oceanjs8.compute_status(client, job_id)).json()[0]
         assert record["status"] in (31, 32, 70), record
         assert await settled(harness) == (98 * ONE_TOKEN, 0)  # it ran: one minute
+
+
+#: One job at a time, so a second start waits in the queue.
+ONE_SLOT_ENV = ('[{"id": "paid", "chainId": 8996, "priceMin": 2, "cpu": 2, '
+                '"maxJobDuration": 300, "maxJobs": 1}]')
+
+
+async def test_queue_max_wait_lengthens_the_lock_and_ends_a_job_that_waited_longer(
+        harness: ChainHarness, chain_settings: Any) -> None:
+    """``queueMaxWaitTime``: the quote's ``minLockSeconds`` and the lock cover the wait;
+    a job still without a slot after it ends unrun (never charged: released whole)
+    while the job holding the slot is charged as usual."""
+    from tests.conftest import start_app
+
+    fund(harness, 100 * ONE_TOKEN)
+    async for client in start_app(chain_settings(TIDEGATE_COMPUTE_ENVIRONMENTS=ONE_SLOT_ENV)):
+        token = harness.addresses["Ocean"]
+        r = await oceanjs8.initialize_compute(client, "paid", [], raw(SLEEP), token=token,
+                                              max_job_duration=120, queue_max_wait=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["payment"]["minLockSeconds"] == 120 + 30 + 3600
+        long_job = "import time\nprint('holding', flush=True)\ntime.sleep(6)\n"
+        r = await oceanjs8.compute_start(client, "paid", [], raw(long_job), token=token,
+                                         max_job_duration=120, queue_max_wait=1000)
+        assert r.status_code == 200, r.text
+        holder = r.json()[0]["jobId"]
+        deadline = time.monotonic() + 30
+        while (await oceanjs8.compute_status(client, holder)).json()[0]["status"] < 40:
+            assert time.monotonic() < deadline, "the first job never ran"
+            await asyncio.sleep(0.2)
+        r = await oceanjs8.compute_start(client, "paid", [], raw(SLEEP), token=token,
+                                         max_job_duration=120, queue_max_wait=1)
+        assert r.status_code == 200, r.text
+        waiter = r.json()[0]
+        assert waiter["queueMaxWaitTime"] == 1
+        # Each lock lasts its job's run, its queue wait and the claim time: the holder's
+        # (a 1000 s wait allowed) 999 s longer than the waiter's, less the seconds
+        # between the two locks.
+        holder_lock, waiter_lock = escrow_events(harness, "Lock")
+        assert 980 <= holder_lock["args"]["expiry"] - waiter_lock["args"]["expiry"] <= 999
+        expired = await wait_v2(client, waiter["jobId"])
+        assert (expired["status"], expired["statusText"]) == (70, "Job expired in the queue")
+        assert expired["detail"] == ("The job waited longer than its queueMaxWaitTime (1 s) "
+                                     "for a free slot and was not run.")
+        # The holder is still running: the waiter ended at its deadline, not after it.
+        assert (await oceanjs8.compute_status(client, holder)).json()[0]["status"] == 40
+        assert (await wait_v2(client, holder))["status"] == 70
+        assert await settled(harness) == (98 * ONE_TOKEN, 0)  # only the holder's minute
+        assert sorted(e["args"]["amount"] for e in escrow_events(harness, "Claimed")) == [
+            0, 2 * ONE_TOKEN]

@@ -83,6 +83,14 @@ def _duration(raw: object) -> int:
     return math.ceil(raw)
 
 
+def _queue_wait(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) \
+            or not 0 <= raw <= MAX_DURATION:
+        fail("invalid_duration", "The {field} must be a number of seconds from 0 to "
+                                 f"{MAX_DURATION}.")
+    return math.ceil(raw)
+
+
 def _object(raw: object) -> object:
     if not isinstance(raw, Mapping):
         fail("invalid_input", "The {field} must be an object.")
@@ -95,6 +103,10 @@ Duration = Annotated[int, pydantic.PlainValidator(_duration), pydantic.WithJsonS
     {"type": "number", "minimum": 1, "maximum": MAX_DURATION,
      "description": "Seconds (a fraction counts as a whole second); capped by the "
                     "environment's maximum."})]
+QueueWait = Annotated[int, pydantic.PlainValidator(_queue_wait), pydantic.WithJsonSchema(
+    {"type": "number", "minimum": 0, "maximum": MAX_DURATION,
+     "description": "Seconds the job may wait for a free slot before it is ended unrun "
+                    "(0 or absent: it waits as long as it takes)."})]
 FileObjectParam = Annotated[dict[str, Any] | None, pydantic.PlainValidator(_object),
                             pydantic.WithJsonSchema({"type": "object", "description":
                                                      "A file object (url, ipfs, ...)."})]
@@ -147,6 +159,7 @@ class FreeComputeParams(Params):
     signature: str | None = None
     resources: list[Resource] = pydantic.Field(default_factory=list)
     maxJobDuration: Duration | None = None
+    queueMaxWaitTime: QueueWait | None = None
 
     def problems(self) -> dict[str, str]:
         return self.algorithm.problems()
@@ -158,7 +171,8 @@ class FreeComputeParams(Params):
             environment=self.environment, algorithm=self.algorithm.request(),
             datasets=[d.dataset() for d in self.datasets],
             resources=[ResourceAmount(r.id, r.amount) for r in self.resources],
-            max_duration=self.maxJobDuration, payment=self.payment_request())
+            max_duration=self.maxJobDuration, payment=self.payment_request(),
+            queue_max_wait=self.queueMaxWaitTime or 0)
 
     def payment_request(self) -> PaymentRequest | None:
         return None
@@ -193,6 +207,7 @@ class InitializeNodeComputeParams(Params):
     consumerAddress: AddressText
     payment: Annotated[QuotePaymentParams, pydantic.BeforeValidator(_object)]
     maxJobDuration: Duration | None = None
+    queueMaxWaitTime: QueueWait | None = None
 
     def problems(self) -> dict[str, str]:
         return self.algorithm.problems()
@@ -205,7 +220,7 @@ class InitializeNodeComputeParams(Params):
                                    checksum_address(self.payment.token)),
             datasets=[d.dataset() for d in self.datasets],
             resources=[ResourceAmount(r.id, r.amount) for r in self.payment.resources],
-            max_duration=self.maxJobDuration)
+            max_duration=self.maxJobDuration, queue_max_wait=self.queueMaxWaitTime or 0)
 
 
 class LogsParams(Params):

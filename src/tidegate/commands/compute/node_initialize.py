@@ -51,7 +51,8 @@ NOT_ORDERED: dict[str, Any] = {"validOrder": False}
 class InitializeNodeCompute:
     """Quote a paid job of ``algorithm`` on ``datasets`` in ``environment`` for
     ``consumer`` (checksummed), paid with ``payment``, for ``max_duration`` seconds
-    (None: the environment's maximum)."""
+    (None: the environment's maximum), waiting at most ``queue_max_wait`` seconds for
+    a slot (the lock's ``minLockSeconds`` covers that wait too)."""
 
     consumer: str
     environment: str
@@ -60,6 +61,7 @@ class InitializeNodeCompute:
     datasets: list[NodeDataset] = field(default_factory=list)
     resources: list[ResourceAmount] = field(default_factory=list)
     max_duration: int | None = None
+    queue_max_wait: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ async def initialize_node_compute(ctx: ComputeContext, cmd: InitializeNodeComput
                                             cmd.consumer, env, valid_until, pays=False)
     job = PaidJob(job_id="", consumer=cmd.consumer, environment=env,
                   chain_id=cmd.payment.chain_id, token=cmd.payment.token,
-                  resources=tuple(resources), seconds=seconds, cost=job_cost(env, seconds))
+                  resources=tuple(resources), seconds=seconds, cost=job_cost(env, seconds),
+                  queue_seconds=cmd.queue_max_wait)
     return NodeComputeQuotes(quotes, algorithm_quote, await payments.quote(job))
 
 

@@ -85,7 +85,8 @@ class PaymentRequest:
 class StartNodeCompute:
     """Run ``algorithm`` on ``datasets`` (possibly none) in ``environment`` for the
     signer of ``proof``, with ``resources`` for at most ``max_duration`` seconds (None:
-    the environment's maximum); ``payment`` None: free compute."""
+    the environment's maximum); ``payment`` None: free compute. ``queue_max_wait``:
+    seconds the job may wait for a free slot before it is ended unrun (0: no limit)."""
 
     proof: SignedRequest
     environment: str
@@ -94,12 +95,14 @@ class StartNodeCompute:
     resources: list[ResourceAmount] = field(default_factory=list)
     max_duration: int | None = None
     payment: PaymentRequest | None = None
+    queue_max_wait: int = 0
 
 
 @dataclass(frozen=True)
 class PaidJob:
     """What a paid job costs: ``cost`` (fee-token units, Ocean Node's rule: price x
-    amount x ceil(minutes)) of ``token`` on ``chain_id``, for ``seconds`` at most."""
+    amount x ceil(minutes)) of ``token`` on ``chain_id``, for ``seconds`` at most; the
+    lock also lasts ``queue_seconds`` (its ``queueMaxWaitTime``) longer."""
 
     job_id: str
     consumer: str
@@ -109,6 +112,7 @@ class PaidJob:
     resources: tuple[ResourceAmount, ...]
     seconds: int
     cost: Decimal
+    queue_seconds: int = 0
 
 
 class ComputePayments(Protocol):
@@ -204,13 +208,13 @@ async def start_node_compute(ctx: ComputeContext, cmd: StartNodeCompute,
         paid = PaidJob(job_id=job_id, consumer=consumer, environment=env,
                        chain_id=cmd.payment.chain_id, token=cmd.payment.token,
                        resources=tuple(resources), seconds=seconds,
-                       cost=job_cost(env, seconds))
+                       cost=job_cost(env, seconds), queue_seconds=cmd.queue_max_wait)
         agreement = await payments.lock(paid)
     spec = JobSpec(job_id=job_id, owner=consumer, environment=env, chain_id=env.chain_id,
                    agreement_id=agreement, inputs=inputs, algorithm=job_alg,
                    max_duration=seconds, allow_network=env.allow_network, protocol="node",
                    resources=tuple((r.id, r.amount) for r in resources),
-                   free=cmd.payment is None)
+                   free=cmd.payment is None, queue_max_wait=cmd.queue_max_wait)
     if cmd.payment is not None:
         assert payments is not None and paid is not None
         try:

@@ -64,6 +64,10 @@ class JobSpec:
     """Ocean Node's protocol: the resources the job was granted (id, amount)."""
     free: bool = False
     """Started through Ocean Node's free compute."""
+    queue_max_wait: int = 0
+    """Seconds the job may wait for a free slot (its ``queueMaxWaitTime``) before it is
+    ended unrun; 0: as long as it takes. The operator-service engine leaves it to the
+    operator."""
 
 
 @dataclass

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
-from tidegate.compute.engines.queueing import check_disk_room
+from tidegate.compute.engines.queueing import (
+    QUEUE_EXPIRED_TEXT,
+    check_disk_room,
+    queue_deadline,
+    queue_expired,
+    queue_expired_detail,
+)
 from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook, lease_name
 from tidegate.compute.environments import Environment
 from tidegate.compute.jobs import FINISHED, JobNotFoundError, JobRecord, JobStatus
@@ -267,8 +273,12 @@ class LocalEngine:
                    active: _Active) -> None:
         job_id = spec.job_id
         try:
-            if not await self._wait_for_slot(env, active):
-                await self._finish(job_id, "Job stopped", stopped=True)
+            if not await self._wait_for_slot(env, active, queue_deadline(spec.queue_max_wait)):
+                if active.stop.is_set() or not spec.queue_max_wait:
+                    await self._finish(job_id, "Job stopped", stopped=True)
+                else:
+                    await self._finish(job_id, queue_expired_detail(spec.queue_max_wait),
+                                       status_text=QUEUE_EXPIRED_TEXT)
                 return
             try:
                 active.running = True
@@ -287,8 +297,10 @@ class LocalEngine:
         finally:
             self._active.pop(job_id, None)
 
-    async def _wait_for_slot(self, env: Environment, active: _Active) -> bool:
-        """Queue for a slot of ``env``; False if the job was stopped while waiting."""
+    async def _wait_for_slot(self, env: Environment, active: _Active,
+                             deadline: float | None) -> bool:
+        """Queue for a slot of ``env``; False if the job was stopped while waiting
+        (``active.stop`` set) or is past ``deadline`` (``queueing.queue_deadline``)."""
         acquire = asyncio.ensure_future(self._slots[env.id].acquire())
         while True:
             stopped = asyncio.ensure_future(active.stop.wait())
@@ -297,7 +309,8 @@ class LocalEngine:
             await _cancel(stopped)
             if acquire in done and not active.stop.is_set():
                 return True
-            if acquire in done or active.stop.is_set() or await self._stop_requested(active):
+            if (acquire in done or active.stop.is_set() or queue_expired(deadline)
+                    or await self._stop_requested(active)):
                 await _cancel(acquire)
                 if acquire.done() and not acquire.cancelled():
                     self._slots[env.id].release()  # acquired just before the stop
@@ -381,8 +394,10 @@ class LocalEngine:
         await self._book.update(job_id, status, stop_requested=stop_requested)
 
     async def _finish(self, job_id: str, detail: str,
-                      status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False) -> None:
+                      status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False,
+                      status_text: str | None = None) -> None:
         """Mark the job finished; its log is always a result, on 70 its outputs too
         (at most the sandbox's ``max_output_files``)."""
         await self._book.finish(job_id, detail, status, stopped=stopped,
+                                status_text=status_text,
                                 max_outputs=self.sandbox.options.max_output_files)

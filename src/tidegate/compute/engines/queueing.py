@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from tidegate.compute.jobs import QUEUE_EXPIRED_TEXT
 from tidegate.errors import ServiceUnavailableError
 
-__all__ = ["ActiveJob", "InsufficientDiskError", "cancel", "check_disk_room", "until_stopped",
-           "wait_for_slot"]
+__all__ = ["QUEUE_EXPIRED_TEXT", "ActiveJob", "InsufficientDiskError", "cancel",
+           "check_disk_room", "queue_deadline", "queue_expired", "queue_expired_detail",
+           "until_stopped", "wait_for_slot"]
+
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -61,11 +65,30 @@ async def cancel(task: asyncio.Future[Any]) -> None:
         await task
 
 
-async def wait_for_slot(slots: asyncio.Semaphore, active: ActiveJob[Any],
-                        stopped_elsewhere: Callable[[], Awaitable[bool]]) -> bool:
-    """Acquire one of ``slots``; False (nothing held) if the job was stopped meanwhile.
+def queue_deadline(queue_max_wait: int) -> float | None:
+    """The ``time.monotonic()`` by which a job must have its slot (None: no limit)."""
+    return time.monotonic() + queue_max_wait if queue_max_wait > 0 else None
 
-    ``stopped_elsewhere`` is asked about once a second while waiting.
+
+def queue_expired(deadline: float | None) -> bool:
+    """Whether a job waiting for its slot is past its ``queue_deadline``."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def queue_expired_detail(queue_max_wait: int) -> str:
+    """The record's detail for a job ended in the queue (it never ran)."""
+    return (f"The job waited longer than its queueMaxWaitTime ({queue_max_wait} s) for a "
+            "free slot and was not run.")
+
+
+async def wait_for_slot(slots: asyncio.Semaphore, active: ActiveJob[Any],
+                        stopped_elsewhere: Callable[[], Awaitable[bool]],
+                        deadline: float | None = None) -> bool:
+    """Acquire one of ``slots``; False (nothing held) if the job was stopped meanwhile
+    or is past ``deadline`` (:func:`queue_deadline`; the caller tells which by
+    ``active.stop``, set only by a stop).
+
+    ``stopped_elsewhere`` and the deadline are checked about once a second.
     """
     acquire = asyncio.ensure_future(slots.acquire())
     while True:
@@ -75,7 +98,8 @@ async def wait_for_slot(slots: asyncio.Semaphore, active: ActiveJob[Any],
         await cancel(stopped)
         if acquire in done and not active.stop.is_set():
             return True
-        if acquire in done or active.stop.is_set() or await stopped_elsewhere():
+        if (acquire in done or active.stop.is_set() or queue_expired(deadline)
+                or await stopped_elsewhere()):
             await cancel(acquire)
             if acquire.done() and not acquire.cancelled():
                 slots.release()  # acquired just before the stop

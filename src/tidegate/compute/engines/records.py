@@ -80,6 +80,7 @@ class JobBook:
             date_created=time.time(), algorithm_did=spec.algorithm.did,
             input_dids=[i.did for i in spec.inputs if i.did], protocol=spec.protocol,
             free=spec.free, max_duration=spec.max_duration,
+            queue_max_wait=spec.queue_max_wait,
             resources=[{"id": rid, "amount": amount} for rid, amount in spec.resources])
 
     async def load(self, job_id: str) -> JobRecord | None:

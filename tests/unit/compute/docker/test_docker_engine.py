@@ -284,6 +284,27 @@ async def test_a_stop_whose_kill_ends_the_wait_first_is_still_a_stop(
         stopped.detail)
 
 
+async def test_a_job_past_its_queue_max_wait_ends_unrun(
+        make_docker_engine: DockerFactory, docker: aiodocker.Docker) -> None:
+    """One slot: the second job (queueMaxWaitTime 1 s) ends in the queue, no container
+    of it was ever made, while the first one runs on."""
+    env = docker_environment(max_job_duration=60, max_jobs=1)
+    engine = await make_docker_engine(env)
+    holder = spec(env, code="echo holding\nsleep 8", container=BUSYBOX)
+    await engine.start(holder)
+    await wait_status(engine, holder.job_id, {JobStatus.RUNNING}, within=60)
+    waiter = replace(spec(env, code="echo never", container=BUSYBOX), queue_max_wait=1)
+    await engine.start(waiter)
+    record = await finished(engine, waiter.job_id, within=10)
+    assert (record.status, record.status_text) == (JobStatus.COMPLETED,
+                                                   "Job expired in the queue")
+    assert record.detail == ("The job waited longer than its queueMaxWaitTime (1 s) for a "
+                             "free slot and was not run.")
+    assert record.date_started is None and await job_containers(docker, waiter.job_id) == []
+    assert (await engine.jobs(OWNER, holder.job_id, None))[0].status == JobStatus.RUNNING
+    await engine.stop(OWNER, holder.job_id, None)
+
+
 async def test_the_wall_clock_limit_kills_the_container(
         make_docker_engine: DockerFactory) -> None:
     env = docker_environment(max_job_duration=60)
