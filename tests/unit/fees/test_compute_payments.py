@@ -41,6 +41,7 @@ class PaidJobStandIn:
     token: str
     resources: tuple[Amount, ...]
     seconds: int
+    queue_seconds: int = 0
 
 
 @pytest.fixture
