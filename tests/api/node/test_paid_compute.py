@@ -261,7 +261,7 @@ async def test_queue_max_wait_lengthens_the_lock_and_ends_a_job_that_waited_long
                                               max_job_duration=120, queue_max_wait=30)
         assert r.status_code == 200, r.text
         assert r.json()["payment"]["minLockSeconds"] == 120 + 30 + 3600
-        long_job = "import time\nprint('holding', flush=True)\ntime.sleep(6)\n"
+        long_job = "import time\nprint('holding', flush=True)\ntime.sleep(12)\n"
         r = await oceanjs8.compute_start(client, "paid", [], raw(long_job), token=token,
                                          max_job_duration=120, queue_max_wait=1000)
         assert r.status_code == 200, r.text

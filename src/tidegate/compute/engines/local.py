@@ -24,17 +24,19 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
 from tidegate.compute.engines.queueing import (
     QUEUE_EXPIRED_TEXT,
+    ActiveJob,
+    cancel,
     check_disk_room,
     queue_deadline,
-    queue_expired,
     queue_expired_detail,
+    wait_for_slot,
 )
 from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook, lease_name
 from tidegate.compute.environments import Environment
@@ -56,21 +58,8 @@ logger = logging.getLogger(__name__)
 
 
 
-@dataclass
-class _Active:
-    """A job this process accepted and has not finished."""
-
-    job_id: str
-    env_id: str
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    running: bool = False
-    task: asyncio.Task[None] | None = None
-
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+#: A job this process accepted and has not finished (no engine-specific run object).
+_Active = ActiveJob[None]
 
 
 class LocalEngine:
@@ -137,7 +126,7 @@ class LocalEngine:
     async def close(self) -> None:
         """Kill running jobs (marked failed) and stop background work."""
         if self._maintainer is not None:
-            await _cancel(self._maintainer)
+            await cancel(self._maintainer)
         tasks = [a.task for a in self._active.values() if a.task is not None]
         for task in tasks:
             task.cancel()
@@ -273,7 +262,9 @@ class LocalEngine:
                    active: _Active) -> None:
         job_id = spec.job_id
         try:
-            if not await self._wait_for_slot(env, active, queue_deadline(spec.queue_max_wait)):
+            if not await wait_for_slot(self._slots[env.id], active,
+                                       lambda: self._stop_requested(active),
+                                       queue_deadline(spec.queue_max_wait)):
                 if active.stop.is_set() or not spec.queue_max_wait:
                     await self._finish(job_id, "Job stopped", stopped=True)
                 else:
@@ -297,25 +288,6 @@ class LocalEngine:
         finally:
             self._active.pop(job_id, None)
 
-    async def _wait_for_slot(self, env: Environment, active: _Active,
-                             deadline: float | None) -> bool:
-        """Queue for a slot of ``env``; False if the job was stopped while waiting
-        (``active.stop`` set) or is past ``deadline`` (``queueing.queue_deadline``)."""
-        acquire = asyncio.ensure_future(self._slots[env.id].acquire())
-        while True:
-            stopped = asyncio.ensure_future(active.stop.wait())
-            done, _ = await asyncio.wait({acquire, stopped}, timeout=1.0,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            await _cancel(stopped)
-            if acquire in done and not active.stop.is_set():
-                return True
-            if (acquire in done or active.stop.is_set() or queue_expired(deadline)
-                    or await self._stop_requested(active)):
-                await _cancel(acquire)
-                if acquire.done() and not acquire.cancelled():
-                    self._slots[env.id].release()  # acquired just before the stop
-                return False
-
     async def _stop_requested(self, active: _Active) -> bool:
         """True once a stop was asked here or (through the store) by another process."""
         record = await self._load(active.job_id)
@@ -337,9 +309,9 @@ class LocalEngine:
         stopped = asyncio.ensure_future(active.stop.wait())
         done, _ = await asyncio.wait({provision_task, stopped}, return_when=asyncio.FIRST_COMPLETED,
                                      timeout=max(60.0, limits.wall_seconds))
-        await _cancel(stopped)
+        await cancel(stopped)
         if provision_task not in done:
-            await _cancel(provision_task)
+            await cancel(provision_task)
             if active.stop.is_set():
                 await self._finish(job_id, "Job stopped", stopped=True)
             else:
