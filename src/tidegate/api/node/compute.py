@@ -75,20 +75,21 @@ def _amount(raw: object) -> float:
     return float(raw)
 
 
-def _duration(raw: object) -> int:
+def _seconds(raw: object, minimum: int) -> int:
+    """Whole seconds (a fraction rounds up) from ``minimum`` to ``MAX_DURATION``."""
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) \
-            or not 1 <= raw <= MAX_DURATION:
-        fail("invalid_duration", "The {field} must be a number of seconds from 1 to "
-                                 f"{MAX_DURATION}.")
+            or not minimum <= raw <= MAX_DURATION:
+        fail("invalid_duration", f"The {{field}} must be a number of seconds from {minimum} "
+                                 f"to {MAX_DURATION}.")
     return math.ceil(raw)
+
+
+def _duration(raw: object) -> int:
+    return _seconds(raw, 1)
 
 
 def _queue_wait(raw: object) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) \
-            or not 0 <= raw <= MAX_DURATION:
-        fail("invalid_duration", "The {field} must be a number of seconds from 0 to "
-                                 f"{MAX_DURATION}.")
-    return math.ceil(raw)
+    return _seconds(raw, 0)
 
 
 def _object(raw: object) -> object:

@@ -251,11 +251,7 @@ async def test_stop_kills_the_container_at_once_and_the_log_is_readable_before(
                code="echo started\necho early > /data/outputs/early\nsleep 120",
                container=BUSYBOX)
     await engine.start(job)
-    await wait_status(engine, job.job_id, {JobStatus.RUNNING}, within=60)
-    deadline = time.monotonic() + 10
-    while await result_bytes_so_far(engine, job.job_id) != b"started\n":
-        assert time.monotonic() < deadline, "the log so far never showed"
-        await asyncio.sleep(0.05)
+    await running_with_log(engine, job.job_id, b"started\n")
     assert len(await job_containers(docker, job.job_id)) == 1
     asked = time.monotonic()
     [stopped] = await engine.stop(OWNER, job.job_id, None)
@@ -274,11 +270,7 @@ async def test_a_stop_whose_kill_ends_the_wait_first_is_still_a_stop(
     job = spec(docker_environment(max_job_duration=120), code="echo started\nsleep 120",
                container=BUSYBOX)
     await engine.start(job)
-    await wait_status(engine, job.job_id, {JobStatus.RUNNING}, within=60)
-    deadline = time.monotonic() + 10
-    while await result_bytes_so_far(engine, job.job_id) != b"started\n":
-        assert time.monotonic() < deadline, "the log so far never showed"
-        await asyncio.sleep(0.05)
+    await running_with_log(engine, job.job_id, b"started\n")
     [stopped] = await engine.stop(OWNER, job.job_id, None)
     assert (stopped.status, stopped.status_text) == (JobStatus.COMPLETED, "Job stopped"), (
         stopped.detail)
@@ -313,6 +305,15 @@ async def test_the_wall_clock_limit_kills_the_container(
     await engine.start(job)
     record = await finished(engine, job.job_id, within=30)
     assert record.detail == "Time limit exceeded: the job ran longer than 1 s and was stopped."
+
+
+async def running_with_log(engine: DockerEngine, job_id: str, log: bytes) -> None:
+    """Wait until the job runs and its log so far is ``log``."""
+    await wait_status(engine, job_id, {JobStatus.RUNNING}, within=60)
+    deadline = time.monotonic() + 10
+    while await result_bytes_so_far(engine, job_id) != log:
+        assert time.monotonic() < deadline, "the log so far never showed"
+        await asyncio.sleep(0.05)
 
 
 async def result_bytes_so_far(engine: DockerEngine, job_id: str) -> bytes:
