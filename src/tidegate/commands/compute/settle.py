@@ -61,11 +61,6 @@ class JobSettlement(Protocol):
     async def release(self, job_id: str) -> object | None: ...
 
 
-def used_seconds(record: JobRecord, now: float) -> float | None:
-    """Seconds the algorithm of an ended job ran; None if it never started."""
-    return record.used_seconds(now)
-
-
 def _lock_terms(lock: EscrowLockRow) -> tuple[str, float]:
     """The payer and the expiry (epoch seconds) of a stored lock (``JobPayment`` JSON)."""
     document = json.loads(lock.document)

@@ -73,13 +73,11 @@ from tidegate.compute.engines.docker_images import (
 )
 from tidegate.compute.engines.docker_run import ContainerRun, remove_orphans
 from tidegate.compute.engines.queueing import (
-    QUEUE_EXPIRED_TEXT,
     ActiveJob,
     cancel,
     check_disk_room,
     queue_deadline,
     queue_expired,
-    queue_expired_detail,
     until_stopped,
     wait_for_slot,
 )
@@ -361,12 +359,12 @@ class DockerEngine:
         try:
             if not await wait_for_slot(self._slots[env.id], active,
                                        lambda: self._stopped(active), deadline):
-                await self._end_unrun(spec, active)
+                await self._book.end_unrun(spec, active.stop.is_set())
                 return
             try:
                 host = await self._hosts.reserve(job_id, env, stopped_or_expired)
                 if host is None:
-                    await self._end_unrun(spec, active)
+                    await self._book.end_unrun(spec, active.stop.is_set())
                     return
                 try:
                     active.running = True
@@ -391,14 +389,6 @@ class DockerEngine:
                 await self._book.finish(job_id, "Internal error while running the job.")
         finally:
             self._active.pop(job_id, None)
-
-    async def _end_unrun(self, spec: JobSpec, active: _Active) -> None:
-        """End a job that left the queue without running: stopped, or expired there."""
-        if active.stop.is_set() or not spec.queue_max_wait:
-            await self._book.finish(spec.job_id, _STOPPED, stopped=True)
-        else:
-            await self._book.finish(spec.job_id, queue_expired_detail(spec.queue_max_wait),
-                                    status_text=QUEUE_EXPIRED_TEXT)
 
     async def _stopped(self, active: _Active) -> bool:
         if await self._book.stop_requested(active.job_id):

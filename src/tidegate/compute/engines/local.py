@@ -30,12 +30,10 @@ from typing import Any
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
 from tidegate.compute.engines.queueing import (
-    QUEUE_EXPIRED_TEXT,
     ActiveJob,
     cancel,
     check_disk_room,
     queue_deadline,
-    queue_expired_detail,
     wait_for_slot,
 )
 from tidegate.compute.engines.records import INTERRUPTED, JOB_ID, JobBook, lease_name
@@ -265,11 +263,7 @@ class LocalEngine:
             if not await wait_for_slot(self._slots[env.id], active,
                                        lambda: self._stop_requested(active),
                                        queue_deadline(spec.queue_max_wait)):
-                if active.stop.is_set() or not spec.queue_max_wait:
-                    await self._finish(job_id, "Job stopped", stopped=True)
-                else:
-                    await self._finish(job_id, queue_expired_detail(spec.queue_max_wait),
-                                       status_text=QUEUE_EXPIRED_TEXT)
+                await self._book.end_unrun(spec, active.stop.is_set())
                 return
             try:
                 active.running = True
@@ -366,10 +360,8 @@ class LocalEngine:
         await self._book.update(job_id, status, stop_requested=stop_requested)
 
     async def _finish(self, job_id: str, detail: str,
-                      status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False,
-                      status_text: str | None = None) -> None:
+                      status: JobStatus = JobStatus.COMPLETED, *, stopped: bool = False) -> None:
         """Mark the job finished; its log is always a result, on 70 its outputs too
         (at most the sandbox's ``max_output_files``)."""
         await self._book.finish(job_id, detail, status, stopped=stopped,
-                                status_text=status_text,
                                 max_outputs=self.sandbox.options.max_output_files)

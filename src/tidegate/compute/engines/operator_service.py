@@ -370,11 +370,13 @@ class OperatorServiceEngine:
             record = _merged(record, row)
         return record
 
-    async def _row(self, job_id: str | None) -> OperatorJobRow | None:
-        """The stored row when ``job_id`` is Tidegate's id of one of its jobs."""
-        if job_id is None or self._store is None:
-            return None
-        return await self._store.get_operator_job(job_id)
+    async def _target(self, owner: str | None, job_id: str | None, did: str | None,
+                      ) -> tuple[OperatorJobRow | None, Callable[[], dict[str, Any]]]:
+        """The stored row when ``job_id`` is Tidegate's id of one of its jobs, and the
+        operator query for the job (by the operator's id then)."""
+        row = (None if job_id is None or self._store is None
+               else await self._store.get_operator_job(job_id))
+        return row, self._query(owner, row.operator_job_id if row else job_id, did)
 
     async def _with_known(self, records: list[JobRecord]) -> list[JobRecord]:
         """Merge the stored terms of Tidegate's jobs into the operator's records."""
@@ -405,8 +407,7 @@ class OperatorServiceEngine:
                    did: str | None) -> list[JobRecord]:
         """The operator's jobs with Tidegate's terms merged. Asked by Tidegate's id (the
         settlement sweep), a job deleted since is its last state, kept at the delete."""
-        row = await self._row(job_id)
-        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        row, query = await self._target(owner, job_id, did)
         try:
             found = self._jobs(await self._call("GET", "compute", query))
         except NotFoundError:
@@ -418,17 +419,19 @@ class OperatorServiceEngine:
         return await self._with_known(found)
 
     async def stop(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
-        row = await self._row(job_id)
-        query = self._query(owner, row.operator_job_id if row else job_id, did)
+        _, query = await self._target(owner, job_id, did)
         return await self._with_known(self._jobs(await self._call("PUT", "compute", query)))
 
     async def delete(self, owner: str, job_id: str | None, did: str | None) -> list[JobRecord]:
         """DELETE at the operator. A Tidegate job's last state is kept in its row first
         (an unfinished one as ended now), so a paid job deleted before it was settled
         is still charged for what it ran."""
-        row = await self._row(job_id)
-        query = self._query(owner, row.operator_job_id if row else job_id, did)
-        if self._store is not None:
+        row, query = await self._target(owner, job_id, did)
+        # The job's state is read first only when it may be one of Tidegate's (a
+        # classic job's delete costs the operator no extra call).
+        if self._store is not None and (
+                job_id is None or row is not None
+                or await self._store.find_operator_jobs([job_id])):
             try:
                 before = self._jobs(await self._call("GET", "compute", query))
             except NotFoundError:

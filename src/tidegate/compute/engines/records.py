@@ -22,8 +22,10 @@ from typing import Final
 from eth_utils import is_address, to_checksum_address
 
 from tidegate.compute.engines.base import JobSpec, ResultStream
+from tidegate.compute.engines.queueing import queue_expired_detail
 from tidegate.compute.jobs import (
     FINISHED,
+    QUEUE_EXPIRED_TEXT,
     STATUS_TEXT,
     JobNotFoundError,
     JobRecord,
@@ -159,6 +161,15 @@ class JobBook:
         record.status_text = status_text or ("Job stopped" if stopped else STATUS_TEXT[status])
         record.date_finished = time.time()
         await self.save(record)
+
+    async def end_unrun(self, spec: JobSpec, stopped: bool) -> None:
+        """End a job that left the queue without running: ``stopped``, or past its
+        ``queue_max_wait`` (``queueing.wait_for_slot`` returned False without a stop)."""
+        if stopped or not spec.queue_max_wait:
+            await self.finish(spec.job_id, "Job stopped", stopped=True)
+        else:
+            await self.finish(spec.job_id, queue_expired_detail(spec.queue_max_wait),
+                              status_text=QUEUE_EXPIRED_TEXT)
 
     async def expire(self, storage_expiry: Mapping[str, int], now: float) -> list[str]:
         """Remove the files of finished jobs kept past their environment's
