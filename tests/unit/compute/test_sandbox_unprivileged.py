@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,17 @@ json.dump(report, open("/data/outputs/report.json", "w"))
 """
 
 
+def _closed_to_others(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that users other than the owner cannot
+    enter (no ``o+x``), or None. ``nobody`` imports Tidegate from the checkout: a clone
+    under such a directory (``mktemp -d`` makes them 0700) cannot be read by it, and
+    Python then skips the unreadable ``PYTHONPATH`` entry silently."""
+    for candidate in (path, *path.parents):
+        if not candidate.stat().st_mode & stat.S_IXOTH:
+            return candidate
+    return None
+
+
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """A directory ``nobody`` owns, outside pytest's root-only temporary tree."""
@@ -100,6 +112,11 @@ def scratch() -> Iterator[Path]:
 def test_the_user_namespace_sandbox_holds(scratch: Path) -> None:
     if shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3"):
         pytest.skip("setpriv or /usr/bin/python3 (the job's interpreter) is missing")
+    for needed in (SRC, Path(sys.executable).parent):
+        closed = _closed_to_others(needed)
+        if closed is not None:
+            pytest.skip(f"nobody cannot enter {closed} (on the way to {needed}): clone "
+                        "the repository under a directory others may enter")
     secret = scratch / "provider-secret"
     secret.write_text("PROVIDER_PRIVATE_KEY=0xdead")
     secret.chmod(0o644)  # readable by nobody on the host: only the sandbox hides it
